@@ -1,0 +1,3 @@
+from cxslack.cli.app import main
+
+main()

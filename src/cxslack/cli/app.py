@@ -1,0 +1,122 @@
+"""The root `cxslack` app and the one mapping from errors to messages and exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+from typer import _click  # Typer vendors click; its exception types live here
+from typer.core import TyperGroup
+
+from cxslack import __version__
+from cxslack.cli import render
+from cxslack.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CxError
+from cxslack.redact import redact
+
+
+class CxGroup(TyperGroup):
+    """Runs the command tree and turns every way out into an exit code and a message."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:  # fmt: skip
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            rv = super().main(argv, prog_name or "cxslack", complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except CxError as exc:
+            code = report(exc, argv)
+        except _click.exceptions.UsageError as exc:
+            hint = None
+            if exc.ctx is not None:
+                hint = f"See: {exc.ctx.command_path} --help"
+            code = report(CxError("usage_error", exc.format_message(), hint, exit_code=EXIT_USAGE), argv)
+        except _click.exceptions.ClickException as exc:
+            code = report(CxError("usage_error", exc.format_message(), exit_code=exc.exit_code), argv)
+        except (KeyboardInterrupt, typer.Abort):
+            render.say("Interrupted.")
+            code = EXIT_INTERRUPTED
+        except BrokenPipeError:
+            code = EXIT_FAILED
+        except Exception as exc:  # a bug, not a user mistake: short message, traceback on request
+            if os.environ.get("CXSLACK_DEBUG"):
+                import traceback
+
+                render.say(redact("".join(traceback.format_exception(exc))))
+            code = report(
+                CxError(
+                    "internal_error",
+                    f"unexpected {type(exc).__name__}: {exc}",
+                    "This is a bug in cxslack; rerun with CXSLACK_DEBUG=1 for details and report it.",
+                ),
+                argv,
+            )
+        sys.exit(code)
+
+
+def wants_json(argv: Sequence[str]) -> bool:
+    for i, arg in enumerate(argv):
+        if arg in ("-o", "--output") and i + 1 < len(argv):
+            return argv[i + 1].lower() == "json"
+        if arg.startswith("--output="):
+            return arg.split("=", 1)[1].lower() == "json"
+        if arg.startswith("-o") and len(arg) > 2 and not arg.startswith("--"):
+            return arg[2:].lstrip("=").lower() == "json"
+    return os.environ.get("CXSLACK_OUTPUT", "").lower() == "json"
+
+
+def report(exc: CxError, argv: Sequence[str]) -> int:
+    """The single error renderer: JSON document on stdout in -o json, lines on stderr always."""
+    if wants_json(argv):
+        render.write_json({"error": exc.to_dict()})
+    err = sys.stderr
+    render.say(f"{render.paint('Error:', 'red bold', err)} {exc.message}")
+    if exc.hint:
+        render.say(f"{render.paint('Hint:', 'dim', err)} {exc.hint}")
+    return exc.exit_code
+
+
+app = typer.Typer(
+    cls=CxGroup,
+    name="cxslack",
+    help="Operator CLI for the Coralogix Slack integration: integrations, OAuth install, connectors, "
+    "migration to v0.1.0, and diagnosis.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"cxslack {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="Disable colour (NO_COLOR works too).")] = False,
+) -> None:
+    if no_color:
+        render.disable_color()
+
+
+def _register() -> None:
+    from cxslack.cli import completion, config, integrations
+
+    app.add_typer(integrations.app, name="integrations")
+    app.add_typer(config.app, name="config")
+    app.command("completion")(completion.completion)
+
+
+_register()
+
+
+def main() -> None:
+    typer.main.get_command(app).main(prog_name="cxslack")

@@ -1,0 +1,50 @@
+"""Options and helpers shared by every command group."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cxslack.cli.render import OutputFormat, is_interactive
+from cxslack.errors import UsageError
+
+OutputOpt = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--output",
+        "-o",
+        envvar="CXSLACK_OUTPUT",
+        case_sensitive=False,
+        help="Output format: table for people, json for scripts (one document on stdout).",
+        show_default=True,
+    ),
+]
+
+YesOpt = Annotated[
+    bool,
+    typer.Option("--yes", "-y", help="Do not ask for confirmation (required when not on a terminal)."),
+]
+
+
+def confirm_or_require_yes(question: str, yes: bool) -> None:
+    """Destructive commands ask on a terminal and need --yes otherwise."""
+    if yes:
+        return
+    if not is_interactive():
+        raise UsageError(
+            "confirmation_required",
+            "this command changes or removes data and needs confirmation",
+            "Pass --yes to confirm when not running on a terminal.",
+        )
+    if not typer.confirm(question, default=False, err=True):
+        raise UsageError("aborted", "nothing was changed", exit_code=1)
+
+
+def prompt_or_require(value: str | None, question: str, flag: str) -> str:
+    """Use the value, prompt for it on a terminal, or fail naming the flag."""
+    if value is not None:
+        return value
+    if not is_interactive():
+        raise UsageError("missing_value", f"{flag} is required when not running on a terminal")
+    return str(typer.prompt(question, err=True))

@@ -1,0 +1,228 @@
+"""`cxslack integrations …`: add, list, show, edit and remove Slack integrations."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cxslack.cli.common import OutputOpt, YesOpt, confirm_or_require_yes, prompt_or_require
+from cxslack.cli.render import Output, OutputFormat, is_interactive, style_status, when
+from cxslack.errors import UsageError
+from cxslack.model import CURRENT_VERSION, FUNCTIONALITY_LABEL, Integration
+from cxslack.registry import IntegrationChanges, NewIntegration, Registry, quote
+
+app = typer.Typer(help="Add, list, show, edit and remove Slack integrations.", no_args_is_help=True)
+
+NameArg = Annotated[str, typer.Argument(help="Integration name (case-insensitive) or id.", show_default=False)]
+
+
+def integration_json(integration: Integration, connectors: int) -> dict:
+    return integration.to_json(connectors)
+
+
+def show_integration(out: Output, integration: Integration, connectors: list[tuple[str, str]]) -> None:
+    ws = integration.workspace
+    status = integration.status.value.capitalize()
+    if integration.status_reason:
+        status += f" ({integration.status_reason})"
+    out.fields(
+        [
+            ("Name", integration.name),
+            ("ID", integration.id),
+            ("Status", status),
+            ("Version", integration.version),
+            ("Functionality", ", ".join(FUNCTIONALITY_LABEL[f] for f in integration.functionality)),
+            ("Two-way comment sync", "on" if integration.two_way_sync else "off"),
+            ("Rich link previews", "on" if integration.link_previews else "off"),
+            ("Workspace", f"{ws.team_name} ({ws.team_id})" if ws else "-"),
+            ("Bot user", integration.bot_user_id or "-"),
+            ("Requested scopes", ", ".join(integration.requested_scopes)),
+            ("Granted scopes", ", ".join(integration.granted_scopes) or "-"),
+            ("Connectors", ", ".join(name for _, name in connectors) or "none"),
+            ("Created", integration.created_at),
+            ("Updated", integration.updated_at),
+        ]
+    )
+
+
+@app.command("add")
+def add(
+    name: Annotated[str | None, typer.Option("--name", help="Integration name (unique, case-insensitive).")] = None,
+    notifications: Annotated[
+        bool, typer.Option("--notifications/--no-notifications", help="Application functionality: Send notifications.")
+    ] = True,
+    access_logs: Annotated[
+        bool, typer.Option("--access-logs/--no-access-logs", help="Application functionality: Collect access logs.")
+    ] = False,
+    two_way_sync: Annotated[
+        bool,
+        typer.Option(
+            "--two-way-sync/--no-two-way-sync",
+            help="Slack thread replies become Case timeline comments (v0.1.0, needs notifications).",
+        ),
+    ] = False,
+    link_previews: Annotated[
+        bool | None,
+        typer.Option(
+            "--link-previews/--no-link-previews",
+            help="Rich previews for Coralogix Case URLs (v0.1.0). Default: on when the version allows it.",
+            show_default=False,
+        ),
+    ] = None,
+    consent: Annotated[
+        bool,
+        typer.Option("--consent-us-data-transfer", help="Consent to U.S. data transfer (required; asked on a terminal)."),
+    ] = False,
+    version: Annotated[
+        str,
+        typer.Option(
+            "--integration-version",
+            help="Integration version; register an earlier one (e.g. 0.0.9) to model an existing integration.",
+        ),
+    ] = CURRENT_VERSION,
+    output: OutputOpt = OutputFormat.TABLE,
+) -> None:
+    """Add a Slack integration (created Pending until the Slack app is authorized)."""
+    out = Output(output)
+    name = prompt_or_require(name, "Integration name", "--name")
+    if not consent:
+        if not is_interactive():
+            raise UsageError(
+                "consent_required",
+                "the Slack integration requires consent to U.S. data transfer",
+                "Pass --consent-us-data-transfer to confirm it.",
+            )
+        consent = typer.confirm("Consent to U.S. data transfer?", default=False, err=True)
+    registry = Registry()
+    integration = registry.add(
+        NewIntegration(
+            name=name,
+            notifications=notifications,
+            access_logs=access_logs,
+            two_way_sync=two_way_sync,
+            link_previews=link_previews,
+            consent_us_data_transfer=consent,
+            version=version,
+        )
+    )
+    out.emit({"integration": integration_json(integration, 0)}, lambda: show_integration(out, integration, []))
+    out.success(f"Created integration {integration.name} ({integration.version}), status Pending.")
+    out.info(f"Next: install the Slack app with: cxslack integrations authorize {quote(integration.name)}")
+
+
+@app.command("list")
+def list_(output: OutputOpt = OutputFormat.TABLE) -> None:
+    """List integrations with status, version, functionality and connectors."""
+    out = Output(output)
+    view = Registry().view()
+    counts = view.connector_counts()
+    integrations = sorted(view.integrations.values(), key=lambda i: i.name.casefold())
+    if out.json:
+        out.emit({"integrations": [integration_json(i, counts.get(i.id, 0)) for i in integrations]})
+        return
+    if not integrations:
+        out.info("No integrations yet. Add one with: cxslack integrations add --name NAME --consent-us-data-transfer")
+        return
+    rows = [
+        [
+            i.name,
+            i.status.value.capitalize(),
+            i.version,
+            ", ".join(FUNCTIONALITY_LABEL[f] for f in i.functionality),
+            str(counts.get(i.id, 0)),
+            when(i.updated_at),
+            i.id,
+        ]
+        for i in integrations
+    ]
+    out.table(
+        ["Integration Name", "Status", "Integration Version", "Application Functionality", "Connectors", "Last Updated", "ID"],
+        rows,
+        styles={1: lambda s: style_status(s.lower())},
+    )
+
+
+@app.command("show")
+def show(name: NameArg, output: OutputOpt = OutputFormat.TABLE) -> None:
+    """Show one integration in full: status and reason, features, workspace, scopes, connectors."""
+    out = Output(output)
+    view = Registry().view()
+    integration = view.find(name)
+    connectors = view.connectors_of(integration.id)
+    out.emit(
+        {"integration": integration_json(integration, len(connectors))},
+        lambda: show_integration(out, integration, connectors),
+    )
+
+
+@app.command("edit")
+def edit(
+    name: NameArg,
+    new_name: Annotated[str | None, typer.Option("--name", help="Rename the integration.")] = None,
+    notifications: Annotated[
+        bool | None, typer.Option("--notifications/--no-notifications", help="Send notifications.", show_default=False)
+    ] = None,
+    access_logs: Annotated[
+        bool | None, typer.Option("--access-logs/--no-access-logs", help="Collect access logs.", show_default=False)
+    ] = None,
+    two_way_sync: Annotated[
+        bool | None, typer.Option("--two-way-sync/--no-two-way-sync", help="Two-way comment sync.", show_default=False)
+    ] = None,
+    link_previews: Annotated[
+        bool | None,
+        typer.Option("--link-previews/--no-link-previews", help="Rich link previews.", show_default=False),
+    ] = None,
+    version: Annotated[
+        str | None,
+        typer.Option("--integration-version", help=f"Upgrade the integration (e.g. to {CURRENT_VERSION}); needs re-authorizing."),
+    ] = None,
+    output: OutputOpt = OutputFormat.TABLE,
+) -> None:
+    """Change an integration's name, functionality, notification settings or version."""
+    out = Output(output)
+    registry = Registry()
+    integration, warnings = registry.edit(
+        name,
+        IntegrationChanges(
+            name=new_name,
+            notifications=notifications,
+            access_logs=access_logs,
+            two_way_sync=two_way_sync,
+            link_previews=link_previews,
+            version=version,
+        ),
+    )
+    view = registry.view()
+    connectors = view.connectors_of(integration.id)
+    out.emit(
+        {"integration": integration_json(integration, len(connectors))},
+        lambda: show_integration(out, integration, connectors),
+    )
+    out.success(f"Updated integration {integration.name}.")
+    for warning in warnings:
+        out.warn(warning)
+
+
+@app.command("remove")
+def remove(name: NameArg, yes: YesOpt = False, output: OutputOpt = OutputFormat.TABLE) -> None:
+    """Remove an integration and its connectors (routing that used them stops delivering)."""
+    out = Output(output)
+    registry = Registry()
+    plan = registry.plan_removal(name)
+    if plan.connectors:
+        names = ", ".join(n for _, n in plan.connectors)
+        out.warn(
+            f"{plan.integration.name} still has {len(plan.connectors)} connector(s): {names}. Removing it removes them "
+            "too, and Case notification settings and Notification Center routing rules that use them stop delivering."
+        )
+    confirm_or_require_yes(f"Remove integration {plan.integration.name}?", yes)
+    removal = registry.remove(plan.integration.id)
+    out.emit(
+        {"removed": {"integration": removal.integration.id, "connectors": [i for i, _ in removal.connectors]}},
+        lambda: None,
+    )
+    out.success(
+        f"Removed integration {removal.integration.name}"
+        + (f" and connector(s) {', '.join(n for _, n in removal.connectors)}." if removal.connectors else ".")
+    )
