@@ -74,7 +74,9 @@ def validate_name(raw: str, what: str = "integration") -> str:
     if not name:
         raise UsageError("invalid_name", f"{what} name must not be empty")
     if len(name) > NAME_MAX:
-        raise UsageError("invalid_name", f"{what} name is {len(name)} characters long; the limit is {NAME_MAX}")
+        raise UsageError(
+            "invalid_name", f"{what} name is {len(name)} characters long; the limit is {NAME_MAX}"
+        )
     for ch in name:
         if unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}:
             raise UsageError(

@@ -6,7 +6,6 @@ cascade removals, which it does on the raw `connectors` table so the two stay de
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -152,9 +151,14 @@ class Registry:
         version = format_version(parse_version(spec.version))
         functionality = [
             f
-            for f, on in ((Functionality.NOTIFICATIONS, spec.notifications), (Functionality.ACCESS_LOGS, spec.access_logs))
+            for f, on in (
+                (Functionality.NOTIFICATIONS, spec.notifications),
+                (Functionality.ACCESS_LOGS, spec.access_logs),
+            )
             if on
         ]
+        import uuid
+
         integration = Integration(
             id=str(uuid.uuid4()),
             name=name,
@@ -167,7 +171,9 @@ class Registry:
             status_reason="not authorized yet: the Slack app has not been installed",
         )
         if spec.link_previews is None:
-            integration.link_previews = integration.supports_cases_features and integration.sends_notifications
+            integration.link_previews = (
+                integration.supports_cases_features and integration.sends_notifications
+            )
         integration.validate()
         with self.editing() as (view, _):
             view.ensure_unique_name(name)

@@ -27,17 +27,58 @@ class Scope:
 
 FEATURE_SCOPES: tuple[Scope, ...] = (
     Scope("chat:write", Feature.ALWAYS, "Post notification messages to configured Slack channels."),
-    Scope("chat:write.customize", Feature.ALWAYS, "Customize message appearance (avatar, name) when posting."),
-    Scope("chat:write.public", Feature.ALWAYS, "Send notifications to channels without requiring the bot to be invited first."),
-    Scope("users:read", Feature.ALWAYS, "Resolve Slack user identity when a user interacts with a Case notification."),
-    Scope("users:read.email", Feature.ALWAYS, "Match the Slack user's email to their Coralogix account for permission checks on Case interactions."),
-    Scope("channels:join", Feature.TWO_WAY_SYNC, "After posting a notification to a public channel, the bot joins the channel to read thread replies."),
-    Scope("channels:history", Feature.TWO_WAY_SYNC, "Read thread replies on Coralogix notification messages in public channels."),
-    Scope("groups:history", Feature.TWO_WAY_SYNC, "Read thread replies on Coralogix notification messages in private channels."),
-    Scope("links:read", Feature.LINK_PREVIEWS, "Detect Coralogix Case URLs shared in Slack to trigger preview generation."),
-    Scope("links:write", Feature.LINK_PREVIEWS, "Display a rich preview when a Coralogix Case URL is shared in Slack."),
-    Scope("openid", Feature.ACCESS_LOGS, "Connect the Slack user account with the Coralogix account.", user=True),
-    Scope("admin", Feature.ACCESS_LOGS, "Read access logs for the current team and forward them to Coralogix.", user=True),
+    Scope(
+        "chat:write.customize", Feature.ALWAYS, "Customize message appearance (avatar, name) when posting."
+    ),
+    Scope(
+        "chat:write.public",
+        Feature.ALWAYS,
+        "Send notifications to channels without requiring the bot to be invited first.",
+    ),
+    Scope(
+        "users:read",
+        Feature.ALWAYS,
+        "Resolve Slack user identity when a user interacts with a Case notification.",
+    ),
+    Scope(
+        "users:read.email",
+        Feature.ALWAYS,
+        "Match the Slack user's email to their Coralogix account for permission checks on Case interactions.",
+    ),
+    Scope(
+        "channels:join",
+        Feature.TWO_WAY_SYNC,
+        "After posting a notification to a public channel, the bot joins the channel to read thread replies.",
+    ),
+    Scope(
+        "channels:history",
+        Feature.TWO_WAY_SYNC,
+        "Read thread replies on Coralogix notification messages in public channels.",
+    ),
+    Scope(
+        "groups:history",
+        Feature.TWO_WAY_SYNC,
+        "Read thread replies on Coralogix notification messages in private channels.",
+    ),
+    Scope(
+        "links:read",
+        Feature.LINK_PREVIEWS,
+        "Detect Coralogix Case URLs shared in Slack to trigger preview generation.",
+    ),
+    Scope(
+        "links:write",
+        Feature.LINK_PREVIEWS,
+        "Display a rich preview when a Coralogix Case URL is shared in Slack.",
+    ),
+    Scope(
+        "openid", Feature.ACCESS_LOGS, "Connect the Slack user account with the Coralogix account.", user=True
+    ),
+    Scope(
+        "admin",
+        Feature.ACCESS_LOGS,
+        "Read access logs for the current team and forward them to Coralogix.",
+        user=True,
+    ),
 )
 
 # What stops working when a feature's scopes are declined (used in warnings and by doctor).

@@ -10,11 +10,9 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import tempfile
 import threading
-import tomllib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,8 +57,15 @@ class Paths:
 
 
 def ensure_private_dir(path: Path) -> None:
-    """Create `path` (and parents) as 0700; tighten it if it already exists wider."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create `path` as 0700, and any missing parents too; tighten `path` if it is wider.
+
+    (Path.mkdir(parents=True) would create the parents with the umask's mode.)
+    """
+    if not path.is_dir():
+        if not path.parent.is_dir():
+            ensure_private_dir(path.parent)
+        with suppress(FileExistsError):
+            path.mkdir(mode=0o700)
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         os.chmod(path, mode & 0o700)
@@ -72,6 +77,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     mkstemp creates the temp file 0600, so a secrets file is never readable by others, not even
     for an instant; the rename makes the new content appear whole or not at all.
     """
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -82,10 +89,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -151,6 +156,8 @@ def read_toml(path: Path) -> dict[str, Any]:
             f"{path}, line {_line_of(raw, exc.start)}: not valid UTF-8",
             "Fix or restore the file; cxslack left it as it is.",
         ) from None
+    import tomllib  # only on a parse-cache miss
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -188,7 +195,9 @@ def locate_key(path: Path, table: str, key: str | None = None) -> str:
         lines = path.read_text("utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
         return ""
-    header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(re.escape(p) for p in _split_dotted(table)) + r"\s*\]")
+    header = re.compile(
+        r"^\s*\[\s*" + r"\s*\.\s*".join(re.escape(p) for p in _split_dotted(table)) + r"\s*\]"
+    )
     for i, line in enumerate(lines):
         if header.match(line):
             if key is None:
@@ -220,11 +229,22 @@ class Store:
 
     def __init__(self, paths: Paths | None = None):
         self.paths = paths or Paths.from_env()
+        self._cache = ParseCache(self.paths.state_dir / "cache" / "config.json")
 
     # -- reading ---------------------------------------------------------------------------
     def read_config(self) -> dict[str, Any]:
-        doc = read_toml(self.paths.config_file)
+        """config.toml as a dict; served from the parse cache while the file is unchanged."""
+        path = self.paths.config_file
+        try:
+            key = _file_key(path)
+        except FileNotFoundError:
+            return {}
+        cached = self._cache.load(key)
+        if cached is not None:
+            return cached
+        doc = read_toml(path)
         self._check_schema(doc)
+        self._cache.save(key, doc)
         return doc
 
     def read_credentials(self) -> dict[str, Any]:
@@ -261,6 +281,7 @@ class Store:
             if docs.config != config:
                 docs.config["schema_version"] = SCHEMA_VERSION
                 atomic_write(self.paths.config_file, dump_toml(_schema_first(docs.config)))
+                self._cache.save(_file_key(self.paths.config_file), docs.config)
             if docs.credentials != credentials:
                 atomic_write(self.paths.credentials_file, dump_toml(docs.credentials), mode=0o600)
 
@@ -269,8 +290,54 @@ class Store:
         return self.paths.state_dir
 
 
+def _file_key(path: Path) -> list[int]:
+    """Identity of a file's current content: atomic replaces change the inode, edits the times."""
+    st = os.stat(path)
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+class ParseCache:
+    """The parsed config as JSON in the state dir, valid only for the exact file it came from.
+
+    tomllib is pure Python: a config with thousands of connectors takes ~200 ms to parse, while
+    the same document as JSON loads in a few. The cache is an optimisation only: any problem
+    reading or writing it falls back to parsing config.toml (which stays the source of truth).
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def load(self, key: list[int]) -> dict[str, Any] | None:
+        import json
+
+        try:
+            cached = json.loads(self.path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if (
+            not isinstance(cached, dict)
+            or cached.get("key") != key
+            or not isinstance(cached.get("doc"), dict)
+        ):
+            return None
+        return cached["doc"]
+
+    def save(self, key: list[int], doc: dict[str, Any]) -> None:
+        import json
+
+        try:
+            data = json.dumps({"key": key, "doc": doc}, separators=(",", ":")).encode()
+            ensure_private_dir(self.path.parent)
+            atomic_write(self.path, data)
+        except (OSError, TypeError, ValueError):
+            pass  # e.g. a hand-written TOML datetime JSON cannot hold, or a read-only state dir
+
+
 def _schema_first(doc: dict[str, Any]) -> dict[str, Any]:
-    return {"schema_version": doc["schema_version"], **{k: v for k, v in doc.items() if k != "schema_version"}}
+    return {
+        "schema_version": doc["schema_version"],
+        **{k: v for k, v in doc.items() if k != "schema_version"},
+    }
 
 
 def _deep_copy(value: Any) -> Any:

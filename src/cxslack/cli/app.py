@@ -16,15 +16,38 @@ from cxslack.cli import render
 from cxslack.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CxError
 from cxslack.redact import redact
 
+# Command groups load on first use, so `cxslack integrations list` imports only what it runs.
+LAZY_GROUPS = {
+    "config": "cxslack.cli.config",
+    "integrations": "cxslack.cli.integrations",
+}
+
 
 class CxGroup(TyperGroup):
     """Runs the command tree and turns every way out into an exit code and a message."""
 
+    _loaded: dict[str, Any] = {}
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_GROUPS})
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in LAZY_GROUPS:
+            return super().get_command(ctx, cmd_name)
+        if cmd_name not in self._loaded:
+            import importlib
+
+            module = importlib.import_module(LAZY_GROUPS[cmd_name])
+            command = typer.main.get_group(module.app)
+            command.name = cmd_name
+            self._loaded[cmd_name] = command
+        return self._loaded[cmd_name]
+
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:  # fmt: skip
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:  # fmt: skip
         argv = list(sys.argv[1:] if args is None else args)
         try:
-            rv = super().main(argv, prog_name or "cxslack", complete_var, standalone_mode=False, **extra)
+            rv = super().main(argv, prog_name or "cxslack", complete_var, False, windows_expand_args, **extra)
             code = rv if isinstance(rv, int) else 0
         except CxError as exc:
             code = report(exc, argv)
@@ -101,21 +124,21 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
-    no_color: Annotated[bool, typer.Option("--no-color", help="Disable colour (NO_COLOR works too).")] = False,
+    no_color: Annotated[
+        bool, typer.Option("--no-color", help="Disable colour (NO_COLOR works too).")
+    ] = False,
 ) -> None:
-    if no_color:
-        render.disable_color()
+    render.set_no_color(no_color)
 
 
-def _register() -> None:
-    from cxslack.cli import completion, config, integrations
+@app.command("completion")
+def completion(
+    shell: Annotated[str, typer.Argument(help="bash, zsh or fish.", metavar="SHELL")],
+) -> None:
+    """Print a shell completion script (the files in completions/ are its output)."""
+    from cxslack.cli.completion import print_script
 
-    app.add_typer(integrations.app, name="integrations")
-    app.add_typer(config.app, name="config")
-    app.command("completion")(completion.completion)
-
-
-_register()
+    print_script(shell)
 
 
 def main() -> None:

@@ -9,6 +9,18 @@ import typer
 from cxslack.cli.render import OutputFormat, is_interactive
 from cxslack.errors import UsageError
 
+
+def command_group(help: str) -> typer.Typer:
+    """A command group with the settings every group shares."""
+    return typer.Typer(
+        help=help,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+
 OutputOpt = Annotated[
     OutputFormat,
     typer.Option(

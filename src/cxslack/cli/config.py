@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import typer
-
-from cxslack.cli.common import OutputOpt
+from cxslack.cli.common import OutputOpt, command_group
 from cxslack.cli.render import Output, OutputFormat
 from cxslack.store import Paths
 
-app = typer.Typer(help="Inspect cxslack's local configuration.", no_args_is_help=True)
+app = command_group("Inspect cxslack's local configuration.")
 
 
 @app.command("path")

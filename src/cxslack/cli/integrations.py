@@ -6,15 +6,17 @@ from typing import Annotated
 
 import typer
 
-from cxslack.cli.common import OutputOpt, YesOpt, confirm_or_require_yes, prompt_or_require
+from cxslack.cli.common import OutputOpt, YesOpt, command_group, confirm_or_require_yes, prompt_or_require
 from cxslack.cli.render import Output, OutputFormat, is_interactive, style_status, when
 from cxslack.errors import UsageError
 from cxslack.model import CURRENT_VERSION, FUNCTIONALITY_LABEL, Integration
 from cxslack.registry import IntegrationChanges, NewIntegration, Registry, quote
 
-app = typer.Typer(help="Add, list, show, edit and remove Slack integrations.", no_args_is_help=True)
+app = command_group("Add, list, show, edit and remove Slack integrations.")
 
-NameArg = Annotated[str, typer.Argument(help="Integration name (case-insensitive) or id.", show_default=False)]
+NameArg = Annotated[
+    str, typer.Argument(help="Integration name (case-insensitive) or id.", show_default=False)
+]
 
 
 def integration_json(integration: Integration, connectors: int) -> dict:
@@ -48,12 +50,20 @@ def show_integration(out: Output, integration: Integration, connectors: list[tup
 
 @app.command("add")
 def add(
-    name: Annotated[str | None, typer.Option("--name", help="Integration name (unique, case-insensitive).")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Integration name (unique, case-insensitive).")
+    ] = None,
     notifications: Annotated[
-        bool, typer.Option("--notifications/--no-notifications", help="Application functionality: Send notifications.")
+        bool,
+        typer.Option(
+            "--notifications/--no-notifications", help="Application functionality: Send notifications."
+        ),
     ] = True,
     access_logs: Annotated[
-        bool, typer.Option("--access-logs/--no-access-logs", help="Application functionality: Collect access logs.")
+        bool,
+        typer.Option(
+            "--access-logs/--no-access-logs", help="Application functionality: Collect access logs."
+        ),
     ] = False,
     two_way_sync: Annotated[
         bool,
@@ -72,7 +82,10 @@ def add(
     ] = None,
     consent: Annotated[
         bool,
-        typer.Option("--consent-us-data-transfer", help="Consent to U.S. data transfer (required; asked on a terminal)."),
+        typer.Option(
+            "--consent-us-data-transfer",
+            help="Consent to U.S. data transfer (required; asked on a terminal).",
+        ),
     ] = False,
     version: Annotated[
         str,
@@ -106,7 +119,9 @@ def add(
             version=version,
         )
     )
-    out.emit({"integration": integration_json(integration, 0)}, lambda: show_integration(out, integration, []))
+    out.emit(
+        {"integration": integration_json(integration, 0)}, lambda: show_integration(out, integration, [])
+    )
     out.success(f"Created integration {integration.name} ({integration.version}), status Pending.")
     out.info(f"Next: install the Slack app with: cxslack integrations authorize {quote(integration.name)}")
 
@@ -122,7 +137,9 @@ def list_(output: OutputOpt = OutputFormat.TABLE) -> None:
         out.emit({"integrations": [integration_json(i, counts.get(i.id, 0)) for i in integrations]})
         return
     if not integrations:
-        out.info("No integrations yet. Add one with: cxslack integrations add --name NAME --consent-us-data-transfer")
+        out.info(
+            "No integrations yet. Add one with: cxslack integrations add --name NAME --consent-us-data-transfer"
+        )
         return
     rows = [
         [
@@ -137,7 +154,15 @@ def list_(output: OutputOpt = OutputFormat.TABLE) -> None:
         for i in integrations
     ]
     out.table(
-        ["Integration Name", "Status", "Integration Version", "Application Functionality", "Connectors", "Last Updated", "ID"],
+        [
+            "Integration Name",
+            "Status",
+            "Integration Version",
+            "Application Functionality",
+            "Connectors",
+            "Last Updated",
+            "ID",
+        ],
         rows,
         styles={1: lambda s: style_status(s.lower())},
     )
@@ -161,13 +186,16 @@ def edit(
     name: NameArg,
     new_name: Annotated[str | None, typer.Option("--name", help="Rename the integration.")] = None,
     notifications: Annotated[
-        bool | None, typer.Option("--notifications/--no-notifications", help="Send notifications.", show_default=False)
+        bool | None,
+        typer.Option("--notifications/--no-notifications", help="Send notifications.", show_default=False),
     ] = None,
     access_logs: Annotated[
-        bool | None, typer.Option("--access-logs/--no-access-logs", help="Collect access logs.", show_default=False)
+        bool | None,
+        typer.Option("--access-logs/--no-access-logs", help="Collect access logs.", show_default=False),
     ] = None,
     two_way_sync: Annotated[
-        bool | None, typer.Option("--two-way-sync/--no-two-way-sync", help="Two-way comment sync.", show_default=False)
+        bool | None,
+        typer.Option("--two-way-sync/--no-two-way-sync", help="Two-way comment sync.", show_default=False),
     ] = None,
     link_previews: Annotated[
         bool | None,
@@ -175,7 +203,10 @@ def edit(
     ] = None,
     version: Annotated[
         str | None,
-        typer.Option("--integration-version", help=f"Upgrade the integration (e.g. to {CURRENT_VERSION}); needs re-authorizing."),
+        typer.Option(
+            "--integration-version",
+            help=f"Upgrade the integration (e.g. to {CURRENT_VERSION}); needs re-authorizing.",
+        ),
     ] = None,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
@@ -219,7 +250,12 @@ def remove(name: NameArg, yes: YesOpt = False, output: OutputOpt = OutputFormat.
     confirm_or_require_yes(f"Remove integration {plan.integration.name}?", yes)
     removal = registry.remove(plan.integration.id)
     out.emit(
-        {"removed": {"integration": removal.integration.id, "connectors": [i for i, _ in removal.connectors]}},
+        {
+            "removed": {
+                "integration": removal.integration.id,
+                "connectors": [i for i, _ in removal.connectors],
+            }
+        },
         lambda: None,
     )
     out.success(

@@ -26,8 +26,8 @@ class OutputFormat(StrEnum):
 _settings = {"no_color": False}
 
 
-def disable_color() -> None:
-    _settings["no_color"] = True
+def set_no_color(no_color: bool) -> None:
+    _settings["no_color"] = no_color
 
 
 def is_interactive() -> bool:
@@ -75,7 +75,12 @@ class Output:
         else:
             human()
 
-    def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]], styles: dict[int, Callable[[str], str]] | None = None) -> None:
+    def table(
+        self,
+        headers: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        styles: dict[int, Callable[[str], str]] | None = None,
+    ) -> None:
         out = sys.stdout
         if not out.isatty():
             print("\t".join(h.upper() for h in headers), file=out)
@@ -92,7 +97,8 @@ class Output:
         for row in rows:
             cells = []
             for i, cell in enumerate(row):
-                style = styles.get(i)(cell) if styles and i in styles else ""
+                styler = (styles or {}).get(i)
+                style = styler(cell) if styler else ""
                 cells.append(Text(redact(str(cell)), style=style))
             table.add_row(*cells)
         Console(no_color=not use_color(out), highlight=False).print(table)

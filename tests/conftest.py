@@ -1,0 +1,86 @@
+"""Every test runs the real `cxslack` against a temporary CXSLACK_HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from cxslack.cli.app import app
+
+ENV_TO_CLEAR = (
+    "CXSLACK_OUTPUT", "CXSLACK_SLACK_API_URL", "CXSLACK_SLACK_AUTHORIZE_URL", "CXSLACK_SLACK_CLIENT_ID",
+    "CXSLACK_SLACK_CLIENT_SECRET", "CX_API_KEY", "CX_REGION", "CX_PROFILE", "CX_SEND_KEY", "NO_COLOR",
+    "FORCE_COLOR", "CXSLACK_DEBUG",
+)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def cxslack_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "cxslack-home"
+    monkeypatch.setenv("CXSLACK_HOME", str(home))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost,::1")
+    for name in ENV_TO_CLEAR:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CI", "true")
+    return home
+
+
+@dataclass
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+class Cli:
+    """Runs the real command tree in-process (CliRunner) or as a subprocess."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+        self.command = typer.main.get_command(app)
+
+    def __call__(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Run:
+        result = self.runner.invoke(app, list(args), input=input, env=env, catch_exceptions=False)
+        return Run(result.exit_code, result.stdout, result.stderr)
+
+    def ok(self, *args: str, **kw: Any) -> Run:
+        run = self(*args, **kw)
+        assert run.exit_code == 0, f"exit {run.exit_code}\nstdout: {run.stdout}\nstderr: {run.stderr}"
+        return run
+
+
+@pytest.fixture
+def cli() -> Cli:
+    return Cli()
+
+
+def run_process(
+    *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 60
+) -> Run:
+    """The installed console entry point in a separate process (`python -m cxslack`)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "cxslack", *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def add_integration(cli: Cli, name: str, *extra: str) -> dict[str, Any]:
+    run = cli.ok("integrations", "add", "--name", name, "--consent-us-data-transfer", *extra, "-o", "json")
+    return run.json()["integration"]
