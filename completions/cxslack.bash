@@ -2,9 +2,11 @@
 # Install: source this file, or copy it to ~/.local/share/bash-completion/completions/cxslack
 _cxslack_subcommands() {
     case "$1" in
-        "") subs="completion config integrations" ;;
+        "") subs="app completion config integrations sandbox" ;;
+        "app") subs="configure manifest" ;;
         "config") subs="path" ;;
         "integrations") subs="add list show edit remove" ;;
+        "sandbox") subs="serve" ;;
         *) subs="" ;;
     esac
     printf '%s' "$subs"
@@ -23,9 +25,19 @@ _cxslack() {
         [[ "$subs" == *" $word "* ]] && path="${path:+$path }$word"
     done
     case "$path:$prev" in
+        "app configure:--client-id") COMPREPLY=(); return ;;
+        "app configure:--redirect-uri") COMPREPLY=(); return ;;
+        "app configure:--output"|"app configure:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+        "app manifest:--integration") COMPREPLY=(); return ;;
+        "app manifest:--redirect-uri") COMPREPLY=(); return ;;
+        "app manifest:--events-url") COMPREPLY=(); return ;;
+        "app manifest:--name") COMPREPLY=(); return ;;
+        "app manifest:--format") COMPREPLY=($(compgen -W "json yaml" -- "$cur")); return ;;
         "config path:--output"|"config path:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "integrations add:--name") COMPREPLY=(); return ;;
         "integrations add:--integration-version") COMPREPLY=(); return ;;
+        "integrations add:--redirect-uri") COMPREPLY=(); return ;;
+        "integrations add:--timeout") COMPREPLY=(); return ;;
         "integrations add:--output"|"integrations add:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "integrations list:--output"|"integrations list:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "integrations show:--output"|"integrations show:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
@@ -33,19 +45,27 @@ _cxslack() {
         "integrations edit:--integration-version") COMPREPLY=(); return ;;
         "integrations edit:--output"|"integrations edit:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "integrations remove:--output"|"integrations remove:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+        "sandbox serve:--host") COMPREPLY=(); return ;;
+        "sandbox serve:--port") COMPREPLY=(); return ;;
+        "sandbox serve:--latency") COMPREPLY=(); return ;;
     esac
     if [[ "$cur" == -* ]]; then
         case "$path" in
         "") opts="--version --no-color --help -h" ;;
+        "app") opts="--help -h" ;;
+        "app configure") opts="--client-id --client-secret-stdin --redirect-uri --pkce --no-pkce --output -o --help -h" ;;
+        "app manifest") opts="--integration --two-way-sync --link-previews --access-logs --redirect-uri --events-url --name --format --help -h" ;;
         "completion") opts="--help -h" ;;
         "config") opts="--help -h" ;;
         "config path") opts="--output -o --help -h" ;;
         "integrations") opts="--help -h" ;;
-        "integrations add") opts="--name --notifications --no-notifications --access-logs --no-access-logs --two-way-sync --no-two-way-sync --link-previews --no-link-previews --consent-us-data-transfer --integration-version --output -o --help -h" ;;
+        "integrations add") opts="--name --notifications --no-notifications --access-logs --no-access-logs --two-way-sync --no-two-way-sync --link-previews --no-link-previews --consent-us-data-transfer --integration-version --authorize --no-authorize --redirect-uri --no-browser --paste --pkce --timeout --output -o --help -h" ;;
         "integrations list") opts="--output -o --help -h" ;;
         "integrations show") opts="--output -o --help -h" ;;
         "integrations edit") opts="--name --notifications --no-notifications --access-logs --no-access-logs --two-way-sync --no-two-way-sync --link-previews --no-link-previews --integration-version --output -o --help -h" ;;
         "integrations remove") opts="--yes -y --output -o --help -h" ;;
+        "sandbox") opts="--help -h" ;;
+        "sandbox serve") opts="--host --port --allow-remote --no-rate-limits --latency --help -h" ;;
         esac
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
         return

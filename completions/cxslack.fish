@@ -3,11 +3,15 @@
 function __cxslack_subcommands
     switch $argv[1]
         case ""
-            echo completion config integrations
+            echo app completion config integrations sandbox
+        case "app"
+            echo configure manifest
         case "config"
             echo path
         case "integrations"
             echo add list show edit remove
+        case "sandbox"
+            echo serve
     end
 end
 
@@ -23,18 +27,38 @@ function __cxslack_path
 end
 
 complete -c cxslack -f
+complete -c cxslack -n 'test (__cxslack_path) = ""' -a app -d 'Configure the Slack app\'s credentials and print its manifest'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a completion -d 'Print a shell completion script (the files in completions/ are its output)'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a config -d 'Inspect cxslack\'s local configuration'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a integrations -d 'Add, list, show, edit and remove Slack integrations'
+complete -c cxslack -n 'test (__cxslack_path) = ""' -a sandbox -d 'Run the built-in Slack sandbox: a local Slack Web API emulator for tests and demos'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -l version -d 'Print the version and exit'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -l no-color -d 'Disable colour (NO_COLOR works too)'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "app"' -a configure -d 'Store the Slack app\'s client id and secret (the secret goes to credentials.toml, never to a flag)'
+complete -c cxslack -n 'test (__cxslack_path) = "app"' -a manifest -d 'Print a Slack app manifest with the scopes and events for the chosen features'
+complete -c cxslack -n 'test (__cxslack_path) = "app"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "app configure"' -l client-id -x -d 'The Slack app\'s client id (Basic Information)'
+complete -c cxslack -n 'test (__cxslack_path) = "app configure"' -l client-secret-stdin -d 'Read the client secret from stdin (for scripts); on a terminal it is prompted for'
+complete -c cxslack -n 'test (__cxslack_path) = "app configure"' -l redirect-uri -x -d 'The redirect URL registered in the Slack app (default for authorize)'
+complete -c cxslack -n 'test (__cxslack_path) = "app configure"' -l pkce -l no-pkce -d 'The app is a PKCE public client (no client secret)'
+complete -c cxslack -n 'test (__cxslack_path) = "app configure"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
+complete -c cxslack -n 'test (__cxslack_path) = "app configure"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l integration -x -d 'Take the features from this integration'
+complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l two-way-sync -d 'Include two-way comment sync'
+complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l link-previews -d 'Include rich Case URL previews'
+complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l access-logs -d 'Include Slack access logs (user scopes)'
+complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l redirect-uri -x -d 'Redirect URL (default: the configured one)'
+complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l events-url -x -d 'Public URL of `cxslack listen --http` (…/slack/events); default Socket Mode'
+complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l name -x -d 'App and bot display name'
+complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l format -x -a 'json yaml' -d 'json or yaml'
+complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "completion"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "config"' -a path -d 'Print where config, credentials and state live (CXSLACK_HOME overrides all)'
 complete -c cxslack -n 'test (__cxslack_path) = "config"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "config path"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "config path"' -l help -s h -d 'Show help and exit'
-complete -c cxslack -n 'test (__cxslack_path) = "integrations"' -a add -d 'Add a Slack integration (created Pending until the Slack app is authorized)'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations"' -a add -d 'Add a Slack integration; it is Pending until the Slack app is authorized (--authorize)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations"' -a list -d 'List integrations with status, version, functionality and connectors'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations"' -a show -d 'Show one integration in full: status and reason, features, workspace, scopes, connectors'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations"' -a edit -d 'Change an integration\'s name, functionality, notification settings or version'
@@ -47,6 +71,12 @@ complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l two-way-s
 complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l link-previews -l no-link-previews -d 'Rich previews for Coralogix Case URLs (v0.1.0). Default: on when the version allows it'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l consent-us-data-transfer -d 'Consent to U.S. data transfer (required; asked on a terminal)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l integration-version -x -d 'Integration version; register an earlier one (e.g. 0.0.9) to model an existing integration'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l authorize -l no-authorize -d 'Install the Slack app right away (default: on a terminal). See `integrations authorize`'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l redirect-uri -x -d 'With --authorize: the OAuth redirect URI'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l no-browser -d 'With --authorize: print the URL, do not open a browser'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l paste -d 'With --authorize: paste the redirected URL instead of listening'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l pkce -d 'With --authorize: PKCE public client, no client secret'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l timeout -x -d 'With --authorize: seconds to wait for the callback'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations list"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
@@ -64,3 +94,11 @@ complete -c cxslack -n 'test (__cxslack_path) = "integrations edit"' -l help -s 
 complete -c cxslack -n 'test (__cxslack_path) = "integrations remove"' -l yes -s y -d 'Do not ask for confirmation (required when not on a terminal)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations remove"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations remove"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "sandbox"' -a serve -d 'Serve the sandbox until Ctrl-C or SIGTERM, printing the environment that points cxslack at it'
+complete -c cxslack -n 'test (__cxslack_path) = "sandbox"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "sandbox serve"' -l host -x -d 'Address to listen on (loopback unless --allow-remote)'
+complete -c cxslack -n 'test (__cxslack_path) = "sandbox serve"' -l port -x -d 'Port; 0 picks a free one'
+complete -c cxslack -n 'test (__cxslack_path) = "sandbox serve"' -l allow-remote -d 'Allow a non-loopback --host (anyone who reaches it can use it)'
+complete -c cxslack -n 'test (__cxslack_path) = "sandbox serve"' -l no-rate-limits -d 'Never answer 429 (Slack allows ~1 message/s per channel)'
+complete -c cxslack -n 'test (__cxslack_path) = "sandbox serve"' -l latency -x -d 'Delay added to every Web API call'
+complete -c cxslack -n 'test (__cxslack_path) = "sandbox serve"' -l help -s h -d 'Show help and exit'

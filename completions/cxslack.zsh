@@ -3,9 +3,11 @@
 # Install: copy to a directory on $fpath as _cxslack, then run compinit.
 _cxslack_commands() {
     case "$1" in
-        "") items=('completion:Print a shell completion script (the files in completions/ are its output)' 'config:Inspect cxslack'\''s local configuration' 'integrations:Add, list, show, edit and remove Slack integrations') ;;
+        "") items=('app:Configure the Slack app'\''s credentials and print its manifest' 'completion:Print a shell completion script (the files in completions/ are its output)' 'config:Inspect cxslack'\''s local configuration' 'integrations:Add, list, show, edit and remove Slack integrations' 'sandbox:Run the built-in Slack sandbox\: a local Slack Web API emulator for tests and demos') ;;
+        "app") items=('configure:Store the Slack app'\''s client id and secret (the secret goes to credentials.toml, never to a flag)' 'manifest:Print a Slack app manifest with the scopes and events for the chosen features') ;;
         "config") items=('path:Print where config, credentials and state live (CXSLACK_HOME overrides all)') ;;
-        "integrations") items=('add:Add a Slack integration (created Pending until the Slack app is authorized)' 'list:List integrations with status, version, functionality and connectors' 'show:Show one integration in full\: status and reason, features, workspace, scopes, connectors' 'edit:Change an integration'\''s name, functionality, notification settings or version' 'remove:Remove an integration and its connectors (routing that used them stops delivering)') ;;
+        "integrations") items=('add:Add a Slack integration; it is Pending until the Slack app is authorized (--authorize)' 'list:List integrations with status, version, functionality and connectors' 'show:Show one integration in full\: status and reason, features, workspace, scopes, connectors' 'edit:Change an integration'\''s name, functionality, notification settings or version' 'remove:Remove an integration and its connectors (routing that used them stops delivering)') ;;
+        "sandbox") items=('serve:Serve the sandbox until Ctrl-C or SIGTERM, printing the environment that points cxslack at it') ;;
         *) items=() ;;
     esac
 }
@@ -23,9 +25,19 @@ _cxslack() {
     done
     prev="${words[CURRENT-1]}"
     case "$path:$prev" in
+        "app configure:--client-id") _message 'value'; return ;;
+        "app configure:--redirect-uri") _message 'value'; return ;;
+        "app configure:--output"|"app configure:-o") compadd -- table json; return ;;
+        "app manifest:--integration") _message 'value'; return ;;
+        "app manifest:--redirect-uri") _message 'value'; return ;;
+        "app manifest:--events-url") _message 'value'; return ;;
+        "app manifest:--name") _message 'value'; return ;;
+        "app manifest:--format") compadd -- json yaml; return ;;
         "config path:--output"|"config path:-o") compadd -- table json; return ;;
         "integrations add:--name") _message 'value'; return ;;
         "integrations add:--integration-version") _message 'value'; return ;;
+        "integrations add:--redirect-uri") _message 'value'; return ;;
+        "integrations add:--timeout") _message 'value'; return ;;
         "integrations add:--output"|"integrations add:-o") compadd -- table json; return ;;
         "integrations list:--output"|"integrations list:-o") compadd -- table json; return ;;
         "integrations show:--output"|"integrations show:-o") compadd -- table json; return ;;
@@ -33,19 +45,27 @@ _cxslack() {
         "integrations edit:--integration-version") _message 'value'; return ;;
         "integrations edit:--output"|"integrations edit:-o") compadd -- table json; return ;;
         "integrations remove:--output"|"integrations remove:-o") compadd -- table json; return ;;
+        "sandbox serve:--host") _message 'value'; return ;;
+        "sandbox serve:--port") _message 'value'; return ;;
+        "sandbox serve:--latency") _message 'value'; return ;;
     esac
     if [[ "${words[CURRENT]}" == -* ]]; then
         case "$path" in
         "") items=('--version:Print the version and exit' '--no-color:Disable colour (NO_COLOR works too)' '--help:Show help and exit' '-h:Show help and exit') ;;
+        "app") items=('--help:Show help and exit' '-h:Show help and exit') ;;
+        "app configure") items=('--client-id:The Slack app'\''s client id (Basic Information)' '--client-secret-stdin:Read the client secret from stdin (for scripts); on a terminal it is prompted for' '--redirect-uri:The redirect URL registered in the Slack app (default for authorize)' '--pkce:The app is a PKCE public client (no client secret)' '--no-pkce:The app is a PKCE public client (no client secret)' '--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
+        "app manifest") items=('--integration:Take the features from this integration' '--two-way-sync:Include two-way comment sync' '--link-previews:Include rich Case URL previews' '--access-logs:Include Slack access logs (user scopes)' '--redirect-uri:Redirect URL (default\: the configured one)' '--events-url:Public URL of `cxslack listen --http` (…/slack/events); default Socket Mode' '--name:App and bot display name' '--format:json or yaml' '--help:Show help and exit' '-h:Show help and exit') ;;
         "completion") items=('--help:Show help and exit' '-h:Show help and exit') ;;
         "config") items=('--help:Show help and exit' '-h:Show help and exit') ;;
         "config path") items=('--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
         "integrations") items=('--help:Show help and exit' '-h:Show help and exit') ;;
-        "integrations add") items=('--name:Integration name (unique, case-insensitive)' '--notifications:Application functionality\: Send notifications' '--no-notifications:Application functionality\: Send notifications' '--access-logs:Application functionality\: Collect access logs' '--no-access-logs:Application functionality\: Collect access logs' '--two-way-sync:Slack thread replies become Case timeline comments (v0.1.0, needs notifications)' '--no-two-way-sync:Slack thread replies become Case timeline comments (v0.1.0, needs notifications)' '--link-previews:Rich previews for Coralogix Case URLs (v0.1.0). Default\: on when the version allows it' '--no-link-previews:Rich previews for Coralogix Case URLs (v0.1.0). Default\: on when the version allows it' '--consent-us-data-transfer:Consent to U.S. data transfer (required; asked on a terminal)' '--integration-version:Integration version; register an earlier one (e.g. 0.0.9) to model an existing integration' '--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
+        "integrations add") items=('--name:Integration name (unique, case-insensitive)' '--notifications:Application functionality\: Send notifications' '--no-notifications:Application functionality\: Send notifications' '--access-logs:Application functionality\: Collect access logs' '--no-access-logs:Application functionality\: Collect access logs' '--two-way-sync:Slack thread replies become Case timeline comments (v0.1.0, needs notifications)' '--no-two-way-sync:Slack thread replies become Case timeline comments (v0.1.0, needs notifications)' '--link-previews:Rich previews for Coralogix Case URLs (v0.1.0). Default\: on when the version allows it' '--no-link-previews:Rich previews for Coralogix Case URLs (v0.1.0). Default\: on when the version allows it' '--consent-us-data-transfer:Consent to U.S. data transfer (required; asked on a terminal)' '--integration-version:Integration version; register an earlier one (e.g. 0.0.9) to model an existing integration' '--authorize:Install the Slack app right away (default\: on a terminal). See `integrations authorize`' '--no-authorize:Install the Slack app right away (default\: on a terminal). See `integrations authorize`' '--redirect-uri:With --authorize\: the OAuth redirect URI' '--no-browser:With --authorize\: print the URL, do not open a browser' '--paste:With --authorize\: paste the redirected URL instead of listening' '--pkce:With --authorize\: PKCE public client, no client secret' '--timeout:With --authorize\: seconds to wait for the callback' '--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
         "integrations list") items=('--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
         "integrations show") items=('--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
         "integrations edit") items=('--name:Rename the integration' '--notifications:Send notifications' '--no-notifications:Send notifications' '--access-logs:Collect access logs' '--no-access-logs:Collect access logs' '--two-way-sync:Two-way comment sync' '--no-two-way-sync:Two-way comment sync' '--link-previews:Rich link previews' '--no-link-previews:Rich link previews' '--integration-version:Upgrade the integration (e.g. to 0.1.0); needs re-authorizing' '--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
         "integrations remove") items=('--yes:Do not ask for confirmation (required when not on a terminal)' '-y:Do not ask for confirmation (required when not on a terminal)' '--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
+        "sandbox") items=('--help:Show help and exit' '-h:Show help and exit') ;;
+        "sandbox serve") items=('--host:Address to listen on (loopback unless --allow-remote)' '--port:Port; 0 picks a free one' '--allow-remote:Allow a non-loopback --host (anyone who reaches it can use it)' '--no-rate-limits:Never answer 429 (Slack allows ~1 message/s per channel)' '--latency:Delay added to every Web API call' '--help:Show help and exit' '-h:Show help and exit') ;;
         esac
         _describe -t options 'option' items
         return

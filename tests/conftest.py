@@ -84,3 +84,6 @@ def run_process(
 def add_integration(cli: Cli, name: str, *extra: str) -> dict[str, Any]:
     run = cli.ok("integrations", "add", "--name", name, "--consent-us-data-transfer", *extra, "-o", "json")
     return run.json()["integration"]
+
+
+from tests.sandbox_fixture import sandbox  # noqa: E402,F401  (the `sandbox` fixture for every test module)

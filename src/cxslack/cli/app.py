@@ -18,8 +18,10 @@ from cxslack.redact import redact
 
 # Command groups load on first use, so `cxslack integrations list` imports only what it runs.
 LAZY_GROUPS = {
+    "app": "cxslack.cli.slack_app",
     "config": "cxslack.cli.config",
     "integrations": "cxslack.cli.integrations",
+    "sandbox": "cxslack.cli.sandbox",
 }
 
 

@@ -1,0 +1,73 @@
+"""`cxslack sandbox …`: run the built-in Slack Web API sandbox."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated
+
+import typer
+
+from cxslack.cli.common import command_group
+from cxslack.cli.render import say
+from cxslack.errors import CxError, UsageError
+
+app = command_group("Run the built-in Slack sandbox: a local Slack Web API emulator for tests and demos.")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (loopback unless --allow-remote).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port; 0 picks a free one.")] = 0,
+    allow_remote: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote", help="Allow a non-loopback --host (anyone who reaches it can use it)."
+        ),
+    ] = False,
+    no_rate_limits: Annotated[
+        bool,
+        typer.Option("--no-rate-limits", help="Never answer 429 (Slack allows ~1 message/s per channel)."),
+    ] = False,
+    latency: Annotated[
+        float, typer.Option("--latency", min=0, metavar="SECONDS", help="Delay added to every Web API call.")
+    ] = 0.0,
+) -> None:
+    """Serve the sandbox until Ctrl-C or SIGTERM, printing the environment that points cxslack at it."""
+    from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SlackSandbox, is_loopback
+
+    if not allow_remote and not is_loopback(host):
+        raise UsageError(
+            "non_loopback_host",
+            f"refusing to serve the sandbox on {host}: it has no real authentication",
+            "Use --host 127.0.0.1 or ::1, or pass --allow-remote to expose it on purpose.",
+        )
+    try:
+        sandbox = SlackSandbox(host, port, rate_limits=not no_rate_limits, latency=latency).start()
+    except OSError as exc:
+        raise CxError(
+            "sandbox_bind_failed",
+            f"cannot listen on {host} port {port}: {exc.strerror or exc}",
+            "Pick another --port, or leave it out to get a free one.",
+        ) from None
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        say(f"Slack sandbox listening on {sandbox.url} (rate limits {'off' if no_rate_limits else 'on'})")
+        say(f"  Web API:    {sandbox.api_url}")
+        say(f"  Authorize:  {sandbox.authorize_url}")
+        say(f"  Admin API:  {sandbox.url}/_sandbox/")
+        say("Point cxslack at it:")
+        say(f"export CXSLACK_SLACK_API_URL={sandbox.api_url}")
+        say(f"export CXSLACK_SLACK_AUTHORIZE_URL={sandbox.authorize_url}")
+        say(f"export CXSLACK_SLACK_CLIENT_ID={CLIENT_ID}")
+        say(f"export CXSLACK_SLACK_CLIENT_SECRET={CLIENT_SECRET}")
+        say("Press Ctrl-C to stop.")
+        stop.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sandbox.stop()
+    say("Sandbox stopped.")

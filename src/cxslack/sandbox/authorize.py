@@ -1,0 +1,117 @@
+"""The OAuth v2 authorize page: what a person sees in the browser before Allow or Deny.
+
+GET shows the requested scopes and a form; POST with `decision=allow` redirects to
+`redirect_uri?code=…&state=…`, with `decision=deny` to `redirect_uri?error=access_denied&state=…`.
+Every value echoed into the page is HTML-escaped: the query string is attacker-controlled.
+"""
+
+from __future__ import annotations
+
+import re
+from html import escape
+from urllib.parse import urlencode, urlsplit
+
+from cxslack.sandbox.wire import Request, Response
+from cxslack.sandbox.workspace import APP_NAME, CLIENT_ID, TEAM_NAME, Workspace
+
+PATH = "/oauth/v2/authorize"
+FIELDS = (
+    "client_id",
+    "scope",
+    "user_scope",
+    "redirect_uri",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "team",
+)
+# The page can only ever be a top-level document; it holds an Allow button worth clickjacking.
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def scope_list(value: str) -> list[str]:
+    return [s for s in re.split(r"[,\s]+", value) if s]
+
+
+def _problem(params: dict[str, str]) -> str | None:
+    """Why this authorize request cannot be shown or granted, if it cannot."""
+    if params.get("client_id") != CLIENT_ID:
+        return "Unknown client_id: no app with this id is installed in the sandbox."
+    redirect = urlsplit(params.get("redirect_uri", ""))
+    if redirect.scheme not in ("http", "https") or not redirect.netloc:
+        return "redirect_uri must be an absolute http(s) URL."
+    if not scope_list(params.get("scope", "")) and not scope_list(params.get("user_scope", "")):
+        return "No scopes were requested (scope or user_scope)."
+    if params.get("code_challenge") and params.get("code_challenge_method") != "S256":
+        return "code_challenge_method must be S256."
+    return None
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title></head>\n<body>\n{body}\n</body></html>\n"
+    )
+
+
+def _error_page(message: str) -> Response:
+    body = f"<h1>Something went wrong</h1>\n<p>{escape(message)}</p>"
+    return Response.html(400, _page("Slack sandbox: authorization error", body), _HEADERS)
+
+
+def _scope_items(scopes: list[str]) -> str:
+    return "".join(f"<li><code>{escape(s)}</code></li>" for s in scopes) or "<li>none</li>"
+
+
+def show(request: Request) -> Response:
+    params = request.query_params()
+    problem = _problem(params)
+    if problem:
+        return _error_page(problem)
+    hidden = "\n".join(
+        f'<input type=hidden name="{name}" value="{escape(params[name])}">'
+        for name in FIELDS
+        if name in params
+    )
+    body = (
+        f"<h1>{escape(APP_NAME)} is requesting permission to access the {escape(TEAM_NAME)} Slack workspace</h1>\n"
+        f"<h2>Bot scopes</h2>\n<ul>{_scope_items(scope_list(params.get('scope', '')))}</ul>\n"
+        f"<h2>User scopes</h2>\n<ul>{_scope_items(scope_list(params.get('user_scope', '')))}</ul>\n"
+        f"<p>After you decide, the browser returns to <code>{escape(params['redirect_uri'])}</code>.</p>\n"
+        f"<form method=post action={PATH}>\n{hidden}\n"
+        "<button type=submit name=decision value=allow id=allow>Allow</button>\n"
+        "<button type=submit name=decision value=deny id=deny>Deny</button>\n"
+        "</form>"
+    )
+    return Response.html(200, _page(f"Install {APP_NAME}", body), _HEADERS)
+
+
+def decide(ws: Workspace, request: Request) -> Response:
+    """The person's click: a one-time code for Allow, access_denied for Deny."""
+    params = {k: str(v) for k, v in request.params().items()}
+    problem = _problem(params)
+    if problem:
+        return _error_page(problem)
+    decision = params.get("decision")
+    if decision == "allow":
+        with ws.lock:
+            code = ws.create_code(
+                scope_list(params.get("scope", "")),
+                scope_list(params.get("user_scope", "")),
+                params["redirect_uri"],
+                params.get("code_challenge") or None,
+            )
+        outcome = {"code": code}
+    elif decision == "deny":
+        outcome = {"error": "access_denied"}
+    else:
+        return _error_page("decision must be allow or deny.")
+    if "state" in params:
+        outcome["state"] = params["state"]
+    redirect_uri = params["redirect_uri"]
+    return Response.redirect(redirect_uri + ("&" if "?" in redirect_uri else "?") + urlencode(outcome))

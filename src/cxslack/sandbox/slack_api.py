@@ -1,0 +1,614 @@
+"""The Slack Web API methods cxslack uses, as Slack answers them.
+
+`call(workspace, method, params, token)` → (HTTP status, body, headers). Errors are
+`{"ok": false, "error": …}` with HTTP 200, as on slack.com; `missing_scope` adds `needed` and
+`provided`. Every authenticated answer carries `x-oauth-scopes`. Rate limits and faults are
+applied before this module is reached (traffic.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from operator import attrgetter
+from typing import Any, TypeVar
+
+from cxslack.sandbox.workspace import (
+    APP_ID,
+    BOT_ID,
+    BOT_USER_ID,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    INSTALLER_ID,
+    TEAM_DOMAIN,
+    TEAM_ID,
+    TEAM_NAME,
+    Channel,
+    Installation,
+    Message,
+    Token,
+    User,
+    Workspace,
+)
+
+Params = dict[str, Any]
+ApiResult = tuple[int, dict[str, Any], dict[str, str]]
+T = TypeVar("T")
+MethodFn = TypeVar("MethodFn", bound=Callable[..., dict[str, Any]])
+
+MAX_BLOCKS = 50
+MAX_ACCESS_LOG_PAGES = 100
+
+
+class SlackError(Exception):
+    def __init__(self, error: str, **extra: Any):
+        super().__init__(error)
+        self.error = error
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"ok": False, "error": self.error, **self.extra}
+
+
+@dataclass(frozen=True)
+class _Method:
+    fn: Callable[..., dict[str, Any]]  # (workspace, params, token) or, when public, (workspace, params)
+    scope: str | None
+    public: bool
+
+
+_METHODS: dict[str, _Method] = {}
+
+
+def api_method(
+    name: str, scope: str | None = None, *, public: bool = False
+) -> Callable[[MethodFn], MethodFn]:
+    """Register a Web API method; `scope` is checked before it runs, `public` needs no token."""
+
+    def register(fn: MethodFn) -> MethodFn:
+        _METHODS[name] = _Method(fn, scope, public)
+        return fn
+
+    return register
+
+
+def call(ws: Workspace, method: str, params: Params, token: str | None) -> ApiResult:
+    entry = _METHODS.get(method)
+    if entry is None:
+        return 200, {"ok": False, "error": "unknown_method"}, {}
+    headers: dict[str, str] = {}
+    with ws.lock:
+        try:
+            if entry.public:
+                body = entry.fn(ws, params)
+            else:
+                caller = authenticate(ws, token)
+                headers["x-oauth-scopes"] = ",".join(caller.scopes)
+                if entry.scope:
+                    require(caller, entry.scope)
+                body = entry.fn(ws, params, caller)
+        except SlackError as exc:
+            return 200, exc.body(), headers
+    return 200, {"ok": True, **body}, headers
+
+
+def authenticate(ws: Workspace, value: str | None) -> Token:
+    if not value:
+        raise SlackError("not_authed")
+    token = ws.tokens.get(value)
+    if token is None:
+        raise SlackError("invalid_auth")
+    if token.status == "revoked":
+        raise SlackError("token_revoked")
+    if token.status == "inactive":
+        raise SlackError("account_inactive")
+    if token.expires_at is not None and ws.clock.time() >= token.expires_at:
+        raise SlackError("token_expired")
+    return token
+
+
+def require(token: Token, scope: str) -> None:
+    if scope not in token.scopes:
+        raise SlackError("missing_scope", needed=scope, provided=",".join(token.scopes))
+
+
+# -- parameters ---------------------------------------------------------------------------
+def _flag(params: Params, name: str) -> bool:
+    return str(params.get(name, "")).strip().lower() in {"1", "true"}
+
+
+def _int(params: Params, name: str, default: int, maximum: int | None = None, minimum: int = 1) -> int:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise SlackError("invalid_arguments", detail=f"{name} must be an integer") from None
+    if value < minimum:
+        raise SlackError("invalid_arguments", detail=f"{name} must be at least {minimum}")
+    return min(value, maximum) if maximum else value
+
+
+def _json_param(params: Params, name: str, error: str) -> Any:
+    """A JSON-valued argument: a JSON string (form posts) or already decoded (JSON posts)."""
+    raw = params.get(name)
+    if not isinstance(raw, str):
+        return raw
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise SlackError(error) from None
+
+
+def _blocks(params: Params) -> list[Any] | None:
+    blocks = _json_param(params, "blocks", "invalid_blocks")
+    if blocks is None:
+        return None
+    shaped = isinstance(blocks, list) and all(
+        isinstance(b, dict) and isinstance(b.get("type"), str) for b in blocks
+    )
+    if not shaped or len(blocks) > MAX_BLOCKS:
+        raise SlackError("invalid_blocks")
+    return blocks
+
+
+def _attachments(params: Params) -> list[Any] | None:
+    attachments = _json_param(params, "attachments", "invalid_attachments")
+    if attachments is not None and not isinstance(attachments, list):
+        raise SlackError("invalid_attachments")
+    return attachments
+
+
+def _metadata(params: Params) -> dict[str, Any] | None:
+    """Slack message metadata: {event_type, event_payload}."""
+    metadata = _json_param(params, "metadata", "invalid_metadata_format")
+    if metadata is None:
+        return None
+    if (
+        not isinstance(metadata, dict)
+        or not isinstance(metadata.get("event_type"), str)
+        or not isinstance(metadata.get("event_payload", {}), dict)
+    ):
+        raise SlackError("invalid_metadata_format")
+    return {"event_type": metadata["event_type"], "event_payload": metadata.get("event_payload", {})}
+
+
+def _ts_bound(params: Params, name: str, default: Decimal) -> Decimal:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return Decimal(str(raw))
+    except InvalidOperation:
+        raise SlackError(f"invalid_ts_{name}") from None
+
+
+def _in_window(messages: list[Message], params: Params) -> list[Message]:
+    """conversations.history/replies: `oldest` < ts < `latest`, bounds included with `inclusive`."""
+    oldest = _ts_bound(params, "oldest", Decimal(0))
+    latest = _ts_bound(params, "latest", Decimal("Infinity"))
+    if _flag(params, "inclusive"):
+        return [m for m in messages if oldest <= Decimal(m.ts) <= latest]
+    return [m for m in messages if oldest < Decimal(m.ts) < latest]
+
+
+# -- cursor pagination --------------------------------------------------------------------
+# A cursor names the last item of the previous page, so items added meanwhile do not shift pages.
+def _cursor_start(items: Sequence[T], key: Callable[[T], Any], cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        after = base64.urlsafe_b64decode(cursor.encode()).decode().removeprefix("next:")
+    except (binascii.Error, UnicodeDecodeError):
+        raise SlackError("invalid_cursor") from None
+    for index, item in enumerate(items):
+        if str(key(item)) == after:
+            return index + 1
+    raise SlackError("invalid_cursor")
+
+
+def _next_cursor(items: Sequence[T], key: Callable[[T], Any], start: int, size: int) -> str:
+    if start + size >= len(items):
+        return ""
+    return base64.urlsafe_b64encode(f"next:{key(items[start + size - 1])}".encode()).decode()
+
+
+def _paginate(
+    items: Sequence[T], key: Callable[[T], Any], params: Params, default: int
+) -> tuple[list[T], str]:
+    size = _int(params, "limit", default, 1000)
+    start = _cursor_start(items, key, params.get("cursor"))
+    return list(items[start : start + size]), _next_cursor(items, key, start, size)
+
+
+# -- channels -----------------------------------------------------------------------------
+def _is_member(channel: Channel, token: Token) -> bool:
+    """The bot's membership is tracked; the installing admin is taken to be in every channel."""
+    return token.kind == "user" or channel.bot_member
+
+
+def _visible_channel(ws: Workspace, token: Token, ref: Any) -> Channel:
+    """Slack shows a private channel the caller is not in as if it did not exist."""
+    channel = ws.channel(str(ref or ""))
+    if channel is None or (channel.is_private and not _is_member(channel, token)):
+        raise SlackError("channel_not_found")
+    return channel
+
+
+def _writable_channel(ws: Workspace, token: Token, ref: Any) -> Channel:
+    channel = _visible_channel(ws, token, ref)
+    if channel.is_archived:
+        raise SlackError("is_archived")
+    if not _is_member(channel, token) and "chat:write.public" not in token.scopes:
+        raise SlackError("not_in_channel")
+    return channel
+
+
+def _readable_channel(ws: Workspace, token: Token, ref: Any) -> Channel:
+    channel = _visible_channel(ws, token, ref)
+    require(token, "groups:history" if channel.is_private else "channels:history")
+    if not _is_member(channel, token):
+        raise SlackError("not_in_channel")
+    return channel
+
+
+# -- auth ---------------------------------------------------------------------------------
+@api_method("auth.test")
+def auth_test(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
+    user = ws.users[token.user_id]
+    body = {
+        "url": f"https://{TEAM_DOMAIN}.slack.com/",
+        "team": TEAM_NAME,
+        "user": user.name,
+        "team_id": TEAM_ID,
+        "user_id": user.id,
+        "app_id": APP_ID,
+        "is_enterprise_install": False,
+    }
+    if token.kind == "bot":
+        body["bot_id"] = BOT_ID
+    return body
+
+
+@api_method("auth.revoke")
+def auth_revoke(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
+    if _flag(params, "test"):
+        return {"revoked": False}
+    ws.revoke(token.value)
+    return {"revoked": True}
+
+
+# -- OAuth --------------------------------------------------------------------------------
+def _s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+
+
+def _check_client(ws: Workspace, params: Params) -> bool:
+    """Authenticate the app; True for a public (PKCE, secret-less) client."""
+    if params.get("client_id") != CLIENT_ID:
+        raise SlackError("invalid_client_id")
+    secret = params.get("client_secret")
+    if secret:
+        if not hmac.compare_digest(str(secret), CLIENT_SECRET):
+            raise SlackError("bad_client_secret")
+        return False
+    if not ws.settings.pkce_enabled:
+        raise SlackError("pkce_not_allowed" if params.get("code_verifier") else "bad_client_secret")
+    return True
+
+
+def _token_fields(ws: Workspace, installation: Installation, token: Token) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "access_token": token.value,
+        "token_type": token.kind,
+        "scope": ",".join(token.scopes),
+    }
+    if token.expires_at is not None:
+        fields["expires_in"] = round(token.expires_at - ws.clock.time())
+        fields["refresh_token"] = installation.refresh[token.value]
+    return fields
+
+
+def _app_fields() -> dict[str, Any]:
+    return {
+        "app_id": APP_ID,
+        "team": {"id": TEAM_ID, "name": TEAM_NAME},
+        "enterprise": None,
+        "is_enterprise_install": False,
+    }
+
+
+def installation_response(ws: Workspace, installation: Installation) -> dict[str, Any]:
+    """oauth.v2.access's answer to a code exchange: the bot token on top, the user token in authed_user."""
+    doc = _app_fields()
+    if installation.bot is not None:
+        doc.update(_token_fields(ws, installation, installation.bot), bot_user_id=BOT_USER_ID)
+    doc["authed_user"] = {"id": INSTALLER_ID}
+    if installation.user is not None:
+        doc["authed_user"].update(_token_fields(ws, installation, installation.user))
+    return doc
+
+
+@api_method("oauth.v2.access", public=True)
+def oauth_v2_access(ws: Workspace, params: Params) -> dict[str, Any]:
+    grant_type = params.get("grant_type") or "authorization_code"
+    if grant_type not in ("authorization_code", "refresh_token"):
+        raise SlackError("invalid_grant_type")
+    public_client = _check_client(ws, params)
+    if grant_type == "refresh_token":
+        refreshed = ws.refresh(str(params.get("refresh_token") or ""))
+        if refreshed is None:
+            raise SlackError("invalid_refresh_token")
+        token = refreshed.bot or refreshed.user
+        assert token is not None
+        doc = {**_app_fields(), **_token_fields(ws, refreshed, token), "authed_user": {"id": INSTALLER_ID}}
+        if token.kind == "bot":
+            doc["bot_user_id"] = BOT_USER_ID
+        return doc
+
+    code = ws.code(str(params.get("code") or ""))
+    if code is None:
+        raise SlackError("invalid_code")
+    if code.used:
+        raise SlackError("code_already_used")
+    if params.get("redirect_uri") != code.redirect_uri:
+        raise SlackError("bad_redirect_uri")
+    if code.code_challenge or public_client:
+        verifier = str(params.get("code_verifier") or "")
+        if (
+            not verifier
+            or not code.code_challenge
+            or not hmac.compare_digest(_s256(verifier), code.code_challenge)
+        ):
+            raise SlackError("invalid_code_verifier")
+    if not code.scopes and not code.user_scopes:
+        raise SlackError("no_scopes")
+    code.used = True
+    return installation_response(ws, ws.install(code.scopes, code.user_scopes))
+
+
+# -- chat ---------------------------------------------------------------------------------
+@api_method("chat.postMessage", "chat:write")
+def chat_post_message(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
+    channel = _writable_channel(ws, token, params.get("channel"))
+    text = str(params.get("text") or "")
+    blocks, attachments = _blocks(params), _attachments(params)
+    if not (text or blocks or attachments):
+        raise SlackError("no_text")
+    customize = {k: str(params[k]) for k in ("username", "icon_emoji", "icon_url") if params.get(k)}
+    if customize:
+        require(token, "chat:write.customize")
+    root = None
+    if params.get("thread_ts"):
+        root = ws.thread_root(channel, str(params["thread_ts"]))
+        if root is None:
+            raise SlackError("invalid_thread_ts")
+    message = Message(
+        ts=ws.next_ts(),
+        text=text,
+        user=token.user_id,
+        bot_id=BOT_ID if token.kind == "bot" else None,
+        blocks=blocks,
+        attachments=attachments,
+        metadata=_metadata(params),
+        thread_ts=root.ts if root else None,
+        broadcast=root is not None and _flag(params, "reply_broadcast"),
+        username=customize.get("username"),
+        icon_emoji=customize.get("icon_emoji"),
+        icon_url=customize.get("icon_url"),
+    )
+    ws.add_message(channel, message)
+    return {"channel": channel.id, "ts": message.ts, "message": message.to_api(include_metadata=True)}
+
+
+@api_method("chat.update", "chat:write")
+def chat_update(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
+    channel = _writable_channel(ws, token, params.get("channel"))
+    message = channel.messages.get(str(params.get("ts") or ""))
+    if message is None:
+        raise SlackError("message_not_found")
+    own = (
+        message.bot_id == BOT_ID
+        if token.kind == "bot"
+        else (message.user == token.user_id and not message.bot_id)
+    )
+    if not own:
+        raise SlackError("cant_update_message")
+    text = params.get("text")
+    blocks, attachments = _blocks(params), _attachments(params)
+    if not (text or blocks or attachments):
+        raise SlackError("no_text")
+    if text is not None:
+        message.text = str(text)
+    if blocks is not None:
+        message.blocks = blocks
+    if attachments is not None:
+        message.attachments = attachments
+    metadata = _metadata(params)
+    if metadata is not None:
+        message.metadata = metadata
+    message.edited = {"user": token.user_id, "ts": ws.next_ts()}
+    return {
+        "channel": channel.id,
+        "ts": message.ts,
+        "text": message.text,
+        "message": message.to_api(include_metadata=True),
+    }
+
+
+@api_method("chat.unfurl", "links:write")
+def chat_unfurl(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
+    unfurls = _json_param(params, "unfurls", "invalid_unfurls_format")
+    if not isinstance(unfurls, dict) or not unfurls:
+        raise SlackError("invalid_unfurls_format")
+    if params.get("unfurl_id"):
+        if not params.get("source"):
+            raise SlackError("invalid_arguments", detail="unfurl_id needs source")
+        target = ws.shared_links.get(str(params["unfurl_id"]))
+        if target is None:
+            raise SlackError("cannot_find_message")
+    else:
+        channel = _visible_channel(ws, token, params.get("channel"))
+        ts = str(params.get("ts") or "")
+        if ts not in channel.messages:
+            raise SlackError("cannot_find_message")
+        target = (channel.id, ts)
+    ws.unfurls[target] = unfurls  # a later unfurl of the same message replaces the preview
+    return {}
+
+
+# -- conversations ------------------------------------------------------------------------
+# conversations.info/list do not check channels:read or groups:read: the product's scope table
+# (scopes.py) has neither, and cxslack still needs membership answers from these two methods.
+@api_method("conversations.join", "channels:join")
+def conversations_join(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
+    channel = ws.channel(str(params.get("channel") or ""))
+    if channel is None:
+        raise SlackError("channel_not_found")
+    if channel.is_private:
+        raise SlackError("method_not_supported_for_channel_type")
+    if channel.is_archived:
+        raise SlackError("is_archived")
+    already = _is_member(channel, token)
+    if token.kind == "bot":
+        channel.bot_member = True
+    body: dict[str, Any] = {"channel": channel.to_api(is_member=True)}
+    if already:
+        body.update(warning="already_in_channel", response_metadata={"warnings": ["already_in_channel"]})
+    return body
+
+
+@api_method("conversations.info")
+def conversations_info(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
+    channel = _visible_channel(ws, token, params.get("channel"))
+    return {"channel": channel.to_api(is_member=_is_member(channel, token))}
+
+
+@api_method("conversations.list")
+def conversations_list(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
+    types = {t.strip() for t in str(params.get("types") or "public_channel").split(",")}
+    exclude_archived = _flag(params, "exclude_archived")
+    listed = [
+        c
+        for c in ws.channels.values()
+        if ("private_channel" if c.is_private else "public_channel") in types
+        and not (exclude_archived and c.is_archived)
+        and (not c.is_private or _is_member(c, token))
+    ]
+    page, next_cursor = _paginate(listed, lambda c: c.id, params, 100)
+    return {
+        "channels": [c.to_api(is_member=_is_member(c, token)) for c in page],
+        "response_metadata": {"next_cursor": next_cursor},
+    }
+
+
+def _messages_page(messages: list[Message], params: Params, default_limit: int) -> dict[str, Any]:
+    page, next_cursor = _paginate(_in_window(messages, params), lambda m: m.ts, params, default_limit)
+    include_metadata = _flag(params, "include_all_metadata")
+    return {
+        "messages": [m.to_api(include_metadata=include_metadata) for m in page],
+        "has_more": bool(next_cursor),
+        "response_metadata": {"next_cursor": next_cursor},
+    }
+
+
+@api_method("conversations.history")
+def conversations_history(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
+    channel = _readable_channel(ws, token, params.get("channel"))
+    newest_first = [m for m in reversed(channel.messages.values()) if not m.is_reply or m.broadcast]
+    return _messages_page(newest_first, params, 100)
+
+
+@api_method("conversations.replies")
+def conversations_replies(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
+    channel = _readable_channel(ws, token, params.get("channel"))
+    root = ws.thread_root(channel, str(params.get("ts") or ""))
+    if root is None:
+        raise SlackError("thread_not_found")
+    thread = [root, *(channel.messages[ts] for ts in root.replies)]
+    return _messages_page(thread, params, 1000)
+
+
+# -- users --------------------------------------------------------------------------------
+def _user_doc(user: User, token: Token) -> dict[str, Any]:
+    profile: dict[str, Any] = {
+        "real_name": user.real_name,
+        "display_name": user.name,
+        "real_name_normalized": user.real_name,
+        "display_name_normalized": user.name,
+        "team": user.team_id,
+    }
+    if user.email and "users:read.email" in token.scopes:
+        profile["email"] = user.email
+    if user.is_bot:
+        profile["bot_id"] = BOT_ID
+    return {
+        "id": user.id,
+        "team_id": user.team_id,
+        "name": user.name,
+        "real_name": user.real_name,
+        "deleted": False,
+        "is_bot": user.is_bot,
+        "is_admin": user.is_admin,
+        "is_owner": user.is_admin,
+        "is_app_user": False,
+        "is_restricted": False,
+        "tz": "America/Los_Angeles",
+        "profile": profile,
+    }
+
+
+@api_method("users.info", "users:read")
+def users_info(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
+    user = ws.users.get(str(params.get("user") or ""))
+    if user is None:
+        raise SlackError("user_not_found")
+    return {"user": _user_doc(user, token)}
+
+
+@api_method("users.lookupByEmail", "users:read.email")
+def users_lookup_by_email(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
+    user = ws.user_by_email(str(params.get("email") or ""))
+    if user is None:
+        raise SlackError("users_not_found")
+    return {"user": _user_doc(user, token)}
+
+
+# -- team ---------------------------------------------------------------------------------
+@api_method("team.accessLogs", "admin")
+def team_access_logs(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
+    if not ws.settings.paid:
+        raise SlackError("paid_only")
+    before = _int(params, "before", 0, minimum=0)
+    logins = sorted(ws.logins, key=attrgetter("date_first", "seq"), reverse=True)
+    if before:
+        logins = [entry for entry in logins if entry.date_first <= before]
+    key = attrgetter("seq")
+    if "cursor" in params or "limit" in params:
+        size = _int(params, "limit", 100, 1000)
+        start = _cursor_start(logins, key, params.get("cursor"))
+    else:  # the legacy count/page paging
+        size = _int(params, "count", 100, 1000)
+        start = (_int(params, "page", 1) - 1) * size
+    page = start // size + 1
+    if page > MAX_ACCESS_LOG_PAGES:
+        raise SlackError("over_pagination_limit")
+    return {
+        "logins": [entry.to_api() for entry in logins[start : start + size]],
+        "paging": {
+            "count": size,
+            "total": len(logins),
+            "page": page,
+            "pages": max(1, -(-len(logins) // size)),
+        },
+        "response_metadata": {"next_cursor": _next_cursor(logins, key, start, size)},
+    }

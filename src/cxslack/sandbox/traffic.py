@@ -1,0 +1,218 @@
+"""What happens to a Web API call before Slack's logic sees it: rate limits, faults, latency, the call log.
+
+Rate limits follow Slack: chat.postMessage allows about one message per second per channel with
+short bursts, other methods have per-minute tiers. Over a limit the caller gets HTTP 429 with
+`Retry-After`, and every call that arrives while such a window is still open is recorded as a
+violation, so tests and benchmarks can assert a client never sent while it was told to wait.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from http import HTTPStatus
+from typing import Any, Literal
+
+from cxslack.sandbox.wire import Response
+from cxslack.sandbox.workspace import Clock
+
+PER_CHANNEL_METHODS = frozenset({"chat.postMessage"})
+TIER_PER_MINUTE = {1: 1, 2: 20, 3: 50, 4: 100}
+# Slack's documented tiers for the methods the sandbox speaks (chat.postMessage is per channel instead).
+METHOD_TIERS = {
+    "auth.test": 4,
+    "auth.revoke": 3,
+    "oauth.v2.access": 4,
+    "chat.update": 3,
+    "chat.unfurl": 3,
+    "conversations.join": 3,
+    "conversations.info": 3,
+    "conversations.list": 2,
+    "conversations.history": 3,
+    "conversations.replies": 3,
+    "users.info": 4,
+    "users.lookupByEmail": 3,
+    "team.accessLogs": 2,
+}
+
+FaultKind = Literal["status", "ratelimit", "latency", "drop"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("status", "ratelimit", "latency", "drop")
+Scope = tuple[str, ...]  # (method,) or (method, channel): what a Retry-After applies to
+
+
+@dataclass
+class TrafficSettings:
+    rate_limits: bool = True  # the master switch for every limit below
+    per_channel_rate: float = 1.0  # chat.postMessage messages per second per channel
+    burst: int = 3
+    tier_limits: bool = False  # apply METHOD_TIERS to the other methods
+    method_limits: dict[str, float] = field(default_factory=dict)  # method → requests/minute, wins over tiers
+    latency: float = 0.0  # seconds added to every API call
+
+    def validate(self) -> None:
+        if self.per_channel_rate <= 0 or self.burst < 1 or self.latency < 0:
+            raise ValueError("per_channel_rate must be > 0, burst >= 1 and latency >= 0")
+        if any(
+            not isinstance(v, int | float) or isinstance(v, bool) or v <= 0
+            for v in self.method_limits.values()
+        ):
+            raise ValueError("method_limits maps a method name to requests per minute (> 0)")
+
+    def per_minute(self, method: str) -> float | None:
+        if method in self.method_limits:
+            return self.method_limits[method]
+        if self.tier_limits and method in METHOD_TIERS:
+            return TIER_PER_MINUTE[METHOD_TIERS[method]]
+        return None
+
+
+@dataclass
+class Fault:
+    """The next `count` calls to `method` ("*" for any) fail or slow down in one way."""
+
+    kind: FaultKind
+    method: str = "*"
+    count: int = 1
+    status: int = 503  # kind "status"
+    retry_after: int = 1  # kind "ratelimit"
+    seconds: float = 0.0  # kind "latency"
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(FAULT_KINDS)}")
+        if self.count < 1 or not 100 <= self.status <= 599 or self.retry_after < 1 or self.seconds < 0:
+            raise ValueError("count >= 1, 100 <= status <= 599, retry_after >= 1 and seconds >= 0")
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: float, now: float):
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.updated = now
+
+    def take(self, now: float) -> float:
+        """Take one token: 0.0 when there was one, else the seconds until there will be."""
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+@dataclass
+class Admission:
+    delay: float = 0.0  # seconds to wait before answering
+    response: Response | None = None  # answer this instead of running the method
+
+
+class Traffic:
+    def __init__(self, clock: Clock, settings: TrafficSettings):
+        self.clock = clock
+        self._lock = threading.Lock()
+        self.configure(settings)
+        self.reset_log()
+        self.faults: list[Fault] = []
+
+    def configure(self, settings: TrafficSettings) -> None:
+        """New limits start with full buckets."""
+        settings.validate()
+        with self._lock:
+            self.settings = settings
+            self._buckets: dict[Scope, TokenBucket] = {}
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self.calls: Counter[str] = Counter()
+            self.ratelimited = 0
+            self.violations: list[dict[str, Any]] = []
+            self._windows: dict[Scope, float] = {}  # scope → monotonic time its Retry-After ends
+
+    def add_faults(self, faults: list[Fault]) -> None:
+        with self._lock:
+            self.faults.extend(faults)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def admit(self, method: str, channel: str | None) -> Admission:
+        """Log the call, then apply the first pending fault for it, then the rate limits."""
+        with self._lock:
+            now = self.clock.monotonic()
+            self.calls[method] += 1
+            self._note_violation(method, channel, now)
+            admission = Admission(delay=self.settings.latency)
+            fault = next((f for f in self.faults if f.method in ("*", method)), None)
+            if fault is not None:
+                fault.count -= 1
+                if fault.count == 0:
+                    self.faults.remove(fault)
+                if fault.kind == "latency":
+                    admission.delay += fault.seconds
+                elif fault.kind == "drop":
+                    admission.response = Response.dropped()
+                elif fault.kind == "ratelimit":
+                    admission.response = self._too_many((method,), fault.retry_after, now)
+                else:
+                    admission.response = _status_response(fault.status)
+                    if fault.status == 429:  # a bare 429 without Retry-After still counts as one sent
+                        self.ratelimited += 1
+                if admission.response is not None:
+                    return admission
+            admission.response = self._limit(method, channel, now)
+            return admission
+
+    def _limit(self, method: str, channel: str | None, now: float) -> Response | None:
+        settings = self.settings
+        if not settings.rate_limits:
+            return None
+        if method in PER_CHANNEL_METHODS and channel:
+            scope: Scope = (method, channel)
+            rate, burst = settings.per_channel_rate, float(settings.burst)
+        else:
+            per_minute = settings.per_minute(method)
+            if per_minute is None:
+                return None
+            scope, rate, burst = (method,), per_minute / 60, max(1.0, per_minute)
+        bucket = self._buckets.get(scope)
+        if bucket is None:
+            bucket = self._buckets[scope] = TokenBucket(rate, burst, now)
+        wait = bucket.take(now)
+        return self._too_many(scope, math.ceil(wait), now) if wait else None
+
+    def _too_many(self, scope: Scope, retry_after: int, now: float) -> Response:
+        retry_after = max(1, retry_after)
+        self.ratelimited += 1
+        self._windows[scope] = max(self._windows.get(scope, 0.0), now + retry_after)
+        return Response.json(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)})
+
+    def _note_violation(self, method: str, channel: str | None, now: float) -> None:
+        for scope, until in list(self._windows.items()):
+            if until <= now:
+                del self._windows[scope]
+            elif scope[0] == method and (len(scope) == 1 or scope[1] == channel):
+                self.violations.append(
+                    {"method": method, "channel": channel, "retry_after_remaining": round(until - now, 3)}
+                )
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "total": sum(self.calls.values()),
+                "methods": dict(self.calls),
+                "ratelimited": self.ratelimited,
+                "violations": list(self.violations),
+                "pending_faults": [asdict(f) for f in self.faults],
+            }
+
+
+def _status_response(status: int) -> Response:
+    try:
+        error = HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        error = f"http_{status}"
+    return Response.json(status, {"ok": False, "error": error})
