@@ -5,7 +5,7 @@ _cxslack_subcommands() {
         "") subs="app completion config integrations sandbox" ;;
         "app") subs="configure manifest" ;;
         "config") subs="path" ;;
-        "integrations") subs="add list show edit remove" ;;
+        "integrations") subs="add authorize list show edit remove" ;;
         "sandbox") subs="serve" ;;
         *) subs="" ;;
     esac
@@ -39,6 +39,11 @@ _cxslack() {
         "integrations add:--redirect-uri") COMPREPLY=(); return ;;
         "integrations add:--timeout") COMPREPLY=(); return ;;
         "integrations add:--output"|"integrations add:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+        "integrations authorize:--redirect-uri") COMPREPLY=(); return ;;
+        "integrations authorize:--timeout") COMPREPLY=(); return ;;
+        "integrations authorize:--tls-cert") COMPREPLY=(); return ;;
+        "integrations authorize:--tls-key") COMPREPLY=(); return ;;
+        "integrations authorize:--output"|"integrations authorize:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "integrations list:--output"|"integrations list:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "integrations show:--output"|"integrations show:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "integrations edit:--name") COMPREPLY=(); return ;;
@@ -60,6 +65,7 @@ _cxslack() {
         "config path") opts="--output -o --help -h" ;;
         "integrations") opts="--help -h" ;;
         "integrations add") opts="--name --notifications --no-notifications --access-logs --no-access-logs --two-way-sync --no-two-way-sync --link-previews --no-link-previews --consent-us-data-transfer --integration-version --authorize --no-authorize --redirect-uri --no-browser --paste --pkce --timeout --output -o --help -h" ;;
+        "integrations authorize") opts="--redirect-uri --no-browser --paste --pkce --timeout --tls-cert --tls-key --output -o --help -h" ;;
         "integrations list") opts="--output -o --help -h" ;;
         "integrations show") opts="--output -o --help -h" ;;
         "integrations edit") opts="--name --notifications --no-notifications --access-logs --no-access-logs --two-way-sync --no-two-way-sync --link-previews --no-link-previews --integration-version --output -o --help -h" ;;

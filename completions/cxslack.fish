@@ -9,7 +9,7 @@ function __cxslack_subcommands
         case "config"
             echo path
         case "integrations"
-            echo add list show edit remove
+            echo add authorize list show edit remove
         case "sandbox"
             echo serve
     end
@@ -59,6 +59,7 @@ complete -c cxslack -n 'test (__cxslack_path) = "config"' -l help -s h -d 'Show 
 complete -c cxslack -n 'test (__cxslack_path) = "config path"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "config path"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations"' -a add -d 'Add a Slack integration; it is Pending until the Slack app is authorized (--authorize)'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations"' -a authorize -d 'Install (or reinstall) the Coralogix Slack app for an integration through Slack OAuth'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations"' -a list -d 'List integrations with status, version, functionality and connectors'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations"' -a show -d 'Show one integration in full: status and reason, features, workspace, scopes, connectors'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations"' -a edit -d 'Change an integration\'s name, functionality, notification settings or version'
@@ -79,6 +80,15 @@ complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l pkce -d '
 complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l timeout -x -d 'With --authorize: seconds to wait for the callback'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l redirect-uri -x -d 'OAuth redirect URI: https:// on localhost, 127.0.0.1 or [::1] (default https://localhost:8976/slack/oauth/callback), or http://127.0.0.1:PORT/... for PKCE apps and the sandbox'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l no-browser -d 'Print the authorize URL on stderr instead of opening a browser'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l paste -d 'Read the redirected URL from stdin (a browser on another machine)'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l pkce -d 'PKCE public client: S256 challenge, no client secret'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l timeout -x -d 'Seconds to wait for the browser to come back'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l tls-cert -x -d 'Certificate for the https callback (e.g. from mkcert)'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l tls-key -x -d 'Key for --tls-cert'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations list"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations list"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations show"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'

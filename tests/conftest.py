@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -21,6 +22,41 @@ ENV_TO_CLEAR = (
     "CXSLACK_SLACK_CLIENT_SECRET", "CX_API_KEY", "CX_REGION", "CX_PROFILE", "CX_SEND_KEY", "NO_COLOR",
     "FORCE_COLOR", "CXSLACK_DEBUG",
 )  # fmt: skip
+
+
+# Everything the suite prints is scanned: a token-shaped string that is not masked, or a secret a
+# test used, fails the whole session. (The sandbox's client secret is a published constant that
+# `sandbox serve` prints on purpose for `export`, so it is not on this list.)
+UNMASKED_TOKEN = re.compile(r"\b(?:xox[abpeorsc](?:\.xox[abp])?|xapp)-(?!\*\*\*\*)[A-Za-z0-9-]{4,}")
+TEST_SECRETS = (
+    "not-the-secret",
+    "sekrit-value-123",
+    "s3cr3t-value",
+    "cx-api-key-for-tests",
+    "cx-send-key-for-tests",
+)
+LEAKS: list[str] = []
+
+
+def scan(where: str, *texts: str) -> None:
+    for text in texts:
+        match = UNMASKED_TOKEN.search(text or "")
+        if match:
+            LEAKS.append(f"{where}: token {match.group(0)[:12]}…")
+        for secret in TEST_SECRETS:
+            if secret in (text or ""):
+                LEAKS.append(f"{where}: test secret {secret[:4]}…")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for section, content in report.sections:
+        scan(f"{report.nodeid} ({section})", content)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if LEAKS:
+        print("\nSecrets reached output:\n  " + "\n  ".join(LEAKS))
+        session.exitstatus = 1
 
 
 @pytest.fixture(autouse=True)
@@ -53,6 +89,7 @@ class Cli:
 
     def __call__(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Run:
         result = self.runner.invoke(app, list(args), input=input, env=env, catch_exceptions=False)
+        scan(f"cxslack {' '.join(args)[:60]}", result.stdout, result.stderr)
         return Run(result.exit_code, result.stdout, result.stderr)
 
     def ok(self, *args: str, **kw: Any) -> Run:
@@ -78,6 +115,7 @@ def run_process(
         env={**os.environ, **(env or {})},
         timeout=timeout,
     )
+    scan(f"cxslack {' '.join(args)[:60]}", proc.stdout, proc.stderr)
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -169,10 +169,10 @@ def test_prompts_on_a_terminal(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(render, "is_interactive", lambda: True)
     monkeypatch.setattr("cxslack.cli.common.is_interactive", lambda: True)
     monkeypatch.setattr("cxslack.cli.integrations.is_interactive", lambda: True)
-    run = cli.ok("integrations", "add", "-o", "json", input="Prompted\ny\n")
+    run = cli.ok("integrations", "add", "--no-authorize", "-o", "json", input="Prompted\ny\n")
     # CliRunner echoes what was typed at the prompts onto stdout; the JSON document follows it.
     assert json.loads(run.stdout[run.stdout.index("{") :])["integration"]["name"] == "Prompted"
-    declined = cli("integrations", "add", "--name", "NoConsent", input="n\n")
+    declined = cli("integrations", "add", "--name", "NoConsent", "--no-authorize", input="n\n")
     assert declined.exit_code == 2
     assert "consent" in declined.stderr.lower()
     assert cli("integrations", "remove", "prompted", input="n\n").exit_code == 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +15,9 @@ from cxslack.model import CURRENT_VERSION, FUNCTIONALITY_LABEL, Integration
 from cxslack.registry import IntegrationChanges, NewIntegration, Registry, quote
 
 app = command_group("Add, list, show, edit and remove Slack integrations.")
+
+if TYPE_CHECKING:
+    from cxslack.oauth.flow import AuthorizeOptions
 
 NameArg = Annotated[
     str, typer.Argument(help="Integration name (case-insensitive) or id.", show_default=False)
@@ -94,9 +99,32 @@ def add(
             help="Integration version; register an earlier one (e.g. 0.0.9) to model an existing integration.",
         ),
     ] = CURRENT_VERSION,
+    authorize: Annotated[
+        bool | None,
+        typer.Option(
+            "--authorize/--no-authorize",
+            help="Install the Slack app right away (default: on a terminal). See `integrations authorize`.",
+            show_default=False,
+        ),
+    ] = None,
+    redirect_uri: Annotated[
+        str | None, typer.Option("--redirect-uri", help="With --authorize: the OAuth redirect URI.")
+    ] = None,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="With --authorize: print the URL, do not open a browser.")
+    ] = False,
+    paste: Annotated[
+        bool, typer.Option("--paste", help="With --authorize: paste the redirected URL instead of listening.")
+    ] = False,
+    pkce: Annotated[
+        bool, typer.Option("--pkce", help="With --authorize: PKCE public client, no client secret.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="With --authorize: seconds to wait for the callback.")
+    ] = 300.0,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
-    """Add a Slack integration (created Pending until the Slack app is authorized)."""
+    """Add a Slack integration; it is Pending until the Slack app is authorized (--authorize)."""
     out = Output(output)
     name = prompt_or_require(name, "Integration name", "--name")
     if not consent:
@@ -119,11 +147,120 @@ def add(
             version=version,
         )
     )
-    out.emit(
-        {"integration": integration_json(integration, 0)}, lambda: show_integration(out, integration, [])
-    )
     out.success(f"Created integration {integration.name} ({integration.version}), status Pending.")
-    out.info(f"Next: install the Slack app with: cxslack integrations authorize {quote(integration.name)}")
+    if authorize is None:
+        authorize = is_interactive()
+    if authorize:
+        from cxslack.oauth.flow import AuthorizeOptions
+
+        options = AuthorizeOptions(
+            redirect_uri=redirect_uri,
+            pkce=pkce,
+            open_browser=not no_browser and not paste and is_interactive(),
+            paste=paste,
+            timeout=timeout,
+        )
+        integration = run_authorize(out, integration.id, options)
+    shown = integration
+    out.emit({"integration": integration_json(shown, 0)}, lambda: show_integration(out, shown, []))
+    if not authorize:
+        out.info(
+            f"Next: install the Slack app with: cxslack integrations authorize {quote(integration.name)}"
+        )
+
+
+def run_authorize(out: Output, ref: str, options: AuthorizeOptions) -> Integration:
+    """The OAuth install, with the person-facing parts: URL on stderr, browser, paste prompt."""
+    import webbrowser
+
+    from cxslack.oauth.flow import FlowIO, authorize
+    from cxslack.scopes import FEATURE_CONSEQUENCE
+
+    def announce(url: str) -> None:
+        if options.open_browser:
+            out.info("Authorize the Coralogix Slack app in your browser (opening it now):")
+        else:
+            out.info("Open this URL in a browser and select Allow:")
+        out.info(url)  # on a line of its own, so it can be copied or scripted
+        if options.paste:
+            out.info("Then paste the full URL the browser was sent to (its address bar), and press Enter.")
+        else:
+            out.info("Waiting for Slack to redirect back …")
+
+    def read_paste() -> str:
+        if is_interactive():
+            return str(typer.prompt("Redirected URL", err=True))
+        return sys.stdin.readline()
+
+    io = FlowIO(announce=announce, open_url=webbrowser.open, read_paste=read_paste)
+    outcome = authorize(Registry(), ref, options, io)
+    integration = outcome.integration
+    ws = integration.workspace
+    where = f"{ws.team_name} ({ws.team_id})" if ws else "the workspace"
+    out.success(f"Slack app installed in {where}: {integration.name} is Active.")
+    for feature, scopes in outcome.declined.items():
+        verb = "was" if len(scopes) == 1 else "were"
+        out.warn(f"{', '.join(scopes)} {verb} declined, so {FEATURE_CONSEQUENCE[feature]}.")
+    if outcome.declined:
+        out.info(f"To grant them, authorize again: cxslack integrations authorize {quote(integration.name)}")
+    return integration
+
+
+@app.command("authorize")
+def authorize_cmd(
+    name: NameArg,
+    redirect_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--redirect-uri",
+            help="OAuth redirect URI: https:// on localhost, 127.0.0.1 or [::1] (default "
+            "https://localhost:8976/slack/oauth/callback), or http://127.0.0.1:PORT/... for PKCE apps and the sandbox.",
+        ),
+    ] = None,
+    no_browser: Annotated[
+        bool,
+        typer.Option("--no-browser", help="Print the authorize URL on stderr instead of opening a browser."),
+    ] = False,
+    paste: Annotated[
+        bool,
+        typer.Option("--paste", help="Read the redirected URL from stdin (a browser on another machine)."),
+    ] = False,
+    pkce: Annotated[
+        bool, typer.Option("--pkce", help="PKCE public client: S256 challenge, no client secret.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for the browser to come back.")
+    ] = 300.0,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert", help="Certificate for the https callback (e.g. from mkcert).", dir_okay=False
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="Key for --tls-cert.", dir_okay=False)
+    ] = None,
+    output: OutputOpt = OutputFormat.TABLE,
+) -> None:
+    """Install (or reinstall) the Coralogix Slack app for an integration through Slack OAuth."""
+    from cxslack.oauth.flow import AuthorizeOptions
+
+    out = Output(output)
+    options = AuthorizeOptions(
+        redirect_uri=redirect_uri,
+        pkce=pkce,
+        open_browser=not no_browser and not paste and is_interactive(),
+        paste=paste,
+        timeout=timeout,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+    )
+    integration = run_authorize(out, name, options)
+    connectors = Registry().view().connectors_of(integration.id)
+    out.emit(
+        {"integration": integration_json(integration, len(connectors))},
+        lambda: show_integration(out, integration, connectors),
+    )
 
 
 @app.command("list")

@@ -1,0 +1,89 @@
+"""A scripted 'browser' for the OAuth tests: follows the authorize URL, presses a button."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SlackSandbox
+
+
+def sandbox_env(sandbox: SlackSandbox) -> dict[str, str]:
+    return {
+        "CXSLACK_SLACK_API_URL": sandbox.api_url,
+        "CXSLACK_SLACK_AUTHORIZE_URL": sandbox.authorize_url,
+        "CXSLACK_SLACK_CLIENT_ID": CLIENT_ID,
+        "CXSLACK_SLACK_CLIENT_SECRET": CLIENT_SECRET,
+    }
+
+
+def press(authorize_url: str, decision: str = "allow") -> str:
+    """Load the sandbox's authorize page, submit its form; returns the redirect Location."""
+    page = httpx.get(authorize_url)
+    page.raise_for_status()
+    fields = {
+        html.unescape(name): html.unescape(value)
+        for name, value in re.findall(r'<input type=hidden name="([^"]+)" value="([^"]*)">', page.text)
+    }
+    action = httpx.URL(authorize_url).copy_with(query=None)
+    answer = httpx.post(str(action), data={**fields, "decision": decision})
+    assert answer.status_code == 302, answer.text
+    return answer.headers["location"]
+
+
+@dataclass
+class Flow:
+    """`cxslack …authorize…` running in a subprocess, with its announced authorize URL."""
+
+    proc: subprocess.Popen[str]
+    url: str
+    stderr_head: str
+
+    def finish(self, timeout: float = 30) -> tuple[int, str, str]:
+        from tests.conftest import scan
+
+        out, err = self.proc.communicate(timeout=timeout)
+        scan("cxslack (oauth flow)", out, self.stderr_head + err)
+        return self.proc.returncode, out, self.stderr_head + err
+
+
+def start(args: list[str], env: dict[str, str], stdin: Any = subprocess.DEVNULL) -> Flow:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cxslack", *args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
+    assert proc.stderr is not None
+    head = ""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        head += line
+        if line.startswith("http://") or line.startswith("https://"):
+            return Flow(proc, line.strip(), head)
+    proc.kill()
+    out, err = proc.communicate()
+    raise AssertionError(f"no authorize URL announced\nstdout: {out}\nstderr: {head}{err}")
+
+
+def follow_callback(location: str, cert: Path | None = None) -> httpx.Response:
+    import ssl
+
+    verify: Any = True
+    if cert is not None:
+        verify = ssl.create_default_context(cafile=str(cert))
+    return httpx.get(location, verify=verify)
