@@ -26,7 +26,6 @@ from typer.testing import CliRunner
 from cxslack.errors import EXIT_USAGE, UsageError
 from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SlackSandbox
 
-
 REDIRECT = "http://127.0.0.1:53682/slack/callback"
 HTTP = httpx.Client(timeout=10)  # one client: building one per call costs more than the call
 PRODUCT_SCOPES = (
