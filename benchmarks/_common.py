@@ -7,7 +7,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 
 def median_wall(argv: Sequence[str], runs: int, env: dict[str, str] | None = None) -> float:
@@ -30,3 +32,65 @@ def report(rows: Sequence[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+
+
+def _serve(ready: Any, kwargs: dict[str, Any]) -> None:
+    import threading
+
+    from cxslack.sandbox import SlackSandbox
+
+    sandbox = SlackSandbox(**kwargs).start()
+    ready.put(sandbox.url)
+    threading.Event().wait()  # until the parent terminates this process
+
+
+@contextmanager
+def sandbox_process(**kwargs: Any) -> Iterator[str]:
+    """A Slack sandbox in its own process (so it does not share our GIL); yields its base URL."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Queue()
+    proc = ctx.Process(target=_serve, args=(ready, kwargs), daemon=True)
+    proc.start()
+    try:
+        yield ready.get(timeout=30)
+    finally:
+        proc.terminate()
+        proc.join(timeout=10)
+
+
+def sandbox_env(url: str) -> dict[str, str]:
+    from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET
+
+    return {
+        "CXSLACK_SLACK_API_URL": f"{url}/api/",
+        "CXSLACK_SLACK_AUTHORIZE_URL": f"{url}/oauth/v2/authorize",
+        "CXSLACK_SLACK_CLIENT_ID": CLIENT_ID,
+        "CXSLACK_SLACK_CLIENT_SECRET": CLIENT_SECRET,
+        "NO_PROXY": "127.0.0.1,localhost,::1",
+    }
+
+
+def admin(url: str, action: str, **body: Any) -> Any:
+    import httpx
+
+    response = httpx.post(f"{url}/_sandbox/{action}", json=body, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def installed_integration(url: str, name: str, *, version: str = "0.1.0", two_way_sync: bool = False) -> str:
+    """Add an integration in the current CXSLACK_HOME and install the app with a sandbox grant."""
+    from cxslack.oauth.flow import _grant_from, install
+    from cxslack.registry import NewIntegration, Registry
+
+    registry = Registry()
+    integration = registry.add(
+        NewIntegration(name=name, consent_us_data_transfer=True, version=version, two_way_sync=two_way_sync)
+    )
+    answer = admin(
+        url, "tokens", scopes=integration.requested_bot_scopes, user_scopes=integration.requested_user_scopes
+    )
+    install(registry, integration.id, _grant_from(answer))
+    return integration.id

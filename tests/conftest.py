@@ -16,6 +16,7 @@ import typer
 from typer.testing import CliRunner
 
 from cxslack.cli.app import app
+from tests.sandbox_fixture import sandbox  # noqa: F401  (the `sandbox` fixture, for every test module)
 
 ENV_TO_CLEAR = (
     "CXSLACK_OUTPUT", "CXSLACK_SLACK_API_URL", "CXSLACK_SLACK_AUTHORIZE_URL", "CXSLACK_SLACK_CLIENT_ID",
@@ -124,4 +125,45 @@ def add_integration(cli: Cli, name: str, *extra: str) -> dict[str, Any]:
     return run.json()["integration"]
 
 
-from tests.sandbox_fixture import sandbox  # noqa: E402,F401  (the `sandbox` fixture for every test module)
+@pytest.fixture
+def slack(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Any:  # noqa: F811 (pytest fixture injection)
+    """The sandbox, with cxslack's Slack and app settings pointed at it for this test."""
+    from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET
+
+    monkeypatch.setenv("CXSLACK_SLACK_API_URL", sandbox.api_url)
+    monkeypatch.setenv("CXSLACK_SLACK_AUTHORIZE_URL", sandbox.authorize_url)
+    monkeypatch.setenv("CXSLACK_SLACK_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("CXSLACK_SLACK_CLIENT_SECRET", CLIENT_SECRET)
+    return sandbox
+
+
+def install(cli: Cli, sb: Any, name: str, *flags: str, scopes: list[str] | None = None) -> dict[str, Any]:
+    """Add an integration and install the app without a browser: the sandbox's grant for
+    `scopes` (default: everything the integration requests) goes through the real install path."""
+    from cxslack.oauth.flow import _grant_from
+    from cxslack.oauth.flow import install as install_grant
+    from cxslack.registry import Registry
+
+    created = add_integration(cli, name, *flags)
+    registry = Registry()
+    integration = registry.view().find(created["id"])
+    answer = sb.issue_token(
+        scopes=scopes if scopes is not None else integration.requested_bot_scopes,
+        user_scopes=integration.requested_user_scopes,
+    )
+    install_grant(registry, integration.id, _grant_from(answer))
+    return cli.ok("integrations", "show", created["id"], "-o", "json").json()["integration"]
+
+
+def sandbox_admin(sb: Any, action: str, **body: Any) -> Any:
+    import httpx
+
+    response = httpx.post(f"{sb.url}/_sandbox/{action}", json=body)
+    response.raise_for_status()
+    return response.json()
+
+
+def sandbox_messages(sb: Any, channel: str) -> list[dict[str, Any]]:
+    import httpx
+
+    return list(httpx.get(f"{sb.url}/_sandbox/messages", params={"channel": channel}).json()["messages"])

@@ -69,11 +69,10 @@ def browser_factory() -> Iterator[Any]:
 
 
 def click_allow_and_read(browser: Any, url: str) -> str:
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
-
-    from selenium.common.exceptions import WebDriverException
 
     try:
         browser.get(url)
@@ -81,7 +80,9 @@ def click_allow_and_read(browser: Any, url: str) -> str:
         WebDriverWait(browser, 20).until(expected_conditions.url_contains("/slack/oauth/callback"))
         return str(browser.find_element(By.TAG_NAME, "body").text)
     except WebDriverException as exc:  # say where the browser was, so a failure explains itself
-        raise AssertionError(f"{type(exc).__name__} at {browser.current_url}: {browser.page_source[:500]}") from exc
+        raise AssertionError(
+            f"{type(exc).__name__} at {browser.current_url}: {browser.page_source[:500]}"
+        ) from exc
 
 
 def test_browser_clicks_allow_over_http(cli: Cli, sandbox: SlackSandbox, browser_factory: Any) -> None:

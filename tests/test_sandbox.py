@@ -730,3 +730,13 @@ def test_serve_prints_exports_and_stops_on_sigterm() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_admin_creates_channels(sandbox: SlackSandbox) -> None:
+    made = httpx.post(f"{sandbox.url}/_sandbox/channels", json={"name": "bench-001"})
+    assert made.status_code == 200 and made.json()["channel"]["name"] == "bench-001"
+    assert httpx.post(f"{sandbox.url}/_sandbox/channels", json={"name": "bench-001"}).status_code == 409
+    assert httpx.post(f"{sandbox.url}/_sandbox/channels", json={"name": "Bad Name"}).status_code == 400
+    token = sandbox.issue_token()["access_token"]
+    posted = WebClient(token=token, base_url=sandbox.api_url).chat_postMessage(channel="bench-001", text="hi")
+    assert posted["ok"]

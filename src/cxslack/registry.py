@@ -241,6 +241,31 @@ class Registry:
                     )
         return integration, warnings
 
+    def set_webhook(self, ref: str, url: str) -> Integration:
+        """Store an incoming-webhook URL (a secret) for an integration that delivers through one."""
+        from urllib.parse import urlsplit
+
+        from cxslack.credentials import read_secrets, write_secrets
+        from cxslack.redact import register_secret
+
+        register_secret(url)
+        parts = urlsplit(url)
+        loopback = parts.scheme == "http" and parts.hostname in {"127.0.0.1", "::1", "localhost"}
+        if not (parts.scheme == "https" and parts.hostname) and not loopback:
+            raise UsageError(
+                "invalid_webhook_url",
+                "the incoming-webhook URL must be an https:// URL (https://hooks.slack.com/services/…)",
+            )
+        with self.editing() as (view, docs):
+            integration = view.find(ref)
+            secrets = read_secrets(docs, integration.id)
+            secrets.webhook_url = url
+            write_secrets(docs, integration.id, secrets)
+            if integration.status is Status.PENDING:
+                integration.set_status(Status.ACTIVE, "delivers through an incoming webhook")
+            integration.touch()
+        return integration
+
     def plan_removal(self, ref: str) -> Removal:
         view = self.view()
         integration = view.find(ref)

@@ -20,6 +20,7 @@ from cxslack.redact import redact
 LAZY_GROUPS = {
     "app": "cxslack.cli.slack_app",
     "config": "cxslack.cli.config",
+    "connectors": "cxslack.cli.connectors",
     "integrations": "cxslack.cli.integrations",
     "sandbox": "cxslack.cli.sandbox",
 }

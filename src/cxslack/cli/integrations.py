@@ -345,22 +345,32 @@ def edit(
             help=f"Upgrade the integration (e.g. to {CURRENT_VERSION}); needs re-authorizing.",
         ),
     ] = None,
+    webhook_url_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--webhook-url-stdin",
+            help="Read an incoming-webhook URL from stdin (earlier-version integrations that deliver through one).",
+        ),
+    ] = False,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
-    """Change an integration's name, functionality, notification settings or version."""
+    """Change an integration's name, functionality, notification settings, version or webhook."""
     out = Output(output)
     registry = Registry()
-    integration, warnings = registry.edit(
-        name,
-        IntegrationChanges(
-            name=new_name,
-            notifications=notifications,
-            access_logs=access_logs,
-            two_way_sync=two_way_sync,
-            link_previews=link_previews,
-            version=version,
-        ),
+    changes = IntegrationChanges(
+        name=new_name,
+        notifications=notifications,
+        access_logs=access_logs,
+        two_way_sync=two_way_sync,
+        link_previews=link_previews,
+        version=version,
     )
+    warnings: list[str] = []
+    if webhook_url_stdin:
+        integration = registry.set_webhook(name, sys.stdin.readline().strip())
+        out.success(f"Stored the incoming-webhook URL for {integration.name}.")
+    if not webhook_url_stdin or not changes.is_empty():
+        integration, warnings = registry.edit(name, changes)
     view = registry.view()
     connectors = view.connectors_of(integration.id)
     out.emit(

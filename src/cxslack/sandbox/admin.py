@@ -7,13 +7,14 @@ call log. Not part of Slack's API; every answer is `{"ok": true, …}` or `{"ok"
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import asdict, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from cxslack.sandbox.traffic import Fault, TrafficSettings
 from cxslack.sandbox.wire import BadRequest, Request, Response, Router
-from cxslack.sandbox.workspace import AccessLogin, AppSettings, Channel, Message, User
+from cxslack.sandbox.workspace import AccessLogin, AppSettings, Channel, Message, User, channel_id_for
 
 if TYPE_CHECKING:
     from cxslack.sandbox.server import SlackSandbox
@@ -67,6 +68,7 @@ class AdminApi:
             ("POST", "archive", lambda body: self._set_channel(body, is_archived=True)),
             ("POST", "unarchive", lambda body: self._set_channel(body, is_archived=False)),
             ("POST", "invite", lambda body: self._set_channel(body, bot_member=True)),
+            ("POST", "channels", self.create_channel),
             ("POST", "kick", lambda body: self._set_channel(body, bot_member=False)),
             ("POST", "faults", self.faults),
             ("GET", "settings", lambda body: {"settings": self.current_settings()}),
@@ -152,6 +154,20 @@ class AdminApi:
         with self.ws.lock:
             self.ws.uninstall()
         return {}
+
+    def create_channel(self, body: Body) -> Body:
+        """Add a channel {name, private?, bot_member?} (benchmarks and demos need many)."""
+        name, private, member = body.get("name"), body.get("private", False), body.get("bot_member", False)
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_-]{1,80}", name):
+            raise AdminError(400, "invalid_name", "name: lower-case letters, digits, - and _ (at most 80)")
+        if not isinstance(private, bool) or not isinstance(member, bool):
+            raise AdminError(400, "invalid_arguments", "private and bot_member are booleans")
+        with self.ws.lock:
+            if self.ws.channel(name) is not None:
+                raise AdminError(409, "name_taken", f"channel {name} exists")
+            cid = channel_id_for(name, private)
+            self.ws.channels[cid] = Channel(cid, name, private, False, member)
+            return {"channel": self.ws.channels[cid].to_api(is_member=member)}
 
     def _set_channel(self, body: Body, **state: bool) -> Body:
         with self.ws.lock:

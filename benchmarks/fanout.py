@@ -1,0 +1,95 @@
+"""`cxslack connectors test --all` fan-out against the sandbox with realistic latency and limits.
+
+200 connectors on 200 channels, the sandbox in its own process with 50 ms per API call and its
+per-channel rate limits on. Measures the wall time of `connectors test --all` against the
+sequential minimum (200 × latency) and, in the same run, against `--workers 1`. Checks that every
+message arrived exactly once and that no request was sent while a Retry-After was pending.
+Target: ≤ 0.2× the sequential minimum.
+
+    python benchmarks/fanout.py [--connectors N] [--latency S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import admin, cxslack, installed_integration, report, sandbox_env, sandbox_process
+
+
+def build(url: str, count: int) -> None:
+    from cxslack.connectors import Connector, ConnectorStore
+
+    integration = installed_integration(url, "Fanout")
+    store = ConnectorStore()
+    for n in range(count):
+        admin(url, "channels", name=f"fan-{n:03d}")
+        store.create(
+            Connector(
+                id=f"fan-{n:03d}",
+                name=f"Fan {n:03d}",
+                integration=integration,
+                channel=f"fan-{n:03d}",
+                fallback_channel="ops-fallback",
+            )
+        )
+
+
+def run_all(env: dict[str, str], workers: int) -> tuple[float, dict]:
+    started = time.perf_counter()
+    proc = subprocess.run(cxslack("connectors", "test", "--all", "--workers", str(workers), "-o", "json"),
+                          env={**os.environ, **env}, capture_output=True, text=True)  # fmt: skip
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"connectors test --all failed ({proc.returncode}): {proc.stderr[-500:]}")
+    return elapsed, json.loads(proc.stdout)["summary"]
+
+
+def delivered(url: str, count: int) -> list[int]:
+    return [
+        len(httpx.get(f"{url}/_sandbox/messages", params={"channel": f"fan-{n:03d}"}).json()["messages"])
+        for n in range(count)
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--connectors", type=int, default=200)
+    parser.add_argument("--latency", type=float, default=0.05)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, sandbox_process(latency=args.latency) as url:
+        env = {**sandbox_env(url), "CXSLACK_HOME": str(Path(tmp) / "home")}
+        os.environ.update(env)
+        build(url, args.connectors)
+        floor = args.connectors * args.latency
+        fast, summary = run_all(env, 16)
+        after_fast = delivered(url, args.connectors)
+        slow, _ = run_all(env, 1)
+        after_slow = delivered(url, args.connectors)
+        calls = httpx.get(f"{url}/_sandbox/calls").json()
+    exactly_once = all(n == 1 for n in after_fast) and all(n == 2 for n in after_slow)
+    report([
+        ("connectors / channels", f"{args.connectors} / {args.connectors}, latency {args.latency * 1000:.0f} ms per call"),
+        ("sequential minimum (N x latency)", f"{floor:6.2f} s"),
+        ("test --all (16 workers)", f"{fast:6.2f} s  ({fast / floor:.2f}x sequential minimum, target <= 0.2x)"),
+        ("test --all --workers 1 (same run)", f"{slow:6.2f} s  ({fast / slow:.2f}x of it)"),
+        ("delivered", f"{summary['success']} of {summary['total']}; each message exactly once: {exactly_once}"),
+        ("429s received / sent during Retry-After", f"{calls['ratelimited']} / {len(calls['violations'])}"),
+    ])  # fmt: skip
+    if not exactly_once or calls["violations"]:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,451 @@
+"""`cxslack connectors …`: channel routing, Notification Center export/import, render, test."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cxslack.cli.common import OutputOpt, YesOpt, command_group, confirm_or_require_yes
+from cxslack.cli.render import Output, OutputFormat, paint, when, write_json
+from cxslack.connectors import (
+    Connector,
+    ConnectorChanges,
+    ConnectorStore,
+    EntityType,
+    from_coralogix,
+    parse_override,
+    to_coralogix,
+    validate_connector_id,
+)
+from cxslack.errors import EXIT_FAILED, EXIT_PARTIAL, UsageError
+
+if TYPE_CHECKING:
+    from cxslack.delivery import TestResult
+
+app = command_group("Create and manage Slack connectors: channel routing, templates, fallback, tests.")
+
+NameArg = Annotated[str, typer.Argument(help="Connector name (case-insensitive) or id.", show_default=False)]
+OverrideOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--override",
+        help="ENTITY=TEMPLATE (alerts, cases, test-notifications): a Tera template for the channel. Repeatable.",
+    ),
+]
+
+
+def read_json_file(path: str, what: str) -> Any:
+    """A JSON document from a file or '-' (stdin); bad bytes or syntax are usage errors."""
+    try:
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError("unreadable_file", f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UsageError("invalid_json", f"{what} {path} is not UTF-8 (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            "invalid_json", f"{what} {path}, line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+
+
+def show_connector(out: Output, connector: Connector, integration_name: str) -> None:
+    pairs = [
+        ("Name", connector.name),
+        ("ID", connector.id),
+        ("Integration", f"{integration_name} ({connector.integration})"),
+        ("Channel", f"#{connector.channel}"),
+        ("Fallback channel", f"#{connector.fallback_channel}"),
+    ]
+    if connector.description:
+        pairs.append(("Description", connector.description))
+    for entity in EntityType:
+        if entity in connector.overrides:
+            pairs.append((f"Override ({entity.value})", connector.overrides[entity]))
+    pairs += [("Created", connector.created_at), ("Updated", connector.updated_at)]
+    out.fields(pairs)
+
+
+def _integration_names(store: ConnectorStore) -> dict[str, str]:
+    view = store.registry.view()
+    return {i.id: i.name for i in view.integrations.values()}
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Connector name (unique, case-insensitive).")],
+    integration: Annotated[
+        str, typer.Option("--integration", help="The integration it delivers through (name or id).")
+    ],
+    channel: Annotated[
+        str, typer.Option("--channel", help="Main channel (name or id); test notifications go here.")
+    ],
+    fallback_channel: Annotated[
+        str, typer.Option("--fallback-channel", help="Where messages go when delivery to the channel fails.")
+    ],
+    override: OverrideOpt = None,
+    description: Annotated[str, typer.Option("--description", help="Free text.")] = "",
+    ident: Annotated[
+        str | None,
+        typer.Option("--id", help="Connector id (default: derived from the name).", show_default=False),
+    ] = None,
+    output: OutputOpt = OutputFormat.TABLE,
+) -> None:
+    """Create a connector: a channel, a fallback channel and optional per-entity templates."""
+    out = Output(output)
+    store = ConnectorStore()
+    overrides = dict(parse_override(o) for o in override or [])
+    connector = Connector(
+        id=validate_connector_id(ident) if ident else store.new_id(name),
+        name=name,
+        description=description,
+        integration=integration,
+        channel=channel,
+        fallback_channel=fallback_channel,
+        overrides=overrides,
+    )
+    connector, _ = store.create(connector)
+    names = _integration_names(store)
+    out.emit(
+        {"connector": connector.to_json()},
+        lambda: show_connector(out, connector, names.get(connector.integration, "?")),
+    )
+    out.success(
+        f"Created connector {connector.name} → #{connector.channel} (fallback #{connector.fallback_channel})."
+    )
+    out.info(f"Send a test notification with: cxslack connectors test {connector.id}")
+
+
+@app.command("list")
+def list_(
+    integration: Annotated[
+        str | None, typer.Option("--integration", help="Only connectors of this integration.")
+    ] = None,
+    output: OutputOpt = OutputFormat.TABLE,
+) -> None:
+    """List connectors with their integration, channels and overrides."""
+    out = Output(output)
+    store = ConnectorStore()
+    view, connectors = store.load()
+    items = sorted(connectors.values(), key=lambda c: c.name.casefold())
+    if integration is not None:
+        wanted = view.find(integration).id
+        items = [c for c in items if c.integration == wanted]
+    if out.json:
+        write_json({"connectors": [c.to_json() for c in items]})
+        return
+    if not items:
+        out.info(
+            "No connectors. Create one with: cxslack connectors create NAME --integration INT --channel CH --fallback-channel CH"
+        )
+        return
+    names = {i.id: i.name for i in view.integrations.values()}
+    out.table(
+        ["Name", "Integration", "Channel", "Fallback", "Overrides", "Updated", "ID"],
+        [
+            [
+                c.name,
+                names.get(c.integration, f"missing ({c.integration})"),
+                c.channel,
+                c.fallback_channel,
+                ",".join(e.value for e in EntityType if e in c.overrides) or "-",
+                when(c.updated_at),
+                c.id,
+            ]
+            for c in items
+        ],
+    )
+
+
+@app.command("show")
+def show(name: NameArg, output: OutputOpt = OutputFormat.TABLE) -> None:
+    """Show one connector in full."""
+    out = Output(output)
+    store = ConnectorStore()
+    connector = store.find(name)
+    names = _integration_names(store)
+    out.emit(
+        {"connector": connector.to_json()},
+        lambda: show_connector(out, connector, names.get(connector.integration, "missing")),
+    )
+
+
+@app.command("edit")
+def edit(
+    name: NameArg,
+    new_name: Annotated[str | None, typer.Option("--name", help="Rename.")] = None,
+    description: Annotated[str | None, typer.Option("--description", help="New description.")] = None,
+    integration: Annotated[
+        str | None,
+        typer.Option("--integration", help="Deliver through another integration (see also `migrate`)."),
+    ] = None,
+    channel: Annotated[str | None, typer.Option("--channel", help="New main channel.")] = None,
+    fallback_channel: Annotated[
+        str | None, typer.Option("--fallback-channel", help="New fallback channel.")
+    ] = None,
+    override: OverrideOpt = None,
+    clear_override: Annotated[
+        list[str] | None,
+        typer.Option("--clear-override", help="Remove an entity type's override. Repeatable."),
+    ] = None,
+    output: OutputOpt = OutputFormat.TABLE,
+) -> None:
+    """Change a connector's name, channels, overrides or integration."""
+    out = Output(output)
+    store = ConnectorStore()
+    connector = store.edit(
+        name,
+        ConnectorChanges(
+            name=new_name,
+            description=description,
+            integration=integration,
+            channel=channel,
+            fallback_channel=fallback_channel,
+            set_overrides=dict(parse_override(o) for o in override or []),
+            clear_overrides=[EntityType.parse(e) for e in clear_override or []],
+        ),
+    )
+    names = _integration_names(store)
+    out.emit(
+        {"connector": connector.to_json()},
+        lambda: show_connector(out, connector, names.get(connector.integration, "?")),
+    )
+    out.success(f"Updated connector {connector.name}.")
+
+
+@app.command("remove")
+def remove(name: NameArg, yes: YesOpt = False, output: OutputOpt = OutputFormat.TABLE) -> None:
+    """Remove a connector; Case notification settings and routing rules that use it stop delivering."""
+    out = Output(output)
+    store = ConnectorStore()
+    connector = store.find(name)
+    out.warn(
+        f"Case notification settings and Notification Center routing rules that target connector {connector.id} "
+        f"({connector.name}) will stop delivering until they are pointed at another connector."
+    )
+    confirm_or_require_yes(f"Remove connector {connector.name}?", yes)
+    store.remove(connector.id)
+    out.emit({"removed": {"connector": connector.id}}, lambda: None)
+    out.success(f"Removed connector {connector.name}.")
+
+
+class ExportFormat(StrEnum):
+    CORALOGIX = "coralogix"
+    CXSLACK = "cxslack"
+
+
+@app.command("export")
+def export(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Connectors to export (default: all).", show_default=False)
+    ] = None,
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="coralogix: Notification Center's {\"connector\": {…}} JSON; cxslack: this tool's shape.",
+        ),
+    ] = ExportFormat.CORALOGIX,
+) -> None:
+    """Print connectors as JSON, ready for git or for Coralogix's Notification Center API.
+
+    One NAME prints one document; several (or none, meaning all) print a JSON array.
+    """
+    store = ConnectorStore()
+    _, connectors = store.load()
+    from cxslack.connectors import find_connector
+
+    chosen = (
+        [find_connector(connectors, n) for n in names]
+        if names
+        else sorted(connectors.values(), key=lambda c: c.id)
+    )
+    convert = to_coralogix if fmt is ExportFormat.CORALOGIX else (lambda c: {"connector": c.to_json()})
+    docs = [convert(c) for c in chosen]
+    write_json(docs[0] if names and len(names) == 1 else docs)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[
+        str, typer.Argument(help="A JSON file ('-' for stdin): one {\"connector\": {…}} or an array of them.")
+    ],
+    output: OutputOpt = OutputFormat.TABLE,
+) -> None:
+    """Create or update connectors from Notification Center JSON (what `export` prints)."""
+    out = Output(output)
+    doc = read_json_file(file, "connector file")
+    items = doc if isinstance(doc, list) else [doc]
+    connectors = [
+        from_coralogix(item, f"{file}[{n}]" if isinstance(doc, list) else file)
+        for n, item in enumerate(items)
+    ]
+    for connector in connectors:  # validate everything before changing anything
+        connector.validate()
+    store = ConnectorStore()
+    results = []
+    for connector in connectors:
+        saved, created = store.create(connector, upsert=True)
+        results.append({"connector": saved.id, "action": "created" if created else "updated"})
+        out.success(f"{'Created' if created else 'Updated'} connector {saved.name} ({saved.id}).")
+    out.emit({"imported": results}, lambda: None)
+
+
+@app.command("render")
+def render_cmd(
+    name: NameArg,
+    entity_type: Annotated[str, typer.Option("--entity-type", help="alerts, cases or test-notifications.")],
+    payload: Annotated[
+        str | None,
+        typer.Option(
+            "--payload",
+            help="JSON file ('-' for stdin) used as the template context; default: a shipped sample.",
+        ),
+    ] = None,
+    output: OutputOpt = OutputFormat.TABLE,
+) -> None:
+    """Show where a message of this entity type would go, step by step."""
+    from cxslack.delivery import resolve_channel
+    from cxslack.templating import sample_payload
+
+    out = Output(output)
+    entity = EntityType.parse(entity_type)
+    connector = ConnectorStore().find(name)
+    context = read_json_file(payload, "payload") if payload else sample_payload(entity.value)
+    if not isinstance(context, dict):
+        raise UsageError("invalid_payload", "the payload must be a JSON object")
+    resolution = resolve_channel(connector, entity, context)
+
+    def human() -> None:
+        for n, step in enumerate(resolution.steps, 1):
+            if step["step"] == "override" and step["outcome"] == "none":
+                out.lines(f"{n}. override ({entity.value}): none")
+            elif step["step"] == "override":
+                out.lines(f"{n}. override ({entity.value}): {step['template']}")
+                if step["outcome"] == "used":
+                    out.lines(f"   rendered {step['rendered']!r} → #{step['channel']}")
+                elif step["outcome"] == "empty":
+                    out.lines("   rendered empty → falls back to the channel")
+                else:
+                    out.lines(
+                        f"   {paint('error', 'red', sys.stdout)}: {step['error']['message']} → falls back to the channel"
+                    )
+            else:
+                out.lines(f"{n}. channel: #{step['channel']}")
+        out.lines(
+            f"→ #{resolution.channel} (from the {resolution.source}); if delivery fails there: #{connector.fallback_channel}"
+        )
+
+    out.emit(resolution.to_json(), human)
+
+
+def _print_test_result(out: Output, result: TestResult) -> None:
+    name, primary = result.connector.name, result.primary_error
+    cross = paint("✘", "red", sys.stderr)
+    if primary is not None:  # the main channel failed; say why, with its remedy
+        out.info(
+            f"{cross if not result.ok else paint('!', 'yellow', sys.stderr)} {name}: #{result.connector.channel}: {primary.message}"
+        )
+        if primary.hint:
+            out.info(f"  {primary.hint}")
+    if result.ok:
+        where = f"fallback #{result.channel}" if result.fallback_used else f"#{result.channel}"
+        out.success(f"{name}: delivered to {where}" + (f" (ts {result.ts})" if result.ts else ""))
+        return
+    assert result.error is not None
+    label = (
+        f"fallback #{result.channel}"
+        if primary is not None
+        else (f"#{result.channel}" if result.channel else "delivery")
+    )
+    out.info(f"{cross} {name}: {label}: {result.error.message}")
+    if result.error.hint:
+        out.info(f"  {result.error.hint}")
+
+
+@app.command("test")
+def test(
+    name: Annotated[
+        str | None, typer.Argument(help="Connector name or id (or use --all).", show_default=False)
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Test every connector (with --integration: that integration's).")
+    ] = False,
+    integration: Annotated[
+        str | None, typer.Option("--integration", help="With --all: only this integration's connectors.")
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="With --all: concurrent deliveries (each channel stays under Slack's limit).",
+            min=1,
+            max=64,
+        ),
+    ] = 16,
+    output: OutputOpt = OutputFormat.TABLE,
+) -> None:
+    """Send a test notification through the connector's integration to its channel (fallback on failure)."""
+    from cxslack.delivery import Deliverer, send_test, send_tests
+
+    out = Output(output)
+    if (name is None) == (not all_):
+        raise UsageError(
+            "usage_error", "give a connector NAME or --all", "See: cxslack connectors test --help"
+        )
+    store = ConnectorStore()
+    view, connectors = store.load()
+    if not all_:
+        assert name is not None
+        connector = store.find(name)
+        chosen = view.integrations.get(connector.integration)
+        if chosen is None:
+            raise UsageError(
+                "integration_not_found", f"connector {connector.name} references a missing integration"
+            )
+        result = send_test(Deliverer(store.registry, chosen), connector)
+        out.emit(result.to_json(), lambda: _print_test_result(out, result))
+        if result.error is not None:
+            raise typer.Exit(result.error.exit_code if result.error.exit_code != 2 else EXIT_FAILED)
+        return
+    items = sorted(connectors.values(), key=lambda c: c.name.casefold())
+    if integration is not None:
+        wanted = view.find(integration).id
+        items = [c for c in items if c.integration == wanted]
+    results = _run_with_progress(out, store, items, view.integrations, workers, send_tests)
+    failed = [r for r in results if not r.ok]
+    summary = {"total": len(results), "success": len(results) - len(failed), "failure": len(failed)}
+
+    def human() -> None:
+        for result in results:
+            _print_test_result(out, result)
+
+    out.emit({"results": [r.to_json() for r in results], "summary": summary}, human)
+    out.info(f"{summary['success']} of {summary['total']} delivered, {summary['failure']} failed.")
+    if failed:
+        raise typer.Exit(EXIT_PARTIAL if len(failed) < len(results) else EXIT_FAILED)
+
+
+def _run_with_progress(out: Output, store: ConnectorStore, items: list[Connector], integrations: dict[str, Any],
+                       workers: int, send_tests: Any) -> list[TestResult]:  # fmt: skip
+    if not sys.stderr.isatty() or out.json or not items:
+        return list(send_tests(store.registry, items, integrations, workers=workers))
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("Testing connectors"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+        TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("", total=len(items))
+
+        def advance(result: TestResult) -> None:
+            progress.update(task, advance=1, description=result.connector.name)
+
+        return list(send_tests(store.registry, items, integrations, workers=workers, on_done=advance))

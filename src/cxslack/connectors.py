@@ -1,0 +1,405 @@
+"""Slack connectors: where notifications land, compatible with Coralogix Notification Center.
+
+A connector references one integration and has a `channel` (also where test notifications go),
+a required `fallback_channel`, and per-entity-type overrides of `channel` as Tera templates.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from cxslack.errors import ConfigError, NotFoundError, UsageError
+from cxslack.model import utc_now, validate_name
+from cxslack.registry import ConfigView, Registry, quote
+
+ID_PATTERN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]*")
+ID_MAX, NAME_MAX, DESCRIPTION_MAX = 128, 200, 5000
+CHANNEL_NAME_MAX = 80
+CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{6,}")
+
+
+class EntityType(StrEnum):
+    ALERTS = "alerts"
+    CASES = "cases"
+    TEST_NOTIFICATIONS = "test-notifications"
+
+    @property
+    def json_key(self) -> str:  # the contract's JSON key: test_notifications
+        return self.value.replace("-", "_")
+
+    @property
+    def coralogix(self) -> str:  # Notification Center's entityType: TEST_NOTIFICATIONS
+        return self.json_key.upper()
+
+    @classmethod
+    def parse(cls, text: str) -> EntityType:
+        wanted = text.strip().lower().replace("_", "-")
+        for member in cls:
+            if member.value == wanted:
+                return member
+        raise UsageError(
+            "invalid_entity_type",
+            f"unknown entity type {text!r}",
+            "Use one of: alerts, cases, test-notifications.",
+        )
+
+
+def normalise_channel(raw: str, what: str = "channel") -> str:
+    """A Slack channel name (with or without '#') or id, checked against Slack's naming rules."""
+    value = raw.strip()
+    if CHANNEL_ID.fullmatch(value):
+        return value
+    name = value[1:] if value.startswith("#") else value
+    problem = None
+    if not name:
+        problem = "is empty"
+    elif len(name) > CHANNEL_NAME_MAX:
+        problem = f"is longer than Slack's {CHANNEL_NAME_MAX} characters"
+    elif name != name.lower():
+        problem = "has upper-case letters (Slack channel names are lower-case)"
+    elif not all(ch in "-_" or unicodedata.category(ch)[0] in "LN" for ch in name):
+        problem = (
+            "has spaces, periods or other characters Slack does not allow (only letters, digits, - and _)"
+        )
+    if problem:
+        raise UsageError(
+            "invalid_channel",
+            f"{what} {raw!r} {problem}",
+            "Use a channel name like payments-alerts (lower-case letters, numbers, - and _) or a channel id like C0123ABCD.",
+        )
+    return name
+
+
+def validate_connector_id(value: str) -> str:
+    if not ID_PATTERN.fullmatch(value) or len(value) > ID_MAX:
+        raise UsageError(
+            "invalid_connector_id",
+            f"connector id {value!r} must match {ID_PATTERN.pattern} and be at most {ID_MAX} characters",
+        )
+    return value
+
+
+def slug_id(name: str) -> str:
+    """An id Notification Center accepts, derived from a name: 'Payments on-call' → payments-on-call."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-zA-Z0-9_-]+", "-", ascii_name).strip("-_").lower()
+    return (slug or "connector")[:ID_MAX]
+
+
+@dataclass
+class Connector:
+    id: str
+    name: str
+    integration: str  # integration id
+    channel: str
+    fallback_channel: str
+    description: str = ""
+    overrides: dict[EntityType, str] = field(default_factory=dict)
+    created_at: str = field(default_factory=utc_now)
+    updated_at: str = field(default_factory=utc_now)
+
+    def validate(self) -> None:
+        from cxslack.templating import validate_template
+
+        validate_connector_id(self.id)
+        self.name = validate_name(self.name, "connector")
+        if len(self.name) > NAME_MAX:
+            raise UsageError("invalid_name", f"connector name is longer than {NAME_MAX} characters")
+        if len(self.description) > DESCRIPTION_MAX:
+            raise UsageError(
+                "invalid_description", f"description is longer than {DESCRIPTION_MAX} characters"
+            )
+        self.channel = normalise_channel(self.channel)
+        self.fallback_channel = normalise_channel(self.fallback_channel, "fallback channel")
+        for entity, template in self.overrides.items():
+            try:
+                validate_template(template)
+            except UsageError as exc:
+                raise UsageError(exc.code, f"--override {entity.value}: {exc.message}", exc.hint) from None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "integration": self.integration,
+            "channel": self.channel,
+            "fallback_channel": self.fallback_channel,
+            "overrides": {e.json_key: t for e, t in sorted(self.overrides.items())},
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+    def to_toml(self) -> dict[str, Any]:
+        doc = self.to_json()
+        del doc["id"]
+        if not doc["overrides"]:
+            del doc["overrides"]
+        return doc
+
+    @classmethod
+    def from_toml(cls, ident: str, doc: Any, source: Path) -> Connector:
+        from cxslack.store import locate_key
+
+        def fail(key: str | None, problem: str) -> ConfigError:
+            where = locate_key(source, f"connectors.{ident}", key)
+            return ConfigError(
+                "config_invalid",
+                f"{source}{where}: connectors.{ident}{'.' + key if key else ''} {problem}",
+                "Fix or restore the file; cxslack left it as it is.",
+            )
+
+        if not isinstance(doc, dict):
+            raise fail(None, "must be a table")
+        values: dict[str, str] = {}
+        for key in (
+            "name",
+            "integration",
+            "channel",
+            "fallback_channel",
+            "description",
+            "created_at",
+            "updated_at",
+        ):
+            value = doc.get(key, "" if key in ("description", "created_at", "updated_at") else None)
+            if not isinstance(value, str):
+                raise fail(key, "must be a string" if key in doc else "is missing")
+            values[key] = value
+        overrides_doc = doc.get("overrides", {})
+        if not isinstance(overrides_doc, dict):
+            raise fail("overrides", "must be a table")
+        overrides: dict[EntityType, str] = {}
+        for key, template in overrides_doc.items():
+            try:
+                entity = EntityType.parse(key)
+            except UsageError:
+                raise fail("overrides", f"has unknown entity type {key!r}") from None
+            if not isinstance(template, str):
+                raise fail("overrides", f"{key} must be a string")
+            overrides[entity] = template
+        return cls(id=ident, overrides=overrides, **values)
+
+
+def parse_override(text: str) -> tuple[EntityType, str]:
+    """`ENTITY=TEMPLATE`, split at the first '=' (templates contain '==')."""
+    entity, sep, template = text.partition("=")
+    if not sep or not template.strip():
+        raise UsageError(
+            "invalid_override",
+            f"--override {text!r} is not ENTITY=TEMPLATE",
+            'Example: --override cases=\'{% if _context.entityLabels["team"][0] == "db" %}db-cases{% else %}cases{% endif %}\'',
+        )
+    return EntityType.parse(entity), template
+
+
+def parse_connectors(view: ConfigView, source: Path) -> dict[str, Connector]:
+    return {ident: Connector.from_toml(ident, body, source) for ident, body in view.connectors.items()}
+
+
+def find_connector(connectors: dict[str, Connector], ref: str) -> Connector:
+    if ref in connectors:
+        return connectors[ref]
+    wanted = ref.strip().casefold()
+    for connector in connectors.values():
+        if connector.name.casefold() == wanted:
+            return connector
+    raise NotFoundError(
+        "connector_not_found",
+        f"no connector named or with id {ref!r}",
+        "List them with: cxslack connectors list",
+    )
+
+
+@dataclass
+class ConnectorChanges:
+    name: str | None = None
+    description: str | None = None
+    integration: str | None = None
+    channel: str | None = None
+    fallback_channel: str | None = None
+    set_overrides: dict[EntityType, str] = field(default_factory=dict)
+    clear_overrides: list[EntityType] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        scalars = (self.name, self.description, self.integration, self.channel, self.fallback_channel)
+        return all(v is None for v in scalars) and not self.set_overrides and not self.clear_overrides
+
+
+class ConnectorStore:
+    """Connectors in config.toml, read and changed under the store's lock."""
+
+    def __init__(self, registry: Registry | None = None):
+        self.registry = registry or Registry()
+        self.source = self.registry.store.paths.config_file
+
+    def load(self) -> tuple[ConfigView, dict[str, Connector]]:
+        view = self.registry.view()
+        return view, parse_connectors(view, self.source)
+
+    def find(self, ref: str) -> Connector:
+        return find_connector(self.load()[1], ref)
+
+    def create(self, connector: Connector, *, upsert: bool = False) -> tuple[Connector, bool]:
+        """Add a connector (or, with upsert, replace the one with its id). Returns (it, created)."""
+        connector.validate()
+        with self.registry.editing() as (view, _):
+            connectors = parse_connectors(view, self.source)
+            view.find(connector.integration)  # NotFound when the integration does not exist
+            connector.integration = view.find(connector.integration).id
+            existing = connectors.get(connector.id)
+            if existing and not upsert:
+                raise UsageError(
+                    "duplicate_connector_id",
+                    f"a connector with id {connector.id!r} already exists",
+                    "Choose another --id, or change it with: cxslack connectors edit " + quote(existing.name),
+                )
+            _ensure_unique_name(connectors, connector.name, except_id=connector.id)
+            if existing:
+                connector.created_at = existing.created_at
+                connector.updated_at = utc_now()
+            view.connectors[connector.id] = connector.to_toml()
+        return connector, existing is None
+
+    def new_id(self, name: str) -> str:
+        _, connectors = self.load()
+        base = slug_id(name)
+        candidate, n = base, 2
+        while candidate in connectors:
+            suffix = f"-{n}"
+            candidate, n = base[: ID_MAX - len(suffix)] + suffix, n + 1
+        return candidate
+
+    def edit(self, ref: str, changes: ConnectorChanges) -> Connector:
+        if changes.is_empty():
+            raise UsageError("nothing_to_change", "nothing to change", "See: cxslack connectors edit --help")
+        with self.registry.editing() as (view, _):
+            connectors = parse_connectors(view, self.source)
+            connector = find_connector(connectors, ref)
+            if changes.name is not None:
+                connector.name = changes.name
+                _ensure_unique_name(
+                    connectors, validate_name(changes.name, "connector"), except_id=connector.id
+                )
+            if changes.description is not None:
+                connector.description = changes.description
+            if changes.integration is not None:
+                connector.integration = view.find(changes.integration).id
+            if changes.channel is not None:
+                connector.channel = changes.channel
+            if changes.fallback_channel is not None:
+                connector.fallback_channel = changes.fallback_channel
+            for entity in changes.clear_overrides:
+                connector.overrides.pop(entity, None)
+            connector.overrides.update(changes.set_overrides)
+            connector.validate()
+            connector.updated_at = utc_now()
+            view.connectors[connector.id] = connector.to_toml()
+        return connector
+
+    def remove(self, ref: str) -> Connector:
+        with self.registry.editing() as (view, _):
+            connector = find_connector(parse_connectors(view, self.source), ref)
+            del view.connectors[connector.id]
+        return connector
+
+
+def _ensure_unique_name(connectors: dict[str, Connector], name: str, except_id: str) -> None:
+    folded = name.strip().casefold()
+    for other in connectors.values():
+        if other.id != except_id and other.name.casefold() == folded:
+            raise UsageError(
+                "duplicate_name",
+                f"a connector named {other.name!r} already exists (names are case-insensitive)",
+                "Choose another name.",
+            )
+
+
+# -- Notification Center's JSON shape --------------------------------------------------------
+def to_coralogix(connector: Connector) -> dict[str, Any]:
+    return {
+        "connector": {
+            "id": connector.id,
+            "name": connector.name,
+            "description": connector.description,
+            "type": "SLACK",
+            "connectorConfig": {
+                "fields": [
+                    {"fieldName": "integrationId", "value": connector.integration},
+                    {"fieldName": "channel", "value": connector.channel},
+                    {"fieldName": "fallbackChannel", "value": connector.fallback_channel},
+                ]
+            },
+            "configOverrides": [
+                {"entityType": entity.coralogix, "fields": [{"fieldName": "channel", "template": template}]}
+                for entity, template in sorted(connector.overrides.items())
+            ],
+        }
+    }
+
+
+def from_coralogix(doc: Any, where: str = "document") -> Connector:
+    """One `{"connector": {…}}` document → a Connector (validated later, on save)."""
+
+    def bad(problem: str) -> UsageError:
+        return UsageError(
+            "invalid_import",
+            f"{where}: {problem}",
+            "Expected the shape `connectors export --format coralogix` prints.",
+        )
+
+    body = doc.get("connector") if isinstance(doc, dict) else None
+    if not isinstance(body, dict):
+        raise bad('not a {"connector": {...}} object')
+    if body.get("type", "SLACK") != "SLACK":
+        raise bad(f"connector type {body.get('type')!r} is not SLACK")
+    fields: dict[str, str] = {}
+    for item in (body.get("connectorConfig") or {}).get("fields", []):
+        if (
+            isinstance(item, dict)
+            and isinstance(item.get("fieldName"), str)
+            and isinstance(item.get("value"), str)
+        ):
+            fields[item["fieldName"]] = item["value"]
+    missing = [k for k in ("integrationId", "channel", "fallbackChannel") if not fields.get(k)]
+    if missing:
+        raise bad(f"connectorConfig.fields lacks {', '.join(missing)}")
+    overrides: dict[EntityType, str] = {}
+    for override in body.get("configOverrides") or []:
+        if not isinstance(override, dict):
+            raise bad("configOverrides entries must be objects")
+        entity_name = str(override.get("entityType", ""))
+        try:
+            entity = EntityType.parse(entity_name)
+        except UsageError:
+            raise bad(
+                f"unsupported entityType {entity_name!r} (supported: ALERTS, CASES, TEST_NOTIFICATIONS)"
+            ) from None
+        for item in override.get("fields") or []:
+            if (
+                isinstance(item, dict)
+                and item.get("fieldName") == "channel"
+                and isinstance(item.get("template"), str)
+            ):
+                overrides[entity] = item["template"]
+            else:
+                raise bad(f"{entity.coralogix} overrides may only set channel (by template)")
+    ident, name = body.get("id"), body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise bad("connector.name is required")
+    description = body.get("description", "")
+    if not isinstance(description, str):
+        raise bad("connector.description must be a string")
+    return Connector(
+        id=ident if isinstance(ident, str) and ident else slug_id(name),
+        name=name,
+        description=description,
+        integration=fields["integrationId"],
+        channel=fields["channel"],
+        fallback_channel=fields["fallbackChannel"],
+        overrides=overrides,
+    )
