@@ -21,9 +21,14 @@ LAZY_GROUPS = {
     "app": "cxslack.cli.slack_app",
     "config": "cxslack.cli.config",
     "connectors": "cxslack.cli.connectors",
+    "coralogix": "cxslack.cli.coralogix",
     "integrations": "cxslack.cli.integrations",
     "sandbox": "cxslack.cli.sandbox",
 }
+
+
+# Top-level commands that are one command, not a group: module → its Typer with one command.
+LAZY_COMMANDS: dict[str, str] = {}
 
 
 class CxGroup(TyperGroup):
@@ -32,16 +37,18 @@ class CxGroup(TyperGroup):
     _loaded: dict[str, Any] = {}
 
     def list_commands(self, ctx: Any) -> list[str]:
-        return sorted({*super().list_commands(ctx), *LAZY_GROUPS})
+        return sorted({*super().list_commands(ctx), *LAZY_GROUPS, *LAZY_COMMANDS})
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        if cmd_name not in LAZY_GROUPS:
+        module_name = LAZY_GROUPS.get(cmd_name) or LAZY_COMMANDS.get(cmd_name)
+        if module_name is None:
             return super().get_command(ctx, cmd_name)
         if cmd_name not in self._loaded:
             import importlib
 
-            module = importlib.import_module(LAZY_GROUPS[cmd_name])
-            command = typer.main.get_group(module.app)
+            module = importlib.import_module(module_name)
+            build = typer.main.get_group if cmd_name in LAZY_GROUPS else typer.main.get_command
+            command = build(module.app)
             command.name = cmd_name
             self._loaded[cmd_name] = command
         return self._loaded[cmd_name]

@@ -22,7 +22,7 @@ from cxslack.connectors import (
     to_coralogix,
     validate_connector_id,
 )
-from cxslack.errors import EXIT_FAILED, EXIT_PARTIAL, UsageError
+from cxslack.errors import EXIT_FAILED, EXIT_PARTIAL, CxError, UsageError
 
 if TYPE_CHECKING:
     from cxslack.delivery import TestResult
@@ -449,3 +449,144 @@ def _run_with_progress(out: Output, store: ConnectorStore, items: list[Connector
             progress.update(task, advance=1, description=result.connector.name)
 
         return list(send_tests(store.registry, items, integrations, workers=workers, on_done=advance))
+
+
+@app.command("migrate")
+def migrate(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Connectors to migrate (default with --from: all of OLD's).", show_default=False),
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="The v0.1.0 integration to move them to (must be Active).")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--from", help="The earlier-version integration to move connectors off.")
+    ] = None,
+    test: Annotated[
+        bool | None,
+        typer.Option(
+            "--test/--no-test",
+            help="Send a test notification through the new integration before each switch (default on a terminal).",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="Stop at the first connector that fails.")
+    ] = False,
+    status: Annotated[
+        bool, typer.Option("--status", help="Show what the last run (for --from) did, failed and left.")
+    ] = False,
+    output: OutputOpt = OutputFormat.TABLE,
+) -> None:
+    """Move connectors to a v0.1.0 integration one at a time; safe to interrupt and to rerun.
+
+    Each connector is tested through the new integration (with --test) and switched only when
+    the test lands; the old integration keeps delivering for everything not yet moved.
+    """
+    from cxslack.cli.render import is_interactive
+    from cxslack.migration import Migrator, migration_status, plan_migration
+    from cxslack.registry import Registry, quote
+
+    out = Output(output)
+    registry = Registry()
+    if status:
+        doc = migration_status(registry, source)
+        out.emit(doc, lambda: _print_status(out, doc))
+        return
+    if to is None:
+        raise UsageError(
+            "missing_value",
+            "--to is required",
+            "Example: cxslack connectors migrate --from OLD --to NEW --test",
+        )
+    if test is None:
+        if not is_interactive() and not dry_run:
+            raise UsageError("missing_value", "--test or --no-test is required when not running on a terminal",
+                             "CI scripts say explicitly whether each switch is proven by a test notification.")  # fmt: skip
+        test = True
+    plan = plan_migration(registry, names or [], to, source)
+    if dry_run:
+        out.emit(plan.to_json(test), lambda: _print_plan(out, plan, test))
+        return
+    migrator = Migrator(registry, progress=_progress(out))
+    outcome = migrator.run(plan, test=test, fail_fast=fail_fast)
+
+    def human() -> None:
+        for failure in outcome.failed:
+            err = failure["error"]
+            out.info(f"{paint('✘', 'red', sys.stderr)} {failure['connector']}: {err['message']}")
+            if err.get("hint"):
+                out.info(f"  {err['hint']}")
+
+    out.emit(outcome.to_json(), human)
+    out.info(
+        f"{len(outcome.migrated)} migrated to {plan.target.name}, {len(outcome.failed)} failed, "
+        f"{len(outcome.skipped)} already there, {len(outcome.remaining)} not attempted."
+    )
+    if outcome.failed:
+        out.info(
+            "Connectors that failed stay on their old integration and keep delivering; fix the cause and rerun."
+        )
+    if outcome.source_empty is not None:
+        old = outcome.source_empty
+        out.success(
+            f"{old.name} has no connectors left. It can be removed: cxslack integrations remove {quote(old.name)} --yes"
+        )
+    if outcome.failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _print_plan(out: Output, plan: Any, test: bool) -> None:
+    out.lines(f"Plan: move {len(plan.to_move)} connector(s) to {plan.target.name} ({plan.target.version})"
+              + (", each after a test notification through it" if test else ", without test notifications"))  # fmt: skip
+    for connector in plan.to_move:
+        out.lines(
+            f"  → {connector.name} ({connector.id}) #{connector.channel}" + ("  [test]" if test else "")
+        )
+    for connector in plan.already:
+        out.lines(f"  = {connector.name} ({connector.id}) already on {plan.target.name}")
+    out.info("Dry run: nothing was changed.")
+
+
+def _print_status(out: Output, doc: dict[str, Any]) -> None:
+    if doc["runs"] == 0:
+        out.info("No migration has run yet.")
+        return
+    out.fields([
+        ("Target", str(doc["to"])),
+        ("Done", ", ".join(doc["done"]) or "-"),
+        ("Failed", ", ".join(f["connector"] for f in doc["failed"]) or "-"),
+        ("Remaining", ", ".join(doc["remaining"]) or "-"),
+    ])  # fmt: skip
+
+
+def _progress(out: Output) -> Any:
+    """A Rich progress bar on a terminal (stderr); nothing when piped or in JSON mode."""
+    from cxslack.migration import Progress
+
+    def waiting() -> None:
+        out.info("Another `connectors migrate` is running; waiting for it to finish …")
+
+    if out.json or not sys.stderr.isatty():
+        return Progress(waiting=waiting)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
+
+    bar = Bar(TextColumn("Migrating"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+              TimeElapsedColumn(), console=Console(stderr=True), transient=True)  # fmt: skip
+    task: list[Any] = []
+
+    def start(total: int) -> None:
+        bar.start()
+        task.append(bar.add_task("", total=total))
+
+    def step(connector: Connector, what: str) -> None:
+        bar.update(task[0], description=f"{connector.name}: {what}")
+
+    def done(connector: Connector, result: str, error: CxError | None) -> None:
+        bar.update(task[0], advance=1, description=f"{connector.name}: {result}")
+
+    return Progress(start=start, step=step, done=done, finish=bar.stop, waiting=waiting)

@@ -1,0 +1,455 @@
+"""Move connectors to a v0.1.0 integration one at a time, as the product's migration steps say.
+
+For each connector: (optionally) send a test notification through the *target* integration to
+the connector's channel; only when it lands, switch the connector's integration. Both
+integrations keep delivering throughout.
+
+Durability: every step is appended to a journal in the state dir and fsync'd before the next
+one starts; a `switched` record is the commit point of a connector's move. config.toml catches
+up in batches (rewriting it per connector would cost ~70 ms at 1,000 connectors), always under
+the store lock and only for connectors still on their old integration. A rerun replays
+journaled switches, skips finished work, and resolves an in-doubt test send (the process died
+mid-call) by finding the message's metadata in the channel's history, so a switch never costs
+two test notifications.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cxslack.connectors import CHANNEL_ID, Connector, ConnectorStore, find_connector, parse_connectors
+from cxslack.errors import AuthError, CxError, UsageError
+from cxslack.model import Integration, Status
+from cxslack.registry import Registry, quote
+from cxslack.store import ensure_private_dir
+
+FLUSH_INTERVAL = 2.0  # seconds between config.toml catch-ups during a run
+TEST_EVENT = "cxslack_migration_test"
+
+
+@dataclass
+class Plan:
+    target: Integration
+    source: Integration | None
+    to_move: list[Connector]
+    already: list[Connector]
+
+    def to_json(self, test: bool) -> dict[str, Any]:
+        return {
+            "to": self.target.id,
+            "from": self.source.id if self.source else None,
+            "dry_run": True,
+            "migrate": [c.id for c in self.to_move],
+            "already_on_target": [c.id for c in self.already],
+            "test": test,
+            "migrated": [],
+            "failed": [],
+            "skipped": [c.id for c in self.already],
+            "remaining": [c.id for c in self.to_move],
+        }
+
+
+def plan_migration(registry: Registry, names: list[str], to: str, source_ref: str | None) -> Plan:
+    """Check everything before anything changes (exit 3/4/2 as the contract says)."""
+    store = ConnectorStore(registry)
+    view, connectors = store.load()
+    target = view.find(to)
+    source = view.find(source_ref) if source_ref else None
+    if source is not None and source.id == target.id:
+        raise UsageError("same_integration", "--from and --to name the same integration")
+    hint = f"cxslack integrations authorize {quote(target.name)}"
+    if not target.supports_cases_features:
+        raise AuthError(
+            "target_not_v0_1_0",
+            f"{target.name} is on version {target.version}; connectors can only be migrated to a v0.1.0 integration",
+            "Add one with: cxslack integrations add --name NAME --consent-us-data-transfer, then migrate --to it.",
+        )
+    if target.status is not Status.ACTIVE:
+        raise AuthError(
+            "target_not_active",
+            f"{target.name} is {target.status.value.capitalize()}"
+            + (f" ({target.status_reason})" if target.status_reason else "")
+            + ": it must be Active before connectors move to it",
+            f"Install the Slack app first: {hint}",
+        )
+    if names:
+        chosen = [find_connector(connectors, n) for n in names]
+        if source is not None:
+            strangers = [c.name for c in chosen if c.integration not in (source.id, target.id)]
+            if strangers:
+                raise UsageError(
+                    "not_on_source",
+                    f"{', '.join(strangers)} {'is' if len(strangers) == 1 else 'are'} not on {source.name}",
+                )
+    elif source is not None:
+        chosen = [c for c in connectors.values() if c.integration in (source.id,)]
+    else:
+        raise UsageError(
+            "nothing_to_migrate", "name connectors to migrate, or --from OLD for all of its connectors"
+        )
+    chosen = sorted({c.id: c for c in chosen}.values(), key=lambda c: c.name.casefold())
+    return Plan(
+        target=target,
+        source=source,
+        to_move=[c for c in chosen if c.integration != target.id],
+        already=[c for c in chosen if c.integration == target.id],
+    )
+
+
+class Journal:
+    """Append-only NDJSON of migration events; each line fsync'd before the run moves on."""
+
+    def __init__(self, state_dir: Path):
+        self.dir = state_dir / "migrations"
+        self.path = self.dir / "journal.ndjson"
+
+    def append(self, event: dict[str, Any]) -> None:
+        ensure_private_dir(self.dir)
+        line = json.dumps({**event, "at": time.time()}, separators=(",", ":")) + "\n"
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def events(self) -> list[dict[str, Any]]:
+        try:
+            lines = self.path.read_text("utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a crash: its step did not complete
+        return out
+
+    @contextmanager
+    def exclusive(self, on_wait: Callable[[], None]) -> Iterator[None]:
+        """One migrate run at a time; a second one waits for the first, then finds its work done."""
+        ensure_private_dir(self.dir)
+        fd = os.open(self.dir / "migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                on_wait()
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+@dataclass
+class Outcome:
+    to: str
+    dry_run: bool = False
+    migrated: list[str] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    remaining: list[str] = field(default_factory=list)
+    source_empty: Integration | None = None  # the old integration, when it has no connectors left
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "to": self.to,
+            "dry_run": self.dry_run,
+            "migrated": self.migrated,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "remaining": self.remaining,
+        }
+
+
+@dataclass
+class Progress:
+    """Callbacks the CLI uses to show progress; all optional."""
+
+    start: Callable[[int], None] = lambda total: None
+    step: Callable[[Connector, str], None] = lambda connector, what: None
+    done: Callable[[Connector, str, CxError | None], None] = lambda connector, result, error: None
+    finish: Callable[[], None] = lambda: None
+    waiting: Callable[[], None] = lambda: None  # another migrate run holds the lock
+
+
+class Migrator:
+    def __init__(self, registry: Registry, *, progress: Progress | None = None):
+        self.registry = registry
+        self.journal = Journal(registry.store.ensure_state_dir())
+        self.progress = progress or Progress()
+        self._pending: dict[str, tuple[str, str]] = {}  # connector → (from, to) not yet in config.toml
+        self._last_flush = time.monotonic()
+
+    def run(self, plan: Plan, *, test: bool, fail_fast: bool) -> Outcome:
+        """Migrate the plan's connectors; a concurrent run waits, then finds its work done."""
+        with self.journal.exclusive(self.progress.waiting):
+            try:
+                return self._run(plan, test, fail_fast)
+            finally:
+                self.progress.finish()
+
+    def _run(self, plan: Plan, test: bool, fail_fast: bool) -> Outcome:
+        outcome = Outcome(to=plan.target.id, skipped=[c.id for c in plan.already])
+        run_id = uuid.uuid4().hex[:12]
+        history = self.journal.events()
+        self.journal.append(
+            {
+                "event": "start",
+                "run": run_id,
+                "to": plan.target.id,
+                "from": plan.source.id if plan.source else None,
+                "connectors": [c.id for c in plan.to_move],
+                "test": test,
+            }  # fmt: skip
+        )
+        self._replay(history)
+        connectors = ConnectorStore(self.registry).load()[1]
+        queue = [connectors[c.id] for c in plan.to_move if c.id in connectors]
+        deliverer = None
+        if test and queue:
+            from cxslack.delivery import Deliverer
+
+            deliverer = Deliverer(self.registry, plan.target)
+        self.progress.start(len(queue))
+        stopped = False
+        try:
+            for index, connector in enumerate(queue):
+                if stopped:
+                    outcome.remaining.extend(c.id for c in queue[index:])
+                    break
+                if connector.integration == plan.target.id or self._switched_in(
+                    history, connector.id, plan.target.id
+                ):
+                    outcome.skipped.append(connector.id)  # another run (or an earlier one) moved it
+                    self.progress.done(connector, "skipped", None)
+                    continue
+                error, attempt = (
+                    self._test(deliverer, connector, plan.target, history) if deliverer else (None, None)
+                )
+                if error is None:
+                    self._switch(connector, plan.target.id, attempt)
+                    outcome.migrated.append(connector.id)
+                else:
+                    self.journal.append(
+                        {
+                            "event": "failed",
+                            "connector": connector.id,
+                            "to": plan.target.id,
+                            "error": error.to_dict(),
+                        }
+                    )
+                    outcome.failed.append({"connector": connector.id, "error": error.to_dict()})
+                    stopped = fail_fast
+                self.progress.done(connector, "migrated" if error is None else "failed", error)
+                self._maybe_flush()
+        finally:
+            self._flush()
+            self.journal.append({"event": "end", "run": run_id})
+        if plan.source is not None:
+            view = self.registry.view()
+            if not view.connectors_of(plan.source.id):
+                outcome.source_empty = view.integrations.get(plan.source.id)
+        return outcome
+
+    # -- one connector -----------------------------------------------------------------------
+    def _test(self, deliverer: Any, connector: Connector, target: Integration,
+              history: list[dict[str, Any]]) -> tuple[CxError | None, str | None]:  # fmt: skip
+        """Send the test notification; (error, attempt id). Success is journaled by the switch."""
+        from cxslack.delivery import build_test_message
+        from cxslack.slack.client import SlackError
+
+        in_doubt = _in_doubt_attempt(history, connector.id, target.id)
+        if in_doubt is not None and self._landed(deliverer, in_doubt):
+            return None, str(in_doubt["attempt"])  # it did land before the crash: do not send another
+        attempt = uuid.uuid4().hex
+        self.progress.step(connector, f"testing #{connector.channel}")
+        self.journal.append(
+            {
+                "event": "testing",
+                "connector": connector.id,
+                "to": target.id,
+                "attempt": attempt,
+                "channel": connector.channel,
+            }
+        )
+        text, blocks = build_test_message(connector, target)
+        metadata = {
+            "event_type": TEST_EVENT,
+            "event_payload": {"connector": connector.id, "attempt": attempt},
+        }
+        try:
+            deliverer.post(connector.channel, text, blocks, metadata=metadata)
+        except SlackError as exc:
+            if exc.token_invalid:
+                from cxslack.oauth.flow import mark_failing_if_token_error
+
+                mark_failing_if_token_error(self.registry, target.id, exc)
+            return exc, attempt
+        return None, attempt
+
+    def _landed(self, deliverer: Any, attempt: dict[str, Any]) -> bool:
+        """Did the in-doubt test message reach Slack? Look for its metadata in the channel history."""
+        from cxslack.slack.client import SlackError
+
+        access = deliverer.access
+        if access is None:
+            return False
+        try:
+            channel = _channel_id(access, attempt["channel"])
+            if channel is None:
+                return False
+            body, _ = access.call(
+                "conversations.history",
+                channel=channel,
+                oldest=f"{attempt['at'] - 60:.6f}",
+                limit=200,
+                include_all_metadata=True,
+            )
+        except SlackError:
+            return False  # no history scope, say: re-test (the only case a second notification can happen)
+        for message in body.get("messages", []):
+            meta = message.get("metadata") or {}
+            if (
+                meta.get("event_type") == TEST_EVENT
+                and (meta.get("event_payload") or {}).get("attempt") == attempt["attempt"]
+            ):
+                return True
+        return False
+
+    def _switch(self, connector: Connector, target_id: str, attempt: str | None) -> None:
+        self.journal.append(
+            {
+                "event": "switched",
+                "connector": connector.id,
+                "from": connector.integration,
+                "to": target_id,
+                "attempt": attempt,
+            }
+        )
+        self._pending[connector.id] = (connector.integration, target_id)
+        connector.integration = target_id
+
+    # -- config.toml catch-up ------------------------------------------------------------------
+    def _replay(self, history: list[dict[str, Any]]) -> None:
+        """Journaled switches that config.toml has not caught up with (a crash before a flush)."""
+        for event in history:
+            if event.get("event") == "switched":
+                self._pending[event["connector"]] = (event["from"], event["to"])
+        self._flush()
+
+    def _maybe_flush(self) -> None:
+        if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._pending:
+            return
+        from cxslack.model import utc_now
+
+        pending, self._pending = self._pending, {}
+        with self.registry.editing() as (view, _):
+            now = utc_now()
+            for ident, (old, new) in pending.items():
+                body = view.connectors.get(ident)
+                # Only a connector still on its old integration moves: never undo a later edit.
+                if isinstance(body, dict) and body.get("integration") == old and new in view.integrations:
+                    body["integration"] = new
+                    body["updated_at"] = now
+
+    @staticmethod
+    def _switched_in(history: list[dict[str, Any]], connector: str, target: str) -> bool:
+        return any(
+            e.get("event") == "switched" and e.get("connector") == connector and e.get("to") == target
+            for e in history
+        )
+
+
+def _in_doubt_attempt(history: list[dict[str, Any]], connector: str, target: str) -> dict[str, Any] | None:
+    """The last `testing` for this connector and target, if nothing after it says how it ended."""
+    last: dict[str, Any] | None = None
+    for event in history:
+        if event.get("connector") != connector:
+            continue
+        if event.get("event") == "testing" and event.get("to") == target:
+            last = event
+        elif event.get("event") in {"failed", "switched"}:
+            last = None
+    return last
+
+
+def _channel_id(access: Any, channel: str) -> str | None:
+    if CHANNEL_ID.fullmatch(channel):
+        return channel
+    cursor = None
+    while True:
+        body, _ = access.call(
+            "conversations.list",
+            types="public_channel,private_channel",
+            limit=1000,
+            cursor=cursor,
+            http_verb="GET",
+        )
+        for item in body.get("channels", []):
+            if item.get("name") == channel:
+                return str(item["id"])
+        cursor = (body.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return None
+
+
+def migration_status(registry: Registry, source_ref: str | None) -> dict[str, Any]:
+    """What the last run (for --from OLD, if given) did, failed and left, from journal and config."""
+    events = Journal(registry.store.ensure_state_dir()).events()
+    view = registry.view()
+    source = view.find(source_ref) if source_ref else None
+    starts = [
+        e for e in events if e.get("event") == "start" and (source is None or e.get("from") == source.id)
+    ]
+    if not starts:
+        return {
+            "to": None,
+            "from": source.id if source else None,
+            "done": [],
+            "failed": [],
+            "remaining": [],
+            "runs": 0,
+        }
+    to = starts[-1]["to"]
+    planned: list[str] = []
+    for start in starts:
+        if start["to"] == to:
+            planned += [c for c in start["connectors"] if c not in planned]
+    connectors = parse_connectors(view, registry.store.paths.config_file)
+    switched = {e["connector"] for e in events if e.get("event") == "switched" and e.get("to") == to}
+    last_failure: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event.get("event") == "failed" and event.get("to") == to:
+            last_failure[event["connector"]] = event["error"]
+        elif event.get("event") == "switched":
+            last_failure.pop(event["connector"], None)
+    done = [c for c in planned if c in switched or (c in connectors and connectors[c].integration == to)]
+    failed = [
+        {"connector": c, "error": last_failure[c]} for c in planned if c in last_failure and c not in done
+    ]
+    failed_ids = {f["connector"] for f in failed}
+    remaining = [c for c in planned if c not in done and c not in failed_ids and c in connectors]
+    return {
+        "to": to,
+        "from": starts[-1].get("from"),
+        "done": done,
+        "failed": failed,
+        "remaining": remaining,
+        "runs": len(starts),
+    }

@@ -1,0 +1,219 @@
+"""`cxslack connectors migrate`: one at a time, resumable after kill -9, honest under concurrency."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cxslack.store import Store
+
+from .conftest import Cli, add_integration, install, sandbox_admin, sandbox_messages
+
+
+def connector_integrations() -> dict[str, str]:
+    config = Store().read_config()  # raises if config.toml does not parse
+    return {ident: body["integration"] for ident, body in config.get("connectors", {}).items()}
+
+
+def setup_fleet(cli: Cli, slack: Any, count: int, *, own_channels: bool = False) -> tuple[dict, dict]:
+    old = install(cli, slack, "Legacy", "--integration-version", "0.0.9")
+    new = install(cli, slack, "Cases", "--two-way-sync")
+    from cxslack.connectors import Connector, ConnectorStore
+
+    store = ConnectorStore()
+    for n in range(count):
+        channel = (
+            f"mig-{n:03d}"
+            if own_channels
+            else ["alerts", "cases", "general", "db-cases", "payments-alerts"][n % 5]
+        )
+        if own_channels:
+            sandbox_admin(slack, "channels", name=channel)
+        store.create(
+            Connector(
+                id=f"c{n:03d}",
+                name=f"Connector {n:03d}",
+                integration=old["id"],
+                channel=channel,
+                fallback_channel="ops-fallback",
+            )
+        )
+    return old, new
+
+
+def migrate(cli: Cli, *args: str) -> tuple[int, dict[str, Any], str]:
+    run = cli("connectors", "migrate", *args, "-o", "json")
+    return run.exit_code, run.json(), run.stderr
+
+
+def test_migrates_every_connector_with_test_notifications(cli: Cli, slack: Any) -> None:
+    old, new = setup_fleet(cli, slack, 5)
+    code, doc, err = migrate(cli, "--from", "legacy", "--to", "cases", "--test")
+    assert code == 0, err
+    assert doc["to"] == new["id"] and doc["dry_run"] is False
+    assert sorted(doc["migrated"]) == [f"c{n:03d}" for n in range(5)]
+    assert doc["failed"] == [] and doc["remaining"] == []
+    assert set(connector_integrations().values()) == {new["id"]}
+    tests = [m for m in sandbox_messages(slack, "alerts") if "test notification" in m["text"]]
+    assert len(tests) == 1
+    assert "cxslack integrations remove Legacy --yes" in err  # the old one is now removable
+    again = migrate(cli, "--from", "legacy", "--to", "cases", "--test")
+    assert again[0] == 0 and again[1]["migrated"] == []  # nothing left: a no-op
+
+
+def test_named_connectors_and_already_migrated_ones_are_skipped(cli: Cli, slack: Any) -> None:
+    setup_fleet(cli, slack, 3)
+    code, doc, _ = migrate(cli, "c000", "--to", "cases", "--no-test")
+    assert code == 0 and doc["migrated"] == ["c000"]
+    code, doc, _ = migrate(cli, "c000", "c001", "--to", "cases", "--no-test")
+    assert doc["skipped"] == ["c000"] and doc["migrated"] == ["c001"]
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(cli: Cli, slack: Any, cxslack_home: Path) -> None:
+    setup_fleet(cli, slack, 3)
+    migrate(cli, "c000", "--to", "cases", "--no-test")
+    before = (cxslack_home / "config.toml").read_bytes()
+    code, doc, _ = migrate(cli, "--from", "legacy", "--to", "cases", "--dry-run", "--test")
+    assert code == 0 and doc["dry_run"] is True
+    assert doc["remaining"] == ["c001", "c002"]
+    assert doc["test"] is True
+    text = cli.ok("connectors", "migrate", "c000", "c001", "--to", "cases", "--dry-run").stdout
+    assert "already on Cases" in text and "Connector 001" in text
+    assert (cxslack_home / "config.toml").read_bytes() == before
+    assert sandbox_messages(slack, "alerts") == []
+
+
+def test_a_failed_test_leaves_the_connector_on_its_old_integration(cli: Cli, slack: Any) -> None:
+    old, new = setup_fleet(cli, slack, 5, own_channels=True)
+    sandbox_admin(slack, "archive", channel="mig-002")  # connector 3 of 5 cannot be delivered to
+    code, doc, err = migrate(cli, "--from", "legacy", "--to", "cases", "--test")
+    assert code == 5
+    assert sorted(doc["migrated"]) == ["c000", "c001", "c003", "c004"]
+    assert [f["connector"] for f in doc["failed"]] == ["c002"]
+    assert doc["failed"][0]["error"]["code"] == "is_archived"
+    assert connector_integrations()["c002"] == old["id"]
+    assert "keep delivering" in err
+    status = cli.ok("connectors", "migrate", "--status", "--from", "legacy", "-o", "json").json()
+    assert status["failed"][0]["connector"] == "c002" and len(status["done"]) == 4
+    sandbox_admin(slack, "unarchive", channel="mig-002")
+    assert migrate(cli, "--from", "legacy", "--to", "cases", "--test")[1]["migrated"] == ["c002"]
+
+
+def test_fail_fast_stops_at_the_first_failure(cli: Cli, slack: Any) -> None:
+    setup_fleet(cli, slack, 5, own_channels=True)
+    sandbox_admin(slack, "archive", channel="mig-002")
+    code, doc, _ = migrate(cli, "--from", "legacy", "--to", "cases", "--test", "--fail-fast")
+    assert code == 5
+    assert doc["migrated"] == ["c000", "c001"]
+    assert doc["remaining"] == ["c003", "c004"]
+
+
+@pytest.mark.parametrize("state", ["pending", "failing", "earlier"])
+def test_unready_targets_are_refused_before_anything_changes(
+    cli: Cli, slack: Any, cxslack_home: Path, state: str
+) -> None:
+    setup_fleet(cli, slack, 2)
+    if state == "pending":
+        add_integration(cli, "Target")
+    elif state == "earlier":
+        install(cli, slack, "Target", "--integration-version", "0.0.8")
+    else:
+        install(cli, slack, "Target")
+        from cxslack.model import Status
+        from cxslack.registry import Registry
+
+        with Registry().editing() as (view, _):
+            view.find("target").set_status(Status.FAILING, "token_revoked")
+    before = (cxslack_home / "config.toml").read_bytes()
+    code, doc, err = migrate(cli, "--from", "legacy", "--to", "target", "--test")
+    assert code == 4
+    assert "cxslack" in (doc["error"]["hint"] or "")
+    assert (cxslack_home / "config.toml").read_bytes() == before
+    assert sandbox_messages(slack, "alerts") == []
+
+
+def test_usage_errors(cli: Cli, slack: Any) -> None:
+    setup_fleet(cli, slack, 1)
+    assert cli("connectors", "migrate", "--from", "legacy", "--to", "legacy", "--no-test").exit_code == 2
+    assert cli("connectors", "migrate", "--to", "cases", "--no-test").exit_code == 2
+    assert cli("connectors", "migrate", "nope", "--to", "cases", "--no-test").exit_code == 3
+    assert cli("connectors", "migrate", "--from", "legacy", "--to", "nope", "--no-test").exit_code == 3
+    needs_test_flag = cli("connectors", "migrate", "--from", "legacy", "--to", "cases")
+    assert needs_test_flag.exit_code == 2 and "--test" in needs_test_flag.stderr
+
+
+def test_removing_the_old_integration_while_connectors_remain_needs_yes(cli: Cli, slack: Any) -> None:
+    setup_fleet(cli, slack, 2)
+    refused = cli("integrations", "remove", "legacy")
+    assert refused.exit_code == 2
+    assert "Connector 000" in refused.stderr and "Connector 001" in refused.stderr
+
+
+def _start_migrate(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cxslack", "connectors", "migrate", "--from", "legacy", "--to", "cases", "--test", "-o", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
+    )  # fmt: skip
+
+
+def test_kill_9_at_random_moments_then_rerun_finishes_with_at_most_one_test_each(
+    cli: Cli, slack: Any
+) -> None:
+    old, new = setup_fleet(cli, slack, 200, own_channels=True)
+    rng = random.Random(20261129)
+    for _ in range(20):
+        proc = _start_migrate({})
+        time.sleep(rng.uniform(0.15, 0.9))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        owners = connector_integrations()  # parses after every kill
+        assert len(owners) == 200 and set(owners.values()) <= {old["id"], new["id"]}
+    final = _start_migrate({})
+    out, err = final.communicate(timeout=120)
+    assert final.returncode == 0, err
+    assert set(connector_integrations().values()) == {new["id"]}
+    for n in range(200):
+        tests = [
+            m
+            for m in sandbox_messages(slack, f"mig-{n:03d}")
+            if (m.get("metadata") or {}).get("event_type") == "cxslack_migration_test"
+        ]
+        assert len(tests) <= 1, f"mig-{n:03d} got {len(tests)} test notifications"
+    status = cli.ok("connectors", "migrate", "--status", "--from", "legacy", "-o", "json").json()
+    assert len(status["done"]) == 200 and status["remaining"] == [] and status["failed"] == []
+
+
+def test_two_runs_at_once_switch_each_connector_once(cli: Cli, slack: Any) -> None:
+    old, new = setup_fleet(cli, slack, 30, own_channels=True)
+    first, second = _start_migrate({}), _start_migrate({})
+    docs = []
+    for proc in (first, second):
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        docs.append(json.loads(out))
+    migrated = docs[0]["migrated"] + docs[1]["migrated"]
+    assert sorted(migrated) == [f"c{n:03d}" for n in range(30)]  # every connector once, none twice
+    assert not set(docs[0]["migrated"]) & set(docs[1]["migrated"])
+    assert set(connector_integrations().values()) == {new["id"]}
+    total_tests = sum(
+        len(
+            [
+                m
+                for m in sandbox_messages(slack, f"mig-{n:03d}")
+                if (m.get("metadata") or {}).get("event_type") == "cxslack_migration_test"
+            ]
+        )
+        for n in range(30)
+    )
+    assert total_tests == 30
+    assert httpx.get(f"{slack.url}/_sandbox/calls").json()["violations"] == []
