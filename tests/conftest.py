@@ -64,6 +64,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def cxslack_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "cxslack-home"
     monkeypatch.setenv("CXSLACK_HOME", str(home))
+    monkeypatch.setenv("HOME", str(tmp_path / "user-home"))  # no real ~/.cx profile reaches a test
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost,::1")
     for name in ENV_TO_CLEAR:
         monkeypatch.delenv(name, raising=False)

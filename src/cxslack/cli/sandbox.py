@@ -37,6 +37,7 @@ def serve(
 ) -> None:
     """Serve the sandbox until Ctrl-C or SIGTERM, printing the environment that points cxslack at it."""
     from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SlackSandbox, is_loopback
+    from cxslack.sandbox.coralogix import CORALOGIX_API_KEY, CORALOGIX_SEND_KEY
 
     if not allow_remote and not is_loopback(host):
         raise UsageError(
@@ -58,12 +59,16 @@ def serve(
         say(f"Slack sandbox listening on {sandbox.url} (rate limits {'off' if no_rate_limits else 'on'})")
         say(f"  Web API:    {sandbox.api_url}")
         say(f"  Authorize:  {sandbox.authorize_url}")
-        say(f"  Admin API:  {sandbox.url}/_sandbox/")
+        say(f"  Admin API:  {sandbox.url}/_sandbox/ (Coralogix: {sandbox.url}/_sandbox/coralogix/)")
         say("Point cxslack at it:")
         say(f"export CXSLACK_SLACK_API_URL={sandbox.api_url}")
         say(f"export CXSLACK_SLACK_AUTHORIZE_URL={sandbox.authorize_url}")
         say(f"export CXSLACK_SLACK_CLIENT_ID={CLIENT_ID}")
         say(f"export CXSLACK_SLACK_CLIENT_SECRET={CLIENT_SECRET}")
+        say(f"export CXSLACK_CORALOGIX_API_URL={sandbox.url}")
+        say(f"export CXSLACK_CORALOGIX_INGRESS_URL={sandbox.url}")
+        say(f"export CX_API_KEY={CORALOGIX_API_KEY}")
+        say(f"export CX_SEND_KEY={CORALOGIX_SEND_KEY}")
         say("Press Ctrl-C to stop.")
         stop.wait()
     finally:

@@ -25,6 +25,7 @@ from typing import Any
 from cxslack.redact import redact
 from cxslack.sandbox import authorize, slack_api
 from cxslack.sandbox.admin import AdminApi
+from cxslack.sandbox.coralogix import CoralogixApi
 from cxslack.sandbox.traffic import Traffic, TrafficSettings
 from cxslack.sandbox.wire import BadRequest, Request, Response, Router
 from cxslack.sandbox.workspace import Clock, Workspace
@@ -61,6 +62,8 @@ class SlackSandbox:
         self.router.add("GET", authorize.PATH, authorize.show)
         self.router.add("POST", authorize.PATH, lambda request: authorize.decide(self.workspace, request))
         AdminApi(self).register(self.router)
+        self.coralogix = CoralogixApi(self)
+        self.coralogix.register(self.router)  # Cases API, log ingestion, /_sandbox/coralogix/
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -96,6 +99,7 @@ class SlackSandbox:
     def reset(self) -> None:
         """Back to the seeded workspace, default settings, no faults, an empty call log, the real time."""
         self.workspace.reset()
+        self.coralogix.reset()
         self.traffic.configure(replace(self._default_traffic))
         self.traffic.clear_faults()
         self.traffic.reset_log()

@@ -1,0 +1,393 @@
+"""Coralogix on the sandbox: the Cases API, log ingestion, and admin routes to play Coralogix's side.
+
+Served on the Slack sandbox's port: point CXSLACK_CORALOGIX_API_URL and
+CXSLACK_CORALOGIX_INGRESS_URL at `sandbox.url`, with CX_API_KEY=CORALOGIX_API_KEY and
+CX_SEND_KEY=CORALOGIX_SEND_KEY. Every call passes through the sandbox's traffic layer under a
+method name (`coralogix.cases.get`, …, see ROUTES), so the usual fault injection reaches it:
+`POST /_sandbox/faults {"kind": "status", "method": "coralogix.cases.get", "status": 503, "count": 2}`.
+Errors are shaped like Coralogix's gRPC-gateway answers: `{"code": <gRPC code>, "message": …}`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from cxslack.sandbox.admin import PREFIX as ADMIN_ROOT
+from cxslack.sandbox.admin import AdminError, Body, _json_route
+from cxslack.sandbox.wire import BadRequest, Request, Response, Router
+
+if TYPE_CHECKING:
+    from cxslack.sandbox.server import SlackSandbox
+
+CORALOGIX_API_KEY = "sandbox-coralogix-api-key"
+CORALOGIX_READONLY_API_KEY = "sandbox-coralogix-readonly-key"  # case:Read only: 403 on writes
+CORALOGIX_SEND_KEY = "sandbox-send-key"
+CASES_PREFIX = "/mgmt/openapi/5/cases/cases/v1"
+ADMIN_PREFIX = ADMIN_ROOT + "coralogix/"
+INGEST_ROUTES = {"/logs/v1/singles": "coralogix.logs.singles", "/logs/v1/bulk": "coralogix.logs.bulk"}
+MAX_INGEST_BYTES = 2_000_000  # Coralogix's "keep a request under 2 MB", read strictly
+
+CASE_STATUSES = (
+    "CASE_STATUS_PENDING_ACTIVATION",
+    "CASE_STATUS_ACTIVE",
+    "CASE_STATUS_ACKNOWLEDGED",
+    "CASE_STATUS_RESOLVED",
+    "CASE_STATUS_CLOSED",
+)
+CASE_PRIORITIES = tuple(f"CASE_PRIORITY_P{n}" for n in range(1, 6))
+# (title, CASE_STATUS_…, CASE_PRIORITY_…, labels, assignee); emails match the Slack sandbox's people
+SEED_CASES: tuple[tuple[str, str, str, tuple[str, ...], str | None], ...] = (
+    ("CPU above 90% on checkout-api", "ACTIVE", "P1", ("prod", "checkout"), "alice@example.com"),
+    ("Error rate spike in payments", "ACKNOWLEDGED", "P2", ("prod", "payments"), "bob@example.com"),
+    ("Disk usage above 80% on db-3", "PENDING_ACTIVATION", "P3", ("infra",), None),
+    ("Slow queries on search", "RESOLVED", "P4", ("search",), "carol@example.com"),
+    ("TLS certificate expires in 7 days", "CLOSED", "P5", (), "dave@example.com"),
+)
+_READABLE_ID = re.compile(r"[A-Z]+-[0-9]+")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+# gRPC status codes, which Coralogix's REST answers carry in `code`
+INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNAUTHENTICATED = 3, 5, 7, 16
+
+
+def rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def case_uuid(number: int) -> str:
+    """Seeded Cases keep the same UUID across runs, so tests and docs can name them."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"https://sandbox.cxslack.invalid/cases/{number}"))
+
+
+def _error(status: int, code: int, message: str) -> Response:
+    return Response.json(status, {"code": code, "message": message, "details": []})
+
+
+@dataclass
+class Case:
+    id: str
+    readable_id: str
+    title: str
+    status: str
+    priority: str
+    labels: list[str]
+    assignee: str | None
+    create_time: str
+    update_time: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "readableId": self.readable_id,
+            "title": self.title,
+            "status": self.status,
+            "priority": self.priority,
+            "labels": list(self.labels),
+            "assignee": self.assignee,
+            "createTime": self.create_time,
+            "updateTime": self.update_time,
+        }
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str  # the traffic-layer name faults target
+    write: bool  # needs case:Comment (the read-only key gets 403)
+    handle: Callable[[Request, Case | None], Response]
+
+
+class CoralogixApi:
+    """Seeded Cases and their timelines, received logs and sync requests, behind one lock."""
+
+    def __init__(self, sandbox: SlackSandbox):
+        self.sandbox = sandbox
+        self.lock = threading.Lock()
+        # (verb, what follows the Case id: "" for the Case itself, None for the collection) → route
+        self.routes: dict[tuple[str, str | None], Route] = {
+            ("POST", None): Route("coralogix.cases.list", False, self._list),
+            ("GET", ""): Route("coralogix.cases.get", False, self._get),
+            ("GET", "deep-links"): Route("coralogix.cases.deep_links", False, self._deep_links),
+            ("GET", "events"): Route("coralogix.cases.events", False, self._events),
+            ("POST", "comments"): Route("coralogix.cases.comment", True, self._comment),
+            ("POST", "sync-external-thread-comments"): Route("coralogix.cases.sync", True, self._sync),
+        }
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.cases: dict[str, Case] = {}
+            self.logs: list[dict[str, Any]] = []
+            self.syncs: list[dict[str, Any]] = []
+            now = self.sandbox.clock.time()
+            for title, status, priority, labels, assignee in SEED_CASES:
+                self._create(
+                    title,
+                    f"CASE_STATUS_{status}",
+                    f"CASE_PRIORITY_{priority}",
+                    list(labels),
+                    assignee,
+                    created=now - 3600,
+                )
+
+    def register(self, router: Router) -> None:
+        for verb in ("GET", "POST"):
+            router.add(verb, CASES_PREFIX, self._cases_api)
+        for path in INGEST_ROUTES:
+            router.add("POST", path, self._ingest)
+        admin: list[tuple[str, str, Callable[[Body], Body]]] = [
+            ("GET", "cases", lambda body: {"cases": self._all_cases()}),
+            ("POST", "cases", self.admin_create),
+            ("POST", "cases/update", self.admin_update),
+            ("GET", "comments", self.admin_comments),
+            ("GET", "logs", lambda body: {"logs": self._copy(self.logs)}),
+            ("GET", "syncs", lambda body: {"syncs": self._copy(self.syncs)}),
+            ("POST", "reset", self.admin_reset),
+        ]
+        for verb, name, action in admin:
+            router.add(verb, ADMIN_PREFIX + name, _json_route(verb, action))
+
+    # -- state (callers hold the lock) ------------------------------------------------------
+    def _create(
+        self, title: str, status: str, priority: str, labels: list[str], assignee: str | None, created: float
+    ) -> Case:
+        number = len(self.cases) + 1
+        stamp = rfc3339(created)
+        case = Case(
+            case_uuid(number), f"CASE-{number}", title, status, priority, labels, assignee, stamp, stamp
+        )
+        case.events.append(
+            self._event(case, "CASE_EVENT_TYPE_CREATED", {"created": {"title": title}}, at=stamp)
+        )
+        self.cases[case.id] = case
+        return case
+
+    def _event(
+        self, case: Case, kind: str, payload: dict[str, Any], *, actor: Any = None, at: str | None = None
+    ) -> dict[str, Any]:
+        return {
+            "id": str(uuid.uuid4()),
+            "caseId": case.id,
+            "type": kind,
+            "createTime": at or rfc3339(self.sandbox.clock.time()),
+            "actor": actor or {"system": {}},
+            **payload,
+        }
+
+    def _find(self, ref: str) -> Case | None:
+        if _UUID.fullmatch(ref):
+            return self.cases.get(ref.lower())
+        return next((c for c in self.cases.values() if c.readable_id == ref), None)
+
+    def _all_cases(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [case.to_api() for case in self.cases.values()]
+
+    def _copy(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        with self.lock:
+            return json.loads(json.dumps(items))
+
+    # -- the Cases API ----------------------------------------------------------------------
+    def _cases_api(self, request: Request) -> Response:
+        parts = [p for p in request.path.removeprefix(CASES_PREFIX).split("/") if p]
+        ref = parts[0] if parts else None
+        action = "/".join(parts[1:]) if ref else None
+        route = self.routes.get((request.verb, action))
+        if route is None:
+            return _error(404, NOT_FOUND, f"no such endpoint: {request.verb} {request.path}")
+        admission = self.sandbox.traffic.admit(route.method, None)
+        if admission.delay:
+            time.sleep(admission.delay)
+        if admission.response is not None:
+            return admission.response
+        key = request.bearer_token()
+        if key not in (CORALOGIX_API_KEY, CORALOGIX_READONLY_API_KEY):
+            return _error(401, UNAUTHENTICATED, "missing or invalid API key")
+        if route.write and key == CORALOGIX_READONLY_API_KEY:
+            return _error(403, PERMISSION_DENIED, "the API key lacks permission case:Comment")
+        with self.lock:
+            case = None
+            if ref is not None:
+                if not (_READABLE_ID.fullmatch(ref) or _UUID.fullmatch(ref)):
+                    return _error(400, INVALID_ARGUMENT, f"invalid case id {ref!r}")
+                case = self._find(ref)
+                if case is None:
+                    return _error(404, NOT_FOUND, f"case {ref} not found")
+            try:
+                return route.handle(request, case)
+            except BadRequest as exc:
+                return _error(400, INVALID_ARGUMENT, exc.detail or exc.error)
+
+    def _list(self, request: Request, _: Case | None) -> Response:
+        body = request.json_object()
+        pagination = body.get("pagination") or {}
+        size, token = pagination.get("pageSize", 50), pagination.get("pageToken") or "0"
+        if not isinstance(size, int) or not 1 <= size <= 1000:
+            raise BadRequest("invalid_argument", "pagination.pageSize must be 1 to 1000")
+        if not isinstance(token, str) or not token.isdigit():
+            raise BadRequest("invalid_argument", "invalid pagination.pageToken")
+        cases = list(self.cases.values())
+        start = int(token)
+        page: dict[str, Any] = {"totalSize": len(cases)}
+        if start + size < len(cases):
+            page["nextPageToken"] = str(start + size)
+        return Response.json(
+            200, {"cases": [c.to_api() for c in cases[start : start + size]], "pagination": page}
+        )
+
+    def _get(self, request: Request, case: Case | None) -> Response:
+        assert case is not None
+        return Response.json(200, {"case": case.to_api()})
+
+    def _deep_links(self, request: Request, case: Case | None) -> Response:
+        assert case is not None
+        return Response.json(200, {"deepLinks": {"detail": f"{self.sandbox.url}/#/cases/{case.id}"}})
+
+    def _events(self, request: Request, case: Case | None) -> Response:
+        assert case is not None
+        return Response.json(200, {"events": case.events})
+
+    def _comment(self, request: Request, case: Case | None) -> Response:
+        assert case is not None
+        body = request.json_object()
+        text, attachments = body.get("text"), body.get("attachments", [])
+        if not isinstance(text, str) or not text.strip():
+            raise BadRequest("invalid_argument", "text must be a non-empty string")
+        if not isinstance(attachments, list):
+            raise BadRequest("invalid_argument", "attachments must be a list")
+        comment = {"comment": {"text": text, "attachments": attachments}}
+        event = self._event(case, "CASE_EVENT_TYPE_COMMENT", comment, actor={"apiKey": {"name": "sandbox"}})
+        case.events.append(event)
+        case.update_time = event["createTime"]
+        return Response.json(200, {"event": event})
+
+    def _sync(self, request: Request, case: Case | None) -> Response:
+        assert case is not None
+        self.syncs.append({"caseId": case.id, "request": request.json_object()})
+        return Response.json(200, {})
+
+    # -- log ingestion ----------------------------------------------------------------------
+    def _ingest(self, request: Request) -> Response:
+        admission = self.sandbox.traffic.admit(INGEST_ROUTES[request.path], None)
+        if admission.delay:
+            time.sleep(admission.delay)
+        if admission.response is not None:
+            return admission.response
+        if request.bearer_token() != CORALOGIX_SEND_KEY:
+            return _error(401, UNAUTHENTICATED, "missing or invalid Send-Your-Data key")
+        if len(request.body) > MAX_INGEST_BYTES:
+            return _error(413, INVALID_ARGUMENT, f"request larger than {MAX_INGEST_BYTES} bytes")
+        try:
+            entries = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError):
+            entries = None
+        problem = _log_problem(entries)
+        if problem:
+            return _error(400, INVALID_ARGUMENT, problem)
+        with self.lock:
+            self.logs.extend(entries)
+        return Response.json(200, {})
+
+    # -- admin ------------------------------------------------------------------------------
+    def admin_create(self, body: Body) -> Body:
+        """A new Case (`title`; optional status, priority, labels, assignee), as an alert would open one."""
+        fields = _case_fields(body, required=("title",))
+        with self.lock:
+            case = self._create(
+                fields["title"],
+                fields.get("status", "CASE_STATUS_ACTIVE"),
+                fields.get("priority", "CASE_PRIORITY_P3"),
+                fields.get("labels", []),
+                fields.get("assignee"),
+                self.sandbox.clock.time(),
+            )
+            return {"case": case.to_api()}
+
+    def admin_update(self, body: Body) -> Body:
+        """Change a Case as a person in Coralogix would: `id`, then any of status, priority, assignee,
+        title and labels. The change is recorded on the Case's timeline."""
+        ref = body.get("id")
+        changes = _case_fields({k: v for k, v in body.items() if k != "id"}, required=())
+        with self.lock:
+            case = self._find(ref) if isinstance(ref, str) else None
+            if case is None:
+                raise AdminError(404, "case_not_found", f"no Case {ref!r}")
+            before = case.to_api()
+            for name, value in changes.items():
+                setattr(case, name, value)
+            after = case.to_api()
+            diff = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
+            event = self._event(
+                case,
+                "CASE_EVENT_TYPE_UPDATED",
+                {"updated": diff},
+                actor={"user": {"email": "admin@example.com"}},
+            )
+            case.events.append(event)
+            case.update_time = event["createTime"]
+            return {"case": case.to_api()}
+
+    def admin_reset(self, body: Body) -> Body:
+        """Back to the seeded Cases, no logs, no sync requests (the Slack side has its own reset)."""
+        self.reset()
+        return {}
+
+    def admin_comments(self, body: Body) -> Body:
+        """Comment events, of one Case (`case`) or of all."""
+        with self.lock:
+            cases = list(self.cases.values())
+            if body.get("case"):
+                found = self._find(body["case"])
+                if found is None:
+                    raise AdminError(404, "case_not_found", f"no Case {body['case']!r}")
+                cases = [found]
+            return {
+                "comments": [e for c in cases for e in c.events if e["type"] == "CASE_EVENT_TYPE_COMMENT"]
+            }
+
+
+def _case_fields(body: Body, required: tuple[str, ...]) -> dict[str, Any]:
+    """Validated Case fields from an admin body, by their Case attribute names."""
+    checks: dict[str, Callable[[Any], bool]] = {
+        "title": lambda v: isinstance(v, str) and bool(v.strip()),
+        "status": lambda v: v in CASE_STATUSES,
+        "priority": lambda v: v in CASE_PRIORITIES,
+        "assignee": lambda v: v is None or isinstance(v, str),
+        "labels": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    }
+    problems = {
+        "unknown": sorted(set(body) - set(checks)),
+        "missing": [name for name in required if name not in body],
+        "invalid": [name for name, value in body.items() if name in checks and not checks[name](value)],
+    }
+    if any(problems.values()):
+        found = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in problems.items() if names)
+        raise AdminError(
+            400, "invalid_arguments", f"{found} (status is CASE_STATUS_…, priority CASE_PRIORITY_P1…P5)"
+        )
+    return dict(body)
+
+
+def _log_problem(entries: Any) -> str | None:
+    """What is wrong with an ingestion body (a JSON array of log entries), if anything."""
+    if not isinstance(entries, list) or not entries:
+        return "the body must be a non-empty JSON array of log entries"
+    for i, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict):
+            return f"entry {i} is not an object"
+        for name in ("applicationName", "subsystemName", "text"):
+            if not isinstance(entry.get(name), str) or not entry[name]:
+                return f"entry {i}: {name} must be a non-empty string"
+        severity = entry.get("severity", 3)
+        if not isinstance(severity, int) or isinstance(severity, bool) or not 1 <= severity <= 6:
+            return f"entry {i}: severity must be 1 to 6"
+        if not isinstance(entry.get("timestamp", 0), int | float):
+            return f"entry {i}: timestamp must be milliseconds since the epoch"
+    return None

@@ -1,0 +1,235 @@
+"""The sandbox's Coralogix side over real loopback sockets, driven by the real CoralogixClient."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from cxslack.coralogix.client import CoralogixClient
+from cxslack.coralogix.config import resolve_settings
+from cxslack.errors import EXIT_AUTH, EXIT_NOT_FOUND, CxError
+from cxslack.sandbox import SlackSandbox
+from cxslack.sandbox.coralogix import (
+    CORALOGIX_API_KEY,
+    CORALOGIX_READONLY_API_KEY,
+    CORALOGIX_SEND_KEY,
+    MAX_INGEST_BYTES,
+    case_uuid,
+)
+
+HTTP = httpx.Client(timeout=10)
+
+
+def env_for(sandbox: SlackSandbox, api_key: str = CORALOGIX_API_KEY) -> dict[str, str]:
+    """What `cxslack sandbox serve` tells people to export."""
+    return {
+        "CXSLACK_CORALOGIX_API_URL": sandbox.url,
+        "CXSLACK_CORALOGIX_INGRESS_URL": sandbox.url,
+        "CX_API_KEY": api_key,
+        "CX_SEND_KEY": CORALOGIX_SEND_KEY,
+    }
+
+
+def connect(sandbox: SlackSandbox, api_key: str = CORALOGIX_API_KEY, **env: str) -> CoralogixClient:
+    settings = resolve_settings(environ={**env_for(sandbox, api_key), **env})
+    return CoralogixClient(settings, backoff=0.001)
+
+
+@pytest.fixture
+def client(sandbox: SlackSandbox) -> Iterator[CoralogixClient]:
+    with connect(sandbox) as client:
+        yield client
+
+
+def admin_get(sandbox: SlackSandbox, path: str, **params: str) -> dict[str, Any]:
+    response = HTTP.get(f"{sandbox.url}/_sandbox/{path}", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def admin_post(sandbox: SlackSandbox, path: str, **body: Any) -> dict[str, Any]:
+    response = HTTP.post(f"{sandbox.url}/_sandbox/{path}", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def failure(call: Any) -> CxError:
+    with pytest.raises(CxError) as info:
+        call()
+    return info.value
+
+
+# -- Cases ----------------------------------------------------------------------------------
+def test_a_case_by_readable_id_or_uuid(client: CoralogixClient) -> None:
+    case = client.get_case("CASE-1")
+    assert case["id"] == case_uuid(1) and case["readableId"] == "CASE-1"
+    assert case["status"] == "CASE_STATUS_ACTIVE" and case["priority"] == "CASE_PRIORITY_P1"
+    assert case["assignee"] == "alice@example.com" and case["labels"] == ["prod", "checkout"]
+    assert case["createTime"].endswith("Z") and case["updateTime"] == case["createTime"]
+    assert client.get_case(case_uuid(1)) == case
+
+
+def test_listing_pages_through_every_case(sandbox: SlackSandbox, client: CoralogixClient) -> None:
+    seen, token, pages = [], None, 0
+    while True:
+        page = client.list_cases(page_size=2, page_token=token)
+        seen += [case["readableId"] for case in page.cases]
+        pages += 1
+        token = page.next_page_token
+        if token is None:
+            break
+    assert seen == [f"CASE-{n}" for n in range(1, 6)] and pages == 3
+    assert [c["readableId"] for c in admin_get(sandbox, "coralogix/cases")["cases"]] == seen
+
+
+def test_the_deep_link_is_an_absolute_url_on_the_sandbox(
+    sandbox: SlackSandbox, client: CoralogixClient
+) -> None:
+    assert client.case_deep_link("CASE-2") == f"{sandbox.url}/#/cases/{case_uuid(2)}"
+
+
+def test_a_comment_lands_on_the_timeline(sandbox: SlackSandbox, client: CoralogixClient) -> None:
+    event = client.add_comment("CASE-3", "Restarted db-3", [{"url": "https://example.com/graph.png"}])
+    assert event["comment"] == {
+        "text": "Restarted db-3",
+        "attachments": [{"url": "https://example.com/graph.png"}],
+    }
+    assert event["caseId"] == case_uuid(3)
+    assert client.list_events("CASE-3")[-1] == event
+    assert admin_get(sandbox, "coralogix/comments", case="CASE-3")["comments"] == [event]
+    assert client.get_case("CASE-3")["updateTime"] == event["createTime"]
+
+
+def test_admin_changes_and_creates_cases(sandbox: SlackSandbox, client: CoralogixClient) -> None:
+    changed = admin_post(sandbox, "coralogix/cases/update", id="CASE-1", status="CASE_STATUS_RESOLVED")
+    assert changed["case"]["status"] == "CASE_STATUS_RESOLVED" == client.get_case("CASE-1")["status"]
+    update = client.list_events("CASE-1")[-1]
+    assert update["updated"]["status"] == {"from": "CASE_STATUS_ACTIVE", "to": "CASE_STATUS_RESOLVED"}
+
+    created = admin_post(sandbox, "coralogix/cases", title="Queue backlog", priority="CASE_PRIORITY_P2")
+    assert created["case"]["readableId"] == "CASE-6"
+    assert client.get_case("CASE-6")["title"] == "Queue backlog"
+
+    refused = HTTP.post(
+        f"{sandbox.url}/_sandbox/coralogix/cases/update", json={"id": "CASE-1", "status": "DONE"}
+    )
+    assert refused.status_code == 400 and "status" in refused.json()["detail"]
+    missing = HTTP.post(f"{sandbox.url}/_sandbox/coralogix/cases/update", json={"id": "CASE-99"})
+    assert missing.status_code == 404
+
+
+def test_sync_requests_are_recorded(sandbox: SlackSandbox) -> None:
+    url = f"{sandbox.url}/mgmt/openapi/5/cases/cases/v1/CASE-1/sync-external-thread-comments"
+    body = {"slack": {"channelId": "C0ALERTS", "threadId": "1700000000.000100"}}
+    sent = HTTP.post(url, json=body, headers={"Authorization": f"Bearer {CORALOGIX_API_KEY}"})
+    assert sent.status_code == 200
+    assert admin_get(sandbox, "coralogix/syncs")["syncs"] == [{"caseId": case_uuid(1), "request": body}]
+    read_only = HTTP.post(url, json=body, headers={"Authorization": f"Bearer {CORALOGIX_READONLY_API_KEY}"})
+    assert read_only.status_code == 403
+
+
+# -- failures the client must survive or explain ---------------------------------------------
+def test_503_twice_then_200_succeeds(sandbox: SlackSandbox, client: CoralogixClient) -> None:
+    admin_post(sandbox, "faults", kind="status", method="coralogix.cases.get", status=503, count=2)
+    assert client.get_case("CASE-4")["title"] == "Slow queries on search"
+    assert admin_get(sandbox, "calls")["methods"]["coralogix.cases.get"] == 3
+    assert admin_get(sandbox, "calls")["pending_faults"] == []
+
+
+def test_a_wrong_key_is_401_naming_case_read(sandbox: SlackSandbox) -> None:
+    with connect(sandbox, "not-the-secret") as client:
+        error = failure(lambda: client.get_case("CASE-1"))
+        assert error.exit_code == EXIT_AUTH and "case:Read" in error.message
+        assert "not-the-secret" not in f"{error} {error!r} {error.hint} {client!r}"
+
+
+def test_a_read_only_key_reads_but_gets_403_on_comments(sandbox: SlackSandbox) -> None:
+    with connect(sandbox, CORALOGIX_READONLY_API_KEY) as client:
+        assert client.list_events("CASE-1")
+        error = failure(lambda: client.add_comment("CASE-1", "hi"))
+        assert (error.code, error.exit_code) == ("coralogix_forbidden", EXIT_AUTH)
+        assert "case:Comment" in error.message
+    assert admin_get(sandbox, "coralogix/comments")["comments"] == []
+
+
+def test_an_unknown_case_is_404(client: CoralogixClient) -> None:
+    error = failure(lambda: client.case_deep_link("CASE-999"))
+    assert error.exit_code == EXIT_NOT_FOUND and error.message == "no Case CASE-999"
+    assert failure(lambda: client.get_case(case_uuid(999))).exit_code == EXIT_NOT_FOUND
+
+
+# -- log ingestion ----------------------------------------------------------------------------
+def test_logs_arrive_in_batches_under_the_limit(sandbox: SlackSandbox, client: CoralogixClient) -> None:
+    entries = [{"text": "small", "severity": 4}] + [{"text": "x" * 1_200_000} for _ in range(3)]
+    result = client.send_logs(entries, application="cxslack", subsystem="test")
+    assert (result.entries, result.batches) == (4, 3)
+    logs = admin_get(sandbox, "coralogix/logs")["logs"]
+    assert len(logs) == 4 and logs[0]["text"] == "small" and logs[0]["severity"] == 4
+    assert {(e["applicationName"], e["subsystemName"]) for e in logs} == {("cxslack", "test")}
+    assert admin_get(sandbox, "calls")["methods"]["coralogix.logs.singles"] == 3
+
+
+def test_ingestion_refuses_big_bodies_bad_entries_and_wrong_keys(sandbox: SlackSandbox) -> None:
+    auth = {"Authorization": f"Bearer {CORALOGIX_SEND_KEY}"}
+    entry = {"applicationName": "a", "subsystemName": "s", "text": "t"}
+    for path in ("/logs/v1/singles", "/logs/v1/bulk"):
+        assert HTTP.post(sandbox.url + path, json=[entry], headers=auth).status_code == 200
+    big = json.dumps([{**entry, "text": "x" * MAX_INGEST_BYTES}])
+    assert HTTP.post(sandbox.url + "/logs/v1/singles", content=big, headers=auth).status_code == 413
+    bad = HTTP.post(sandbox.url + "/logs/v1/singles", json=[{**entry, "severity": 9}], headers=auth)
+    assert bad.status_code == 400 and "severity" in bad.json()["message"]
+    assert HTTP.post(sandbox.url + "/logs/v1/singles", json=[entry]).status_code == 401
+    assert len(admin_get(sandbox, "coralogix/logs")["logs"]) == 2
+
+    with connect(sandbox, CX_SEND_KEY="sekrit-value-123") as client:
+        error = failure(lambda: client.send_logs([{"text": "t"}], application="a", subsystem="s"))
+        assert error.exit_code == EXIT_AUTH and "Send-Your-Data" in error.message
+        assert "sekrit-value-123" not in f"{error} {error!r} {client!r}"
+
+
+def test_reset_restores_the_seed(sandbox: SlackSandbox, client: CoralogixClient) -> None:
+    client.add_comment("CASE-1", "hello")
+    admin_post(sandbox, "coralogix/cases", title="extra")
+    admin_post(sandbox, "coralogix/reset")
+    assert len(admin_get(sandbox, "coralogix/cases")["cases"]) == 5
+    assert admin_get(sandbox, "coralogix/comments")["comments"] == []
+
+
+# -- cxslack sandbox serve ----------------------------------------------------------------------
+def test_serve_prints_the_coralogix_exports() -> None:
+    script = (
+        "import typer; from cxslack.cli.app import CxGroup; from cxslack.cli.sandbox import app; "
+        "root = typer.Typer(cls=CxGroup); root.add_typer(app, name='sandbox'); root()"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, "sandbox", "serve", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    try:
+        assert proc.stderr is not None
+        exports: dict[str, str] = {}
+        for line in proc.stderr:
+            if line.startswith("export "):
+                name, _, value = line.removeprefix("export ").strip().partition("=")
+                exports[name] = value
+            if line.startswith("Press Ctrl-C"):
+                break
+        assert exports["CX_API_KEY"] == CORALOGIX_API_KEY and exports["CX_SEND_KEY"] == CORALOGIX_SEND_KEY
+        with CoralogixClient(resolve_settings(environ=exports)) as client:
+            assert client.get_case("CASE-1")["readableId"] == "CASE-1"
+            assert client.send_logs([{"text": "hi"}], application="a", subsystem="s").entries == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
