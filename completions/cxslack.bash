@@ -2,8 +2,10 @@
 # Install: source this file, or copy it to ~/.local/share/bash-completion/completions/cxslack
 _cxslack_subcommands() {
     case "$1" in
-        "") subs="app completion config connectors coralogix integrations sandbox" ;;
+        "") subs="access-logs app cases completion config connectors coralogix integrations sandbox" ;;
+        "access-logs") subs="collect" ;;
         "app") subs="configure manifest" ;;
+        "cases") subs="show notify settings" ;;
         "config") subs="path" ;;
         "connectors") subs="create list show edit remove export import render test migrate" ;;
         "coralogix") subs="configure show" ;;
@@ -27,6 +29,14 @@ _cxslack() {
         [[ "$subs" == *" $word "* ]] && path="${path:+$path }$word"
     done
     case "$path:$prev" in
+        "access-logs collect:--since") COMPREPLY=(); return ;;
+        "access-logs collect:--until") COMPREPLY=(); return ;;
+        "access-logs collect:--output") COMPREPLY=(); return ;;
+        "access-logs collect:--interval") COMPREPLY=(); return ;;
+        "access-logs collect:--application-name") COMPREPLY=(); return ;;
+        "access-logs collect:--subsystem-name") COMPREPLY=(); return ;;
+        "access-logs collect:--batch-size") COMPREPLY=(); return ;;
+        "access-logs collect:--format"|"access-logs collect:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "app configure:--client-id") COMPREPLY=(); return ;;
         "app configure:--redirect-uri") COMPREPLY=(); return ;;
         "app configure:--output"|"app configure:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
@@ -35,6 +45,14 @@ _cxslack() {
         "app manifest:--events-url") COMPREPLY=(); return ;;
         "app manifest:--name") COMPREPLY=(); return ;;
         "app manifest:--format") COMPREPLY=($(compgen -W "json yaml" -- "$cur")); return ;;
+        "cases show:--output"|"cases show:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+        "cases notify:--connector") COMPREPLY=(); return ;;
+        "cases notify:--event") COMPREPLY=(); return ;;
+        "cases notify:--case-json") COMPREPLY=(); return ;;
+        "cases notify:--workers") COMPREPLY=(); return ;;
+        "cases notify:--output"|"cases notify:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+        "cases settings:--reply-mode") COMPREPLY=(); return ;;
+        "cases settings:--output"|"cases settings:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "config path:--output"|"config path:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "connectors create:--integration") COMPREPLY=(); return ;;
         "connectors create:--channel") COMPREPLY=(); return ;;
@@ -42,6 +60,7 @@ _cxslack() {
         "connectors create:--override") COMPREPLY=(); return ;;
         "connectors create:--description") COMPREPLY=(); return ;;
         "connectors create:--id") COMPREPLY=(); return ;;
+        "connectors create:--case-reply-mode") COMPREPLY=(); return ;;
         "connectors create:--output"|"connectors create:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "connectors list:--integration") COMPREPLY=(); return ;;
         "connectors list:--output"|"connectors list:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
@@ -53,6 +72,7 @@ _cxslack() {
         "connectors edit:--fallback-channel") COMPREPLY=(); return ;;
         "connectors edit:--override") COMPREPLY=(); return ;;
         "connectors edit:--clear-override") COMPREPLY=(); return ;;
+        "connectors edit:--case-reply-mode") COMPREPLY=(); return ;;
         "connectors edit:--output"|"connectors edit:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "connectors remove:--output"|"connectors remove:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "connectors export:--format") COMPREPLY=($(compgen -W "coralogix cxslack" -- "$cur")); return ;;
@@ -95,17 +115,23 @@ _cxslack() {
     if [[ "$cur" == -* ]]; then
         case "$path" in
         "") opts="--version --no-color --help -h" ;;
+        "access-logs") opts="--help -h" ;;
+        "access-logs collect") opts="--since --until --forward --output --follow --interval --application-name --subsystem-name --no-checkpoint --batch-size --format -o --help -h" ;;
         "app") opts="--help -h" ;;
         "app configure") opts="--client-id --client-secret-stdin --redirect-uri --pkce --no-pkce --output -o --help -h" ;;
         "app manifest") opts="--integration --two-way-sync --link-previews --access-logs --redirect-uri --events-url --name --format --help -h" ;;
+        "cases") opts="--help -h" ;;
+        "cases show") opts="--output -o --help -h" ;;
+        "cases notify") opts="--connector --event --case-json --workers --output -o --help -h" ;;
+        "cases settings") opts="--reply-mode --mute-sync --unmute-sync --output -o --help -h" ;;
         "completion") opts="--help -h" ;;
         "config") opts="--help -h" ;;
         "config path") opts="--output -o --help -h" ;;
         "connectors") opts="--help -h" ;;
-        "connectors create") opts="--integration --channel --fallback-channel --override --description --id --output -o --help -h" ;;
+        "connectors create") opts="--integration --channel --fallback-channel --override --description --id --case-reply-mode --output -o --help -h" ;;
         "connectors list") opts="--integration --output -o --help -h" ;;
         "connectors show") opts="--output -o --help -h" ;;
-        "connectors edit") opts="--name --description --integration --channel --fallback-channel --override --clear-override --output -o --help -h" ;;
+        "connectors edit") opts="--name --description --integration --channel --fallback-channel --override --clear-override --case-reply-mode --output -o --help -h" ;;
         "connectors remove") opts="--yes -y --output -o --help -h" ;;
         "connectors export") opts="--format --help -h" ;;
         "connectors import") opts="--output -o --help -h" ;;

@@ -3,9 +3,13 @@
 function __cxslack_subcommands
     switch $argv[1]
         case ""
-            echo app completion config connectors coralogix integrations sandbox
+            echo access-logs app cases completion config connectors coralogix integrations sandbox
+        case "access-logs"
+            echo collect
         case "app"
             echo configure manifest
+        case "cases"
+            echo show notify settings
         case "config"
             echo path
         case "connectors"
@@ -31,7 +35,9 @@ function __cxslack_path
 end
 
 complete -c cxslack -f
+complete -c cxslack -n 'test (__cxslack_path) = ""' -a access-logs -d 'Collect Slack access logs (team.accessLogs) and forward them to Coralogix, or write them as NDJSON'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a app -d 'Configure the Slack app\'s credentials and print its manifest'
+complete -c cxslack -n 'test (__cxslack_path) = ""' -a cases -d 'Coralogix Cases in Slack: show a Case, notify a connector, per-Case reply mode and sync'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a completion -d 'Print a shell completion script (the files in completions/ are its output)'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a config -d 'Inspect cxslack\'s local configuration'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a connectors -d 'Create and manage Slack connectors: channel routing, templates, fallback, tests'
@@ -41,6 +47,20 @@ complete -c cxslack -n 'test (__cxslack_path) = ""' -a sandbox -d 'Run the built
 complete -c cxslack -n 'test (__cxslack_path) = ""' -l version -d 'Print the version and exit'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -l no-color -d 'Disable colour (NO_COLOR works too)'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs"' -a collect -d 'Read the integration\'s access logs and deliver each login entry once'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l since -x -d 'Oldest login to read (by first seen): RFC 3339 or relative (24h, 7d). Default: where the last run stopped; on the first run, all that Slack keeps'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l until -x -d 'Newest login to read (RFC 3339 or relative). Default: now'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l forward -d 'Send to Coralogix\'s log ingestion (key: CX_SEND_KEY or cxslack coralogix configure --send-key-stdin)'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l output -x -d 'Append one JSON record per login to FILE (created 0600); - writes them to stdout, alone'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l follow -d 'Keep collecting every --interval until SIGINT or SIGTERM (then exit 0)'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l interval -x -d 'With --follow: seconds between runs'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l application-name -x -d 'Coralogix applicationName of the forwarded logs'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l subsystem-name -x -d 'Coralogix subsystemName of the forwarded logs'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l no-checkpoint -d 'With --output: read exactly --since…--until, neither reading nor advancing the checkpoint'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l batch-size -x -d 'Entries per request or write at most; after a crash at most one batch is sent again'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l format -s o -x -a 'table json' -d 'Summary format: table for people, json for scripts (one document on stdout; none with --output -)'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "app"' -a configure -d 'Store the Slack app\'s client id and secret (the secret goes to credentials.toml, never to a flag)'
 complete -c cxslack -n 'test (__cxslack_path) = "app"' -a manifest -d 'Print a Slack app manifest with the scopes and events for the chosen features'
 complete -c cxslack -n 'test (__cxslack_path) = "app"' -l help -s h -d 'Show help and exit'
@@ -59,6 +79,22 @@ complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l events-url -x
 complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l name -x -d 'App and bot display name'
 complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l format -x -a 'json yaml' -d 'json or yaml'
 complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "cases"' -a show -d 'Show a Case: status, priority, assignee, labels and its Coralogix link'
+complete -c cxslack -n 'test (__cxslack_path) = "cases"' -a notify -d 'Post a Case to Slack: the first notification posts the root message, later ones follow the'
+complete -c cxslack -n 'test (__cxslack_path) = "cases"' -a settings -d 'Show or change a Case\'s Slack settings: reply mode for updates, and two-way sync mute'
+complete -c cxslack -n 'test (__cxslack_path) = "cases"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "cases show"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
+complete -c cxslack -n 'test (__cxslack_path) = "cases show"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l connector -x -d 'The connector whose channel routing to use'
+complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l event -x -d 'activated, acknowledged, resolved, closed, priority-changed or assignee-changed (default: from the status)'
+complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l case-json -x -d 'Read the Case from this JSON file (\'-\' for stdin) instead of Coralogix'
+complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l workers -x -d 'Cases notified at once (each channel stays under Slack\'s limit)'
+complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
+complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "cases settings"' -l reply-mode -x -d 'new-message, thread or thread-broadcast'
+complete -c cxslack -n 'test (__cxslack_path) = "cases settings"' -l mute-sync -l unmute-sync -d 'Stop or resume syncing Slack replies into this Case'
+complete -c cxslack -n 'test (__cxslack_path) = "cases settings"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
+complete -c cxslack -n 'test (__cxslack_path) = "cases settings"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "completion"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "config"' -a path -d 'Print where config, credentials and state live (CXSLACK_HOME overrides all)'
 complete -c cxslack -n 'test (__cxslack_path) = "config"' -l help -s h -d 'Show help and exit'
@@ -81,6 +117,7 @@ complete -c cxslack -n 'test (__cxslack_path) = "connectors create"' -l fallback
 complete -c cxslack -n 'test (__cxslack_path) = "connectors create"' -l override -x -d 'ENTITY=TEMPLATE (alerts, cases, test-notifications): a Tera template for the channel. Repeatable'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors create"' -l description -x -d 'Free text'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors create"' -l id -x -d 'Connector id (default: derived from the name)'
+complete -c cxslack -n 'test (__cxslack_path) = "connectors create"' -l case-reply-mode -x -d 'How Case updates post by default: new-message, thread (default) or thread-broadcast'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors create"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors create"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors list"' -l integration -x -d 'Only connectors of this integration'
@@ -95,6 +132,7 @@ complete -c cxslack -n 'test (__cxslack_path) = "connectors edit"' -l channel -x
 complete -c cxslack -n 'test (__cxslack_path) = "connectors edit"' -l fallback-channel -x -d 'New fallback channel'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors edit"' -l override -x -d 'ENTITY=TEMPLATE (alerts, cases, test-notifications): a Tera template for the channel. Repeatable'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors edit"' -l clear-override -x -d 'Remove an entity type\'s override. Repeatable'
+complete -c cxslack -n 'test (__cxslack_path) = "connectors edit"' -l case-reply-mode -x -d 'How Case updates post by default: new-message, thread (default) or thread-broadcast'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors edit"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors edit"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors remove"' -l yes -s y -d 'Do not ask for confirmation (required when not on a terminal)'

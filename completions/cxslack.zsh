@@ -3,8 +3,10 @@
 # Install: copy to a directory on $fpath as _cxslack, then run compinit.
 _cxslack_commands() {
     case "$1" in
-        "") items=('app:Configure the Slack app'\''s credentials and print its manifest' 'completion:Print a shell completion script (the files in completions/ are its output)' 'config:Inspect cxslack'\''s local configuration' 'connectors:Create and manage Slack connectors\: channel routing, templates, fallback, tests' 'coralogix:Connect cxslack to Coralogix\: region and keys, named as Coralogix'\''s own cx CLI names them' 'integrations:Add, list, show, edit and remove Slack integrations' 'sandbox:Run the built-in Slack sandbox\: a local Slack Web API emulator for tests and demos') ;;
+        "") items=('access-logs:Collect Slack access logs (team.accessLogs) and forward them to Coralogix, or write them as NDJSON' 'app:Configure the Slack app'\''s credentials and print its manifest' 'cases:Coralogix Cases in Slack\: show a Case, notify a connector, per-Case reply mode and sync' 'completion:Print a shell completion script (the files in completions/ are its output)' 'config:Inspect cxslack'\''s local configuration' 'connectors:Create and manage Slack connectors\: channel routing, templates, fallback, tests' 'coralogix:Connect cxslack to Coralogix\: region and keys, named as Coralogix'\''s own cx CLI names them' 'integrations:Add, list, show, edit and remove Slack integrations' 'sandbox:Run the built-in Slack sandbox\: a local Slack Web API emulator for tests and demos') ;;
+        "access-logs") items=('collect:Read the integration'\''s access logs and deliver each login entry once') ;;
         "app") items=('configure:Store the Slack app'\''s client id and secret (the secret goes to credentials.toml, never to a flag)' 'manifest:Print a Slack app manifest with the scopes and events for the chosen features') ;;
+        "cases") items=('show:Show a Case\: status, priority, assignee, labels and its Coralogix link' 'notify:Post a Case to Slack\: the first notification posts the root message, later ones follow the' 'settings:Show or change a Case'\''s Slack settings\: reply mode for updates, and two-way sync mute') ;;
         "config") items=('path:Print where config, credentials and state live (CXSLACK_HOME overrides all)') ;;
         "connectors") items=('create:Create a connector\: a channel, a fallback channel and optional per-entity templates' 'list:List connectors with their integration, channels and overrides' 'show:Show one connector in full' 'edit:Change a connector'\''s name, channels, overrides or integration' 'remove:Remove a connector; Case notification settings and routing rules that use it stop delivering' 'export:Print connectors as JSON, ready for git or for Coralogix'\''s Notification Center API' 'import:Create or update connectors from Notification Center JSON (what `export` prints)' 'render:Show where a message of this entity type would go, step by step' 'test:Send a test notification through the connector'\''s integration to its channel (fallback on failure)' 'migrate:Move connectors to a v0.1.0 integration one at a time; safe to interrupt and to rerun') ;;
         "coralogix") items=('configure:Store the Coralogix region and keys\: the region in config.toml, keys only in credentials.toml' 'show:Show the Coralogix connection cxslack would use and where each value comes from (keys masked)') ;;
@@ -27,6 +29,14 @@ _cxslack() {
     done
     prev="${words[CURRENT-1]}"
     case "$path:$prev" in
+        "access-logs collect:--since") _message 'value'; return ;;
+        "access-logs collect:--until") _message 'value'; return ;;
+        "access-logs collect:--output") _message 'value'; return ;;
+        "access-logs collect:--interval") _message 'value'; return ;;
+        "access-logs collect:--application-name") _message 'value'; return ;;
+        "access-logs collect:--subsystem-name") _message 'value'; return ;;
+        "access-logs collect:--batch-size") _message 'value'; return ;;
+        "access-logs collect:--format"|"access-logs collect:-o") compadd -- table json; return ;;
         "app configure:--client-id") _message 'value'; return ;;
         "app configure:--redirect-uri") _message 'value'; return ;;
         "app configure:--output"|"app configure:-o") compadd -- table json; return ;;
@@ -35,6 +45,14 @@ _cxslack() {
         "app manifest:--events-url") _message 'value'; return ;;
         "app manifest:--name") _message 'value'; return ;;
         "app manifest:--format") compadd -- json yaml; return ;;
+        "cases show:--output"|"cases show:-o") compadd -- table json; return ;;
+        "cases notify:--connector") _message 'value'; return ;;
+        "cases notify:--event") _message 'value'; return ;;
+        "cases notify:--case-json") _message 'value'; return ;;
+        "cases notify:--workers") _message 'value'; return ;;
+        "cases notify:--output"|"cases notify:-o") compadd -- table json; return ;;
+        "cases settings:--reply-mode") _message 'value'; return ;;
+        "cases settings:--output"|"cases settings:-o") compadd -- table json; return ;;
         "config path:--output"|"config path:-o") compadd -- table json; return ;;
         "connectors create:--integration") _message 'value'; return ;;
         "connectors create:--channel") _message 'value'; return ;;
@@ -42,6 +60,7 @@ _cxslack() {
         "connectors create:--override") _message 'value'; return ;;
         "connectors create:--description") _message 'value'; return ;;
         "connectors create:--id") _message 'value'; return ;;
+        "connectors create:--case-reply-mode") _message 'value'; return ;;
         "connectors create:--output"|"connectors create:-o") compadd -- table json; return ;;
         "connectors list:--integration") _message 'value'; return ;;
         "connectors list:--output"|"connectors list:-o") compadd -- table json; return ;;
@@ -53,6 +72,7 @@ _cxslack() {
         "connectors edit:--fallback-channel") _message 'value'; return ;;
         "connectors edit:--override") _message 'value'; return ;;
         "connectors edit:--clear-override") _message 'value'; return ;;
+        "connectors edit:--case-reply-mode") _message 'value'; return ;;
         "connectors edit:--output"|"connectors edit:-o") compadd -- table json; return ;;
         "connectors remove:--output"|"connectors remove:-o") compadd -- table json; return ;;
         "connectors export:--format") compadd -- coralogix cxslack; return ;;
@@ -95,17 +115,23 @@ _cxslack() {
     if [[ "${words[CURRENT]}" == -* ]]; then
         case "$path" in
         "") items=('--version:Print the version and exit' '--no-color:Disable colour (NO_COLOR works too)' '--help:Show help and exit' '-h:Show help and exit') ;;
+        "access-logs") items=('--help:Show help and exit' '-h:Show help and exit') ;;
+        "access-logs collect") items=('--since:Oldest login to read (by first seen)\: RFC 3339 or relative (24h, 7d). Default\: where the last run stopped; on the first run, all that Slack keeps' '--until:Newest login to read (RFC 3339 or relative). Default\: now' '--forward:Send to Coralogix'\''s log ingestion (key\: CX_SEND_KEY or cxslack coralogix configure --send-key-stdin)' '--output:Append one JSON record per login to FILE (created 0600); - writes them to stdout, alone' '--follow:Keep collecting every --interval until SIGINT or SIGTERM (then exit 0)' '--interval:With --follow\: seconds between runs' '--application-name:Coralogix applicationName of the forwarded logs' '--subsystem-name:Coralogix subsystemName of the forwarded logs' '--no-checkpoint:With --output\: read exactly --since…--until, neither reading nor advancing the checkpoint' '--batch-size:Entries per request or write at most; after a crash at most one batch is sent again' '--format:Summary format\: table for people, json for scripts (one document on stdout; none with --output -)' '-o:Summary format\: table for people, json for scripts (one document on stdout; none with --output -)' '--help:Show help and exit' '-h:Show help and exit') ;;
         "app") items=('--help:Show help and exit' '-h:Show help and exit') ;;
         "app configure") items=('--client-id:The Slack app'\''s client id (Basic Information)' '--client-secret-stdin:Read the client secret from stdin (for scripts); on a terminal it is prompted for' '--redirect-uri:The redirect URL registered in the Slack app (default for authorize)' '--pkce:The app is a PKCE public client (no client secret)' '--no-pkce:The app is a PKCE public client (no client secret)' '--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
         "app manifest") items=('--integration:Take the features from this integration' '--two-way-sync:Include two-way comment sync' '--link-previews:Include rich Case URL previews' '--access-logs:Include Slack access logs (user scopes)' '--redirect-uri:Redirect URL (default\: the configured one)' '--events-url:Public URL of `cxslack listen --http` (…/slack/events); default Socket Mode' '--name:App and bot display name' '--format:json or yaml' '--help:Show help and exit' '-h:Show help and exit') ;;
+        "cases") items=('--help:Show help and exit' '-h:Show help and exit') ;;
+        "cases show") items=('--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
+        "cases notify") items=('--connector:The connector whose channel routing to use' '--event:activated, acknowledged, resolved, closed, priority-changed or assignee-changed (default\: from the status)' '--case-json:Read the Case from this JSON file ('\''-'\'' for stdin) instead of Coralogix' '--workers:Cases notified at once (each channel stays under Slack'\''s limit)' '--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
+        "cases settings") items=('--reply-mode:new-message, thread or thread-broadcast' '--mute-sync:Stop or resume syncing Slack replies into this Case' '--unmute-sync:Stop or resume syncing Slack replies into this Case' '--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
         "completion") items=('--help:Show help and exit' '-h:Show help and exit') ;;
         "config") items=('--help:Show help and exit' '-h:Show help and exit') ;;
         "config path") items=('--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
         "connectors") items=('--help:Show help and exit' '-h:Show help and exit') ;;
-        "connectors create") items=('--integration:The integration it delivers through (name or id)' '--channel:Main channel (name or id); test notifications go here' '--fallback-channel:Where messages go when delivery to the channel fails' '--override:ENTITY=TEMPLATE (alerts, cases, test-notifications)\: a Tera template for the channel. Repeatable' '--description:Free text' '--id:Connector id (default\: derived from the name)' '--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
+        "connectors create") items=('--integration:The integration it delivers through (name or id)' '--channel:Main channel (name or id); test notifications go here' '--fallback-channel:Where messages go when delivery to the channel fails' '--override:ENTITY=TEMPLATE (alerts, cases, test-notifications)\: a Tera template for the channel. Repeatable' '--description:Free text' '--id:Connector id (default\: derived from the name)' '--case-reply-mode:How Case updates post by default\: new-message, thread (default) or thread-broadcast' '--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
         "connectors list") items=('--integration:Only connectors of this integration' '--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
         "connectors show") items=('--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
-        "connectors edit") items=('--name:Rename' '--description:New description' '--integration:Deliver through another integration (see also `migrate`)' '--channel:New main channel' '--fallback-channel:New fallback channel' '--override:ENTITY=TEMPLATE (alerts, cases, test-notifications)\: a Tera template for the channel. Repeatable' '--clear-override:Remove an entity type'\''s override. Repeatable' '--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
+        "connectors edit") items=('--name:Rename' '--description:New description' '--integration:Deliver through another integration (see also `migrate`)' '--channel:New main channel' '--fallback-channel:New fallback channel' '--override:ENTITY=TEMPLATE (alerts, cases, test-notifications)\: a Tera template for the channel. Repeatable' '--clear-override:Remove an entity type'\''s override. Repeatable' '--case-reply-mode:How Case updates post by default\: new-message, thread (default) or thread-broadcast' '--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
         "connectors remove") items=('--yes:Do not ask for confirmation (required when not on a terminal)' '-y:Do not ask for confirmation (required when not on a terminal)' '--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
         "connectors export") items=('--format:coralogix\: Notification Center'\''s {"connector"\: {…}} JSON; cxslack\: this tool'\''s shape' '--help:Show help and exit' '-h:Show help and exit') ;;
         "connectors import") items=('--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import html
 import os
-import re
 import subprocess
 import sys
 import time
@@ -15,6 +13,9 @@ from typing import Any
 import httpx
 
 from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SlackSandbox
+from cxslack.sandbox.authorize import press
+
+__all__ = ["follow_callback", "press", "sandbox_env", "start"]
 
 
 def sandbox_env(sandbox: SlackSandbox) -> dict[str, str]:
@@ -24,20 +25,6 @@ def sandbox_env(sandbox: SlackSandbox) -> dict[str, str]:
         "CXSLACK_SLACK_CLIENT_ID": CLIENT_ID,
         "CXSLACK_SLACK_CLIENT_SECRET": CLIENT_SECRET,
     }
-
-
-def press(authorize_url: str, decision: str = "allow") -> str:
-    """Load the sandbox's authorize page, submit its form; returns the redirect Location."""
-    page = httpx.get(authorize_url)
-    page.raise_for_status()
-    fields = {
-        html.unescape(name): html.unescape(value)
-        for name, value in re.findall(r'<input type=hidden name="([^"]+)" value="([^"]*)">', page.text)
-    }
-    action = httpx.URL(authorize_url).copy_with(query=None)
-    answer = httpx.post(str(action), data={**fields, "decision": decision})
-    assert answer.status_code == 302, answer.text
-    return answer.headers["location"]
 
 
 @dataclass

@@ -21,6 +21,7 @@ ID_PATTERN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]*")
 ID_MAX, NAME_MAX, DESCRIPTION_MAX = 128, 200, 5000
 CHANNEL_NAME_MAX = 80
 CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{6,}")
+REPLY_MODES = ("new-message", "thread", "thread-broadcast")
 
 
 class EntityType(StrEnum):
@@ -100,6 +101,7 @@ class Connector:
     fallback_channel: str
     description: str = ""
     overrides: dict[EntityType, str] = field(default_factory=dict)
+    case_reply_mode: str | None = None  # default for Cases without their own setting (cases.ReplyMode)
     created_at: str = field(default_factory=utc_now)
     updated_at: str = field(default_factory=utc_now)
 
@@ -116,6 +118,12 @@ class Connector:
             )
         self.channel = normalise_channel(self.channel)
         self.fallback_channel = normalise_channel(self.fallback_channel, "fallback channel")
+        if self.case_reply_mode is not None and self.case_reply_mode not in REPLY_MODES:
+            raise UsageError(
+                "invalid_reply_mode",
+                f"unknown reply mode {self.case_reply_mode!r}",
+                "Use one of: " + ", ".join(REPLY_MODES),
+            )
         for entity, template in self.overrides.items():
             try:
                 validate_template(template)
@@ -131,6 +139,7 @@ class Connector:
             "channel": self.channel,
             "fallback_channel": self.fallback_channel,
             "overrides": {e.json_key: t for e, t in sorted(self.overrides.items())},
+            "case_reply_mode": self.case_reply_mode,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
@@ -140,6 +149,8 @@ class Connector:
         del doc["id"]
         if not doc["overrides"]:
             del doc["overrides"]
+        if doc["case_reply_mode"] is None:
+            del doc["case_reply_mode"]
         return doc
 
     @classmethod
@@ -182,7 +193,10 @@ class Connector:
             if not isinstance(template, str):
                 raise fail("overrides", f"{key} must be a string")
             overrides[entity] = template
-        return cls(id=ident, overrides=overrides, **values)
+        reply_mode = doc.get("case_reply_mode")
+        if reply_mode is not None and reply_mode not in REPLY_MODES:
+            raise fail("case_reply_mode", f"must be one of {', '.join(REPLY_MODES)}")
+        return cls(id=ident, overrides=overrides, case_reply_mode=reply_mode, **values)
 
 
 def parse_override(text: str) -> tuple[EntityType, str]:
@@ -224,9 +238,17 @@ class ConnectorChanges:
     fallback_channel: str | None = None
     set_overrides: dict[EntityType, str] = field(default_factory=dict)
     clear_overrides: list[EntityType] = field(default_factory=list)
+    case_reply_mode: str | None = None
 
     def is_empty(self) -> bool:
-        scalars = (self.name, self.description, self.integration, self.channel, self.fallback_channel)
+        scalars = (
+            self.name,
+            self.description,
+            self.integration,
+            self.channel,
+            self.fallback_channel,
+            self.case_reply_mode,
+        )
         return all(v is None for v in scalars) and not self.set_overrides and not self.clear_overrides
 
 
@@ -293,6 +315,8 @@ class ConnectorStore:
                 connector.channel = changes.channel
             if changes.fallback_channel is not None:
                 connector.fallback_channel = changes.fallback_channel
+            if changes.case_reply_mode is not None:
+                connector.case_reply_mode = changes.case_reply_mode
             for entity in changes.clear_overrides:
                 connector.overrides.pop(entity, None)
             connector.overrides.update(changes.set_overrides)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cxslack.connectors import CHANNEL_ID, Connector, ConnectorStore, find_connector, parse_connectors
+from cxslack.connectors import Connector, ConnectorStore, find_connector, parse_connectors
 from cxslack.errors import AuthError, CxError, UsageError
 from cxslack.model import Integration, Status
 from cxslack.registry import Registry, quote
@@ -306,7 +306,7 @@ class Migrator:
         if access is None:
             return False
         try:
-            channel = _channel_id(access, attempt["channel"])
+            channel = access.channel_id(attempt["channel"])
             if channel is None:
                 return False
             body, _ = access.call(
@@ -387,26 +387,6 @@ def _in_doubt_attempt(history: list[dict[str, Any]], connector: str, target: str
         elif event.get("event") in {"failed", "switched"}:
             last = None
     return last
-
-
-def _channel_id(access: Any, channel: str) -> str | None:
-    if CHANNEL_ID.fullmatch(channel):
-        return channel
-    cursor = None
-    while True:
-        body, _ = access.call(
-            "conversations.list",
-            types="public_channel,private_channel",
-            limit=1000,
-            cursor=cursor,
-            http_verb="GET",
-        )
-        for item in body.get("channels", []):
-            if item.get("name") == channel:
-                return str(item["id"])
-        cursor = (body.get("response_metadata") or {}).get("next_cursor")
-        if not cursor:
-            return None
 
 
 def migration_status(registry: Registry, source_ref: str | None) -> dict[str, Any]:

@@ -18,7 +18,9 @@ from cxslack.redact import redact
 
 # Command groups load on first use, so `cxslack integrations list` imports only what it runs.
 LAZY_GROUPS = {
+    "access-logs": "cxslack.cli.access_logs",
     "app": "cxslack.cli.slack_app",
+    "cases": "cxslack.cli.cases",
     "config": "cxslack.cli.config",
     "connectors": "cxslack.cli.connectors",
     "coralogix": "cxslack.cli.coralogix",

@@ -39,6 +39,16 @@ OverrideOpt = Annotated[
 ]
 
 
+CaseReplyModeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--case-reply-mode",
+        help="How Case updates post by default: new-message, thread (default) or thread-broadcast.",
+        show_default=False,
+    ),
+]
+
+
 def read_json_file(path: str, what: str) -> Any:
     """A JSON document from a file or '-' (stdin); bad bytes or syntax are usage errors."""
     try:
@@ -95,6 +105,7 @@ def create(
         str | None,
         typer.Option("--id", help="Connector id (default: derived from the name).", show_default=False),
     ] = None,
+    case_reply_mode: CaseReplyModeOpt = None,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
     """Create a connector: a channel, a fallback channel and optional per-entity templates."""
@@ -109,6 +120,7 @@ def create(
         channel=channel,
         fallback_channel=fallback_channel,
         overrides=overrides,
+        case_reply_mode=case_reply_mode,
     )
     connector, _ = store.create(connector)
     names = _integration_names(store)
@@ -194,6 +206,7 @@ def edit(
         list[str] | None,
         typer.Option("--clear-override", help="Remove an entity type's override. Repeatable."),
     ] = None,
+    case_reply_mode: CaseReplyModeOpt = None,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
     """Change a connector's name, channels, overrides or integration."""
@@ -209,6 +222,7 @@ def edit(
             fallback_channel=fallback_channel,
             set_overrides=dict(parse_override(o) for o in override or []),
             clear_overrides=[EntityType.parse(e) for e in clear_override or []],
+            case_reply_mode=case_reply_mode,
         ),
     )
     names = _integration_names(store)

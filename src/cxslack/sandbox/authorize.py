@@ -115,3 +115,24 @@ def decide(ws: Workspace, request: Request) -> Response:
         outcome["state"] = params["state"]
     redirect_uri = params["redirect_uri"]
     return Response.redirect(redirect_uri + ("&" if "?" in redirect_uri else "?") + urlencode(outcome))
+
+
+def press(authorize_url: str, decision: str = "allow") -> str:
+    """What a person's browser does on this page: load it, press Allow (or Deny) and return the
+    redirect Location, without following it. For the demo and the tests."""
+    import html
+
+    import httpx
+
+    page = httpx.get(authorize_url, timeout=30)
+    page.raise_for_status()
+    fields = {
+        html.unescape(name): html.unescape(value)
+        for name, value in re.findall(r'<input type=hidden name="([^"]+)" value="([^"]*)">', page.text)
+    }
+    answer = httpx.post(
+        str(httpx.URL(authorize_url).copy_with(query=None)), data={**fields, "decision": decision}, timeout=30
+    )
+    if answer.status_code != 302:
+        raise RuntimeError(f"the sandbox's authorize page answered {answer.status_code}")
+    return str(answer.headers["location"])

@@ -245,6 +245,7 @@ class SlackAccess:
 
         policy = policy or RetryPolicy()
         self.policy = policy
+        self._channel_ids: dict[str, str] = {}  # name → id, filled by channel_id()
         register_secret(token)
         backoff = BackoffRetryIntervalCalculator(backoff_factor=policy.backoff)
         self.base_url = base_url or api_url()
@@ -333,6 +334,29 @@ class SlackAccess:
             app_id=body.get("app_id"),
             scopes=[s.strip() for s in scopes.split(",") if s.strip()],
         )
+
+    def channel_id(self, channel: str) -> str | None:
+        """A channel's id from its id or name (conversations.list pages; history calls need ids)."""
+        import re
+
+        if re.fullmatch(r"[CG][A-Z0-9]{6,}", channel):
+            return channel
+        name, cursor = channel.removeprefix("#"), None
+        if name in self._channel_ids:
+            return self._channel_ids[name]
+        while True:
+            body, _ = self.call(
+                "conversations.list",
+                types="public_channel,private_channel",
+                limit=1000,
+                cursor=cursor,
+                http_verb="GET",
+            )
+            for item in body.get("channels", []):
+                self._channel_ids[str(item.get("name"))] = str(item["id"])
+            cursor = (body.get("response_metadata") or {}).get("next_cursor")
+            if not cursor or name in self._channel_ids:
+                return self._channel_ids.get(name)
 
     def post_message(self, channel: str, text: str, **params: Any) -> dict[str, Any]:
         body, _ = self.call("chat.postMessage", channel=channel, text=text, **params)

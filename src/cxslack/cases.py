@@ -1,0 +1,407 @@
+"""Case notifications in Slack: one root message per (Case, connector), updates per reply mode.
+
+The (Case, connector) → (channel, root ts) map lives in the state dir. Every message carries
+Slack message metadata (event type and Case id); if cxslack dies between posting a root and
+saving the map, the next notify finds the root in the channel's history instead of posting a
+second one. A per-(Case, connector) file lock makes concurrent notifies take turns.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from cxslack.connectors import Connector, EntityType
+from cxslack.errors import UsageError
+from cxslack.model import utc_now
+from cxslack.store import atomic_write, ensure_private_dir
+
+ROOT_EVENT = "coralogix_case_notification"
+UPDATE_EVENT = "coralogix_case_update"
+
+
+class ReplyMode(StrEnum):
+    NEW_MESSAGE = "new-message"
+    THREAD = "thread"
+    THREAD_BROADCAST = "thread-broadcast"
+
+
+class CaseEvent(StrEnum):
+    ACTIVATED = "activated"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    PRIORITY_CHANGED = "priority-changed"
+    ASSIGNEE_CHANGED = "assignee-changed"
+
+
+EVENT_TEXT = {
+    CaseEvent.ACTIVATED: "Case activated",
+    CaseEvent.ACKNOWLEDGED: "Case acknowledged",
+    CaseEvent.RESOLVED: "Case resolved",
+    CaseEvent.CLOSED: "Case closed",
+    CaseEvent.PRIORITY_CHANGED: "Priority changed",
+    CaseEvent.ASSIGNEE_CHANGED: "Assignee changed",
+}
+STATUS_EVENT = {
+    "ACTIVE": CaseEvent.ACTIVATED,
+    "ACKNOWLEDGED": CaseEvent.ACKNOWLEDGED,
+    "RESOLVED": CaseEvent.RESOLVED,
+    "CLOSED": CaseEvent.CLOSED,
+}
+
+
+def status_label(case: dict[str, Any]) -> str:
+    raw = str(case.get("status") or "UNKNOWN").removeprefix("CASE_STATUS_")
+    return raw.replace("_", " ").capitalize()
+
+
+def priority_label(case: dict[str, Any]) -> str:
+    return str(case.get("priority") or "").removeprefix("CASE_PRIORITY_") or "-"
+
+
+def case_key(case: dict[str, Any]) -> str:
+    return str(case.get("id") or case.get("readableId"))
+
+
+def case_name(case: dict[str, Any]) -> str:
+    return str(case.get("readableId") or case.get("id"))
+
+
+def case_labels(case: dict[str, Any]) -> dict[str, list[str]]:
+    """Case labels as the templates see them (`_context.entityLabels["team"][0]`), whatever the shape:
+    a key → list map, [{key, value}] pairs, "key:value" strings, or bare tags (under "tags")."""
+    labels = case.get("labels")
+    out: dict[str, list[str]] = {}
+    if isinstance(labels, dict):
+        for key, value in labels.items():
+            out[str(key)] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        return out
+    for item in labels if isinstance(labels, list) else []:
+        if isinstance(item, dict) and "key" in item:
+            out.setdefault(str(item["key"]), []).append(str(item.get("value", "")))
+            continue
+        match = re.fullmatch(r"([^:=]+)[:=](.*)", str(item))
+        key, value = (match.group(1), match.group(2)) if match else ("tags", str(item))
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def template_context(case: dict[str, Any], event: CaseEvent) -> dict[str, Any]:
+    """What a connector's `cases` override renders against (Coralogix's variables for Cases)."""
+    return {
+        "case": case,
+        "_context": {
+            "entityType": "cases",
+            "entitySubType": event.value,
+            "entityLabels": case_labels(case),
+            "system": {"name": "coralogix"},
+        },
+    }
+
+
+def read_case_json(raw: bytes, where: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError("invalid_case_json", f"{where} is not a JSON Case: {exc}") from None
+    case = doc.get("case", doc) if isinstance(doc, dict) else None
+    if not isinstance(case, dict) or not (case.get("id") or case.get("readableId")):
+        raise UsageError(
+            "invalid_case_json", f'{where}: expected a Case object (or {{"case": …}}) with id or readableId'
+        )
+    return case
+
+
+# -- Block Kit -------------------------------------------------------------------------------------
+def _label_text(case: dict[str, Any]) -> str:
+    return (
+        ", ".join(f"{k}={'/'.join(v)}" if k != "tags" else "/".join(v) for k, v in case_labels(case).items())
+        or "-"
+    )
+
+
+def root_message(case: dict[str, Any], link: str | None) -> tuple[str, list[dict[str, Any]]]:
+    """The Case card: title, status, priority, assignee, labels, link; plus the fallback text."""
+    from slack_sdk.models.blocks import ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
+
+    name, title = case_name(case), str(case.get("title") or "(untitled)")
+    status, priority = status_label(case), priority_label(case)
+    text = f"{name} [{priority}] {title}: {status}"
+    fields = [
+        MarkdownTextObject(text=f"*Status*\n{status}"),
+        MarkdownTextObject(text=f"*Priority*\n{priority}"),
+        MarkdownTextObject(text=f"*Assignee*\n{case.get('assignee') or 'unassigned'}"),
+        MarkdownTextObject(text=f"*Labels*\n{_label_text(case)}"),
+    ]
+    blocks = [
+        HeaderBlock(text=f"{name} · {title}"[:150]),
+        SectionBlock(fields=fields),
+        ContextBlock(
+            elements=[MarkdownTextObject(text=f"<{link}|Open the Case in Coralogix>" if link else name)]
+        ),
+    ]
+    return text, [b.to_dict() for b in blocks]
+
+
+def update_message(case: dict[str, Any], event: CaseEvent) -> tuple[str, list[dict[str, Any]]]:
+    from slack_sdk.models.blocks import SectionBlock
+
+    detail = {
+        CaseEvent.PRIORITY_CHANGED: f"priority is now *{priority_label(case)}*",
+        CaseEvent.ASSIGNEE_CHANGED: f"assigned to *{case.get('assignee') or 'nobody'}*",
+    }.get(event, f"status is now *{status_label(case)}*")
+    text = f"{case_name(case)}: {EVENT_TEXT[event]} ({detail.replace('*', '')})"
+    return text, [SectionBlock(text=f"*{EVENT_TEXT[event]}*: {detail}").to_dict()]
+
+
+# -- state: thread map, per-Case settings, locks -----------------------------------------------
+class CaseState:
+    """Files under state/cases: threads.json, settings.json, locks/ — small, atomic, locked."""
+
+    def __init__(self, state_dir: Path):
+        self.dir = state_dir / "cases"
+
+    @contextmanager
+    def _locked(self, name: str) -> Iterator[None]:
+        ensure_private_dir(self.dir / "locks")
+        fd = os.open(self.dir / "locks" / name, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _read(self, name: str) -> dict[str, Any]:
+        try:
+            doc = json.loads((self.dir / name).read_text("utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    def _update(self, name: str, key: str, value: dict[str, Any] | None) -> None:
+        with self._locked(name + ".lock"):
+            doc = self._read(name)
+            if value is None:
+                doc.pop(key, None)
+            else:
+                doc[key] = value
+            ensure_private_dir(self.dir)
+            atomic_write(self.dir / name, json.dumps(doc, indent=1, sort_keys=True).encode())
+
+    # threads: "<case>|<connector>" → {channel, ts, integration, case, updated}, or
+    # {pending: true, channels} while a root post is in flight (what a crash leaves behind)
+    def thread(self, case: str, connector: str) -> dict[str, Any] | None:
+        return self._read("threads.json").get(f"{case}|{connector}")
+
+    def save_thread(self, case: str, connector: str, record: dict[str, Any]) -> None:
+        self._update("threads.json", f"{case}|{connector}", {**record, "updated": utc_now()})
+
+    def threads_of(self, case: str) -> list[dict[str, Any]]:
+        return [
+            {"connector": k.split("|", 1)[1], **v}
+            for k, v in self._read("threads.json").items()
+            if k.startswith(case + "|") and not v.get("pending")
+        ]
+
+    def all_threads(self) -> dict[str, dict[str, Any]]:
+        return self._read("threads.json")
+
+    # settings: case id or readable id → {reply_mode, mute_sync}
+    def settings(self, case: dict[str, Any]) -> dict[str, Any]:
+        doc = self._read("settings.json")
+        merged: dict[str, Any] = {}
+        for key in (case.get("readableId"), case.get("id")):
+            if key and isinstance(doc.get(str(key)), dict):
+                merged.update(doc[str(key)])
+        return merged
+
+    def save_settings(self, case_ref: str, changes: dict[str, Any]) -> dict[str, Any]:
+        with self._locked("settings.json.lock"):
+            doc = self._read("settings.json")
+            current = {**doc.get(case_ref, {}), **changes}
+            doc[case_ref] = current
+            ensure_private_dir(self.dir)
+            atomic_write(self.dir / "settings.json", json.dumps(doc, indent=1, sort_keys=True).encode())
+        return current
+
+    @contextmanager
+    def turn(self, case: str, connector: str) -> Iterator[None]:
+        """One notify at a time per (Case, connector), across processes."""
+        digest = hashlib.sha256(f"{case}|{connector}".encode()).hexdigest()[:24]
+        with self._locked(f"{digest}.lock"):
+            yield
+
+
+@dataclass
+class NotifyResult:
+    case: str
+    connector: str
+    channel: str
+    ts: str
+    root_ts: str
+    action: str  # root | reply | new-message
+    reply_mode: str
+    root_updated: bool
+    fallback_used: bool = False
+    recovered_root: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+class CaseNotifier:
+    """Posts a Case's notifications for one connector through its integration."""
+
+    def __init__(self, registry: Any, connector: Connector, deliverer: Any):
+        self.registry = registry
+        self.connector = connector
+        self.deliverer = deliverer
+        self.state = CaseState(registry.store.ensure_state_dir())
+
+    def reply_mode(self, case: dict[str, Any]) -> ReplyMode:
+        mode = (
+            self.state.settings(case).get("reply_mode")
+            or self.connector.case_reply_mode
+            or ReplyMode.THREAD.value
+        )
+        return ReplyMode(mode)
+
+    def notify(self, case: dict[str, Any], event: CaseEvent, link: str | None) -> NotifyResult:
+        from cxslack.delivery import resolve_channel
+
+        key = case_key(case)
+        mode = self.reply_mode(case)
+        with self.state.turn(key, self.connector.id):
+            thread = self.state.thread(key, self.connector.id)
+            recovered = False
+            if thread is not None and thread.get("pending"):
+                # A root post was in flight when cxslack last died: adopt it if it landed.
+                thread = self._find_root(key, thread.get("channels", []))
+                recovered = thread is not None
+                if thread is not None:
+                    self.state.save_thread(key, self.connector.id, thread)
+            channel = (
+                thread["channel"]
+                if thread
+                else resolve_channel(self.connector, EntityType.CASES, template_context(case, event)).channel
+            )
+            if thread is None:
+                self.state.save_thread(
+                    key,
+                    self.connector.id,
+                    {"pending": True, "channels": [channel, self.connector.fallback_channel]},
+                )
+            if thread is None or mode is ReplyMode.NEW_MESSAGE:
+                kind = ROOT_EVENT if thread is None else UPDATE_EVENT  # only the first card is the root
+                body, used_fallback = self._post_root(case, event, link, channel, kind)
+                if thread is None:
+                    thread = {"channel": body["channel"], "ts": body["ts"], "integration": self.deliverer.integration.id,
+                              "case": case_name(case)}  # fmt: skip
+                    self.state.save_thread(key, self.connector.id, thread)
+                    return NotifyResult(case_name(case), self.connector.id, body["channel"], body["ts"], body["ts"],
+                                        "root", mode.value, False, used_fallback)  # fmt: skip
+                posted_ts, action = body["ts"], "new-message"
+                posted_channel = body["channel"]
+            else:
+                text, blocks = update_message(case, event)
+                body = self.deliverer.post(
+                    thread["channel"], text, blocks, thread_ts=thread["ts"],
+                    reply_broadcast=mode is ReplyMode.THREAD_BROADCAST or None,
+                    metadata=self._metadata(UPDATE_EVENT, key, event),
+                )  # fmt: skip
+                posted_ts, action, posted_channel = body["ts"], "reply", thread["channel"]
+            root_updated = self._refresh_root(case, thread, link)
+            self.state.save_thread(key, self.connector.id, thread)
+            return NotifyResult(case_name(case), self.connector.id, posted_channel, posted_ts, thread["ts"], action,
+                                mode.value, root_updated, recovered_root=recovered)  # fmt: skip
+
+    def _metadata(self, event_type: str, key: str, event: CaseEvent) -> dict[str, Any]:
+        return {
+            "event_type": event_type,
+            "event_payload": {"case_id": key, "connector": self.connector.id, "event": event.value},
+        }
+
+    def _post_root(self, case: dict[str, Any], event: CaseEvent, link: str | None, channel: str,
+                   kind: str) -> tuple[dict[str, Any], bool]:  # fmt: skip
+        from cxslack.slack.client import SlackError
+
+        text, blocks = root_message(case, link)
+        metadata = self._metadata(kind, case_key(case), event)
+        try:
+            return self.deliverer.post(channel, text, blocks, metadata=metadata), False
+        except SlackError as exc:
+            if exc.token_invalid or channel == self.connector.fallback_channel:
+                raise
+            return self.deliverer.post(self.connector.fallback_channel, text, blocks, metadata=metadata), True
+
+    def _refresh_root(self, case: dict[str, Any], thread: dict[str, Any], link: str | None) -> bool:
+        """Edit the root in place so it always shows the Case's current status and priority."""
+        from cxslack.slack.client import SlackError
+
+        text, blocks = root_message(case, link)
+        access = self.deliverer.access
+        if access is None:
+            return False
+        try:
+            access.call("chat.update", channel=thread["channel"], ts=thread["ts"], text=text, blocks=blocks)
+        except SlackError as exc:
+            if exc.code in {"message_not_found", "cant_update_message"}:
+                return False
+            raise
+        return True
+
+    def _find_root(self, key: str, channels: list[str]) -> dict[str, Any] | None:
+        """A root posted just before a crash, found by its metadata in the channel's history."""
+        from cxslack.slack.client import SlackError
+
+        access = self.deliverer.access
+        if access is None:
+            return None
+        for channel in channels:
+            try:
+                channel_id = access.channel_id(channel)
+                if channel_id is None:
+                    continue
+                body, _ = access.call(
+                    "conversations.history", channel=channel_id, limit=200, include_all_metadata=True
+                )
+            except SlackError:
+                continue  # no history scope or no access: then a crash in that window can repeat the root
+            for message in body.get("messages", []):
+                meta = message.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if (
+                    meta.get("event_type") == ROOT_EVENT
+                    and payload.get("case_id") == key
+                    and payload.get("connector") == self.connector.id
+                ):
+                    return {
+                        "channel": channel_id,
+                        "ts": message["ts"],
+                        "integration": self.deliverer.integration.id,
+                    }
+        return None
+
+
+def event_for(case: dict[str, Any], given: str | None) -> CaseEvent:
+    if given:
+        try:
+            return CaseEvent(given)
+        except ValueError:
+            raise UsageError(
+                "invalid_event",
+                f"unknown event {given!r}",
+                "Use one of: " + ", ".join(e.value for e in CaseEvent),
+            ) from None
+    status = str(case.get("status") or "").removeprefix("CASE_STATUS_")
+    return STATUS_EVENT.get(status, CaseEvent.ACTIVATED)

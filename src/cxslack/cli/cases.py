@@ -1,0 +1,236 @@
+"""`cxslack cases …`: show a Case, post its notifications to Slack, and its per-Case settings."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from cxslack.cli.common import OutputOpt, command_group
+from cxslack.cli.render import Output, OutputFormat, paint
+from cxslack.errors import EXIT_PARTIAL, CxError, UsageError
+
+app = command_group(
+    "Coralogix Cases in Slack: show a Case, notify a connector, per-Case reply mode and sync."
+)
+
+CaseArg = Annotated[
+    str, typer.Argument(help="Case id: a UUID or a readable id like CASE-123.", show_default=False)
+]
+
+
+def coralogix() -> Any:
+    from cxslack.coralogix.client import CoralogixClient
+    from cxslack.coralogix.config import resolve_settings
+    from cxslack.store import Store
+
+    return CoralogixClient(resolve_settings(store=Store()))
+
+
+@app.command("show")
+def show(case_id: CaseArg, output: OutputOpt = OutputFormat.TABLE) -> None:
+    """Show a Case: status, priority, assignee, labels and its Coralogix link."""
+    from cxslack.cases import CaseState, case_key, case_labels, priority_label, status_label
+    from cxslack.store import Store
+
+    out = Output(output)
+    with coralogix() as client:
+        case = client.get_case(case_id)
+        link = client.case_deep_link(case_key(case))
+    threads = CaseState(Store().ensure_state_dir()).threads_of(case_key(case))
+    doc = {"case": case, "link": link, "slack_threads": threads}
+    labels = ", ".join(f"{k}={'/'.join(v)}" for k, v in case_labels(case).items()) or "-"
+    out.emit(
+        doc,
+        lambda: out.fields(
+            [
+                ("Case", f"{case.get('readableId')} ({case.get('id')})"),
+                ("Title", str(case.get("title", ""))),
+                ("Status", status_label(case)),
+                ("Priority", priority_label(case)),
+                ("Assignee", str(case.get("assignee") or "unassigned")),
+                ("Labels", labels),
+                ("Link", link),
+                (
+                    "In Slack",
+                    ", ".join(f"{t['connector']} → {t['channel']} (ts {t['ts']})" for t in threads) or "-",
+                ),
+            ]
+        ),
+    )
+
+
+@app.command("notify")
+def notify(
+    case_ids: Annotated[
+        list[str],
+        typer.Argument(help="One or more Case ids (or '-' with --case-json -).", show_default=False),
+    ],
+    connector: Annotated[
+        str, typer.Option("--connector", help="The connector whose channel routing to use.")
+    ],
+    event: Annotated[
+        str | None,
+        typer.Option(
+            "--event",
+            help="activated, acknowledged, resolved, closed, priority-changed or assignee-changed (default: from the status).",
+            show_default=False,
+        ),
+    ] = None,
+    case_json: Annotated[
+        str | None,
+        typer.Option(
+            "--case-json", help="Read the Case from this JSON file ('-' for stdin) instead of Coralogix."
+        ),
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Cases notified at once (each channel stays under Slack's limit).",
+            min=1,
+            max=64,
+        ),
+    ] = 8,
+    output: OutputOpt = OutputFormat.TABLE,
+) -> None:
+    """Post a Case to Slack: the first notification posts the root message, later ones follow the
+    Case's reply mode (thread by default), and the root is edited to show the current status."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cxslack.cases import CaseNotifier, NotifyResult, case_key, event_for, read_case_json
+    from cxslack.cli.connectors import read_json_file
+    from cxslack.connectors import ConnectorStore
+    from cxslack.delivery import Deliverer
+
+    out = Output(output)
+    store = ConnectorStore()
+    chosen = store.find(connector)
+    view = store.registry.view()
+    integration = view.integrations.get(chosen.integration)
+    if integration is None:
+        raise UsageError("integration_not_found", f"connector {chosen.name} references a missing integration")
+    notifier = CaseNotifier(store.registry, chosen, Deliverer(store.registry, integration))
+    preset = None
+    if case_json is not None:
+        if len(case_ids) != 1:
+            raise UsageError("usage_error", "--case-json takes exactly one CASE argument")
+        raw = sys.stdin.buffer.read() if case_json == "-" else None
+        preset = read_case_json(raw, "stdin") if raw is not None else _case_file(case_json, read_json_file)
+
+    def one(case_id: str) -> NotifyResult:
+        case, link = preset, None
+        with coralogix() as client:
+            if case is None:
+                case = client.get_case(case_id)
+            link = _deep_link(client, case_key(case))
+        return notifier.notify(case, event_for(case, event), link)
+
+    results: list[NotifyResult] = []
+    failed: list[dict[str, Any]] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(case_ids)))) as pool:
+        futures = [(case_id, pool.submit(one, case_id)) for case_id in case_ids]
+        errors: list[CxError] = []
+        for case_id, future in futures:
+            try:
+                results.append(future.result())
+            except CxError as exc:
+                errors.append(exc)
+                failed.append({"case": case_id, "error": exc.to_dict()})
+
+    def human() -> None:
+        for r in results:
+            what = {
+                "root": "posted the root message",
+                "reply": "replied in the thread",
+                "new-message": "posted a new message",
+            }[r.action]
+            extra = " (root updated)" if r.root_updated else ""
+            out.success(
+                f"{r.case}: {what} in {r.channel} (ts {r.ts}){extra}"
+                + (" via the fallback channel" if r.fallback_used else "")
+            )
+        for f in failed:
+            out.info(f"{paint('✘', 'red', sys.stderr)} {f['case']}: {f['error']['message']}")
+            if f["error"].get("hint"):
+                out.info(f"  {f['error']['hint']}")
+
+    if len(case_ids) == 1 and errors:
+        raise errors[0]
+    out.emit({"notifications": [r.to_json() for r in results], "failed": failed}, human)
+    if failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _case_file(path: str, read_json_file: Any) -> dict[str, Any]:
+    import json
+
+    from cxslack.cases import read_case_json
+
+    return read_case_json(json.dumps(read_json_file(path, "Case file")).encode(), path)
+
+
+def _deep_link(client: Any, case_id: str) -> str | None:
+    """The Case's link for the message; a Case without Coralogix access still posts, unlinked."""
+    try:
+        return str(client.case_deep_link(case_id))
+    except CxError:
+        return None
+
+
+@app.command("settings")
+def settings(
+    case_id: CaseArg,
+    reply_mode: Annotated[
+        str | None,
+        typer.Option("--reply-mode", help="new-message, thread or thread-broadcast.", show_default=False),
+    ] = None,
+    mute_sync: Annotated[
+        bool | None,
+        typer.Option(
+            "--mute-sync/--unmute-sync",
+            help="Stop or resume syncing Slack replies into this Case.",
+            show_default=False,
+        ),
+    ] = None,
+    output: OutputOpt = OutputFormat.TABLE,
+) -> None:
+    """Show or change a Case's Slack settings: reply mode for updates, and two-way sync mute."""
+    from cxslack.cases import CaseState, ReplyMode
+    from cxslack.coralogix.client import check_case_id
+    from cxslack.store import Store
+
+    out = Output(output)
+    ref = check_case_id(case_id)
+    state = CaseState(Store().ensure_state_dir())
+    changes: dict[str, Any] = {}
+    if reply_mode is not None:
+        try:
+            changes["reply_mode"] = ReplyMode(reply_mode).value
+        except ValueError:
+            raise UsageError("invalid_reply_mode", f"unknown reply mode {reply_mode!r}",
+                             "Use one of: new-message, thread, thread-broadcast.") from None  # fmt: skip
+    if mute_sync is not None:
+        changes["mute_sync"] = mute_sync
+    current = state.save_settings(ref, changes) if changes else state.settings({"readableId": ref, "id": ref})
+    doc = {
+        "case": ref,
+        "reply_mode": current.get("reply_mode"),
+        "mute_sync": bool(current.get("mute_sync", False)),
+    }
+    out.emit(
+        doc,
+        lambda: out.fields(
+            [
+                ("Case", ref),
+                (
+                    "Reply mode",
+                    str(doc["reply_mode"] or "connector default (thread unless the connector says otherwise)"),
+                ),
+                ("Two-way sync", "muted" if doc["mute_sync"] else "on"),
+            ]
+        ),
+    )
+    if changes:
+        out.success(f"Saved Slack settings for {ref}.")

@@ -1,0 +1,204 @@
+"""Case notifications: reply modes, the root kept current, at most one root, Coralogix errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from cxslack.sandbox.coralogix import CORALOGIX_API_KEY, CORALOGIX_READONLY_API_KEY
+
+from .conftest import Cli, install, sandbox_admin, sandbox_messages
+
+
+@pytest.fixture
+def cx(slack: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The sandbox as Slack *and* Coralogix, with a Case-ready integration and connector."""
+    monkeypatch.setenv("CXSLACK_CORALOGIX_API_URL", slack.url)
+    monkeypatch.setenv("CXSLACK_CORALOGIX_INGRESS_URL", slack.url)
+    monkeypatch.setenv("CX_API_KEY", CORALOGIX_API_KEY)
+    return slack
+
+
+def ready(cli: Cli, sandbox: Any, *extra: str) -> None:
+    install(cli, sandbox, "Payments", "--two-way-sync")
+    cli.ok("connectors", "create", "On-call", "--integration", "payments", "--channel", "payments-alerts",
+           "--fallback-channel", "ops-fallback", *extra)  # fmt: skip
+
+
+def set_case(sandbox: Any, case: str, **fields: str) -> None:
+    httpx.post(
+        f"{sandbox.url}/_sandbox/coralogix/cases/update", json={"id": case, **fields}
+    ).raise_for_status()
+
+
+def notify(cli: Cli, *args: str) -> dict[str, Any]:
+    return cli.ok("cases", "notify", *args, "--connector", "on-call", "-o", "json").json()["notifications"][0]
+
+
+def top_level(sandbox: Any) -> list[dict[str, Any]]:
+    return [m for m in sandbox_messages(sandbox, "payments-alerts") if m.get("thread_ts") in (None, m["ts"])]
+
+
+def replies(sandbox: Any) -> list[dict[str, Any]]:
+    return [
+        m for m in sandbox_messages(sandbox, "payments-alerts") if m.get("thread_ts") not in (None, m["ts"])
+    ]
+
+
+def test_show_prints_the_case_and_its_link(cli: Cli, cx: Any) -> None:
+    doc = cli.ok("cases", "show", "case-1", "-o", "json").json()
+    assert doc["case"]["readableId"] == "CASE-1"
+    assert doc["link"].startswith(cx.url) and doc["case"]["id"] in doc["link"]
+    text = cli.ok("cases", "show", "CASE-1").stdout
+    assert "P1" in text and "alice@example.com" in text
+
+
+def test_thread_mode_posts_one_root_and_replies_and_keeps_the_root_current(cli: Cli, cx: Any) -> None:
+    ready(cli, cx)
+    first = notify(cli, "CASE-1")
+    assert first["action"] == "root" and first["reply_mode"] == "thread"
+    for status in ("CASE_STATUS_ACKNOWLEDGED", "CASE_STATUS_RESOLVED"):
+        set_case(cx, "CASE-1", status=status)
+        later = notify(cli, "CASE-1")
+        assert later["action"] == "reply" and later["root_ts"] == first["ts"] and later["root_updated"]
+    assert len(top_level(cx)) == 1 and len(replies(cx)) == 2
+    root = top_level(cx)[0]
+    assert "Resolved" in root["text"]  # the root always shows the latest status
+    assert root["metadata"]["event_type"] == "coralogix_case_notification"
+    uuid = cli.ok("cases", "show", "CASE-1", "-o", "json").json()["case"]["id"]
+    assert root["metadata"]["event_payload"]["case_id"] == uuid
+    header = root["blocks"][0]
+    assert header["type"] == "header" and "CASE-1" in header["text"]["text"]
+
+
+def test_new_message_mode_posts_every_update_as_a_new_message(cli: Cli, cx: Any) -> None:
+    ready(cli, cx, "--case-reply-mode", "new-message")
+    for _ in range(3):
+        assert notify(cli, "CASE-2")["reply_mode"] == "new-message"
+    assert len(top_level(cx)) == 3 and replies(cx) == []
+
+
+def test_thread_broadcast_sets_reply_broadcast(cli: Cli, cx: Any) -> None:
+    ready(cli, cx)
+    cli.ok("cases", "settings", "CASE-1", "--reply-mode", "thread-broadcast")
+    notify(cli, "CASE-1")
+    notify(cli, "CASE-1", "--event", "priority-changed")
+    (reply,) = replies(cx)
+    assert reply["subtype"] == "thread_broadcast"
+    assert "Priority changed" in reply["text"]
+
+
+def test_per_case_settings_override_the_connector_default(cli: Cli, cx: Any) -> None:
+    ready(cli, cx, "--case-reply-mode", "new-message")
+    shown = cli.ok(
+        "cases", "settings", "case-3", "--reply-mode", "thread", "--mute-sync", "-o", "json"
+    ).json()
+    assert shown == {"case": "CASE-3", "reply_mode": "thread", "mute_sync": True}
+    notify(cli, "CASE-3")
+    assert notify(cli, "CASE-3")["action"] == "reply"
+    assert cli("cases", "settings", "CASE-3", "--reply-mode", "sideways").exit_code == 2
+    assert cli("cases", "settings", "not a case").exit_code == 2
+
+
+def test_case_routing_uses_the_cases_override(cli: Cli, cx: Any) -> None:
+    ready(
+        cli,
+        cx,
+        "--override",
+        'cases={% if "checkout" in _context.entityLabels["tags"] %}cases{% else %}db-cases{% endif %}',
+    )
+    assert notify(cli, "CASE-1")["channel"] == "C0CASES"
+    assert notify(cli, "CASE-3")["channel"] == "C0DBCASES"
+
+
+def test_case_json_from_stdin_for_webhooks(cli: Cli, cx: Any) -> None:
+    ready(cli, cx)
+    case = '{"case": {"id": "11111111-2222-3333-4444-555555555555", "readableId": "CASE-77", "title": "From a webhook", "status": "CASE_STATUS_ACTIVE", "priority": "CASE_PRIORITY_P2", "labels": {"team": ["db"]}}}'
+    run = cli.ok(
+        "cases", "notify", "CASE-77", "--connector", "on-call", "--case-json", "-", "-o", "json", input=case
+    )
+    assert run.json()["notifications"][0]["action"] == "root"
+    assert "From a webhook" in top_level(cx)[0]["text"]
+    assert (
+        cli(
+            "cases", "notify", "CASE-77", "--connector", "on-call", "--case-json", "-", input="{nope"
+        ).exit_code
+        == 2
+    )
+
+
+def test_a_root_posted_just_before_a_crash_is_found_not_repeated(cli: Cli, cx: Any) -> None:
+    """kill -9 while the root post is in flight: Slack has the message, the map does not."""
+    ready(cli, cx)
+    sandbox_admin(cx, "faults", method="chat.postMessage", kind="latency", seconds=1.5, count=1)
+    proc = subprocess.Popen([sys.executable, "-m", "cxslack", "cases", "notify", "CASE-1", "--connector", "on-call"],
+                            env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 10
+    while (
+        not httpx.get(f"{cx.url}/_sandbox/calls").json()["methods"].get("chat.postMessage")
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    while not top_level(cx) and time.monotonic() < deadline:  # the sandbox finishes the post
+        time.sleep(0.05)
+    assert len(top_level(cx)) == 1
+    again = notify(cli, "CASE-1")
+    assert again["recovered_root"] is True and again["action"] == "reply"
+    assert len(top_level(cx)) == 1
+
+
+def test_two_notifies_at_once_make_one_root(cli: Cli, cx: Any) -> None:
+    ready(cli, cx)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "cxslack", "cases", "notify", "CASE-2", "--connector", "on-call"],
+            env=os.environ.copy(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    for proc in procs:
+        assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    assert len(top_level(cx)) == 1 and len(replies(cx)) == 1
+
+
+def test_coralogix_errors_map_to_exit_codes_naming_the_permission(
+    cli: Cli, cx: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ready(cli, cx)
+    missing = cli("cases", "notify", "CASE-404", "--connector", "on-call", "-o", "json")
+    assert missing.exit_code == 3
+    monkeypatch.setenv("CX_API_KEY", "cx-api-key-for-tests")
+    denied = cli("cases", "notify", "CASE-1", "--connector", "on-call")
+    assert denied.exit_code == 4 and "case:Read" in denied.stderr
+    monkeypatch.setenv("CX_API_KEY", CORALOGIX_READONLY_API_KEY)
+    assert cli("cases", "show", "CASE-1").exit_code == 0
+    monkeypatch.delenv("CX_API_KEY")
+    unconfigured = cli("cases", "show", "CASE-1")
+    assert unconfigured.exit_code == 4 and "cxslack coralogix configure" in unconfigured.stderr
+
+
+def test_coralogix_503_twice_then_200_succeeds(cli: Cli, cx: Any) -> None:
+    ready(cli, cx)
+    sandbox_admin(cx, "faults", method="coralogix.cases.get", kind="status", status=503, count=2)
+    assert notify(cli, "CASE-1")["action"] == "root"
+
+
+def test_many_cases_in_one_run_and_partial_failure(cli: Cli, cx: Any) -> None:
+    ready(cli, cx)
+    run = cli("cases", "notify", "CASE-1", "CASE-2", "CASE-404", "--connector", "on-call", "-o", "json")
+    assert run.exit_code == 5
+    doc = run.json()
+    assert sorted(n["case"] for n in doc["notifications"]) == ["CASE-1", "CASE-2"]
+    assert doc["failed"][0]["case"] == "CASE-404"
