@@ -2,15 +2,14 @@
 # Install: source this file, or copy it to ~/.local/share/bash-completion/completions/cxslack
 _cxslack_subcommands() {
     case "$1" in
-        "") subs="access-logs app cases completion config connectors coralogix integrations sandbox" ;;
-        "access-logs") subs="collect" ;;
+        "") subs="app cases completion config connectors coralogix doctor integrations sandbox" ;;
         "app") subs="configure manifest" ;;
         "cases") subs="show notify settings" ;;
         "config") subs="path" ;;
         "connectors") subs="create list show edit remove export import render test migrate" ;;
         "coralogix") subs="configure show" ;;
         "integrations") subs="add authorize list show edit remove" ;;
-        "sandbox") subs="serve" ;;
+        "sandbox") subs="serve demo" ;;
         *) subs="" ;;
     esac
     printf '%s' "$subs"
@@ -29,14 +28,6 @@ _cxslack() {
         [[ "$subs" == *" $word "* ]] && path="${path:+$path }$word"
     done
     case "$path:$prev" in
-        "access-logs collect:--since") COMPREPLY=(); return ;;
-        "access-logs collect:--until") COMPREPLY=(); return ;;
-        "access-logs collect:--output") COMPREPLY=(); return ;;
-        "access-logs collect:--interval") COMPREPLY=(); return ;;
-        "access-logs collect:--application-name") COMPREPLY=(); return ;;
-        "access-logs collect:--subsystem-name") COMPREPLY=(); return ;;
-        "access-logs collect:--batch-size") COMPREPLY=(); return ;;
-        "access-logs collect:--format"|"access-logs collect:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "app configure:--client-id") COMPREPLY=(); return ;;
         "app configure:--redirect-uri") COMPREPLY=(); return ;;
         "app configure:--output"|"app configure:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
@@ -92,6 +83,9 @@ _cxslack() {
         "coralogix show:--region") COMPREPLY=(); return ;;
         "coralogix show:--profile") COMPREPLY=(); return ;;
         "coralogix show:--output"|"coralogix show:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+        "doctor:--symptom") COMPREPLY=($(compgen -W "failing no-timeline-updates no-previews wrong-channel certification local" -- "$cur")); return ;;
+        "doctor:--payload") COMPREPLY=(); return ;;
+        "doctor:--output"|"doctor:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "integrations add:--name") COMPREPLY=(); return ;;
         "integrations add:--integration-version") COMPREPLY=(); return ;;
         "integrations add:--redirect-uri") COMPREPLY=(); return ;;
@@ -111,12 +105,11 @@ _cxslack() {
         "sandbox serve:--host") COMPREPLY=(); return ;;
         "sandbox serve:--port") COMPREPLY=(); return ;;
         "sandbox serve:--latency") COMPREPLY=(); return ;;
+        "sandbox demo:--output"|"sandbox demo:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
     esac
     if [[ "$cur" == -* ]]; then
         case "$path" in
         "") opts="--version --no-color --help -h" ;;
-        "access-logs") opts="--help -h" ;;
-        "access-logs collect") opts="--since --until --forward --output --follow --interval --application-name --subsystem-name --no-checkpoint --batch-size --format -o --help -h" ;;
         "app") opts="--help -h" ;;
         "app configure") opts="--client-id --client-secret-stdin --redirect-uri --pkce --no-pkce --output -o --help -h" ;;
         "app manifest") opts="--integration --two-way-sync --link-previews --access-logs --redirect-uri --events-url --name --format --help -h" ;;
@@ -141,6 +134,7 @@ _cxslack() {
         "coralogix") opts="--help -h" ;;
         "coralogix configure") opts="--region --api-key-stdin --send-key-stdin --profile --output -o --help -h" ;;
         "coralogix show") opts="--region --profile --output -o --help -h" ;;
+        "doctor") opts="--symptom --offline --payload --output -o --help -h" ;;
         "integrations") opts="--help -h" ;;
         "integrations add") opts="--name --notifications --no-notifications --access-logs --no-access-logs --two-way-sync --no-two-way-sync --link-previews --no-link-previews --consent-us-data-transfer --integration-version --authorize --no-authorize --redirect-uri --no-browser --paste --pkce --timeout --output -o --help -h" ;;
         "integrations authorize") opts="--redirect-uri --no-browser --paste --pkce --timeout --tls-cert --tls-key --output -o --help -h" ;;
@@ -150,6 +144,7 @@ _cxslack() {
         "integrations remove") opts="--yes -y --output -o --help -h" ;;
         "sandbox") opts="--help -h" ;;
         "sandbox serve") opts="--host --port --allow-remote --no-rate-limits --latency --help -h" ;;
+        "sandbox demo") opts="--output -o --help -h" ;;
         esac
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
         return

@@ -3,9 +3,7 @@
 function __cxslack_subcommands
     switch $argv[1]
         case ""
-            echo access-logs app cases completion config connectors coralogix integrations sandbox
-        case "access-logs"
-            echo collect
+            echo app cases completion config connectors coralogix doctor integrations sandbox
         case "app"
             echo configure manifest
         case "cases"
@@ -19,7 +17,7 @@ function __cxslack_subcommands
         case "integrations"
             echo add authorize list show edit remove
         case "sandbox"
-            echo serve
+            echo serve demo
     end
 end
 
@@ -35,32 +33,18 @@ function __cxslack_path
 end
 
 complete -c cxslack -f
-complete -c cxslack -n 'test (__cxslack_path) = ""' -a access-logs -d 'Collect Slack access logs (team.accessLogs) and forward them to Coralogix, or write them as NDJSON'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a app -d 'Configure the Slack app\'s credentials and print its manifest'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a cases -d 'Coralogix Cases in Slack: show a Case, notify a connector, per-Case reply mode and sync'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a completion -d 'Print a shell completion script (the files in completions/ are its output)'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a config -d 'Inspect cxslack\'s local configuration'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a connectors -d 'Create and manage Slack connectors: channel routing, templates, fallback, tests'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a coralogix -d 'Connect cxslack to Coralogix: region and keys, named as Coralogix\'s own cx CLI names them'
+complete -c cxslack -n 'test (__cxslack_path) = ""' -a doctor -d 'Diagnose integrations and connectors: token, two-way sync, link previews, routing, local files'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a integrations -d 'Add, list, show, edit and remove Slack integrations'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a sandbox -d 'Run the built-in Slack sandbox: a local Slack Web API emulator for tests and demos'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -l version -d 'Print the version and exit'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -l no-color -d 'Disable colour (NO_COLOR works too)'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -l help -s h -d 'Show help and exit'
-complete -c cxslack -n 'test (__cxslack_path) = "access-logs"' -a collect -d 'Read the integration\'s access logs and deliver each login entry once'
-complete -c cxslack -n 'test (__cxslack_path) = "access-logs"' -l help -s h -d 'Show help and exit'
-complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l since -x -d 'Oldest login to read (by first seen): RFC 3339 or relative (24h, 7d). Default: where the last run stopped; on the first run, all that Slack keeps'
-complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l until -x -d 'Newest login to read (RFC 3339 or relative). Default: now'
-complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l forward -d 'Send to Coralogix\'s log ingestion (key: CX_SEND_KEY or cxslack coralogix configure --send-key-stdin)'
-complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l output -x -d 'Append one JSON record per login to FILE (created 0600); - writes them to stdout, alone'
-complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l follow -d 'Keep collecting every --interval until SIGINT or SIGTERM (then exit 0)'
-complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l interval -x -d 'With --follow: seconds between runs'
-complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l application-name -x -d 'Coralogix applicationName of the forwarded logs'
-complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l subsystem-name -x -d 'Coralogix subsystemName of the forwarded logs'
-complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l no-checkpoint -d 'With --output: read exactly --since…--until, neither reading nor advancing the checkpoint'
-complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l batch-size -x -d 'Entries per request or write at most; after a crash at most one batch is sent again'
-complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l format -s o -x -a 'table json' -d 'Summary format: table for people, json for scripts (one document on stdout; none with --output -)'
-complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "app"' -a configure -d 'Store the Slack app\'s client id and secret (the secret goes to credentials.toml, never to a flag)'
 complete -c cxslack -n 'test (__cxslack_path) = "app"' -a manifest -d 'Print a Slack app manifest with the scopes and events for the chosen features'
 complete -c cxslack -n 'test (__cxslack_path) = "app"' -l help -s h -d 'Show help and exit'
@@ -172,6 +156,11 @@ complete -c cxslack -n 'test (__cxslack_path) = "coralogix show"' -l region -x -
 complete -c cxslack -n 'test (__cxslack_path) = "coralogix show"' -l profile -x -d 'cx profile to read (~/.cx/profiles/NAME.toml)'
 complete -c cxslack -n 'test (__cxslack_path) = "coralogix show"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "coralogix show"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "doctor"' -l symptom -x -a 'failing no-timeline-updates no-previews wrong-channel certification local' -d 'Run one row of the troubleshooting table (local: files and credentials only)'
+complete -c cxslack -n 'test (__cxslack_path) = "doctor"' -l offline -d 'Call Slack not at all: local state and template routing only'
+complete -c cxslack -n 'test (__cxslack_path) = "doctor"' -l payload -x -d 'JSON file (\'-\' for stdin) used as the template context instead of the shipped samples'
+complete -c cxslack -n 'test (__cxslack_path) = "doctor"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
+complete -c cxslack -n 'test (__cxslack_path) = "doctor"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations"' -a add -d 'Add a Slack integration; it is Pending until the Slack app is authorized (--authorize)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations"' -a authorize -d 'Install (or reinstall) the Coralogix Slack app for an integration through Slack OAuth'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations"' -a list -d 'List integrations with status, version, functionality and connectors'
@@ -220,6 +209,7 @@ complete -c cxslack -n 'test (__cxslack_path) = "integrations remove"' -l yes -s
 complete -c cxslack -n 'test (__cxslack_path) = "integrations remove"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations remove"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "sandbox"' -a serve -d 'Serve the sandbox until Ctrl-C or SIGTERM, printing the environment that points cxslack at it'
+complete -c cxslack -n 'test (__cxslack_path) = "sandbox"' -a demo -d 'Run the main job end to end against a throw-away sandbox: add and install an integration,'
 complete -c cxslack -n 'test (__cxslack_path) = "sandbox"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "sandbox serve"' -l host -x -d 'Address to listen on (loopback unless --allow-remote)'
 complete -c cxslack -n 'test (__cxslack_path) = "sandbox serve"' -l port -x -d 'Port; 0 picks a free one'
@@ -227,3 +217,5 @@ complete -c cxslack -n 'test (__cxslack_path) = "sandbox serve"' -l allow-remote
 complete -c cxslack -n 'test (__cxslack_path) = "sandbox serve"' -l no-rate-limits -d 'Never answer 429 (Slack allows ~1 message/s per channel)'
 complete -c cxslack -n 'test (__cxslack_path) = "sandbox serve"' -l latency -x -d 'Delay added to every Web API call'
 complete -c cxslack -n 'test (__cxslack_path) = "sandbox serve"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "sandbox demo"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
+complete -c cxslack -n 'test (__cxslack_path) = "sandbox demo"' -l help -s h -d 'Show help and exit'

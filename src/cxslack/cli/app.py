@@ -18,7 +18,6 @@ from cxslack.redact import redact
 
 # Command groups load on first use, so `cxslack integrations list` imports only what it runs.
 LAZY_GROUPS = {
-    "access-logs": "cxslack.cli.access_logs",
     "app": "cxslack.cli.slack_app",
     "cases": "cxslack.cli.cases",
     "config": "cxslack.cli.config",
@@ -30,7 +29,9 @@ LAZY_GROUPS = {
 
 
 # Top-level commands that are one command, not a group: module → its Typer with one command.
-LAZY_COMMANDS: dict[str, str] = {}
+LAZY_COMMANDS: dict[str, str] = {
+    "doctor": "cxslack.cli.doctor",
+}
 
 
 class CxGroup(TyperGroup):

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from cxslack.cli.common import command_group
-from cxslack.cli.render import say
+from cxslack.cli.common import OutputOpt, command_group
+from cxslack.cli.render import Output, OutputFormat, say
 from cxslack.errors import CxError, UsageError
 
 app = command_group("Run the built-in Slack sandbox: a local Slack Web API emulator for tests and demos.")
@@ -76,3 +76,22 @@ def serve(
             signal.signal(sig, handler)
         sandbox.stop()
     say("Sandbox stopped.")
+
+
+@app.command("demo")
+def demo(output: OutputOpt = OutputFormat.TABLE) -> None:
+    """Run the main job end to end against a throw-away sandbox: add and install an integration,
+    create a connector, send a test notification, migrate an earlier-version integration's
+    connectors, and let doctor catch and clear a revoked token."""
+    from cxslack.sandbox.demo import run_demo
+
+    out = Output(output)
+    results = run_demo(say)
+    ok = bool(results) and all(r.ok for r in results)
+    out.emit({"ok": ok, "steps": [r.to_json() for r in results]}, lambda: None)
+    if ok:
+        out.success(f"Demo finished: all {len(results)} steps worked.")
+    else:
+        failed = next((r for r in results if not r.ok), None)
+        raise CxError("demo_failed", f"the demo stopped at: {failed.command if failed else 'start-up'}",
+                      "Rerun with CXSLACK_DEBUG=1, or run that command yourself against `cxslack sandbox serve`.")  # fmt: skip

@@ -1,0 +1,111 @@
+"""`cxslack doctor`: diagnose the product's Troubleshooting symptoms and local health."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from cxslack.cli.common import OutputOpt
+from cxslack.cli.render import Output, OutputFormat, paint
+from cxslack.doctor.report import CheckStatus, Report, Symptom
+from cxslack.errors import EXIT_FAILED, UsageError
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+MARKS = {
+    CheckStatus.OK: ("✔", "green"),
+    CheckStatus.WARN: ("!", "yellow"),
+    CheckStatus.FAIL: ("✘", "red"),
+    CheckStatus.SKIP: ("-", "dim"),
+}
+
+
+@app.command()
+def doctor(
+    integration: Annotated[
+        str | None,
+        typer.Argument(help="Only this integration (name or id).", metavar="INTEGRATION", show_default=False),
+    ] = None,
+    symptom: Annotated[
+        Symptom | None,
+        typer.Option(
+            "--symptom",
+            case_sensitive=False,
+            help="Run one row of the troubleshooting table (local: files and credentials only).",
+            show_default=False,
+        ),
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Call Slack not at all: local state and template routing only.")
+    ] = False,
+    payload: Annotated[
+        str | None,
+        typer.Option(
+            "--payload",
+            help="JSON file ('-' for stdin) used as the template context instead of the shipped samples.",
+            show_default=False,
+        ),
+    ] = None,
+    output: OutputOpt = OutputFormat.TABLE,
+) -> None:
+    """Diagnose integrations and connectors: token, two-way sync, link previews, routing, local files.
+
+    Exits 1 when any check fails (warnings allowed), so CI can gate on it.
+    """
+    from cxslack.cli.connectors import read_json_file
+    from cxslack.doctor.context import DoctorOptions
+    from cxslack.doctor.runner import diagnose
+    from cxslack.registry import Registry
+
+    out = Output(output)
+    context = read_json_file(payload, "payload") if payload else None
+    if payload and not isinstance(context, dict):
+        raise UsageError("invalid_payload", "the payload must be a JSON object")
+    report = diagnose(Registry(), DoctorOptions(integration, symptom, offline, context))
+    out.emit(report.to_json(), lambda: print_report(out, report, symptom))
+    if not report.healthy:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def print_report(out: Output, report: Report, symptom: Symptom | None) -> None:
+    """Sections of ✔ / ! / ✘ / - rows, the remediation under each failure and warning, a summary."""
+    stream = sys.stdout
+    if symptom is not None:
+        out.lines(paint(f"Symptom: {symptom.label}", "bold", stream) + "\n")
+    section: str | None = None
+    group: str | None = None
+    for check in report.ordered():
+        subject = check.subject
+        if subject.section != section:
+            if section is not None:
+                out.lines("")
+            section, group = subject.section, None
+            out.lines(paint(section, "bold", stream))
+        if subject.group != group:
+            group = subject.group
+            if group is not None:
+                out.lines(f"  {group}")
+        indent = "    " if group else "  "
+        mark, style = MARKS[check.status]
+        out.lines(f"{indent}{paint(mark, style, stream)} {check.message}  {paint(check.id, 'dim', stream)}")
+        if check.remediation and check.status in (CheckStatus.FAIL, CheckStatus.WARN):
+            out.lines(f"{indent}  → {check.remediation}")
+    counts = report.counts()
+    total, warnings = len(report.checks), counts[CheckStatus.WARN]
+    summary = (
+        f"{total} check{_s(total)}: {counts[CheckStatus.OK]} ok, {warnings} warning{_s(warnings)}, "
+        f"{counts[CheckStatus.FAIL]} failed"
+    )
+    if counts[CheckStatus.SKIP]:
+        summary += f", {counts[CheckStatus.SKIP]} skipped"
+    out.lines("\n" + paint(summary, "green" if report.healthy else "red bold", stream))
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"

@@ -1,0 +1,115 @@
+"""No Case timeline updates from Slack replies.
+
+The seed's causes: a version earlier than v0.1.0, Two-way comment sync not enabled at install
+(so its scopes were never granted), or the bot not a member of the channel. Public channels the
+bot joins by itself (channels:join); private ones need an invite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from cxslack.connectors import Connector, EntityType
+from cxslack.doctor import remedies
+from cxslack.doctor.context import Context, SymptomChecks, show_channel
+from cxslack.doctor.report import Check, CheckStatus, Symptom
+from cxslack.doctor.slack_state import SlackUnavailable, bot_scopes
+from cxslack.model import Integration
+from cxslack.scopes import Feature
+
+
+def syncs(integration: Integration) -> bool:
+    return integration.two_way_sync and integration.supports_cases_features
+
+
+class TimelineChecks(SymptomChecks):
+    symptom = Symptom.NO_TIMELINE_UPDATES
+
+    def integration(self, ctx: Context, integration: Integration) -> Iterator[Check]:
+        if not integration.sends_notifications:
+            return  # no Case notifications, so no threads whose replies could sync
+        subject = ctx.integration_subject(integration)
+        connectors = len(ctx.connectors_of(integration))
+        if not integration.supports_cases_features:
+            if connectors:
+                yield subject.check(
+                    "timeline.version", self.symptom, CheckStatus.WARN,
+                    f"v{integration.version} cannot sync Slack replies into Case timelines, and {connectors} "
+                    "connector(s) still deliver through it",
+                    remedies.move_to_current(ctx, integration, two_way_sync=True),
+                )  # fmt: skip
+            else:
+                yield subject.check(
+                    "timeline.version", self.symptom, CheckStatus.OK,
+                    f"v{integration.version} cannot sync replies, but no connectors deliver through it",
+                )  # fmt: skip
+            return
+        yield subject.check(
+            "timeline.version", self.symptom, CheckStatus.OK,
+            f"v{integration.version} supports two-way comment sync",
+        )  # fmt: skip
+        if not integration.two_way_sync:
+            # Two-way sync is optional in the product, so off is a choice, not a fault: warn (never
+            # fail), and only when connectors deliver Case notifications whose replies are then lost.
+            status = CheckStatus.WARN if connectors else CheckStatus.OK
+            detail = "Slack replies do not reach Case timelines" if connectors else "no connectors use it"
+            yield subject.check(
+                "timeline.two_way_sync", self.symptom, status,
+                f"Two-way comment sync is off: {detail}",
+                remedies.enable(integration, "--two-way-sync") if connectors else None,
+            )  # fmt: skip
+            return
+        yield subject.check(
+            "timeline.two_way_sync", self.symptom, CheckStatus.OK, "Two-way comment sync is on"
+        )
+        try:
+            missing = ctx.session(integration).missing(Feature.TWO_WAY_SYNC)
+        except SlackUnavailable as why:
+            yield why.check(subject, "timeline.scopes", self.symptom)
+            return
+        if missing:
+            yield subject.check(
+                "timeline.scopes", self.symptom, CheckStatus.FAIL,
+                f"{', '.join(missing)} not granted, so the bot cannot join channels or read thread replies",
+                remedies.authorize(integration),
+            )  # fmt: skip
+        else:
+            yield subject.check(
+                "timeline.scopes", self.symptom, CheckStatus.OK,
+                f"{', '.join(bot_scopes(Feature.TWO_WAY_SYNC))} are granted",
+            )  # fmt: skip
+
+    def connector(self, ctx: Context, connector: Connector, integration: Integration) -> Iterator[Check]:
+        if not syncs(integration):
+            return
+        subject = ctx.connector_subject(connector, integration)
+        session = ctx.session(integration)
+        try:
+            directory = session.directory()
+        except SlackUnavailable as why:
+            yield why.check(subject, "timeline.membership", self.symptom)
+            return
+        can_join = "channels:join" in session.scopes()
+        problems: list[tuple[str, str]] = []
+        # Replies sync on Case notification threads: the channels Case notifications can land in.
+        for target in ctx.targets(connector, (EntityType.CASES,)):
+            info = directory.lookup(target.channel)
+            shown = show_channel(target.channel)
+            if info is None:
+                problems.append(
+                    (
+                        f"{shown} ({target.role}) not found, or private without the app",
+                        remedies.invite(target.channel),
+                    )
+                )
+            elif info.is_member or info.is_archived:  # archived channels are routing.channels' finding
+                continue
+            elif not can_join:
+                problems.append(
+                    (
+                        f"the app is not in {shown} ({target.role}) and cannot join it: channels:join not granted",
+                        f"{remedies.invite(target.channel)}, or grant channels:join: {remedies.authorize(integration)}",
+                    )
+                )
+        ok = "the app is in, or joins on first post, every channel Case notifications can go to"
+        yield subject.findings("timeline.membership", self.symptom, problems, ok)

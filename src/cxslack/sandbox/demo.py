@@ -1,0 +1,176 @@
+"""`cxslack sandbox demo`: the main job end to end with the real commands, against a sandbox.
+
+A sandbox on an ephemeral loopback port and a temporary CXSLACK_HOME; every step runs the real
+`cxslack` in a subprocess, and where Slack would show a person the authorize page, the
+sandbox's scripted browser presses Allow. The demo succeeds only if every step does.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cxslack.sandbox.server import SlackSandbox
+
+REDIRECT = "http://127.0.0.1:0/slack/oauth/callback"
+CASES_OVERRIDE = 'cases={% if _context.entityLabels["team"][0] == "db" %}db-cases{% else %}cases{% endif %}'
+
+
+@dataclass
+class Step:
+    title: str
+    args: list[str] = field(default_factory=list)  # a cxslack command line
+    expect: int = 0
+    approve: bool = False  # the command opens an OAuth flow the scripted browser must answer
+    action: Callable[[SlackSandbox], str] | None = None  # a Slack-side event instead of a command
+
+
+@dataclass
+class StepResult:
+    title: str
+    command: str
+    exit_code: int
+    ok: bool
+    output: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"title": self.title, "command": self.command, "exit_code": self.exit_code, "ok": self.ok}
+
+
+def _revoke(sandbox: SlackSandbox) -> str:
+    import httpx
+
+    httpx.post(f"{sandbox.url}/_sandbox/revoke", json={}, timeout=10).raise_for_status()
+    return "The workspace revoked the Coralogix app's tokens (as when an admin removes the app)."
+
+
+def _acknowledge(sandbox: SlackSandbox) -> str:
+    import httpx
+
+    httpx.post(f"{sandbox.url}/_sandbox/coralogix/cases/update", json={"id": "CASE-1", "status": "CASE_STATUS_ACKNOWLEDGED"},
+               timeout=10).raise_for_status()  # fmt: skip
+    return "In Coralogix, someone acknowledges CASE-1."
+
+
+def _root_shows(sandbox: SlackSandbox) -> str:
+    import httpx
+
+    messages = httpx.get(
+        f"{sandbox.url}/_sandbox/messages", params={"channel": "payments-alerts"}, timeout=10
+    ).json()["messages"]
+    roots = [m for m in messages if m.get("metadata", {}).get("event_type") == "coralogix_case_notification"]
+    replies = [m for m in messages if m.get("thread_ts") and m.get("thread_ts") != m["ts"]]
+    return f"Slack now has {len(roots)} root message for CASE-1 ({roots[0]['text']!r}) and {len(replies)} reply in its thread."
+
+
+def steps() -> list[Step]:
+    authorize = ["--authorize", "--no-browser", "--redirect-uri", REDIRECT]
+    return [
+        Step("Add a v0.1.0 integration with two-way sync and install the Slack app (the sandbox approves)",
+             ["integrations", "add", "--name", "Payments", "--two-way-sync", "--consent-us-data-transfer", *authorize],
+             approve=True),
+        Step("Create a connector with a Case channel template and a fallback channel",
+             ["connectors", "create", "Payments on-call", "--integration", "Payments", "--channel", "payments-alerts",
+              "--fallback-channel", "ops-fallback", "--override", CASES_OVERRIDE]),
+        Step("See where a Case notification would go", ["connectors", "render", "payments-on-call", "--entity-type", "cases"]),
+        Step("Send a test notification", ["connectors", "test", "payments-on-call"]),
+        Step("Post a Coralogix Case to Slack through the connector", ["cases", "notify", "CASE-1", "--connector", "payments-on-call"]),
+        Step("The Case changes in Coralogix", action=_acknowledge),
+        Step("The update goes into the Case's thread, and the root message is edited to the new status",
+             ["cases", "notify", "CASE-1", "--connector", "payments-on-call"]),
+        Step("", action=_root_shows),
+        Step("Register the existing earlier-version integration (v0.0.9) and install its app",
+             ["integrations", "add", "--name", "Legacy", "--integration-version", "0.0.9", "--consent-us-data-transfer", *authorize],
+             approve=True),
+        Step("It has two connectors", ["connectors", "create", "Legacy alerts", "--integration", "Legacy", "--channel", "alerts",
+                                       "--fallback-channel", "ops-fallback"]),
+        Step("", ["connectors", "create", "Legacy DB", "--integration", "Legacy", "--channel", "db-cases",
+                  "--fallback-channel", "ops-fallback"]),
+        Step("Migrate them to v0.1.0 one at a time, each proven by a test notification",
+             ["connectors", "migrate", "--from", "Legacy", "--to", "Payments", "--test"]),
+        Step("List the integrations", ["integrations", "list"]),
+        Step("Something breaks on the Slack side", action=_revoke),
+        Step("doctor finds it", ["doctor", "Payments", "--symptom", "failing"], expect=1),
+        Step("Reinstall the app as doctor says", ["integrations", "authorize", "Payments", "--no-browser", "--redirect-uri", REDIRECT],
+             approve=True),
+        Step("doctor is clean again", ["doctor", "Payments"]),
+    ]  # fmt: skip
+
+
+def _browser(proc: subprocess.Popen[str], transcript: list[str]) -> None:
+    """Read the command's stderr; when it shows the authorize URL, press Allow and land on the callback."""
+    import httpx
+
+    from cxslack.sandbox.authorize import press
+
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        transcript.append(line)
+        if line.startswith(("http://", "https://")):
+            transcript.append("  [browser] opened the authorize page and selected Allow\n")
+            try:
+                httpx.get(press(line.strip()), timeout=30)
+            except (httpx.HTTPError, RuntimeError) as exc:
+                transcript.append(f"  [browser] failed: {exc}\n")
+
+
+def _run(step: Step, env: dict[str, str]) -> tuple[int, str]:
+    command = [sys.executable, "-m", "cxslack", *step.args]
+    if not step.approve:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        return done.returncode, done.stdout + done.stderr
+    transcript: list[str] = []
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        reader = threading.Thread(target=_browser, args=(proc, transcript), daemon=True)
+        reader.start()
+        out = proc.stdout.read() if proc.stdout else ""
+        proc.wait(timeout=300)
+        reader.join(timeout=30)
+    return proc.returncode, out + "".join(transcript)
+
+
+def run_demo(say: Callable[[str], None]) -> list[StepResult]:
+    """Run every step, reporting each through `say`; stops at the first step that fails."""
+    results: list[StepResult] = []
+    with tempfile.TemporaryDirectory(prefix="cxslack-demo-") as tmp, SlackSandbox("127.0.0.1", 0) as sandbox:
+        env = {
+            **os.environ,
+            "CXSLACK_HOME": str(Path(tmp) / "home"),
+            "CXSLACK_SLACK_API_URL": sandbox.api_url,
+            "CXSLACK_SLACK_AUTHORIZE_URL": sandbox.authorize_url,
+            "CXSLACK_SLACK_CLIENT_ID": "sandbox-client-id",
+            "CXSLACK_SLACK_CLIENT_SECRET": "sandbox-client-secret",
+            "CXSLACK_CORALOGIX_API_URL": sandbox.url,
+            "CXSLACK_CORALOGIX_INGRESS_URL": sandbox.url,
+            "CX_API_KEY": "sandbox-coralogix-api-key",
+            "NO_PROXY": "127.0.0.1,localhost,::1",
+            "CI": "1",  # the demo's commands never prompt
+        }
+        env.pop("CXSLACK_OUTPUT", None)
+        say(f"Slack sandbox at {sandbox.url}; a temporary CXSLACK_HOME at {env['CXSLACK_HOME']}")
+        for number, step in enumerate(steps(), 1):
+            if step.title:
+                say(f"\n── {number}. {step.title}")
+            if step.action is not None:
+                say(f"   {step.action(sandbox)}")
+                results.append(StepResult(step.title, "(outside cxslack)", 0, True, ""))
+                continue
+            line = "cxslack " + shlex.join(step.args)
+            say(f"$ {line}")
+            code, output = _run(step, env)
+            for text in output.rstrip().splitlines():
+                say(f"   {text}")
+            ok = code == step.expect
+            say(f"   {'✔' if ok else '✘'} exit {code}" + ("" if ok else f" (expected {step.expect})"))
+            results.append(StepResult(step.title, line, code, ok, output))
+            if not ok:
+                break
+    return results
