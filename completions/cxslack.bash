@@ -2,7 +2,7 @@
 # Install: source this file, or copy it to ~/.local/share/bash-completion/completions/cxslack
 _cxslack_subcommands() {
     case "$1" in
-        "") subs="app cases completion config connectors coralogix doctor integrations sandbox" ;;
+        "") subs="app cases completion config connectors coralogix doctor integrations sandbox sync" ;;
         "app") subs="configure manifest" ;;
         "cases") subs="show notify settings" ;;
         "config") subs="path" ;;
@@ -106,6 +106,7 @@ _cxslack() {
         "sandbox serve:--port") COMPREPLY=(); return ;;
         "sandbox serve:--latency") COMPREPLY=(); return ;;
         "sandbox demo:--output"|"sandbox demo:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+        "sync:--output"|"sync:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
     esac
     if [[ "$cur" == -* ]]; then
         case "$path" in
@@ -145,6 +146,7 @@ _cxslack() {
         "sandbox") opts="--help -h" ;;
         "sandbox serve") opts="--host --port --allow-remote --no-rate-limits --latency --help -h" ;;
         "sandbox demo") opts="--output -o --help -h" ;;
+        "sync") opts="--output -o --help -h" ;;
         esac
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
         return

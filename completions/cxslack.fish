@@ -3,7 +3,7 @@
 function __cxslack_subcommands
     switch $argv[1]
         case ""
-            echo app cases completion config connectors coralogix doctor integrations sandbox
+            echo app cases completion config connectors coralogix doctor integrations sandbox sync
         case "app"
             echo configure manifest
         case "cases"
@@ -42,6 +42,7 @@ complete -c cxslack -n 'test (__cxslack_path) = ""' -a coralogix -d 'Connect cxs
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a doctor -d 'Diagnose integrations and connectors: token, two-way sync, link previews, routing, local files'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a integrations -d 'Add, list, show, edit and remove Slack integrations'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a sandbox -d 'Run the built-in Slack sandbox: a local Slack Web API emulator for tests and demos'
+complete -c cxslack -n 'test (__cxslack_path) = ""' -a sync -d 'Copy new Slack replies in Case notification threads into the Case timelines'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -l version -d 'Print the version and exit'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -l no-color -d 'Disable colour (NO_COLOR works too)'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -l help -s h -d 'Show help and exit'
@@ -219,3 +220,5 @@ complete -c cxslack -n 'test (__cxslack_path) = "sandbox serve"' -l latency -x -
 complete -c cxslack -n 'test (__cxslack_path) = "sandbox serve"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "sandbox demo"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "sandbox demo"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "sync"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
+complete -c cxslack -n 'test (__cxslack_path) = "sync"' -l help -s h -d 'Show help and exit'

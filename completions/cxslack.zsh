@@ -3,7 +3,7 @@
 # Install: copy to a directory on $fpath as _cxslack, then run compinit.
 _cxslack_commands() {
     case "$1" in
-        "") items=('app:Configure the Slack app'\''s credentials and print its manifest' 'cases:Coralogix Cases in Slack\: show a Case, notify a connector, per-Case reply mode and sync' 'completion:Print a shell completion script (the files in completions/ are its output)' 'config:Inspect cxslack'\''s local configuration' 'connectors:Create and manage Slack connectors\: channel routing, templates, fallback, tests' 'coralogix:Connect cxslack to Coralogix\: region and keys, named as Coralogix'\''s own cx CLI names them' 'doctor:Diagnose integrations and connectors\: token, two-way sync, link previews, routing, local files' 'integrations:Add, list, show, edit and remove Slack integrations' 'sandbox:Run the built-in Slack sandbox\: a local Slack Web API emulator for tests and demos') ;;
+        "") items=('app:Configure the Slack app'\''s credentials and print its manifest' 'cases:Coralogix Cases in Slack\: show a Case, notify a connector, per-Case reply mode and sync' 'completion:Print a shell completion script (the files in completions/ are its output)' 'config:Inspect cxslack'\''s local configuration' 'connectors:Create and manage Slack connectors\: channel routing, templates, fallback, tests' 'coralogix:Connect cxslack to Coralogix\: region and keys, named as Coralogix'\''s own cx CLI names them' 'doctor:Diagnose integrations and connectors\: token, two-way sync, link previews, routing, local files' 'integrations:Add, list, show, edit and remove Slack integrations' 'sandbox:Run the built-in Slack sandbox\: a local Slack Web API emulator for tests and demos' 'sync:Copy new Slack replies in Case notification threads into the Case timelines') ;;
         "app") items=('configure:Store the Slack app'\''s client id and secret (the secret goes to credentials.toml, never to a flag)' 'manifest:Print a Slack app manifest with the scopes and events for the chosen features') ;;
         "cases") items=('show:Show a Case\: status, priority, assignee, labels and its Coralogix link' 'notify:Post a Case to Slack\: the first notification posts the root message, later ones follow the' 'settings:Show or change a Case'\''s Slack settings\: reply mode for updates, and two-way sync mute') ;;
         "config") items=('path:Print where config, credentials and state live (CXSLACK_HOME overrides all)') ;;
@@ -106,6 +106,7 @@ _cxslack() {
         "sandbox serve:--port") _message 'value'; return ;;
         "sandbox serve:--latency") _message 'value'; return ;;
         "sandbox demo:--output"|"sandbox demo:-o") compadd -- table json; return ;;
+        "sync:--output"|"sync:-o") compadd -- table json; return ;;
     esac
     if [[ "${words[CURRENT]}" == -* ]]; then
         case "$path" in
@@ -145,6 +146,7 @@ _cxslack() {
         "sandbox") items=('--help:Show help and exit' '-h:Show help and exit') ;;
         "sandbox serve") items=('--host:Address to listen on (loopback unless --allow-remote)' '--port:Port; 0 picks a free one' '--allow-remote:Allow a non-loopback --host (anyone who reaches it can use it)' '--no-rate-limits:Never answer 429 (Slack allows ~1 message/s per channel)' '--latency:Delay added to every Web API call' '--help:Show help and exit' '-h:Show help and exit') ;;
         "sandbox demo") items=('--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
+        "sync") items=('--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
         esac
         _describe -t options 'option' items
         return

@@ -31,6 +31,7 @@ LAZY_GROUPS = {
 # Top-level commands that are one command, not a group: module → its Typer with one command.
 LAZY_COMMANDS: dict[str, str] = {
     "doctor": "cxslack.cli.doctor",
+    "sync": "cxslack.cli.sync",
 }
 
 

@@ -125,7 +125,11 @@ def notify(
             if case is None:
                 case = client.get_case(case_id)
             link = _deep_link(client, case_key(case))
-        return notifier.notify(case, event_for(case, event), link)
+        from cxslack.previews import refresh_previews
+
+        result = notifier.notify(case, event_for(case, event), link)
+        refresh_previews(store.registry, case)  # pasted Case URLs show the new status too
+        return result
 
     results: list[NotifyResult] = []
     failed: list[dict[str, Any]] = []
@@ -226,7 +230,9 @@ def settings(
                 ("Case", ref),
                 (
                     "Reply mode",
-                    str(doc["reply_mode"] or "connector default (thread unless the connector says otherwise)"),
+                    str(
+                        doc["reply_mode"] or "connector default (thread unless the connector says otherwise)"
+                    ),
                 ),
                 ("Two-way sync", "muted" if doc["mute_sync"] else "on"),
             ]

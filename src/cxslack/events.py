@@ -1,0 +1,119 @@
+"""What `cxslack listen` does with each Slack event: two-way comment sync and Case URL previews.
+
+`make_handler(registry)` returns the callable the listener runs for every Events API envelope.
+An outage (Slack or Coralogix answering 5xx, unreachable, or rate-limiting past our patience)
+raises `RetryableError`, and the listener keeps the event and tries again later; anything else
+is permanent for that event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from cxslack.errors import CxError
+from cxslack.model import Integration
+from cxslack.registry import Registry
+
+RETRYABLE_CODES = frozenset(
+    {
+        "slack_unavailable",
+        "slack_unreachable",
+        "ratelimited",
+        "coralogix_unavailable",
+        "coralogix_unreachable",
+    }
+)
+
+
+class RetryableError(CxError):
+    """A Slack or Coralogix outage: the event is kept and handled again later."""
+
+
+def thread_of(event: dict[str, Any]) -> str | None:
+    for source in (event, event.get("message") or {}, event.get("previous_message") or {}):
+        if source.get("thread_ts"):
+            return str(source["thread_ts"])
+    return None
+
+
+class EventHandler:
+    """Handles Events API envelopes for every integration installed in cxslack's store."""
+
+    def __init__(self, registry: Registry):
+        self.registry = registry
+        self._coralogix: Any = None
+        self._sync: dict[str, Any] = {}
+
+    def coralogix(self) -> Any:
+        if self._coralogix is None:
+            from cxslack.coralogix.client import CoralogixClient
+            from cxslack.coralogix.config import resolve_settings
+
+            self._coralogix = CoralogixClient(resolve_settings(store=self.registry.store))
+        return self._coralogix
+
+    def _access(self, integration: Integration) -> Any:
+        from cxslack.oauth.flow import bot_access
+
+        return bot_access(self.registry, integration)
+
+    def __call__(self, envelope: dict[str, Any]) -> Any:
+        event = envelope.get("event") or {}
+        try:
+            if event.get("type") == "message":
+                return self._message(event)
+            if event.get("type") == "link_shared":
+                return self._link_shared(envelope.get("team_id") or event.get("team"), event)
+            return None
+        except CxError as exc:
+            if exc.code in RETRYABLE_CODES:
+                raise RetryableError(exc.code, exc.message, exc.hint) from exc
+            from cxslack.oauth.flow import mark_failing_if_token_error
+            from cxslack.slack.client import SlackError
+
+            if isinstance(exc, SlackError):
+                for integration in self.registry.view().integrations.values():
+                    mark_failing_if_token_error(self.registry, integration.id, exc)
+            raise
+
+    def _message(self, event: dict[str, Any]) -> Any:
+        from cxslack.cases import CaseState
+        from cxslack.twoway import ReplySync
+
+        thread_ts = thread_of(event)
+        if thread_ts is None:
+            return None
+        channel = str(event.get("channel"))
+        records = CaseState(self.registry.store.ensure_state_dir()).all_threads().values()
+        record = next((r for r in records if r.get("channel") == channel and r.get("ts") == thread_ts), None)
+        if record is None:
+            return None  # not a thread cxslack posted
+        integration = self.registry.view().integrations.get(str(record.get("integration")))
+        if integration is None or not ReplySync.enabled_for(integration):
+            return None  # doctor reports why (earlier version, sync off, not Active)
+        sync = self._sync.get(integration.id)
+        if sync is None:
+            sync = self._sync[integration.id] = ReplySync(
+                self.registry, integration, self._access(integration), self.coralogix()
+            )
+        return sync.handle_message(event)
+
+    def _link_shared(self, team: Any, event: dict[str, Any]) -> Any:
+        from cxslack.previews import PreviewBook, previews_enabled, unfurl_shared_links
+
+        for integration in self.registry.view().integrations.values():
+            if (
+                integration.workspace
+                and integration.workspace.team_id == team
+                and previews_enabled(integration)
+            ):
+                book = PreviewBook(self.registry.store.ensure_state_dir())
+                return unfurl_shared_links(
+                    self._access(integration), self.coralogix(), book, integration, event
+                )
+        return None
+
+
+def make_handler(registry: Registry | None = None) -> Callable[[dict[str, Any]], Any]:
+    return EventHandler(registry or Registry())

@@ -1,0 +1,174 @@
+"""Rich previews for Coralogix Case URLs shared in Slack (v0.1.0, links:read + links:write).
+
+On `link_shared`, every link that is a Case URL is answered with `chat.unfurl`: title, status,
+priority and assignee, no interactive elements. Where each preview lives is remembered, so
+when `cases notify` sees a status or priority change, the previews are refreshed (calling
+chat.unfurl again for the same message replaces the preview).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from cxslack.cases import case_key, case_name, priority_label, status_label
+from cxslack.model import Integration, Status
+from cxslack.store import atomic_write, ensure_private_dir
+
+# The deep-link form the Cases API returns (…/#/cases/<uuid>) and the team-URL forms people
+# paste (https://<team>.app.coralogix.com/#/cases/CASE-123, with or without the '#/').
+DEFAULT_CASE_URL = r"https?://[^\s/?#]+/(?:#/)?cases/(?P<id>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[A-Za-z]+-[0-9]+)(?:[/?#]\S*)?"
+LINK_SCOPES = ("links:read", "links:write")
+
+
+def case_url_pattern() -> re.Pattern[str]:
+    """CXSLACK_CASE_URL_PATTERN overrides the default; it must have a named group `id`."""
+    from cxslack.errors import UsageError
+
+    raw = os.environ.get("CXSLACK_CASE_URL_PATTERN") or DEFAULT_CASE_URL
+    try:
+        pattern = re.compile(raw)
+    except re.error as exc:
+        raise UsageError(
+            "invalid_case_url_pattern", f"CXSLACK_CASE_URL_PATTERN is not a regular expression: {exc}"
+        ) from None
+    if "id" not in pattern.groupindex:
+        raise UsageError(
+            "invalid_case_url_pattern",
+            "CXSLACK_CASE_URL_PATTERN needs a named group (?P<id>…) for the Case id",
+        )
+    return pattern
+
+
+def case_id_from_url(url: str, pattern: re.Pattern[str] | None = None) -> str | None:
+    match = (pattern or case_url_pattern()).fullmatch(url.strip("<>"))
+    if not match:
+        return None
+    value = match.group("id")
+    return value.upper() if "-" in value and not re.fullmatch(r"[0-9a-fA-F-]{36}", value) else value.lower()
+
+
+def previews_enabled(integration: Integration) -> bool:
+    return (
+        integration.supports_cases_features
+        and integration.link_previews
+        and integration.status is Status.ACTIVE
+        and all(s in integration.granted_scopes for s in LINK_SCOPES)
+    )
+
+
+def preview(case: dict[str, Any], url: str) -> dict[str, Any]:
+    """An unfurl: Block Kit without interactive elements."""
+    from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
+
+    title = str(case.get("title") or "(untitled)")
+    blocks = [
+        SectionBlock(text=MarkdownTextObject(text=f"*<{url}|{case_name(case)} · {title}>*")),
+        SectionBlock(
+            fields=[
+                MarkdownTextObject(text=f"*Status*\n{status_label(case)}"),
+                MarkdownTextObject(text=f"*Priority*\n{priority_label(case)}"),
+                MarkdownTextObject(text=f"*Assignee*\n{case.get('assignee') or 'unassigned'}"),
+            ]
+        ),
+        ContextBlock(elements=[MarkdownTextObject(text="Coralogix Case")]),
+    ]
+    return {"blocks": [b.to_dict() for b in blocks]}
+
+
+class PreviewBook:
+    """state/cases/previews.json: case key → where its previews live and what they last showed."""
+
+    def __init__(self, state_dir: Path):
+        self.dir = state_dir / "cases"
+        self.path = self.dir / "previews.json"
+
+    def load(self) -> dict[str, list[dict[str, Any]]]:
+        try:
+            doc = json.loads(self.path.read_text("utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    def save(self, doc: dict[str, list[dict[str, Any]]]) -> None:
+        ensure_private_dir(self.dir)
+        atomic_write(self.path, json.dumps(doc, indent=1, sort_keys=True).encode())
+
+    def remember(self, key: str, place: dict[str, Any]) -> None:
+        doc = self.load()
+        places = [
+            p
+            for p in doc.get(key, [])
+            if (p["channel"], p["ts"], p["url"]) != (place["channel"], place["ts"], place["url"])
+        ]
+        doc[key] = [*places, place]
+        self.save(doc)
+
+
+def unfurl_shared_links(
+    access: Any, coralogix: Any, book: PreviewBook, integration: Integration, event: dict[str, Any]
+) -> list[str]:
+    """Answer a link_shared event; returns the Case ids previewed."""
+    pattern = case_url_pattern()
+    unfurls: dict[str, Any] = {}
+    shown: list[tuple[str, str, dict[str, Any]]] = []
+    for link in event.get("links") or []:
+        url = str(link.get("url") or "")
+        case_id = case_id_from_url(url, pattern)
+        if case_id is None:
+            continue
+        case = coralogix.get_case(case_id)
+        unfurls[url] = preview(case, url)
+        shown.append((url, case_key(case), case))
+    if not unfurls:
+        return []
+    channel, ts = str(event.get("channel")), str(event.get("message_ts"))
+    target: dict[str, Any] = {"channel": channel, "ts": ts}
+    if event.get("unfurl_id"):
+        target = {"unfurl_id": event["unfurl_id"], "source": event.get("source") or "conversations_history"}
+    access.call("chat.unfurl", unfurls=unfurls, **target)
+    for url, key, case in shown:
+        book.remember(key, {**target, "channel": channel, "ts": ts, "url": url, "integration": integration.id,
+                            "status": case.get("status"), "priority": case.get("priority")})  # fmt: skip
+    return [key for _, key, _ in shown]
+
+
+def refresh_previews(registry: Any, case: dict[str, Any]) -> int:
+    """Re-unfurl the Case's previews whose status or priority is out of date; returns how many."""
+    from cxslack.oauth.flow import bot_access
+    from cxslack.slack.client import SlackError
+
+    book = PreviewBook(registry.store.ensure_state_dir())
+    doc = book.load()
+    places = doc.get(case_key(case), [])
+    stale = [
+        p
+        for p in places
+        if (p.get("status"), p.get("priority")) != (case.get("status"), case.get("priority"))
+    ]
+    if not stale:
+        return 0
+    integrations = registry.view().integrations
+    refreshed = 0
+    for place in stale:
+        integration = integrations.get(place.get("integration"))
+        if integration is None or not previews_enabled(integration):
+            continue
+        target = (
+            {"unfurl_id": place["unfurl_id"], "source": place["source"]}
+            if place.get("unfurl_id")
+            else {"channel": place["channel"], "ts": place["ts"]}
+        )
+        try:
+            bot_access(registry, integration).call(
+                "chat.unfurl", unfurls={place["url"]: preview(case, place["url"])}, **target
+            )
+        except SlackError:
+            continue  # the message may be gone; the next notify tries again
+        place.update(status=case.get("status"), priority=case.get("priority"))
+        refreshed += 1
+    book.save(doc)
+    return refreshed

@@ -1,0 +1,254 @@
+"""Two-way comment sync and Case URL previews: the handlers `listen` runs, and `cxslack sync`."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import httpx
+import pytest
+
+from cxslack.events import RetryableError, make_handler
+from cxslack.sandbox.coralogix import CORALOGIX_API_KEY
+
+from .conftest import Cli, install, sandbox_admin, sandbox_messages
+
+_ids = itertools.count(1)
+
+
+@pytest.fixture
+def cx(slack: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("CXSLACK_CORALOGIX_API_URL", slack.url)
+    monkeypatch.setenv("CXSLACK_CORALOGIX_INGRESS_URL", slack.url)
+    monkeypatch.setenv("CX_API_KEY", CORALOGIX_API_KEY)
+    return slack
+
+
+def tracked_case(cli: Cli, sandbox: Any, *flags: str) -> dict[str, Any]:
+    install(cli, sandbox, "Payments", "--two-way-sync", *flags)
+    cli.ok(
+        "connectors",
+        "create",
+        "On-call",
+        "--integration",
+        "payments",
+        "--channel",
+        "payments-alerts",
+        "--fallback-channel",
+        "ops-fallback",
+    )
+    return cli.ok("cases", "notify", "CASE-1", "--connector", "on-call", "-o", "json").json()[
+        "notifications"
+    ][0]
+
+
+def reply(
+    sandbox: Any, root: dict[str, Any], user: str = "U0ALICE", text: str = "Rolled back the deploy"
+) -> dict[str, Any]:
+    ts = sandbox_admin(sandbox, "reply", channel=root["channel"], thread_ts=root["ts"], user=user, text=text)[
+        "ts"
+    ]
+    return {
+        "type": "message",
+        "channel": root["channel"],
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "thread_ts": root["ts"],
+    }
+
+
+def envelope(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "event_callback",
+        "event_id": f"Ev{next(_ids):06d}",
+        "team_id": "T0SANDBOX",
+        "event": event,
+    }
+
+
+def comments(sandbox: Any, case: str = "CASE-1") -> list[dict[str, Any]]:
+    return list(
+        httpx.get(f"{sandbox.url}/_sandbox/coralogix/comments", params={"case": case}).json()["comments"]
+    )
+
+
+def comment_text(event: dict[str, Any]) -> str:
+    return str((event.get("comment") or {}).get("text", ""))
+
+
+def test_a_reply_becomes_one_comment_with_author_email_and_link(cli: Cli, cx: Any) -> None:
+    root = tracked_case(cli, cx)
+    handle = make_handler()
+    event = reply(cx, root)
+    result = handle(envelope(event))
+    assert result.action == "comment"
+    (comment,) = comments(cx)
+    text = comment_text(comment)
+    assert "Rolled back the deploy" in text
+    assert "alice@example.com" in text
+    assert f"/archives/{root['channel']}/p{event['ts'].replace('.', '')}" in text
+    for _ in range(3):  # Slack's retries, and redeliveries, never duplicate
+        handle(envelope(event))
+    assert len(comments(cx)) == 1
+
+
+def test_a_guest_from_another_team_gets_no_email(cli: Cli, cx: Any) -> None:
+    root = tracked_case(cli, cx)
+    make_handler()(envelope(reply(cx, root, user="U0EXTERNAL", text="I can see it from our side")))
+    text = comment_text(comments(cx)[0])
+    assert "Erin" in text and "erin@partner.example" not in text and "@" not in text.split("\n")[0]
+
+
+def test_bot_and_cxslack_messages_and_untracked_threads_are_skipped(cli: Cli, cx: Any) -> None:
+    root = tracked_case(cli, cx)
+    handle = make_handler()
+    bot = {
+        "type": "message",
+        "channel": root["channel"],
+        "bot_id": "B0SANDBOX",
+        "text": "beep",
+        "ts": "1.1",
+        "thread_ts": root["ts"],
+    }
+    assert handle(envelope(bot)).action == "skipped"
+    update = cli.ok("cases", "notify", "CASE-1", "--connector", "on-call", "-o", "json").json()[
+        "notifications"
+    ][0]
+    ours = next(m for m in sandbox_messages(cx, "payments-alerts") if m["ts"] == update["ts"])
+    own = {
+        "type": "message",
+        "channel": root["channel"],
+        "user": "U0BOB",
+        **{k: ours[k] for k in ("ts", "thread_ts", "text", "metadata")},
+    }
+    assert handle(envelope(own)).action == "skipped"
+    elsewhere = sandbox_admin(cx, "post", channel="general", user="U0BOB", text="hello")["ts"]
+    untracked = {
+        "type": "message",
+        "channel": "C0GENERAL",
+        "user": "U0BOB",
+        "text": "x",
+        "ts": elsewhere + "1",
+        "thread_ts": elsewhere,
+    }
+    assert handle(envelope(untracked)) is None
+    assert comments(cx) == []
+
+
+def test_muted_cases_are_not_synced(cli: Cli, cx: Any) -> None:
+    root = tracked_case(cli, cx)
+    cli.ok("cases", "settings", "CASE-1", "--mute-sync")
+    handle = make_handler()
+    assert handle(envelope(reply(cx, root))).action == "skipped"
+    cli.ok("cases", "settings", "CASE-1", "--unmute-sync")
+    assert handle(envelope(reply(cx, root, text="now synced"))).action == "comment"
+    assert len(comments(cx)) == 1
+
+
+def test_edits_and_deletions_are_recorded_once(cli: Cli, cx: Any) -> None:
+    root = tracked_case(cli, cx)
+    handle = make_handler()
+    original = reply(cx, root)
+    handle(envelope(original))
+    edited = {"type": "message", "subtype": "message_changed", "channel": root["channel"],
+              "message": {**original, "text": "Rolled back deploy 42"}, "previous_message": original}  # fmt: skip
+    assert handle(envelope(edited)).action == "edit"
+    assert handle(envelope(edited)).action == "skipped"
+    deleted = {
+        "type": "message",
+        "subtype": "message_deleted",
+        "channel": root["channel"],
+        "deleted_ts": original["ts"],
+        "previous_message": original,
+    }
+    assert handle(envelope(deleted)).action == "delete"
+    handle(envelope(deleted))
+    texts = [comment_text(c) for c in comments(cx)]
+    assert len(texts) == 3
+    assert "edited their Slack reply" in texts[1] and "Rolled back deploy 42" in texts[1]
+    assert "deleted their Slack reply" in texts[2]
+
+
+def test_earlier_versions_and_sync_off_do_not_sync(cli: Cli, cx: Any) -> None:
+    root = tracked_case(cli, cx)
+    cli.ok("integrations", "edit", "payments", "--no-two-way-sync")
+    assert make_handler()(envelope(reply(cx, root))) is None
+    assert comments(cx) == []
+
+
+def test_a_coralogix_outage_is_retryable_and_loses_nothing(cli: Cli, cx: Any) -> None:
+    root = tracked_case(cli, cx)
+    handle = make_handler()
+    event = envelope(reply(cx, root))
+    sandbox_admin(cx, "faults", method="coralogix.cases.comment", kind="status", status=503, count=20)
+    with pytest.raises(RetryableError):
+        handle(event)
+    sandbox_admin(cx, "faults", clear=True)
+    assert handle(event).action == "comment"
+    assert len(comments(cx)) == 1
+
+
+def test_cxslack_sync_polls_replies_once(cli: Cli, cx: Any) -> None:
+    root = tracked_case(cli, cx)
+    for n in range(3):
+        reply(cx, root, text=f"reply {n}")
+    first = cli.ok("sync", "-o", "json").json()
+    assert first["counts"]["comment"] == 3
+    assert cli.ok("sync", "CASE-1", "-o", "json").json()["counts"]["comment"] == 0
+    event = reply(cx, root, text="one more")
+    assert cli.ok("sync", "-o", "json").json()["counts"]["comment"] == 1
+    make_handler()(envelope(event))  # the same reply arriving as an event later: still once
+    assert len(comments(cx)) == 4
+
+
+def test_a_pasted_case_url_unfurls_and_refreshes_on_status_change(cli: Cli, cx: Any) -> None:
+    tracked_case(cli, cx)
+    link = cli.ok("cases", "show", "CASE-2", "-o", "json").json()["link"]
+    shared = sandbox_admin(cx, "post", channel="general", user="U0BOB", text=f"look at {link}")
+    event = {"type": "link_shared", "channel": "C0GENERAL", "user": "U0BOB", "message_ts": shared["ts"],
+             "unfurl_id": shared.get("unfurl_id"), "source": "conversations_history", "links": [{"url": link, "domain": "127.0.0.1"}]}  # fmt: skip
+    assert make_handler()(envelope(event)) != []
+
+    def preview_text() -> str:
+        message = next(m for m in sandbox_messages(cx, "general") if m["ts"] == shared["ts"])
+        return str(message["unfurls"])
+
+    assert "Acknowledged" in preview_text() and "P2" in preview_text()
+    httpx.post(
+        f"{cx.url}/_sandbox/coralogix/cases/update", json={"id": "CASE-2", "status": "CASE_STATUS_RESOLVED"}
+    ).raise_for_status()
+    cli.ok("cases", "notify", "CASE-2", "--connector", "on-call")
+    assert "Resolved" in preview_text()
+
+
+def test_previews_need_the_links_scopes(cli: Cli, cx: Any) -> None:
+    install(cli, cx, "Payments", scopes=["chat:write", "chat:write.public", "users:read", "users:read.email"])
+    link = f"{cx.url}/#/cases/CASE-1"
+    shared = sandbox_admin(cx, "post", channel="general", user="U0BOB", text=link)
+    event = {
+        "type": "link_shared",
+        "channel": "C0GENERAL",
+        "message_ts": shared["ts"],
+        "links": [{"url": link}],
+    }
+    assert make_handler()(envelope(event)) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://acme.app.coralogix.com/#/cases/CASE-123", "CASE-123"),
+        ("https://acme.coralogix.us/cases/case-7", "CASE-7"),
+        (
+            "https://api.coralogix.com/#/cases/0DB8048E-4EF5-53E8-83F0-D01486AAFDBE",
+            "0db8048e-4ef5-53e8-83f0-d01486aafdbe",
+        ),
+        ("https://example.com/blog/cases", None),
+        ("https://acme.app.coralogix.com/#/alerts/123", None),
+    ],
+)
+def test_case_url_recognition(url: str, expected: str | None) -> None:
+    from cxslack.previews import case_id_from_url
+
+    assert case_id_from_url(url) == expected
