@@ -1,6 +1,5 @@
 """The root `cxslack` app and the one mapping from errors to messages and exit codes."""
 
-from __future__ import annotations
 
 import os
 import sys

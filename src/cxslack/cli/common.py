@@ -1,6 +1,5 @@
 """Options and helpers shared by every command group."""
 
-from __future__ import annotations
 
 from typing import Annotated
 

@@ -1,6 +1,5 @@
 """`cxslack config …`: where cxslack keeps its files."""
 
-from __future__ import annotations
 
 from cxslack.cli.common import OutputOpt, command_group
 from cxslack.cli.render import Output, OutputFormat

@@ -1,6 +1,5 @@
 """`cxslack connectors …`: channel routing, Notification Center export/import, render, test."""
 
-from __future__ import annotations
 
 import json
 import sys
@@ -359,7 +358,7 @@ def render_cmd(
     out.emit(resolution.to_json(), human)
 
 
-def _print_test_result(out: Output, result: TestResult) -> None:
+def _print_test_result(out: Output, result: "TestResult") -> None:
     name, primary = result.connector.name, result.primary_error
     cross = paint("✘", "red", sys.stderr)
     if primary is not None:  # the main channel failed; say why, with its remedy
@@ -447,7 +446,7 @@ def test(
 
 
 def _run_with_progress(out: Output, store: ConnectorStore, items: list[Connector], integrations: dict[str, Any],
-                       workers: int, send_tests: Any) -> list[TestResult]:  # fmt: skip
+                       workers: int, send_tests: Any) -> "list[TestResult]":  # fmt: skip
     if not sys.stderr.isatty() or out.json or not items:
         return list(send_tests(store.registry, items, integrations, workers=workers))
     from rich.console import Console
@@ -459,7 +458,7 @@ def _run_with_progress(out: Output, store: ConnectorStore, items: list[Connector
     ) as progress:  # fmt: skip
         task = progress.add_task("", total=len(items))
 
-        def advance(result: TestResult) -> None:
+        def advance(result: "TestResult") -> None:
             progress.update(task, advance=1, description=result.connector.name)
 
         return list(send_tests(store.registry, items, integrations, workers=workers, on_done=advance))

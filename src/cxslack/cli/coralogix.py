@@ -1,6 +1,5 @@
 """`cxslack coralogix …`: which Coralogix account cxslack talks to, and with which keys."""
 
-from __future__ import annotations
 
 import os
 import sys

@@ -1,6 +1,5 @@
 """`cxslack doctor`: diagnose the product's Troubleshooting symptoms and local health."""
 
-from __future__ import annotations
 
 import sys
 from typing import Annotated

@@ -1,6 +1,5 @@
 """`cxslack integrations …`: add, list, show, edit and remove Slack integrations."""
 
-from __future__ import annotations
 
 import sys
 from pathlib import Path
@@ -169,7 +168,7 @@ def add(
         )
 
 
-def run_authorize(out: Output, ref: str, options: AuthorizeOptions) -> Integration:
+def run_authorize(out: Output, ref: str, options: "AuthorizeOptions") -> Integration:
     """The OAuth install, with the person-facing parts: URL on stderr, browser, paste prompt."""
     import webbrowser
 

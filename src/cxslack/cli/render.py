@@ -129,7 +129,9 @@ def say(message: str) -> None:
 
 
 def write_json(doc: Any) -> None:
-    sys.stdout.write(redact(json.dumps(doc, indent=2, ensure_ascii=False)) + "\n")
+    """Indented on a terminal; one compact line when piped (json's C encoder: large lists stay fast)."""
+    indent = 2 if sys.stdout.isatty() else None
+    sys.stdout.write(redact(json.dumps(doc, indent=indent, ensure_ascii=False)) + "\n")
 
 
 def style_status(status: str) -> str:

@@ -1,6 +1,5 @@
 """`cxslack sandbox …`: run the built-in Slack Web API sandbox."""
 
-from __future__ import annotations
 
 import signal
 import threading

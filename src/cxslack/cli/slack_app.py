@@ -1,6 +1,5 @@
 """`cxslack app …`: the Slack app's credentials, and a manifest to create the app with."""
 
-from __future__ import annotations
 
 import sys
 from enum import StrEnum
