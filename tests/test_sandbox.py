@@ -701,12 +701,12 @@ def test_serve_refuses_a_non_loopback_host(host: str) -> None:
 
 
 def test_serve_prints_exports_and_stops_on_sigterm() -> None:
-    script = (
-        "import typer; from cxslack.cli.app import CxGroup; from cxslack.cli.sandbox import app; "
-        "root = typer.Typer(cls=CxGroup); root.add_typer(app, name='sandbox'); root()"
-    )
+    from cxslack.coralogix.client import CoralogixClient
+    from cxslack.coralogix.config import resolve_settings
+    from cxslack.sandbox.coralogix import CORALOGIX_API_KEY, CORALOGIX_SEND_KEY
+
     proc = subprocess.Popen(
-        [sys.executable, "-c", script, "sandbox", "serve", "--port", "0"],
+        [sys.executable, "-m", "cxslack", "sandbox", "serve", "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "NO_COLOR": "1"},
@@ -725,6 +725,10 @@ def test_serve_prints_exports_and_stops_on_sigterm() -> None:
         assert exports["CXSLACK_SLACK_AUTHORIZE_URL"].endswith("/oauth/v2/authorize")
         answer = HTTP.post(exports["CXSLACK_SLACK_API_URL"] + "auth.test")
         assert answer.json() == {"ok": False, "error": "not_authed"}
+        assert exports["CX_API_KEY"] == CORALOGIX_API_KEY and exports["CX_SEND_KEY"] == CORALOGIX_SEND_KEY
+        with CoralogixClient(resolve_settings(environ=exports)) as client:
+            assert client.get_case("CASE-1")["readableId"] == "CASE-1"
+            assert client.send_logs([{"text": "hi"}], application="a", subsystem="s").entries == 1
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:

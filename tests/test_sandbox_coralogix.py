@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -203,33 +199,3 @@ def test_reset_restores_the_seed(sandbox: SlackSandbox, client: CoralogixClient)
     assert admin_get(sandbox, "coralogix/comments")["comments"] == []
 
 
-# -- cxslack sandbox serve ----------------------------------------------------------------------
-def test_serve_prints_the_coralogix_exports() -> None:
-    script = (
-        "import typer; from cxslack.cli.app import CxGroup; from cxslack.cli.sandbox import app; "
-        "root = typer.Typer(cls=CxGroup); root.add_typer(app, name='sandbox'); root()"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script, "sandbox", "serve", "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-    try:
-        assert proc.stderr is not None
-        exports: dict[str, str] = {}
-        for line in proc.stderr:
-            if line.startswith("export "):
-                name, _, value = line.removeprefix("export ").strip().partition("=")
-                exports[name] = value
-            if line.startswith("Press Ctrl-C"):
-                break
-        assert exports["CX_API_KEY"] == CORALOGIX_API_KEY and exports["CX_SEND_KEY"] == CORALOGIX_SEND_KEY
-        with CoralogixClient(resolve_settings(environ=exports)) as client:
-            assert client.get_case("CASE-1")["readableId"] == "CASE-1"
-            assert client.send_logs([{"text": "hi"}], application="a", subsystem="s").entries == 1
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        proc.kill()
-        proc.wait()
