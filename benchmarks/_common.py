@@ -28,6 +28,15 @@ def cxslack(*args: str) -> list[str]:
     return [sys.executable, "-m", "cxslack", *args]
 
 
+def timed(args: list[str], env: dict[str, str]) -> float:
+    """Wall time of one `cxslack ARGS` run (which must succeed)."""
+    started = time.perf_counter()
+    proc = subprocess.run(cxslack(*args), env={**os.environ, **env}, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"cxslack {' '.join(args)} failed: {proc.stderr[-400:]}")
+    return time.perf_counter() - started
+
+
 def report(rows: Sequence[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import admin, cxslack, installed_integration, report, sandbox_env, sandbox_process
+from _common import admin, installed_integration, report, sandbox_env, sandbox_process, timed
 
 
 def fleet(url: str, count: int, *, channels: bool) -> None:
@@ -51,14 +50,6 @@ def slack_floor(url: str, calls: int) -> float:
     started = time.perf_counter()
     for n in range(calls):
         client.chat_postMessage(channel=f"mig-{n % 200:04d}", text="floor")
-    return time.perf_counter() - started
-
-
-def timed(args: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    proc = subprocess.run(cxslack(*args), env={**os.environ, **env}, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed: {proc.stderr[-400:]}")
     return time.perf_counter() - started
 
 

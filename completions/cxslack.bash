@@ -2,7 +2,8 @@
 # Install: source this file, or copy it to ~/.local/share/bash-completion/completions/cxslack
 _cxslack_subcommands() {
     case "$1" in
-        "") subs="app cases completion config connectors coralogix doctor integrations sandbox sync" ;;
+        "") subs="access-logs app cases completion config connectors coralogix doctor integrations sandbox sync" ;;
+        "access-logs") subs="collect" ;;
         "app") subs="configure manifest" ;;
         "cases") subs="show notify settings" ;;
         "config") subs="path" ;;
@@ -28,6 +29,14 @@ _cxslack() {
         [[ "$subs" == *" $word "* ]] && path="${path:+$path }$word"
     done
     case "$path:$prev" in
+        "access-logs collect:--since") COMPREPLY=(); return ;;
+        "access-logs collect:--until") COMPREPLY=(); return ;;
+        "access-logs collect:--output") COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        "access-logs collect:--interval") COMPREPLY=(); return ;;
+        "access-logs collect:--application-name") COMPREPLY=(); return ;;
+        "access-logs collect:--subsystem-name") COMPREPLY=(); return ;;
+        "access-logs collect:--batch-size") COMPREPLY=(); return ;;
+        "access-logs collect:--format"|"access-logs collect:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "app configure:--client-id") COMPREPLY=(); return ;;
         "app configure:--redirect-uri") COMPREPLY=(); return ;;
         "app configure:--output"|"app configure:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
@@ -93,8 +102,8 @@ _cxslack() {
         "integrations add:--output"|"integrations add:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "integrations authorize:--redirect-uri") COMPREPLY=(); return ;;
         "integrations authorize:--timeout") COMPREPLY=(); return ;;
-        "integrations authorize:--tls-cert") COMPREPLY=(); return ;;
-        "integrations authorize:--tls-key") COMPREPLY=(); return ;;
+        "integrations authorize:--tls-cert") COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        "integrations authorize:--tls-key") COMPREPLY=($(compgen -f -- "$cur")); return ;;
         "integrations authorize:--output"|"integrations authorize:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "integrations list:--output"|"integrations list:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "integrations show:--output"|"integrations show:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
@@ -111,6 +120,8 @@ _cxslack() {
     if [[ "$cur" == -* ]]; then
         case "$path" in
         "") opts="--version --no-color --help -h" ;;
+        "access-logs") opts="--help -h" ;;
+        "access-logs collect") opts="--since --until --forward --output --follow --interval --application-name --subsystem-name --no-checkpoint --batch-size --format -o --help -h" ;;
         "app") opts="--help -h" ;;
         "app configure") opts="--client-id --client-secret-stdin --redirect-uri --pkce --no-pkce --output -o --help -h" ;;
         "app manifest") opts="--integration --two-way-sync --link-previews --access-logs --redirect-uri --events-url --name --format --help -h" ;;

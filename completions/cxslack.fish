@@ -3,7 +3,9 @@
 function __cxslack_subcommands
     switch $argv[1]
         case ""
-            echo app cases completion config connectors coralogix doctor integrations sandbox sync
+            echo access-logs app cases completion config connectors coralogix doctor integrations sandbox sync
+        case "access-logs"
+            echo collect
         case "app"
             echo configure manifest
         case "cases"
@@ -33,6 +35,7 @@ function __cxslack_path
 end
 
 complete -c cxslack -f
+complete -c cxslack -n 'test (__cxslack_path) = ""' -a access-logs -d 'Collect Slack access logs (team.accessLogs) and forward them to Coralogix, or write them as NDJSON'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a app -d 'Configure the Slack app\'s credentials and print its manifest'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a cases -d 'Coralogix Cases in Slack: show a Case, notify a connector, per-Case reply mode and sync'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a completion -d 'Print a shell completion script (the files in completions/ are its output)'
@@ -46,6 +49,20 @@ complete -c cxslack -n 'test (__cxslack_path) = ""' -a sync -d 'Copy new Slack r
 complete -c cxslack -n 'test (__cxslack_path) = ""' -l version -d 'Print the version and exit'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -l no-color -d 'Disable colour (NO_COLOR works too)'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs"' -a collect -d 'Read the integration\'s access logs and deliver each login entry once'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l since -x -d 'Oldest login to read (by first seen): RFC 3339 or relative (24h, 7d). Default: where the last run stopped; on the first run, all that Slack keeps'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l until -x -d 'Newest login to read (RFC 3339 or relative). Default: now'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l forward -d 'Send to Coralogix\'s log ingestion (key: CX_SEND_KEY or cxslack coralogix configure --send-key-stdin)'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l output -r -F -d 'Append one JSON record per login to FILE (created 0600); - writes them to stdout, alone'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l follow -d 'Keep collecting every --interval until SIGINT or SIGTERM (then exit 0)'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l interval -x -d 'With --follow: seconds between runs'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l application-name -x -d 'Coralogix applicationName of the forwarded logs'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l subsystem-name -x -d 'Coralogix subsystemName of the forwarded logs'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l no-checkpoint -d 'With --output: read exactly --since…--until, neither reading nor advancing the checkpoint'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l batch-size -x -d 'Entries per request or write at most; after a crash at most one batch is sent again'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l format -s o -x -a 'table json' -d 'Summary format: table for people, json for scripts (one document on stdout; none with --output -)'
+complete -c cxslack -n 'test (__cxslack_path) = "access-logs collect"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "app"' -a configure -d 'Store the Slack app\'s client id and secret (the secret goes to credentials.toml, never to a flag)'
 complete -c cxslack -n 'test (__cxslack_path) = "app"' -a manifest -d 'Print a Slack app manifest with the scopes and events for the chosen features'
 complete -c cxslack -n 'test (__cxslack_path) = "app"' -l help -s h -d 'Show help and exit'
@@ -189,8 +206,8 @@ complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l no-
 complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l paste -d 'Read the redirected URL from stdin (a browser on another machine)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l pkce -d 'PKCE public client: S256 challenge, no client secret'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l timeout -x -d 'Seconds to wait for the browser to come back'
-complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l tls-cert -x -d 'Certificate for the https callback (e.g. from mkcert)'
-complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l tls-key -x -d 'Key for --tls-cert'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l tls-cert -r -F -d 'Certificate for the https callback (e.g. from mkcert)'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l tls-key -r -F -d 'Key for --tls-cert'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations list"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'

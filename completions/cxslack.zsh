@@ -3,7 +3,8 @@
 # Install: copy to a directory on $fpath as _cxslack, then run compinit.
 _cxslack_commands() {
     case "$1" in
-        "") items=('app:Configure the Slack app'\''s credentials and print its manifest' 'cases:Coralogix Cases in Slack\: show a Case, notify a connector, per-Case reply mode and sync' 'completion:Print a shell completion script (the files in completions/ are its output)' 'config:Inspect cxslack'\''s local configuration' 'connectors:Create and manage Slack connectors\: channel routing, templates, fallback, tests' 'coralogix:Connect cxslack to Coralogix\: region and keys, named as Coralogix'\''s own cx CLI names them' 'doctor:Diagnose integrations and connectors\: token, two-way sync, link previews, routing, local files' 'integrations:Add, list, show, edit and remove Slack integrations' 'sandbox:Run the built-in Slack sandbox\: a local Slack Web API emulator for tests and demos' 'sync:Copy new Slack replies in Case notification threads into the Case timelines') ;;
+        "") items=('access-logs:Collect Slack access logs (team.accessLogs) and forward them to Coralogix, or write them as NDJSON' 'app:Configure the Slack app'\''s credentials and print its manifest' 'cases:Coralogix Cases in Slack\: show a Case, notify a connector, per-Case reply mode and sync' 'completion:Print a shell completion script (the files in completions/ are its output)' 'config:Inspect cxslack'\''s local configuration' 'connectors:Create and manage Slack connectors\: channel routing, templates, fallback, tests' 'coralogix:Connect cxslack to Coralogix\: region and keys, named as Coralogix'\''s own cx CLI names them' 'doctor:Diagnose integrations and connectors\: token, two-way sync, link previews, routing, local files' 'integrations:Add, list, show, edit and remove Slack integrations' 'sandbox:Run the built-in Slack sandbox\: a local Slack Web API emulator for tests and demos' 'sync:Copy new Slack replies in Case notification threads into the Case timelines') ;;
+        "access-logs") items=('collect:Read the integration'\''s access logs and deliver each login entry once') ;;
         "app") items=('configure:Store the Slack app'\''s client id and secret (the secret goes to credentials.toml, never to a flag)' 'manifest:Print a Slack app manifest with the scopes and events for the chosen features') ;;
         "cases") items=('show:Show a Case\: status, priority, assignee, labels and its Coralogix link' 'notify:Post a Case to Slack\: the first notification posts the root message, later ones follow the' 'settings:Show or change a Case'\''s Slack settings\: reply mode for updates, and two-way sync mute') ;;
         "config") items=('path:Print where config, credentials and state live (CXSLACK_HOME overrides all)') ;;
@@ -28,6 +29,14 @@ _cxslack() {
     done
     prev="${words[CURRENT-1]}"
     case "$path:$prev" in
+        "access-logs collect:--since") _message 'value'; return ;;
+        "access-logs collect:--until") _message 'value'; return ;;
+        "access-logs collect:--output") _files; return ;;
+        "access-logs collect:--interval") _message 'value'; return ;;
+        "access-logs collect:--application-name") _message 'value'; return ;;
+        "access-logs collect:--subsystem-name") _message 'value'; return ;;
+        "access-logs collect:--batch-size") _message 'value'; return ;;
+        "access-logs collect:--format"|"access-logs collect:-o") compadd -- table json; return ;;
         "app configure:--client-id") _message 'value'; return ;;
         "app configure:--redirect-uri") _message 'value'; return ;;
         "app configure:--output"|"app configure:-o") compadd -- table json; return ;;
@@ -93,8 +102,8 @@ _cxslack() {
         "integrations add:--output"|"integrations add:-o") compadd -- table json; return ;;
         "integrations authorize:--redirect-uri") _message 'value'; return ;;
         "integrations authorize:--timeout") _message 'value'; return ;;
-        "integrations authorize:--tls-cert") _message 'value'; return ;;
-        "integrations authorize:--tls-key") _message 'value'; return ;;
+        "integrations authorize:--tls-cert") _files; return ;;
+        "integrations authorize:--tls-key") _files; return ;;
         "integrations authorize:--output"|"integrations authorize:-o") compadd -- table json; return ;;
         "integrations list:--output"|"integrations list:-o") compadd -- table json; return ;;
         "integrations show:--output"|"integrations show:-o") compadd -- table json; return ;;
@@ -111,6 +120,8 @@ _cxslack() {
     if [[ "${words[CURRENT]}" == -* ]]; then
         case "$path" in
         "") items=('--version:Print the version and exit' '--no-color:Disable colour (NO_COLOR works too)' '--help:Show help and exit' '-h:Show help and exit') ;;
+        "access-logs") items=('--help:Show help and exit' '-h:Show help and exit') ;;
+        "access-logs collect") items=('--since:Oldest login to read (by first seen)\: RFC 3339 or relative (24h, 7d). Default\: where the last run stopped; on the first run, all that Slack keeps' '--until:Newest login to read (RFC 3339 or relative). Default\: now' '--forward:Send to Coralogix'\''s log ingestion (key\: CX_SEND_KEY or cxslack coralogix configure --send-key-stdin)' '--output:Append one JSON record per login to FILE (created 0600); - writes them to stdout, alone' '--follow:Keep collecting every --interval until SIGINT or SIGTERM (then exit 0)' '--interval:With --follow\: seconds between runs' '--application-name:Coralogix applicationName of the forwarded logs' '--subsystem-name:Coralogix subsystemName of the forwarded logs' '--no-checkpoint:With --output\: read exactly --since…--until, neither reading nor advancing the checkpoint' '--batch-size:Entries per request or write at most; after a crash at most one batch is sent again' '--format:Summary format\: table for people, json for scripts (one document on stdout; none with --output -)' '-o:Summary format\: table for people, json for scripts (one document on stdout; none with --output -)' '--help:Show help and exit' '-h:Show help and exit') ;;
         "app") items=('--help:Show help and exit' '-h:Show help and exit') ;;
         "app configure") items=('--client-id:The Slack app'\''s client id (Basic Information)' '--client-secret-stdin:Read the client secret from stdin (for scripts); on a terminal it is prompted for' '--redirect-uri:The redirect URL registered in the Slack app (default for authorize)' '--pkce:The app is a PKCE public client (no client secret)' '--no-pkce:The app is a PKCE public client (no client secret)' '--output:Output format\: table for people, json for scripts (one document on stdout)' '-o:Output format\: table for people, json for scripts (one document on stdout)' '--help:Show help and exit' '-h:Show help and exit') ;;
         "app manifest") items=('--integration:Take the features from this integration' '--two-way-sync:Include two-way comment sync' '--link-previews:Include rich Case URL previews' '--access-logs:Include Slack access logs (user scopes)' '--redirect-uri:Redirect URL (default\: the configured one)' '--events-url:Public URL of `cxslack listen --http` (…/slack/events); default Socket Mode' '--name:App and bot display name' '--format:json or yaml' '--help:Show help and exit' '-h:Show help and exit') ;;

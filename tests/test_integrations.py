@@ -65,11 +65,13 @@ def test_list_shows_the_product_columns(cli: Cli) -> None:
     header, *rows = run.stdout.strip().splitlines()
     assert header.split("\t") == [
         "INTEGRATION NAME", "STATUS", "INTEGRATION VERSION", "APPLICATION FUNCTIONALITY", "CONNECTORS",
-        "LAST UPDATED", "ID",
+        "LAST UPDATED", "ACCESS LOGS", "ID",
     ]  # fmt: skip
     first = rows[0].split("\t")
     assert first[:5] == ["Alpha", "Pending", "0.0.9", "Send notifications, Collect access logs", "0"]
     assert first[5].endswith("Z")  # RFC 3339 when piped
+    assert first[6] == "never"  # access logs enabled, never collected
+    assert rows[1].split("\t")[6] == "-"  # not enabled
     assert rows[1].startswith("beta\t")
 
 

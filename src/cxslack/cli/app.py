@@ -17,6 +17,7 @@ from cxslack.redact import redact
 
 # Command groups load on first use, so `cxslack integrations list` imports only what it runs.
 LAZY_GROUPS = {
+    "access-logs": "cxslack.cli.access_logs",
     "app": "cxslack.cli.slack_app",
     "cases": "cxslack.cli.cases",
     "config": "cxslack.cli.config",
@@ -93,13 +94,14 @@ class CxGroup(TyperGroup):
 
 
 def wants_json(argv: Sequence[str]) -> bool:
+    """Did the command line ask for JSON output? (Read from argv: parsing may be what failed.)"""
     for i, arg in enumerate(argv):
-        if arg in ("-o", "--output") and i + 1 < len(argv):
-            return argv[i + 1].lower() == "json"
-        if arg.startswith("--output="):
-            return arg.split("=", 1)[1].lower() == "json"
-        if arg.startswith("-o") and len(arg) > 2 and not arg.startswith("--"):
-            return arg[2:].lstrip("=").lower() == "json"
+        if arg in ("-o", "--output", "--format") and i + 1 < len(argv) and argv[i + 1].lower() == "json":
+            return True
+        if arg.startswith(("--output=", "--format=")) and arg.split("=", 1)[1].lower() == "json":
+            return True
+        if arg.startswith("-o") and len(arg) > 2 and not arg.startswith("--") and arg[2:].lstrip("=").lower() == "json":
+            return True
     return os.environ.get("CXSLACK_OUTPUT", "").lower() == "json"
 
 

@@ -57,7 +57,7 @@ def collect(command: Any, path: str = "") -> list[Node]:
                 help=_first_line(param.help),
                 choices=choices,
                 takes_value=not param.is_flag,
-                is_path=type_name in {"Path", "File"},
+                is_path=type_name in {"Path", "File", "TyperPath"},
             )
         )
     node.options.append(OptionSpec(names=["--help", "-h"], help="Show help and exit"))

@@ -285,6 +285,7 @@ def list_(output: OutputOpt = OutputFormat.TABLE) -> None:
             ", ".join(FUNCTIONALITY_LABEL[f] for f in i.functionality),
             str(counts.get(i.id, 0)),
             when(i.updated_at),
+            (when(str(i.extra.get("access_logs_last_collected") or "")) or "never") if i.collects_access_logs else "-",
             i.id,
         ]
         for i in integrations
@@ -297,6 +298,7 @@ def list_(output: OutputOpt = OutputFormat.TABLE) -> None:
             "Application Functionality",
             "Connectors",
             "Last Updated",
+            "Access Logs",
             "ID",
         ],
         rows,

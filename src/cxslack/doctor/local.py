@@ -97,6 +97,12 @@ class LocalChecks(SymptomChecks):
     def integration(self, ctx: Context, integration: Integration) -> Iterator[Check]:
         subject = ctx.integration_subject(integration)
         yield subject.check("local.installed", LOCAL, *_installed(ctx, integration))
+        if integration.collects_access_logs:
+            from cxslack.access_logs import access_logs_health
+
+            status, message, remedy = access_logs_health(integration)
+            if status != "skip":  # skip: not enabled, or Pending (local.installed says so)
+                yield subject.check("local.access_logs", LOCAL, CheckStatus(status), message, remedy or None)
         if integration.supports_cases_features:
             return
         connectors = ctx.connectors_of(integration)
