@@ -2,7 +2,7 @@
 # Install: source this file, or copy it to ~/.local/share/bash-completion/completions/cxslack
 _cxslack_subcommands() {
     case "$1" in
-        "") subs="access-logs app cases completion config connectors coralogix doctor integrations sandbox sync" ;;
+        "") subs="access-logs app cases completion config connectors coralogix doctor integrations listen sandbox sync" ;;
         "access-logs") subs="collect" ;;
         "app") subs="configure manifest" ;;
         "cases") subs="show notify settings" ;;
@@ -111,6 +111,7 @@ _cxslack() {
         "integrations edit:--integration-version") COMPREPLY=(); return ;;
         "integrations edit:--output"|"integrations edit:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         "integrations remove:--output"|"integrations remove:-o") COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+        "listen:--http") COMPREPLY=(); return ;;
         "sandbox serve:--host") COMPREPLY=(); return ;;
         "sandbox serve:--port") COMPREPLY=(); return ;;
         "sandbox serve:--latency") COMPREPLY=(); return ;;
@@ -154,6 +155,7 @@ _cxslack() {
         "integrations show") opts="--output -o --help -h" ;;
         "integrations edit") opts="--name --notifications --no-notifications --access-logs --no-access-logs --two-way-sync --no-two-way-sync --link-previews --no-link-previews --integration-version --webhook-url-stdin --output -o --help -h" ;;
         "integrations remove") opts="--yes -y --output -o --help -h" ;;
+        "listen") opts="--http --socket-mode --once --signing-secret-stdin --help -h" ;;
         "sandbox") opts="--help -h" ;;
         "sandbox serve") opts="--host --port --allow-remote --no-rate-limits --latency --help -h" ;;
         "sandbox demo") opts="--output -o --help -h" ;;

@@ -3,7 +3,7 @@
 function __cxslack_subcommands
     switch $argv[1]
         case ""
-            echo access-logs app cases completion config connectors coralogix doctor integrations sandbox sync
+            echo access-logs app cases completion config connectors coralogix doctor integrations listen sandbox sync
         case "access-logs"
             echo collect
         case "app"
@@ -44,6 +44,7 @@ complete -c cxslack -n 'test (__cxslack_path) = ""' -a connectors -d 'Create and
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a coralogix -d 'Connect cxslack to Coralogix: region and keys, named as Coralogix\'s own cx CLI names them'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a doctor -d 'Diagnose integrations and connectors: token, two-way sync, link previews, routing, local files'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a integrations -d 'Add, list, show, edit and remove Slack integrations'
+complete -c cxslack -n 'test (__cxslack_path) = ""' -a listen -d 'Receive Slack events and process them until Ctrl-C or SIGTERM'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a sandbox -d 'Run the built-in Slack sandbox: a local Slack Web API emulator for tests and demos'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a sync -d 'Copy new Slack replies in Case notification threads into the Case timelines'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -l version -d 'Print the version and exit'
@@ -226,6 +227,11 @@ complete -c cxslack -n 'test (__cxslack_path) = "integrations edit"' -l help -s 
 complete -c cxslack -n 'test (__cxslack_path) = "integrations remove"' -l yes -s y -d 'Do not ask for confirmation (required when not on a terminal)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations remove"' -l output -s o -x -a 'table json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations remove"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "listen"' -l http -x -d 'Serve the Events API at http://HOST:PORT/slack/events, with /healthz (default 127.0.0.1:3000)'
+complete -c cxslack -n 'test (__cxslack_path) = "listen"' -l socket-mode -d 'Connect out to Slack over Socket Mode instead (behind a firewall); needs CXSLACK_SLACK_APP_TOKEN'
+complete -c cxslack -n 'test (__cxslack_path) = "listen"' -l once -d 'Exit after the first event is processed (tests and smoke checks)'
+complete -c cxslack -n 'test (__cxslack_path) = "listen"' -l signing-secret-stdin -d 'Read the signing secret from stdin, not CXSLACK_SLACK_SIGNING_SECRET'
+complete -c cxslack -n 'test (__cxslack_path) = "listen"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "sandbox"' -a serve -d 'Serve the sandbox until Ctrl-C or SIGTERM, printing the environment that points cxslack at it'
 complete -c cxslack -n 'test (__cxslack_path) = "sandbox"' -a demo -d 'Run the main job end to end against a throw-away sandbox: add and install an integration,'
 complete -c cxslack -n 'test (__cxslack_path) = "sandbox"' -l help -s h -d 'Show help and exit'

@@ -197,5 +197,3 @@ def test_reset_restores_the_seed(sandbox: SlackSandbox, client: CoralogixClient)
     admin_post(sandbox, "coralogix/reset")
     assert len(admin_get(sandbox, "coralogix/cases")["cases"]) == 5
     assert admin_get(sandbox, "coralogix/comments")["comments"] == []
-
-

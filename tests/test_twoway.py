@@ -252,3 +252,16 @@ def test_case_url_recognition(url: str, expected: str | None) -> None:
     from cxslack.previews import case_id_from_url
 
     assert case_id_from_url(url) == expected
+
+
+def test_doctor_warns_while_nothing_reads_tracked_threads(cli: Cli, cx: Any) -> None:
+    tracked_case(cli, cx)
+
+    def listener_check() -> dict[str, Any]:
+        doc = cli.ok("doctor", "payments", "--symptom", "no-timeline-updates", "-o", "json").json()
+        return next(c for c in doc["checks"] if c["id"] == "timeline.listener")
+
+    silent = listener_check()
+    assert silent["status"] == "warn" and "cxslack listen" in silent["remediation"]
+    cli.ok("sync")
+    assert listener_check()["status"] == "ok"

@@ -61,6 +61,12 @@ class SyncLedger:
         value = self.load()["checkpoints"].get(thread_key)
         return str(value) if value else None
 
+    def polled(self) -> None:
+        """Remember when `cxslack sync` last ran (doctor asks whether anything reads the threads)."""
+        doc = self.load()
+        doc["last_poll"] = time.time()
+        self.save(doc)
+
     def advance(self, thread_key: str, ts: str) -> None:
         doc = self.load()
         if float(ts) > float(doc["checkpoints"].get(thread_key, 0) or 0):
@@ -263,6 +269,7 @@ class ReplySync:
                 cursor = (body.get("response_metadata") or {}).get("next_cursor")
                 if not body.get("has_more") or not cursor:
                     break
+        self.ledger.polled()
         return results
 
 

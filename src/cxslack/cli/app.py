@@ -1,6 +1,5 @@
 """The root `cxslack` app and the one mapping from errors to messages and exit codes."""
 
-
 import os
 import sys
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ LAZY_GROUPS = {
 # Top-level commands that are one command, not a group: module → its Typer with one command.
 LAZY_COMMANDS: dict[str, str] = {
     "doctor": "cxslack.cli.doctor",
+    "listen": "cxslack.cli.listen",
     "sync": "cxslack.cli.sync",
 }
 
@@ -100,7 +100,12 @@ def wants_json(argv: Sequence[str]) -> bool:
             return True
         if arg.startswith(("--output=", "--format=")) and arg.split("=", 1)[1].lower() == "json":
             return True
-        if arg.startswith("-o") and len(arg) > 2 and not arg.startswith("--") and arg[2:].lstrip("=").lower() == "json":
+        if (
+            arg.startswith("-o")
+            and len(arg) > 2
+            and not arg.startswith("--")
+            and arg[2:].lstrip("=").lower() == "json"
+        ):
             return True
     return os.environ.get("CXSLACK_OUTPUT", "").lower() == "json"
 

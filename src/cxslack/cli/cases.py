@@ -1,6 +1,5 @@
 """`cxslack cases …`: show a Case, post its notifications to Slack, and its per-Case settings."""
 
-
 import sys
 from typing import Annotated, Any
 

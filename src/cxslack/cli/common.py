@@ -1,6 +1,5 @@
 """Options and helpers shared by every command group."""
 
-
 from typing import Annotated
 
 import typer

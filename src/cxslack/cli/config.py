@@ -1,6 +1,5 @@
 """`cxslack config …`: where cxslack keeps its files."""
 
-
 from cxslack.cli.common import OutputOpt, command_group
 from cxslack.cli.render import Output, OutputFormat
 from cxslack.store import Paths

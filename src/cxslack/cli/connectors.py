@@ -1,6 +1,5 @@
 """`cxslack connectors …`: channel routing, Notification Center export/import, render, test."""
 
-
 import json
 import sys
 from enum import StrEnum

@@ -1,6 +1,5 @@
 """`cxslack coralogix …`: which Coralogix account cxslack talks to, and with which keys."""
 
-
 import os
 import sys
 from typing import Annotated

@@ -1,6 +1,5 @@
 """`cxslack doctor`: diagnose the product's Troubleshooting symptoms and local health."""
 
-
 import sys
 from typing import Annotated
 

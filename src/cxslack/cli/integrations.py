@@ -1,6 +1,5 @@
 """`cxslack integrations …`: add, list, show, edit and remove Slack integrations."""
 
-
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -285,7 +284,9 @@ def list_(output: OutputOpt = OutputFormat.TABLE) -> None:
             ", ".join(FUNCTIONALITY_LABEL[f] for f in i.functionality),
             str(counts.get(i.id, 0)),
             when(i.updated_at),
-            (when(str(i.extra.get("access_logs_last_collected") or "")) or "never") if i.collects_access_logs else "-",
+            (when(str(i.extra.get("access_logs_last_collected") or "")) or "never")
+            if i.collects_access_logs
+            else "-",
             i.id,
         ]
         for i in integrations

@@ -1,6 +1,5 @@
 """`cxslack sandbox …`: run the built-in Slack Web API sandbox."""
 
-
 import signal
 import threading
 from typing import Annotated
@@ -35,7 +34,7 @@ def serve(
     ] = 0.0,
 ) -> None:
     """Serve the sandbox until Ctrl-C or SIGTERM, printing the environment that points cxslack at it."""
-    from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SlackSandbox, is_loopback
+    from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SIGNING_SECRET, SlackSandbox, is_loopback
     from cxslack.sandbox.coralogix import CORALOGIX_API_KEY, CORALOGIX_SEND_KEY
 
     if not allow_remote and not is_loopback(host):
@@ -68,6 +67,14 @@ def serve(
         say(f"export CXSLACK_CORALOGIX_INGRESS_URL={sandbox.url}")
         say(f"export CX_API_KEY={CORALOGIX_API_KEY}")
         say(f"export CX_SEND_KEY={CORALOGIX_SEND_KEY}")
+        say(f"export CXSLACK_SLACK_SIGNING_SECRET={SIGNING_SECRET}")
+        say("Events for `cxslack listen`: subscribe its request URL, or get an app token for --socket-mode:")
+        subscription = '{"url": "http://127.0.0.1:3000/slack/events"}'
+        say(f"curl -s {sandbox.url}/_sandbox/events/subscribe -d '{subscription}'")
+        read_token = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"token\"])'"
+        say(
+            f"export CXSLACK_SLACK_APP_TOKEN=$(curl -s -X POST {sandbox.url}/_sandbox/app-token | {read_token})"
+        )
         say("Press Ctrl-C to stop.")
         stop.wait()
     finally:

@@ -1,6 +1,5 @@
 """`cxslack app …`: the Slack app's credentials, and a manifest to create the app with."""
 
-
 import sys
 from enum import StrEnum
 from typing import Annotated

@@ -1,6 +1,5 @@
 """`cxslack sync`: two-way comment sync by polling, for cron and CI (no listener needed)."""
 
-
 from typing import Annotated
 
 import typer

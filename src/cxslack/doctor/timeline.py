@@ -8,6 +8,7 @@ bot joins by itself (channels:join); private ones need an invite.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from cxslack.connectors import Connector, EntityType
 from cxslack.doctor import remedies
@@ -62,6 +63,7 @@ class TimelineChecks(SymptomChecks):
         yield subject.check(
             "timeline.two_way_sync", self.symptom, CheckStatus.OK, "Two-way comment sync is on"
         )
+        yield _receiving(ctx, integration, subject, self.symptom)
         try:
             missing = ctx.session(integration).missing(Feature.TWO_WAY_SYNC)
         except SlackUnavailable as why:
@@ -113,3 +115,46 @@ class TimelineChecks(SymptomChecks):
                 )
         ok = "the app is in, or joins on first post, every channel Case notifications can go to"
         yield subject.findings("timeline.membership", self.symptom, problems, ok)
+
+
+def _receiving(ctx: Context, integration: Integration, subject: Any, symptom: Symptom) -> Check:
+    """Replies only sync while something reads them: `cxslack listen` (its inbox records every
+    event it finished) or a scheduled `cxslack sync` (its ledger holds per-thread checkpoints)."""
+    import time
+
+    from cxslack.cases import CaseState
+    from cxslack.twoway import SyncLedger
+
+    state = ctx.registry.store.paths.state_dir
+    threads = [
+        t
+        for t in CaseState(state).all_threads().values()
+        if t.get("integration") == integration.id and not t.get("pending")
+    ]
+    if not threads:
+        return subject.check("timeline.listener", symptom, CheckStatus.OK, "no Case threads tracked yet")
+    done_log = state / "events" / "done.log"
+    heard = done_log.stat().st_mtime if done_log.exists() else None
+    polled = SyncLedger(state).load().get("last_poll")
+    if heard is None and not polled:
+        return subject.check(
+            "timeline.listener", symptom, CheckStatus.WARN,
+            f"{len(threads)} Case thread(s) are tracked, but no Slack event has ever been received and "
+            "`cxslack sync` has never run: replies in them are not reaching the Cases",
+            "cxslack listen --http 127.0.0.1:3000   (or schedule: cxslack sync)",
+        )  # fmt: skip
+    if heard is not None and (not polled or heard >= polled):
+        ago = int(time.time() - heard)
+        return subject.check(
+            "timeline.listener",
+            symptom,
+            CheckStatus.OK,
+            f"`cxslack listen` last handled an event {ago} s ago",
+        )
+    ago = int(time.time() - float(polled or 0))
+    return subject.check(
+        "timeline.listener",
+        symptom,
+        CheckStatus.OK,
+        f"`cxslack sync` last polled the tracked threads {ago} s ago",
+    )

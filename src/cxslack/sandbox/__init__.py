@@ -8,7 +8,16 @@ Typical use (tests use the `sandbox` fixture from tests/sandbox_fixture.py)::
         client.chat_postMessage(channel="#alerts", text="hi")
 """
 
+from cxslack.sandbox.events import SIGNING_SECRET
 from cxslack.sandbox.server import SlackSandbox, is_loopback
 from cxslack.sandbox.workspace import CLIENT_ID, CLIENT_SECRET, TEAM_ID, Workspace
 
-__all__ = ["CLIENT_ID", "CLIENT_SECRET", "TEAM_ID", "SlackSandbox", "Workspace", "is_loopback"]
+__all__ = [
+    "CLIENT_ID",
+    "CLIENT_SECRET",
+    "SIGNING_SECRET",
+    "TEAM_ID",
+    "SlackSandbox",
+    "Workspace",
+    "is_loopback",
+]

@@ -71,6 +71,30 @@ def _root_shows(sandbox: SlackSandbox) -> str:
     return f"Slack now has {len(roots)} root message for CASE-1 ({roots[0]['text']!r}) and {len(replies)} reply in its thread."
 
 
+def _teammate_replies(sandbox: SlackSandbox) -> str:
+    import httpx
+
+    messages = httpx.get(
+        f"{sandbox.url}/_sandbox/messages", params={"channel": "payments-alerts"}, timeout=10
+    ).json()["messages"]
+    root = next(
+        m for m in messages if m.get("metadata", {}).get("event_type") == "coralogix_case_notification"
+    )
+    httpx.post(f"{sandbox.url}/_sandbox/reply", json={"channel": "payments-alerts", "thread_ts": root["ts"], "user": "U0BOB",
+               "text": "Rolled back checkout-api to the previous build"}, timeout=10).raise_for_status()  # fmt: skip
+    return "In Slack, Bob replies in CASE-1's thread: 'Rolled back checkout-api to the previous build'."
+
+
+def _timeline(sandbox: SlackSandbox) -> str:
+    import httpx
+
+    events = httpx.get(
+        f"{sandbox.url}/_sandbox/coralogix/comments", params={"case": "CASE-1"}, timeout=10
+    ).json()["comments"]
+    first = str((events[0].get("comment") or {}).get("text", "")).splitlines()[0] if events else "nothing"
+    return f"CASE-1's timeline in Coralogix now has {len(events)} comment from Slack: {first!r}"
+
+
 def steps() -> list[Step]:
     authorize = ["--authorize", "--no-browser", "--redirect-uri", REDIRECT]
     return [
@@ -87,6 +111,9 @@ def steps() -> list[Step]:
         Step("The update goes into the Case's thread, and the root message is edited to the new status",
              ["cases", "notify", "CASE-1", "--connector", "payments-on-call"]),
         Step("", action=_root_shows),
+        Step("A teammate answers in the Case's Slack thread", action=_teammate_replies),
+        Step("Two-way sync brings the reply into the Case timeline (`cxslack listen` does this live)", ["sync"]),
+        Step("", action=_timeline),
         Step("Register the existing earlier-version integration (v0.0.9) and install its app",
              ["integrations", "add", "--name", "Legacy", "--integration-version", "0.0.9", "--consent-us-data-transfer", *authorize],
              approve=True),
@@ -128,7 +155,9 @@ def _run(step: Step, env: dict[str, str]) -> tuple[int, str]:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
         return done.returncode, done.stdout + done.stderr
     transcript: list[str] = []
-    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
         reader = threading.Thread(target=_browser, args=(proc, transcript), daemon=True)
         reader.start()
         out = proc.stdout.read() if proc.stdout else ""

@@ -26,6 +26,7 @@ from cxslack.redact import redact
 from cxslack.sandbox import authorize, slack_api
 from cxslack.sandbox.admin import AdminApi
 from cxslack.sandbox.coralogix import CoralogixApi
+from cxslack.sandbox.events import EventFeed
 from cxslack.sandbox.traffic import Traffic, TrafficSettings
 from cxslack.sandbox.wire import BadRequest, Request, Response, Router
 from cxslack.sandbox.workspace import Clock, Workspace
@@ -64,6 +65,8 @@ class SlackSandbox:
         AdminApi(self).register(self.router)
         self.coralogix = CoralogixApi(self)
         self.coralogix.register(self.router)  # Cases API, log ingestion, /_sandbox/coralogix/
+        self.events = EventFeed(self)
+        self.events.register(self.router)  # Events API delivery, apps.connections.open, Socket Mode
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -86,6 +89,7 @@ class SlackSandbox:
             self._thread.join()
         self._server.close_connections()
         self._server.server_close()
+        self.events.stop()
         self._server = self._thread = None
 
     def __enter__(self) -> SlackSandbox:
@@ -100,6 +104,7 @@ class SlackSandbox:
         """Back to the seeded workspace, default settings, no faults, an empty call log, the real time."""
         self.workspace.reset()
         self.coralogix.reset()
+        self.events.reset()
         self.traffic.configure(replace(self._default_traffic))
         self.traffic.clear_faults()
         self.traffic.reset_log()

@@ -427,6 +427,7 @@ def chat_update(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
     blocks, attachments = _blocks(params), _attachments(params)
     if not (text or blocks or attachments):
         raise SlackError("no_text")
+    previous = message.to_api(include_metadata=True)
     if text is not None:
         message.text = str(text)
     if blocks is not None:
@@ -437,6 +438,7 @@ def chat_update(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
     if metadata is not None:
         message.metadata = metadata
     message.edited = {"user": token.user_id, "ts": ws.next_ts()}
+    ws.notify("message_changed", channel, message, previous=previous)
     return {
         "channel": channel.id,
         "ts": message.ts,

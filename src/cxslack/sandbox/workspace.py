@@ -11,6 +11,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -254,6 +255,9 @@ class Workspace:
     def __init__(self, clock: Clock | None = None):
         self.clock = clock or Clock()
         self.lock = threading.RLock()
+        # Told of every message created, edited or deleted and every link shared: the Events API
+        # feed (events.py). Outside reset() on purpose: the feed outlives a reset.
+        self.observers: list[Callable[..., None]] = []
         self.reset()
 
     def reset(self) -> None:
@@ -303,6 +307,7 @@ class Workspace:
             parent.thread_ts = parent.ts
             parent.replies.append(message.ts)
         channel.messages[message.ts] = message
+        self.notify("message", channel, message)
         return message
 
     def thread_root(self, channel: Channel, ts: str) -> Message | None:
@@ -320,7 +325,14 @@ class Workspace:
             return None, []
         unfurl_id = f"{message.ts}.{secrets.token_hex(8)}"
         self.shared_links[unfurl_id] = (channel.id, message.ts)
+        self.notify("link_shared", channel, message, unfurl_id=unfurl_id, links=links)
         return unfurl_id, links
+
+    def notify(self, change: str, channel: Channel, message: Message, **detail: Any) -> None:
+        """Tell the observers about a change (`message`, `message_changed`, `message_deleted`,
+        `link_shared`); called under the lock, so observers only queue work."""
+        for observe in self.observers:
+            observe(change, channel, message, **detail)
 
     # -- tokens -----------------------------------------------------------------------------
     def _new_token(self, kind: TokenKind, scopes: tuple[str, ...], user_id: str, rotating: bool) -> Token:
