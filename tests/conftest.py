@@ -168,3 +168,25 @@ def sandbox_messages(sb: Any, channel: str) -> list[dict[str, Any]]:
     import httpx
 
     return list(httpx.get(f"{sb.url}/_sandbox/messages", params={"channel": channel}).json()["messages"])
+
+
+@pytest.fixture
+def cx(slack: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The sandbox as Slack *and* Coralogix (Cases API, ingestion), with cxslack pointed at both."""
+    from cxslack.sandbox.coralogix import CORALOGIX_API_KEY
+
+    monkeypatch.setenv("CXSLACK_CORALOGIX_API_URL", slack.url)
+    monkeypatch.setenv("CXSLACK_CORALOGIX_INGRESS_URL", slack.url)
+    monkeypatch.setenv("CX_API_KEY", CORALOGIX_API_KEY)
+    return slack
+
+
+def tracked_case(cli: Cli, sb: Any, *flags: str) -> dict[str, Any]:
+    """A two-way-sync integration, an "On-call" connector to #payments-alerts, and CASE-1 posted
+    there: returns the root notification (channel, ts, …)."""
+    install(cli, sb, "Payments", "--two-way-sync", *flags)
+    cli.ok("connectors", "create", "On-call", "--integration", "payments", "--channel", "payments-alerts",
+           "--fallback-channel", "ops-fallback")  # fmt: skip
+    return dict(
+        cli.ok("cases", "notify", "CASE-1", "--connector", "on-call", "-o", "json").json()["notifications"][0]
+    )

@@ -12,18 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from cxslack.sandbox.coralogix import CORALOGIX_API_KEY, CORALOGIX_READONLY_API_KEY
+from cxslack.sandbox.coralogix import CORALOGIX_READONLY_API_KEY
 
 from .conftest import Cli, install, sandbox_admin, sandbox_messages
-
-
-@pytest.fixture
-def cx(slack: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The sandbox as Slack *and* Coralogix, with a Case-ready integration and connector."""
-    monkeypatch.setenv("CXSLACK_CORALOGIX_API_URL", slack.url)
-    monkeypatch.setenv("CXSLACK_CORALOGIX_INGRESS_URL", slack.url)
-    monkeypatch.setenv("CX_API_KEY", CORALOGIX_API_KEY)
-    return slack
 
 
 def ready(cli: Cli, sandbox: Any, *extra: str) -> None:

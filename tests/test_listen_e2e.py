@@ -15,18 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from cxslack.sandbox.coralogix import CORALOGIX_API_KEY
 from cxslack.sandbox.events import SIGNING_SECRET
 
-from .conftest import Cli, install, sandbox_admin, sandbox_messages
-
-
-@pytest.fixture
-def cx(slack: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("CXSLACK_CORALOGIX_API_URL", slack.url)
-    monkeypatch.setenv("CXSLACK_CORALOGIX_INGRESS_URL", slack.url)
-    monkeypatch.setenv("CX_API_KEY", CORALOGIX_API_KEY)
-    return slack
+from .conftest import Cli, sandbox_admin, sandbox_messages, tracked_case
 
 
 def wait_for(probe: Callable[[], Any], timeout: float = 20) -> Any:
@@ -49,21 +40,7 @@ def comments(sandbox: Any) -> list[str]:
 @pytest.fixture(params=["http", "socket-mode"])
 def listening(request: pytest.FixtureRequest, cli: Cli, cx: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
     """A tracked Case thread, and `cxslack listen` receiving the sandbox's events over one transport."""
-    install(cli, cx, "Payments", "--two-way-sync")
-    cli.ok(
-        "connectors",
-        "create",
-        "On-call",
-        "--integration",
-        "payments",
-        "--channel",
-        "payments-alerts",
-        "--fallback-channel",
-        "ops-fallback",
-    )
-    root = cli.ok("cases", "notify", "CASE-1", "--connector", "on-call", "-o", "json").json()[
-        "notifications"
-    ][0]
+    root = tracked_case(cli, cx)
     env = {**os.environ, "CXSLACK_SLACK_SIGNING_SECRET": SIGNING_SECRET}
     args = ["--http", "127.0.0.1:0"]
     if request.param == "socket-mode":

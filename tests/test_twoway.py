@@ -9,37 +9,10 @@ import httpx
 import pytest
 
 from cxslack.events import RetryableError, make_handler
-from cxslack.sandbox.coralogix import CORALOGIX_API_KEY
 
-from .conftest import Cli, install, sandbox_admin, sandbox_messages
+from .conftest import Cli, install, sandbox_admin, sandbox_messages, tracked_case
 
 _ids = itertools.count(1)
-
-
-@pytest.fixture
-def cx(slack: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("CXSLACK_CORALOGIX_API_URL", slack.url)
-    monkeypatch.setenv("CXSLACK_CORALOGIX_INGRESS_URL", slack.url)
-    monkeypatch.setenv("CX_API_KEY", CORALOGIX_API_KEY)
-    return slack
-
-
-def tracked_case(cli: Cli, sandbox: Any, *flags: str) -> dict[str, Any]:
-    install(cli, sandbox, "Payments", "--two-way-sync", *flags)
-    cli.ok(
-        "connectors",
-        "create",
-        "On-call",
-        "--integration",
-        "payments",
-        "--channel",
-        "payments-alerts",
-        "--fallback-channel",
-        "ops-fallback",
-    )
-    return cli.ok("cases", "notify", "CASE-1", "--connector", "on-call", "-o", "json").json()[
-        "notifications"
-    ][0]
 
 
 def reply(

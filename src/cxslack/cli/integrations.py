@@ -22,6 +22,27 @@ NameArg = Annotated[
 ]
 
 
+# The OAuth flow's options, shared by `integrations authorize` and `integrations add --authorize`.
+RedirectUriOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--redirect-uri",
+        help="OAuth redirect URI: https:// on localhost, 127.0.0.1 or [::1] (default "
+        "https://localhost:8976/slack/oauth/callback), or http://127.0.0.1:PORT/... for PKCE apps and the sandbox.",
+    ),
+]
+NoBrowserOpt = Annotated[
+    bool, typer.Option("--no-browser", help="Print the authorize URL on stderr instead of opening a browser.")
+]
+PasteOpt = Annotated[
+    bool, typer.Option("--paste", help="Read the redirected URL from stdin (a browser on another machine).")
+]
+PkceOpt = Annotated[
+    bool, typer.Option("--pkce", help="PKCE public client: S256 challenge, no client secret.")
+]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the browser to come back.")]
+
+
 def integration_json(integration: Integration, connectors: int) -> dict:
     return integration.to_json(connectors)
 
@@ -105,21 +126,11 @@ def add(
             show_default=False,
         ),
     ] = None,
-    redirect_uri: Annotated[
-        str | None, typer.Option("--redirect-uri", help="With --authorize: the OAuth redirect URI.")
-    ] = None,
-    no_browser: Annotated[
-        bool, typer.Option("--no-browser", help="With --authorize: print the URL, do not open a browser.")
-    ] = False,
-    paste: Annotated[
-        bool, typer.Option("--paste", help="With --authorize: paste the redirected URL instead of listening.")
-    ] = False,
-    pkce: Annotated[
-        bool, typer.Option("--pkce", help="With --authorize: PKCE public client, no client secret.")
-    ] = False,
-    timeout: Annotated[
-        float, typer.Option("--timeout", help="With --authorize: seconds to wait for the callback.")
-    ] = 300.0,
+    redirect_uri: RedirectUriOpt = None,
+    no_browser: NoBrowserOpt = False,
+    paste: PasteOpt = False,
+    pkce: PkceOpt = False,
+    timeout: TimeoutOpt = 300.0,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
     """Add a Slack integration; it is Pending until the Slack app is authorized (--authorize)."""
@@ -207,28 +218,11 @@ def run_authorize(out: Output, ref: str, options: "AuthorizeOptions") -> Integra
 @app.command("authorize")
 def authorize_cmd(
     name: NameArg,
-    redirect_uri: Annotated[
-        str | None,
-        typer.Option(
-            "--redirect-uri",
-            help="OAuth redirect URI: https:// on localhost, 127.0.0.1 or [::1] (default "
-            "https://localhost:8976/slack/oauth/callback), or http://127.0.0.1:PORT/... for PKCE apps and the sandbox.",
-        ),
-    ] = None,
-    no_browser: Annotated[
-        bool,
-        typer.Option("--no-browser", help="Print the authorize URL on stderr instead of opening a browser."),
-    ] = False,
-    paste: Annotated[
-        bool,
-        typer.Option("--paste", help="Read the redirected URL from stdin (a browser on another machine)."),
-    ] = False,
-    pkce: Annotated[
-        bool, typer.Option("--pkce", help="PKCE public client: S256 challenge, no client secret.")
-    ] = False,
-    timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds to wait for the browser to come back.")
-    ] = 300.0,
+    redirect_uri: RedirectUriOpt = None,
+    no_browser: NoBrowserOpt = False,
+    paste: PasteOpt = False,
+    pkce: PkceOpt = False,
+    timeout: TimeoutOpt = 300.0,
     tls_cert: Annotated[
         Path | None,
         typer.Option(
