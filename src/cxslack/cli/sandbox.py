@@ -87,8 +87,9 @@ def serve(
 @app.command("demo")
 def demo(output: OutputOpt = OutputFormat.TABLE) -> None:
     """Run the main job end to end against a throw-away sandbox: add and install an integration,
-    create a connector, send a test notification, migrate an earlier-version integration's
-    connectors, and let doctor catch and clear a revoked token."""
+    create a connector, send a test notification, post a Case and sync a Slack reply into it,
+    migrate an earlier-version integration's connectors, and let doctor catch and clear a
+    revoked token."""
     from cxslack.sandbox.demo import run_demo
 
     out = Output(output)
