@@ -122,10 +122,11 @@ def test_application_and_subsystem_names_are_configurable(cli: Cli, coralogix: A
     }
 
 
-def _start_collect(*extra: str) -> subprocess.Popen[str]:
+def _start_collect(*extra: str, new_session: bool = False) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "cxslack", "access-logs", "collect", "Prod", "--forward", *extra, "-o", "json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+        start_new_session=new_session,
     )  # fmt: skip
 
 
@@ -133,41 +134,80 @@ def _ingest_calls(sb: Any) -> int:
     return int(httpx.get(f"{sb.url}/_sandbox/calls").json()["methods"].get("coralogix.logs.singles", 0))
 
 
-def test_kill_9_at_random_moments_then_rerun_leaves_no_gap(cli: Cli, coralogix: Any) -> None:
+def _wait_for_request(sb: Any, proc: subprocess.Popen[str], count: int) -> bool:
+    """Until `count` more ingestion requests have started (True), or the run ended first (False)."""
+    target = _ingest_calls(sb) + count
+    deadline = time.monotonic() + 15
+    while _ingest_calls(sb) < target:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
+
+
+def _processes_with(home: str) -> list[int]:
+    """Processes (an orphaned sender among them) whose environment names this test's home; Linux."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"CXSLACK_HOME={home}".encode() in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:  # gone meanwhile, or not ours
+            continue
+    return found
+
+
+SLOW_INGEST = {"kind": "latency", "method": "coralogix.logs.singles", "seconds": 0.3}
+
+
+def test_kill_9_mid_request_then_rerun_forwards_each_login_exactly_once(cli: Cli, coralogix: Any) -> None:
     install(cli, coralogix, "Prod", "--access-logs")
-    seed(coralogix, SEED)
-    total = SEED + WORKSPACE_LOGINS
-    batch = 100
-    # Each request takes a little while, so kills land between, before and during them.
-    slow = {"kind": "latency", "method": "coralogix.logs.singles", "seconds": 0.01, "count": 10_000}
-    sandbox_admin(coralogix, "faults", **slow)
+    seed(coralogix, 1000)
+    total = 1000 + WORKSPACE_LOGINS
+    # Each request takes 0.3 s, so a kill soon after one started lands while it is in flight.
+    sandbox_admin(coralogix, "faults", **SLOW_INGEST, count=50)
+    home = os.environ["CXSLACK_HOME"]
+    linux = Path("/proc/self/environ").exists()
     rng = random.Random(20261129)
-    kills = 0
+    kills = orphans = 0
     for round_ in range(8):
-        proc = _start_collect("--batch-size", str(batch))
-        if round_ % 2:  # anywhere in the run: start-up, reading Slack, forwarding
-            time.sleep(rng.uniform(0.2, 1.5))
-        else:  # certainly mid-forwarding: after a random number of requests
-            target = _ingest_calls(coralogix) + rng.randint(1, 20)
-            deadline = time.monotonic() + 15
-            while _ingest_calls(coralogix) < target and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.002)
+        proc = _start_collect("--batch-size", "50")  # its own process: the group (this test) lives on
+        if round_ % 4 == 3:  # anywhere: start-up, reading Slack, waiting for the lock, forwarding
+            time.sleep(rng.uniform(0.1, 1.2))
+        elif _wait_for_request(coralogix, proc, rng.randint(1, 2)):
+            time.sleep(rng.uniform(0, 0.35))  # mostly mid-request, sometimes just after the answer
         if proc.poll() is None:
             kills += 1
         proc.send_signal(signal.SIGKILL)
-        proc.communicate()
-    assert kills >= 4
+        proc.communicate()  # at once: a sender left behind holds neither stdout nor stderr
+        orphans += bool(linux and _processes_with(home))  # it finishes its batch on its own
+    assert kills >= 6 and (orphans >= 3 or not linux)
 
-    final = _start_collect("--batch-size", str(batch))
+    final = _start_collect("--batch-size", "50")  # waits for the last sender: it holds the lock
     out, err = final.communicate(timeout=60)
     assert final.returncode == 0, err
     counts = Counter(login_keys(received(coralogix)))
     assert len(counts) == total  # no gap: every login arrived
-    # A batch in flight when the process died may have arrived without being recorded: at most
-    # one batch per kill is sent again (Coralogix's ingestion has no idempotency key).
-    assert sum(n - 1 for n in counts.values()) <= kills * batch
-    again = collect(cli, "prod", "--forward")
-    assert again["forwarded"] == 0
+    assert max(counts.values()) == 1  # and none twice, though Coralogix has no idempotency key
+    assert collect(cli, "prod", "--forward")["forwarded"] == 0
+    assert _processes_with(home) == []  # no sender outlived its batch
+
+
+def test_ctrl_c_lets_the_batch_in_flight_finish_and_be_recorded(cli: Cli, coralogix: Any) -> None:
+    install(cli, coralogix, "Prod", "--access-logs")
+    seed(coralogix, 500)
+    sandbox_admin(coralogix, "faults", **SLOW_INGEST, count=5)
+    # A session of its own, so Ctrl-C can go to its whole process group as a terminal sends it.
+    proc = _start_collect("--batch-size", "100", new_session=True)
+    assert _wait_for_request(coralogix, proc, 2)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert len(received(coralogix)) == 200  # the second batch, in flight at Ctrl-C, arrived
+    rerun = collect(cli, "prod", "--forward")
+    assert rerun["forwarded"] == 303 and rerun["skipped_duplicates"] == 200  # and was recorded
+    keys = login_keys(received(coralogix))
+    assert len(keys) == len(set(keys)) == 503
 
 
 def test_two_runs_at_once_take_turns_and_forward_each_login_once(cli: Cli, coralogix: Any) -> None:
@@ -202,33 +242,29 @@ def test_a_journal_left_by_a_crash_is_replayed_so_nothing_is_sent_twice(
     registry = Registry()
     integration = find_collecting(registry, "prod")
     state = registry.store.paths.state_dir
+    settings = resolve_settings(store=registry.store)
+    sink = CoralogixSink(
+        lambda: CoralogixClient(settings, backoff=0.001), computer="T", application="slack",
+        subsystem="access-logs",
+    )  # fmt: skip
 
-    class CrashingSink(CoralogixSink):
-        def __init__(self, client: CoralogixClient, crash_at: int):
-            super().__init__(client, computer="T", application="slack", subsystem="access-logs")
-            self.batches = 0
-            self.crash_at = crash_at
+    def crash(done: int, total: int) -> None:
+        if done == 200:
+            raise KeyboardInterrupt  # the process dies before sending the third batch
 
-        def deliver(self, batch: list[access_logs.Record]) -> None:
-            self.batches += 1
-            if self.batches == self.crash_at:
-                raise KeyboardInterrupt  # the process dies before sending this batch
-            super().deliver(batch)
-
-    with CoralogixClient(resolve_settings(store=registry.store), backoff=0.001) as client:
-        with monkeypatch.context() as patched:  # as after kill -9: no compaction at the end
-            patched.setattr(Checkpoint, "_compact", lambda self: None)
-            with pytest.raises(KeyboardInterrupt):
-                access_logs.collect(
-                    registry, integration, CrashingSink(client, crash_at=3),
-                    Checkpoint.for_integration(state, integration.id, "forward"), batch_size=100,
-                )  # fmt: skip
-        journal = state / "access-logs" / integration.id / "forward.journal"
-        assert len(journal.read_text().splitlines()) == 2 and len(received(coralogix)) == 200
-        result = access_logs.collect(
-            registry, integration, CrashingSink(client, crash_at=0),
-            Checkpoint.for_integration(state, integration.id, "forward"), batch_size=100,
-        )  # fmt: skip
+    with monkeypatch.context() as patched:  # as after kill -9: no compaction at the end
+        patched.setattr(Checkpoint, "_compact", lambda self: None)
+        with pytest.raises(KeyboardInterrupt):
+            access_logs.collect(
+                registry, integration, sink, Checkpoint.for_integration(state, integration.id, "forward"),
+                batch_size=100, progress=access_logs.Progress(delivered=crash),
+            )  # fmt: skip
+    journal = state / "access-logs" / integration.id / "forward.journal"
+    assert len(journal.read_text().splitlines()) == 2 and len(received(coralogix)) == 200
+    result = access_logs.collect(
+        registry, integration, sink, Checkpoint.for_integration(state, integration.id, "forward"),
+        batch_size=100,
+    )  # fmt: skip
     assert result.delivered == 303 and result.skipped_duplicates == 200
     assert not journal.exists()  # compacted into the snapshot
     keys = login_keys(received(coralogix))
@@ -236,28 +272,32 @@ def test_a_journal_left_by_a_crash_is_replayed_so_nothing_is_sent_twice(
 
 
 def test_ingestion_503_three_times_loses_nothing_and_requests_stay_under_2_mb(
-    cli: Cli, coralogix: Any
+    cli: Cli, coralogix: Any, tmp_path: Path
 ) -> None:
     install(cli, coralogix, "Prod", "--access-logs")
     seed(coralogix, 1500, user_agent="Mozilla/5.0 " + "x" * 2000)  # ~3.5 MB in all
     sandbox_admin(coralogix, "faults", kind="status", method="coralogix.logs.singles", status=503, count=3)
-    sizes: list[int] = []
+    log = tmp_path / "request-sizes"
 
     class Recording(httpx.HTTPTransport):
         def handle_request(self, request: httpx.Request) -> httpx.Response:
-            sizes.append(len(request.read()))
+            with log.open("a") as sizes:  # a file: the batches are sent from forked children
+                sizes.write(f"{len(request.read())}\n")
             return super().handle_request(request)
 
     registry = Registry()
     integration = find_collecting(registry, "prod")
     settings = resolve_settings(store=registry.store)
-    with CoralogixClient(settings, transport=Recording(), backoff=0.001) as client:
-        sink = CoralogixSink(client, computer="T", application="slack", subsystem="access-logs")
-        checkpoint = Checkpoint.for_integration(registry.store.paths.state_dir, integration.id, sink.name)
-        result = access_logs.collect(registry, integration, sink, checkpoint)
+    sink = CoralogixSink(
+        lambda: CoralogixClient(settings, transport=Recording(), backoff=0.001), computer="T",
+        application="slack", subsystem="access-logs",
+    )  # fmt: skip
+    checkpoint = Checkpoint.for_integration(registry.store.paths.state_dir, integration.id, sink.name)
+    result = access_logs.collect(registry, integration, sink, checkpoint)
     assert result.delivered == 1503
     keys = login_keys(received(coralogix))
     assert len(keys) == len(set(keys)) == 1503
+    sizes = [int(size) for size in log.read_text().split()]
     assert len(sizes) >= 3 + 2  # three refused attempts, then at least two requests
     assert max(sizes) <= MAX_REQUEST_BYTES
 

@@ -19,19 +19,30 @@ the destination accepted a batch (Coralogix answered 2xx; NDJSON lines written, 
 for a file, fsync'd) is one journal line with the batch's digests and newest `date_first`
 appended with a single write() and fsync'd. The snapshot (`<name>.json`) is rewritten
 atomically from snapshot + journal only at the start and end of a run, then the journal removed.
+Each batch for Coralogix is sent, and its journal line written, by a child forked for that
+batch, which then tells the collector how it went through a pipe. The child ignores SIGINT,
+SIGTERM and SIGHUP and has no hold on the collector's stdout and stderr, so it outlives the
+collector's death; and it inherited the lock (below), so a rerun starts only after it exited.
 - Killed before a batch was sent, or after its journal line: the rerun replays the journal,
   skips what it records and sends the rest, each entry once.
-- Killed while a batch is in flight, or after Coralogix accepted it but before its journal line
-  was written: Coralogix may have it (a server finishes a request its client died during), but
-  the journal does not, so the rerun sends it again. This is the only way to a duplicate, at
-  most one batch per crash: Coralogix's ingestion has no idempotency key and a Send-Your-Data
-  key cannot ask what arrived, so no client can rule it out; `--batch-size` bounds it.
+- The collector killed while a batch for Coralogix is in flight: its child finishes the request
+  and the journal line, and the rerun, waiting for the lock until then, skips that batch. Ctrl-C
+  reaches both: the child ignores it, and the collector stops once the batch is recorded.
+- Still a duplicate, of that one batch: power loss (or an OS crash), or the child killed too
+  (kill -9 of the whole process group, or the end of a container whose PID 1 the collector is)
+  while the request is in flight or before its journal line. Coralogix may have the batch (a
+  server finishes a request its client died during), but the journal does not, so the rerun
+  sends it again. Coralogix's ingestion has no idempotency key and a Send-Your-Data key cannot
+  ask what arrived, so no client can rule it out; `--batch-size` bounds it. NDJSON is written
+  by the collector itself: killed between an fsync'd write and its journal line, a window of
+  one write(), it writes that batch again.
 - Never a gap: batches go out oldest first, so everything not yet delivered is at least as new
   as the high-water mark, inside the next run's window.
 - Killed while compacting: the snapshot rename is atomic and the journal is removed after it;
   replaying a journal over a snapshot that already holds it changes nothing.
 Runs for the same integration and destination take turns on a lock file and read the
-checkpoint only once they hold it, so two of them never deliver the same batch.
+checkpoint only once they hold it, so two of them never deliver the same batch. (flock belongs
+to the open file, which a forked child shares: the lock is free once both have closed it.)
 """
 
 from __future__ import annotations
@@ -41,16 +52,17 @@ import hashlib
 import json
 import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Any, Literal, NoReturn, Protocol
 
-from cxslack.errors import EXIT_AUTH, EXIT_PARTIAL, AuthError, CxError, UsageError
+from cxslack.errors import EXIT_AUTH, EXIT_FAILED, EXIT_PARTIAL, AuthError, CxError, UsageError
 from cxslack.model import Integration, Status, utc_now
 from cxslack.redact import redact
 from cxslack.registry import Registry, quote
@@ -160,6 +172,9 @@ class Sink(Protocol):
     kind: SinkKind
     name: str  # its checkpoint's name: each destination has its own
     max_bytes: int  # a batch's records add up to at most this (by `size`)
+    # Deliver and journal each batch from a forked child that outlives this process being killed:
+    # for destinations that cannot be asked afterwards what arrived.
+    send_in_child: bool
 
     def size(self, record: Record) -> int: ...
 
@@ -172,11 +187,16 @@ class CoralogixSink:
 
     kind: SinkKind = "forward"
     name = "forward"
+    send_in_child = True
 
-    def __init__(self, client: CoralogixClient, *, computer: str, application: str, subsystem: str):
+    def __init__(
+        self, connect: Callable[[], CoralogixClient], *, computer: str, application: str, subsystem: str
+    ):
         from cxslack.coralogix.client import MAX_REQUEST_BYTES
 
-        self.client = client
+        # A new client per batch: a forked child must not use connections its parent opened.
+        self.connect = connect
+        connect().close()  # unused: the modules it imports load here once, not again in every child
         self.computer = computer
         self.application = application
         self.subsystem = subsystem
@@ -199,9 +219,10 @@ class CoralogixSink:
         return len(json.dumps(self.entry(record), ensure_ascii=False, separators=(",", ":")).encode()) + 1
 
     def deliver(self, batch: list[Record]) -> None:
-        self.client.send_logs(
-            [self.entry(r) for r in batch], application=self.application, subsystem=self.subsystem
-        )
+        with self.connect() as client:
+            client.send_logs(
+                [self.entry(r) for r in batch], application=self.application, subsystem=self.subsystem
+            )
 
 
 class NdjsonSink:
@@ -209,6 +230,7 @@ class NdjsonSink:
 
     kind: SinkKind = "output"
     max_bytes = 8_000_000  # only bounds memory per batch
+    send_in_child = False  # an fsync'd write is done or not; the journal line follows at once
 
     def __init__(self, stream: IO[str], *, name: str = "stdout", durable: bool = False):
         self.stream = stream
@@ -310,21 +332,43 @@ class Checkpoint:
         finally:
             os.close(fd)  # closing releases the lock (and so does dying)
 
-    def commit(self, batch: list[Record]) -> None:
-        """Record a batch the destination accepted: journal first, then memory."""
+    def deliver(self, sink: Sink, batch: list[Record]) -> None:
+        """Have the destination take a batch, then record it: journal first, then memory."""
         record = {
             "high_water": max(r.login.date_first for r in batch),
             "sent": [[r.login.digest, r.login.date_first] for r in batch],
         }
-        if self.directory is not None:
-            line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-            fd = os.open(self._file("journal"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+        def send() -> None:
+            sink.deliver(batch)
+            if self.directory is not None:
+                self._journal(record)
+
+        if self.directory is None or not sink.send_in_child:
+            send()
+            self._apply(record)
+            return
+        # Ctrl-C reaches the whole foreground process group. The child ignores it; this process
+        # takes it only once the batch is in memory too, since compaction keeps what memory holds.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
             try:
-                os.write(fd, line)  # one write(): the line lands as a unit (_load skips one cut short)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        self._apply(record)
+                _run_in_child(send)
+            except _ChildDied:
+                self._load()  # it may have journaled the batch before dying: take the journal's word
+                raise
+            self._apply(record)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def _journal(self, record: Mapping[str, Any]) -> None:
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        fd = os.open(self._file("journal"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line)  # one write(): the line lands as a unit (_load skips one cut short)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _apply(self, record: Mapping[str, Any]) -> None:
         sent = {str(digest): int(date_first) for digest, date_first in record["sent"]}
@@ -376,6 +420,76 @@ class Checkpoint:
             f"the access-log checkpoint {path} cannot be read ({why})",
             "Restore it, or move it aside to start over (entries already delivered would be delivered again).",
         )
+
+
+# -- sending from a child ------------------------------------------------------------------------
+class _ChildDied(CxError):
+    """The child sending a batch ended without saying how it went."""
+
+
+def _run_in_child(work: Callable[[], None]) -> None:
+    """Run `work` in a forked child and wait for it; its CxError is raised here.
+
+    If this process is killed meanwhile, the child still finishes `work`, and since it inherited
+    the checkpoint's lock (flock belongs to the open file, which fork shares), a rerun waits for it.
+    """
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        raise
+    if pid == 0:
+        os.close(read_end)
+        _child(work, write_end)
+    os.close(write_end)
+    with open(read_end, "rb") as pipe:
+        answer = pipe.read()  # until the child exits
+    _, status = os.waitpid(pid, 0)
+    try:
+        doc = json.loads(answer)
+    except ValueError:
+        code = os.waitstatus_to_exitcode(status)
+        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        raise _ChildDied(
+            "delivery_interrupted",
+            f"the process sending a batch ended before saying whether it was delivered ({how})",
+            "Run the collection again: a batch that was delivered and recorded is not sent again.",
+        ) from None
+    if not doc.get("ok"):
+        raise CxError(doc["code"], doc["message"], doc["hint"], exit_code=doc["exit_code"])
+
+
+def _child(work: Callable[[], None], answer_fd: int) -> NoReturn:
+    """The forked child's whole life: never returns into the caller, never runs atexit handlers."""
+    status = 1
+    try:
+        # Signals meant for the whole process group (Ctrl-C, a closed terminal, a service
+        # manager's stop) must not cut a request short: whether it arrived would be unknown.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        # Nor may an orphaned child keep open the stdout or stderr pipe someone reads to the end.
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        answer: dict[str, Any]
+        try:
+            work()
+            answer, status = {"ok": True}, 0
+        except CxError as exc:
+            answer = {**exc.to_dict(), "exit_code": exc.exit_code}
+        except Exception as exc:  # a bug or a full disk: report it rather than die silently
+            answer = {
+                "code": "delivery_failed",
+                "message": redact(f"sending a batch failed: {type(exc).__name__}: {exc}"),
+                "hint": None,
+                "exit_code": EXIT_FAILED,
+            }
+        with suppress(OSError):  # the parent is gone: the journal tells the rerun what happened
+            os.write(answer_fd, json.dumps(answer).encode())
+    finally:
+        os._exit(status)
 
 
 # -- reading Slack ------------------------------------------------------------------------------
@@ -596,7 +710,7 @@ def collect(
                 result.stopped = True
                 break
             try:
-                sink.deliver(batch)
+                checkpoint.deliver(sink, batch)
             except CxError as exc:
                 if not result.delivered:
                     raise
@@ -607,7 +721,6 @@ def collect(
                     exc.hint,
                     exit_code=EXIT_PARTIAL,
                 ) from None
-            checkpoint.commit(batch)
             result.delivered += len(batch)
             progress.delivered(result.delivered, len(new))
         result.high_water = checkpoint.high_water

@@ -221,14 +221,22 @@ def _open_sink(
         sink = NdjsonSink.append_to(output_file)
         stack.callback(sink.close)
         return sink
+    import httpx
+
     from cxslack.coralogix.client import CoralogixClient
     from cxslack.coralogix.config import resolve_settings
 
     settings = resolve_settings(store=registry.store)
     settings.ingestion()  # no key or region: say so now, before reading Slack
-    client = stack.enter_context(CoralogixClient(settings))
+    # Each batch goes out from a forked child with a client of its own. They share the TLS context,
+    # built once here (the CA bundle takes ~50 ms to load): settings, not connections.
+    tls = httpx.create_ssl_context()
+
+    def connect() -> CoralogixClient:
+        return CoralogixClient(settings, transport=httpx.HTTPTransport(verify=tls))
+
     computer = integration.workspace.team_id if integration.workspace else integration.name
-    return CoralogixSink(client, computer=computer, application=application, subsystem=subsystem)
+    return CoralogixSink(connect, computer=computer, application=application, subsystem=subsystem)
 
 
 def _say(out: Output, name: str, result: CollectResult, where: str) -> None:
