@@ -109,11 +109,8 @@ def template_context(case: dict[str, Any], event: CaseEvent) -> dict[str, Any]:
     }
 
 
-def read_case_json(raw: bytes, where: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError("invalid_case_json", f"{where} is not a JSON Case: {exc}") from None
+def case_from_doc(doc: Any, where: str) -> dict[str, Any]:
+    """A Case object from parsed JSON: the object itself or `{"case": …}` (webhooks send either)."""
     case = doc.get("case", doc) if isinstance(doc, dict) else None
     if not isinstance(case, dict) or not (case.get("id") or case.get("readableId")):
         raise UsageError(

@@ -37,7 +37,7 @@ def thread_of(event: dict[str, Any]) -> str | None:
     return None
 
 
-class EventHandler:
+class SlackEventHandler:
     """Handles Events API envelopes for every integration installed in cxslack's store."""
 
     def __init__(self, registry: Registry):
@@ -116,4 +116,4 @@ class EventHandler:
 
 
 def make_handler(registry: Registry | None = None) -> Callable[[dict[str, Any]], Any]:
-    return EventHandler(registry or Registry())
+    return SlackEventHandler(registry or Registry())

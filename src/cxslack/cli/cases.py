@@ -97,7 +97,7 @@ def notify(
     Case's reply mode (thread by default), and the root is edited to show the current status."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from cxslack.cases import CaseNotifier, NotifyResult, case_key, event_for, read_case_json
+    from cxslack.cases import CaseNotifier, NotifyResult, case_from_doc, case_key, event_for
     from cxslack.cli.connectors import read_json_file
     from cxslack.connectors import ConnectorStore
     from cxslack.delivery import Deliverer
@@ -114,8 +114,7 @@ def notify(
     if case_json is not None:
         if len(case_ids) != 1:
             raise UsageError("usage_error", "--case-json takes exactly one CASE argument")
-        raw = sys.stdin.buffer.read() if case_json == "-" else None
-        preset = read_case_json(raw, "stdin") if raw is not None else _case_file(case_json, read_json_file)
+        preset = case_from_doc(read_json_file(case_json, "Case JSON"), case_json)
 
     def one(case_id: str) -> NotifyResult:
         case, link = preset, None
@@ -163,14 +162,6 @@ def notify(
     out.emit({"notifications": [r.to_json() for r in results], "failed": failed}, human)
     if failed:
         raise typer.Exit(EXIT_PARTIAL)
-
-
-def _case_file(path: str, read_json_file: Any) -> dict[str, Any]:
-    import json
-
-    from cxslack.cases import read_case_json
-
-    return read_case_json(json.dumps(read_json_file(path, "Case file")).encode(), path)
 
 
 def _deep_link(client: Any, case_id: str) -> str | None:
