@@ -222,7 +222,7 @@ def test_previews_need_the_links_scopes(cli: Cli, cx: Any) -> None:
     ],
 )
 def test_case_url_recognition(url: str, expected: str | None) -> None:
-    from cxslack.previews import case_id_from_url
+    from cxslack.cases.previews import case_id_from_url
 
     assert case_id_from_url(url) == expected
 

@@ -89,26 +89,6 @@ class TestResult:
         }
 
 
-def build_test_message(connector: Connector, integration: Integration) -> tuple[str, list[dict[str, Any]]]:
-    """Block Kit for a test notification, plus the fallback text Slack shows in notifications."""
-    from slack_sdk.models.blocks import ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
-
-    from cxslack.model import utc_now
-
-    text = f"Coralogix test notification from connector {connector.name}"
-    blocks = [
-        HeaderBlock(text="Coralogix test notification"),
-        SectionBlock(
-            text=MarkdownTextObject(
-                text=f"Connector *{connector.name}* delivers through integration *{integration.name}* "
-                f"(v{integration.version}). Notifications routed to it will arrive here."
-            )
-        ),
-        ContextBlock(elements=[MarkdownTextObject(text=f"Sent by cxslack at {utc_now()}")]),
-    ]
-    return text, [b.to_dict() for b in blocks]
-
-
 class Deliverer:
     """Posts through one integration: its bot token (or, for earlier versions, its webhook)."""
 
@@ -178,6 +158,8 @@ def send_test(
     resolution = resolve_channel(
         connector, EntityType.TEST_NOTIFICATIONS, payload or sample_payload("test-notifications")
     )
+    from cxslack.slack.messages import build_test_message
+
     text, blocks = build_test_message(connector, integration)
     result.channel = resolution.channel
     try:

@@ -78,8 +78,8 @@ class SlackEventHandler:
             raise
 
     def _message(self, event: dict[str, Any]) -> Any:
-        from cxslack.cases import CaseState
-        from cxslack.twoway import ReplySync
+        from cxslack.cases.notify import CaseState
+        from cxslack.cases.twoway import ReplySync
 
         thread_ts = thread_of(event)
         if thread_ts is None:
@@ -100,7 +100,7 @@ class SlackEventHandler:
         return sync.handle_message(event)
 
     def _link_shared(self, team: Any, event: dict[str, Any]) -> Any:
-        from cxslack.previews import PreviewBook, previews_enabled, unfurl_shared_links
+        from cxslack.cases.previews import PreviewBook, previews_enabled, unfurl_shared_links
 
         for integration in self.registry.view().integrations.values():
             if (

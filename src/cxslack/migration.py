@@ -266,8 +266,8 @@ class Migrator:
     def _test(self, deliverer: Any, connector: Connector, target: Integration,
               history: list[dict[str, Any]]) -> tuple[CxError | None, str | None]:  # fmt: skip
         """Send the test notification; (error, attempt id). Success is journaled by the switch."""
-        from cxslack.delivery import build_test_message
         from cxslack.slack.client import SlackError
+        from cxslack.slack.messages import build_test_message
 
         in_doubt = _in_doubt_attempt(history, connector.id, target.id)
         if in_doubt is not None and self._landed(deliverer, in_doubt):

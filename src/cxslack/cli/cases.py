@@ -29,7 +29,8 @@ def coralogix() -> Any:
 @app.command("show")
 def show(case_id: CaseArg, output: OutputOpt = OutputFormat.TABLE) -> None:
     """Show a Case: status, priority, assignee, labels and its Coralogix link."""
-    from cxslack.cases import CaseState, case_key, case_labels, priority_label, status_label
+    from cxslack.cases.model import case_key, case_labels, priority_label, status_label
+    from cxslack.cases.notify import CaseState
     from cxslack.store import Store
 
     out = Output(output)
@@ -97,7 +98,8 @@ def notify(
     Case's reply mode (thread by default), and the root is edited to show the current status."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from cxslack.cases import CaseNotifier, NotifyResult, case_from_doc, case_key, event_for
+    from cxslack.cases.model import case_from_doc, case_key, event_for
+    from cxslack.cases.notify import CaseNotifier, NotifyResult
     from cxslack.cli.connectors import read_json_file
     from cxslack.connectors import ConnectorStore
     from cxslack.delivery import Deliverer
@@ -122,7 +124,7 @@ def notify(
             if case is None:
                 case = client.get_case(case_id)
             link = _deep_link(client, case_key(case))
-        from cxslack.previews import refresh_previews
+        from cxslack.cases.previews import refresh_previews
 
         result = notifier.notify(case, event_for(case, event), link)
         refresh_previews(store.registry, case)  # pasted Case URLs show the new status too
@@ -190,7 +192,8 @@ def settings(
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
     """Show or change a Case's Slack settings: reply mode for updates, and two-way sync mute."""
-    from cxslack.cases import CaseState, ReplyMode
+    from cxslack.cases.model import ReplyMode
+    from cxslack.cases.notify import CaseState
     from cxslack.coralogix.client import check_case_id
     from cxslack.store import Store
 

@@ -23,11 +23,11 @@ def sync(
     Reads conversations.replies from each thread's checkpoint, so every reply is synced once,
     whether it arrived here or through `cxslack listen`.
     """
+    from cxslack.cases.twoway import ReplySync
     from cxslack.coralogix.client import CoralogixClient, check_case_id
     from cxslack.coralogix.config import resolve_settings
     from cxslack.oauth.flow import bot_access
     from cxslack.registry import Registry
-    from cxslack.twoway import ReplySync
 
     out = Output(output)
     wanted = {check_case_id(c) for c in cases or []} or None

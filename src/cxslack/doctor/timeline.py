@@ -122,8 +122,8 @@ def _receiving(ctx: Context, integration: Integration, subject: Any, symptom: Sy
     event it finished) or a scheduled `cxslack sync` (its ledger holds per-thread checkpoints)."""
     import time
 
-    from cxslack.cases import CaseState
-    from cxslack.twoway import SyncLedger
+    from cxslack.cases.notify import CaseState
+    from cxslack.cases.twoway import SyncLedger
 
     state = ctx.registry.store.paths.state_dir
     threads = [

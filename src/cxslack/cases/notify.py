@@ -12,153 +12,25 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from cxslack.cases.model import (
+    ROOT_EVENT,
+    UPDATE_EVENT,
+    CaseEvent,
+    ReplyMode,
+    case_key,
+    case_name,
+    template_context,
+)
 from cxslack.connectors import Connector, EntityType
-from cxslack.errors import UsageError
 from cxslack.model import utc_now
+from cxslack.slack.messages import case_root_message, case_update_message
 from cxslack.store import atomic_write, ensure_private_dir
-
-ROOT_EVENT = "coralogix_case_notification"
-UPDATE_EVENT = "coralogix_case_update"
-
-
-class ReplyMode(StrEnum):
-    NEW_MESSAGE = "new-message"
-    THREAD = "thread"
-    THREAD_BROADCAST = "thread-broadcast"
-
-
-class CaseEvent(StrEnum):
-    ACTIVATED = "activated"
-    ACKNOWLEDGED = "acknowledged"
-    RESOLVED = "resolved"
-    CLOSED = "closed"
-    PRIORITY_CHANGED = "priority-changed"
-    ASSIGNEE_CHANGED = "assignee-changed"
-
-
-EVENT_TEXT = {
-    CaseEvent.ACTIVATED: "Case activated",
-    CaseEvent.ACKNOWLEDGED: "Case acknowledged",
-    CaseEvent.RESOLVED: "Case resolved",
-    CaseEvent.CLOSED: "Case closed",
-    CaseEvent.PRIORITY_CHANGED: "Priority changed",
-    CaseEvent.ASSIGNEE_CHANGED: "Assignee changed",
-}
-STATUS_EVENT = {
-    "ACTIVE": CaseEvent.ACTIVATED,
-    "ACKNOWLEDGED": CaseEvent.ACKNOWLEDGED,
-    "RESOLVED": CaseEvent.RESOLVED,
-    "CLOSED": CaseEvent.CLOSED,
-}
-
-
-def status_label(case: dict[str, Any]) -> str:
-    raw = str(case.get("status") or "UNKNOWN").removeprefix("CASE_STATUS_")
-    return raw.replace("_", " ").capitalize()
-
-
-def priority_label(case: dict[str, Any]) -> str:
-    return str(case.get("priority") or "").removeprefix("CASE_PRIORITY_") or "-"
-
-
-def case_key(case: dict[str, Any]) -> str:
-    return str(case.get("id") or case.get("readableId"))
-
-
-def case_name(case: dict[str, Any]) -> str:
-    return str(case.get("readableId") or case.get("id"))
-
-
-def case_labels(case: dict[str, Any]) -> dict[str, list[str]]:
-    """Case labels as the templates see them (`_context.entityLabels["team"][0]`), whatever the shape:
-    a key → list map, [{key, value}] pairs, "key:value" strings, or bare tags (under "tags")."""
-    labels = case.get("labels")
-    out: dict[str, list[str]] = {}
-    if isinstance(labels, dict):
-        for key, value in labels.items():
-            out[str(key)] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
-        return out
-    for item in labels if isinstance(labels, list) else []:
-        if isinstance(item, dict) and "key" in item:
-            out.setdefault(str(item["key"]), []).append(str(item.get("value", "")))
-            continue
-        match = re.fullmatch(r"([^:=]+)[:=](.*)", str(item))
-        key, value = (match.group(1), match.group(2)) if match else ("tags", str(item))
-        out.setdefault(key, []).append(value)
-    return out
-
-
-def template_context(case: dict[str, Any], event: CaseEvent) -> dict[str, Any]:
-    """What a connector's `cases` override renders against (Coralogix's variables for Cases)."""
-    return {
-        "case": case,
-        "_context": {
-            "entityType": "cases",
-            "entitySubType": event.value,
-            "entityLabels": case_labels(case),
-            "system": {"name": "coralogix"},
-        },
-    }
-
-
-def case_from_doc(doc: Any, where: str) -> dict[str, Any]:
-    """A Case object from parsed JSON: the object itself or `{"case": …}` (webhooks send either)."""
-    case = doc.get("case", doc) if isinstance(doc, dict) else None
-    if not isinstance(case, dict) or not (case.get("id") or case.get("readableId")):
-        raise UsageError(
-            "invalid_case_json", f'{where}: expected a Case object (or {{"case": …}}) with id or readableId'
-        )
-    return case
-
-
-# -- Block Kit -------------------------------------------------------------------------------------
-def _label_text(case: dict[str, Any]) -> str:
-    return (
-        ", ".join(f"{k}={'/'.join(v)}" if k != "tags" else "/".join(v) for k, v in case_labels(case).items())
-        or "-"
-    )
-
-
-def root_message(case: dict[str, Any], link: str | None) -> tuple[str, list[dict[str, Any]]]:
-    """The Case card: title, status, priority, assignee, labels, link; plus the fallback text."""
-    from slack_sdk.models.blocks import ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
-
-    name, title = case_name(case), str(case.get("title") or "(untitled)")
-    status, priority = status_label(case), priority_label(case)
-    text = f"{name} [{priority}] {title}: {status}"
-    fields = [
-        MarkdownTextObject(text=f"*Status*\n{status}"),
-        MarkdownTextObject(text=f"*Priority*\n{priority}"),
-        MarkdownTextObject(text=f"*Assignee*\n{case.get('assignee') or 'unassigned'}"),
-        MarkdownTextObject(text=f"*Labels*\n{_label_text(case)}"),
-    ]
-    blocks = [
-        HeaderBlock(text=f"{name} · {title}"[:150]),
-        SectionBlock(fields=fields),
-        ContextBlock(
-            elements=[MarkdownTextObject(text=f"<{link}|Open the Case in Coralogix>" if link else name)]
-        ),
-    ]
-    return text, [b.to_dict() for b in blocks]
-
-
-def update_message(case: dict[str, Any], event: CaseEvent) -> tuple[str, list[dict[str, Any]]]:
-    from slack_sdk.models.blocks import SectionBlock
-
-    detail = {
-        CaseEvent.PRIORITY_CHANGED: f"priority is now *{priority_label(case)}*",
-        CaseEvent.ASSIGNEE_CHANGED: f"assigned to *{case.get('assignee') or 'nobody'}*",
-    }.get(event, f"status is now *{status_label(case)}*")
-    text = f"{case_name(case)}: {EVENT_TEXT[event]} ({detail.replace('*', '')})"
-    return text, [SectionBlock(text=f"*{EVENT_TEXT[event]}*: {detail}").to_dict()]
 
 
 # -- state: thread map, per-Case settings, locks -----------------------------------------------
@@ -310,7 +182,7 @@ class CaseNotifier:
                 posted_ts, action = body["ts"], "new-message"
                 posted_channel = body["channel"]
             else:
-                text, blocks = update_message(case, event)
+                text, blocks = case_update_message(case, event)
                 body = self.deliverer.post(
                     thread["channel"], text, blocks, thread_ts=thread["ts"],
                     reply_broadcast=mode is ReplyMode.THREAD_BROADCAST or None,
@@ -332,7 +204,7 @@ class CaseNotifier:
                    kind: str) -> tuple[dict[str, Any], bool]:  # fmt: skip
         from cxslack.slack.client import SlackError
 
-        text, blocks = root_message(case, link)
+        text, blocks = case_root_message(case, link)
         metadata = self._metadata(kind, case_key(case), event)
         try:
             return self.deliverer.post(channel, text, blocks, metadata=metadata), False
@@ -345,7 +217,7 @@ class CaseNotifier:
         """Edit the root in place so it always shows the Case's current status and priority."""
         from cxslack.slack.client import SlackError
 
-        text, blocks = root_message(case, link)
+        text, blocks = case_root_message(case, link)
         access = self.deliverer.access
         if access is None:
             return False
@@ -388,17 +260,3 @@ class CaseNotifier:
                         "integration": self.deliverer.integration.id,
                     }
         return None
-
-
-def event_for(case: dict[str, Any], given: str | None) -> CaseEvent:
-    if given:
-        try:
-            return CaseEvent(given)
-        except ValueError:
-            raise UsageError(
-                "invalid_event",
-                f"unknown event {given!r}",
-                "Use one of: " + ", ".join(e.value for e in CaseEvent),
-            ) from None
-    status = str(case.get("status") or "").removeprefix("CASE_STATUS_")
-    return STATUS_EVENT.get(status, CaseEvent.ACTIVATED)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cxslack.cases import ROOT_EVENT, UPDATE_EVENT, CaseState
+from cxslack.cases.model import ROOT_EVENT, UPDATE_EVENT
+from cxslack.cases.notify import CaseState
 from cxslack.model import Integration, Status
 from cxslack.registry import Registry
 from cxslack.store import atomic_write, ensure_private_dir

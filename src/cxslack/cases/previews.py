@@ -14,8 +14,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cxslack.cases import case_key, case_name, priority_label, status_label
+from cxslack.cases.model import case_key
 from cxslack.model import Integration, Status
+from cxslack.slack.messages import case_preview
 from cxslack.store import atomic_write, ensure_private_dir
 
 # The deep-link form the Cases API returns (…/#/cases/<uuid>) and the team-URL forms people
@@ -60,25 +61,6 @@ def previews_enabled(integration: Integration) -> bool:
     )
 
 
-def preview(case: dict[str, Any], url: str) -> dict[str, Any]:
-    """An unfurl: Block Kit without interactive elements."""
-    from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
-
-    title = str(case.get("title") or "(untitled)")
-    blocks = [
-        SectionBlock(text=MarkdownTextObject(text=f"*<{url}|{case_name(case)} · {title}>*")),
-        SectionBlock(
-            fields=[
-                MarkdownTextObject(text=f"*Status*\n{status_label(case)}"),
-                MarkdownTextObject(text=f"*Priority*\n{priority_label(case)}"),
-                MarkdownTextObject(text=f"*Assignee*\n{case.get('assignee') or 'unassigned'}"),
-            ]
-        ),
-        ContextBlock(elements=[MarkdownTextObject(text="Coralogix Case")]),
-    ]
-    return {"blocks": [b.to_dict() for b in blocks]}
-
-
 class PreviewBook:
     """state/cases/previews.json: case key → where its previews live and what they last showed."""
 
@@ -121,7 +103,7 @@ def unfurl_shared_links(
         if case_id is None:
             continue
         case = coralogix.get_case(case_id)
-        unfurls[url] = preview(case, url)
+        unfurls[url] = case_preview(case, url)
         shown.append((url, case_key(case), case))
     if not unfurls:
         return []
@@ -164,7 +146,7 @@ def refresh_previews(registry: Any, case: dict[str, Any]) -> int:
         )
         try:
             bot_access(registry, integration).call(
-                "chat.unfurl", unfurls={place["url"]: preview(case, place["url"])}, **target
+                "chat.unfurl", unfurls={place["url"]: case_preview(case, place["url"])}, **target
             )
         except SlackError:
             continue  # the message may be gone; the next notify tries again
