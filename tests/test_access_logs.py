@@ -18,17 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from cxslack import access_logs
-from cxslack.access_logs import (
-    LAST_COLLECTED,
-    Checkpoint,
-    CollectResult,
-    CoralogixSink,
-    access_logs_health,
-    find_collecting,
-    read_window,
-    user_access,
-)
+from cxslack.access_logs import collect as collection
+from cxslack.access_logs import reading
+from cxslack.access_logs.checkpoint import Checkpoint
+from cxslack.access_logs.collect import LAST_COLLECTED, CollectResult, find_collecting, user_access
+from cxslack.access_logs.health import access_logs_health
+from cxslack.access_logs.reading import read_window
+from cxslack.access_logs.sinks import CoralogixSink
 from cxslack.coralogix.client import MAX_REQUEST_BYTES, CoralogixClient
 from cxslack.coralogix.config import resolve_settings
 from cxslack.errors import CxError
@@ -255,13 +251,13 @@ def test_a_journal_left_by_a_crash_is_replayed_so_nothing_is_sent_twice(
     with monkeypatch.context() as patched:  # as after kill -9: no compaction at the end
         patched.setattr(Checkpoint, "_compact", lambda self: None)
         with pytest.raises(KeyboardInterrupt):
-            access_logs.collect(
+            collection.collect(
                 registry, integration, sink, Checkpoint.for_integration(state, integration.id, "forward"),
-                batch_size=100, progress=access_logs.Progress(delivered=crash),
+                batch_size=100, progress=collection.Progress(delivered=crash),
             )  # fmt: skip
     journal = state / "access-logs" / integration.id / "forward.journal"
     assert len(journal.read_text().splitlines()) == 2 and len(received(coralogix)) == 200
-    result = access_logs.collect(
+    result = collection.collect(
         registry, integration, sink, Checkpoint.for_integration(state, integration.id, "forward"),
         batch_size=100,
     )  # fmt: skip
@@ -293,7 +289,7 @@ def test_ingestion_503_three_times_loses_nothing_and_requests_stay_under_2_mb(
         application="slack", subsystem="access-logs",
     )  # fmt: skip
     checkpoint = Checkpoint.for_integration(registry.store.paths.state_dir, integration.id, sink.name)
-    result = access_logs.collect(registry, integration, sink, checkpoint)
+    result = collection.collect(registry, integration, sink, checkpoint)
     assert result.delivered == 1503
     keys = login_keys(received(coralogix))
     assert len(keys) == len(set(keys)) == 1503
@@ -312,7 +308,7 @@ def test_over_pagination_limit_narrows_the_window(
     window = read_window(access, 0, None, page_size=10)  # 121 pages: more than one query may page
     assert len(window.logins) == 1203 and window.pages > 100
     # Slack's over_pagination_limit answer narrows the window the same way.
-    monkeypatch.setattr(access_logs, "MAX_PAGES", 1000)
+    monkeypatch.setattr(reading, "MAX_PAGES", 1000)
     window = read_window(access, 0, None, page_size=10)
     assert len(window.logins) == 1203
 
@@ -439,7 +435,7 @@ def test_follow_runs_again_and_outlives_transient_errors() -> None:
         return outcome
 
     stop = threading.Event()
-    total = access_logs.follow(run_once, interval=0.001, stop=stop, on_error=note, max_runs=3)
+    total = collection.follow(run_once, interval=0.001, stop=stop, on_error=note, max_runs=3)
     assert total is not None and (total.runs, total.delivered, total.skipped_duplicates) == (2, 5, 3)
     assert errors == ["coralogix_unavailable"]
 
@@ -447,9 +443,9 @@ def test_follow_runs_again_and_outlives_transient_errors() -> None:
         raise CxError("paid_only", "free plan")
 
     with pytest.raises(CxError):
-        access_logs.follow(fatal, interval=0.001, stop=stop, on_error=note)
+        collection.follow(fatal, interval=0.001, stop=stop, on_error=note)
     stop.set()
-    assert access_logs.follow(run_once, interval=0.001, stop=stop, on_error=note) is None
+    assert collection.follow(run_once, interval=0.001, stop=stop, on_error=note) is None
 
 
 def test_health_for_doctor() -> None:

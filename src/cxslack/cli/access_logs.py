@@ -13,17 +13,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cxslack import access_logs
-from cxslack.access_logs import (
+from cxslack.access_logs import collect as collection
+from cxslack.access_logs.checkpoint import Checkpoint
+from cxslack.access_logs.collect import (
     DEFAULT_APPLICATION,
     DEFAULT_BATCH,
     DEFAULT_SUBSYSTEM,
     CollectResult,
-    CoralogixSink,
-    NdjsonSink,
     Progress,
-    Sink,
 )
+from cxslack.access_logs.sinks import CoralogixSink, NdjsonSink, Sink
+from cxslack.access_logs.times import parse_time
 from cxslack.cli.common import command_group
 from cxslack.cli.render import Output, OutputFormat, say
 from cxslack.errors import UsageError
@@ -149,29 +149,29 @@ def collect(
     if follow and until is not None:
         raise UsageError("conflicting_options", "--until and --follow do not go together")
     now = time.time()
-    since_at = access_logs.parse_time(since, "--since", now) if since else None
-    until_at = access_logs.parse_time(until, "--until", now) if until else None
+    since_at = parse_time(since, "--since", now) if since else None
+    until_at = parse_time(until, "--until", now) if until else None
     if since_at is not None and until_at is not None and since_at > until_at:
         raise UsageError("invalid_time", "--since is later than --until")
 
     registry = Registry()
-    found = access_logs.find_collecting(registry, integration)
+    found = collection.find_collecting(registry, integration)
     to_stdout = str(output_file) == "-"
     stop = threading.Event()
     with ExitStack() as stack:
         sink = _open_sink(stack, registry, found, output_file, application, subsystem)
         checkpoint = (
-            access_logs.Checkpoint(None, sink.name)
+            Checkpoint(None, sink.name)
             if no_checkpoint
-            else access_logs.Checkpoint.for_integration(registry.store.paths.state_dir, found.id, sink.name)
+            else Checkpoint.for_integration(registry.store.paths.state_dir, found.id, sink.name)
         )
         where = "to Coralogix" if forward else f"to {'stdout' if to_stdout else output_file}"
         progress = TerminalProgress(found.name, "forwarding" if forward else "writing")
 
         def run_once() -> CollectResult:
-            current = access_logs.find_collecting(registry, found.id)  # a --follow job sees edits
+            current = collection.find_collecting(registry, found.id)  # a --follow job sees edits
             try:
-                result = access_logs.collect(
+                result = collection.collect(
                     registry,
                     current,
                     sink,
@@ -189,7 +189,7 @@ def collect(
 
         if follow:
             with _stop_on(stop):
-                total = access_logs.follow(
+                total = collection.follow(
                     run_once,
                     interval=interval,
                     stop=stop,

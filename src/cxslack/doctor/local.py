@@ -98,7 +98,7 @@ class LocalChecks(SymptomChecks):
         subject = ctx.integration_subject(integration)
         yield subject.check("local.installed", LOCAL, *_installed(ctx, integration))
         if integration.collects_access_logs:
-            from cxslack.access_logs import access_logs_health
+            from cxslack.access_logs.health import access_logs_health
 
             status, message, remedy = access_logs_health(integration)
             if status != "skip":  # skip: not enabled, or Pending (local.installed says so)
