@@ -136,7 +136,7 @@ def _address(value: str | None) -> tuple[str, int]:
             f"--http takes HOST:PORT, not {value!r}",
             "For example: 127.0.0.1:3000, or [::1]:3000 for IPv6.",
         )
-    from cxslack.sandbox import is_loopback
+    from cxslack.hosts import is_loopback
 
     if not is_loopback(host):
         say(

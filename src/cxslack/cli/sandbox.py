@@ -34,7 +34,8 @@ def serve(
     ] = 0.0,
 ) -> None:
     """Serve the sandbox until Ctrl-C or SIGTERM, printing the environment that points cxslack at it."""
-    from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SIGNING_SECRET, SlackSandbox, is_loopback
+    from cxslack.hosts import is_loopback
+    from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SIGNING_SECRET, SlackSandbox
     from cxslack.sandbox.coralogix import CORALOGIX_API_KEY, CORALOGIX_SEND_KEY
 
     if not allow_remote and not is_loopback(host):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from cxslack.errors import UsageError
+from cxslack.hosts import LOOPBACK_BIND
 
 # A fixed port, not an ephemeral one: Slack compares the redirect URL with the ones registered in
 # the app's settings exactly, port included, so the port has to be known when the app is set up.
@@ -21,7 +22,6 @@ DEFAULT_CALLBACK_PATH = "/slack/oauth/callback"
 DEFAULT_REDIRECT_URI = f"https://localhost:{DEFAULT_CALLBACK_PORT}{DEFAULT_CALLBACK_PATH}"
 
 # host as written in the URI → the IP literal to bind; never a name lookup, never a wildcard
-_LOOPBACK_BIND = {"localhost": "127.0.0.1", "127.0.0.1": "127.0.0.1", "::1": "::1"}
 _HINT = (
     f"Use https://localhost:PORT/PATH (the default is {DEFAULT_REDIRECT_URI}), or http://127.0.0.1:PORT/PATH "
     "for PKCE apps and sandboxes, and register the same URL under Redirect URLs in the Slack app."
@@ -79,14 +79,14 @@ def parse_redirect_uri(uri: str, *, pkce: bool) -> RedirectTarget:
         raise invalid("it cannot carry a user name or password")
     if "#" in uri:
         raise invalid("it cannot have a #fragment")
-    if host not in _LOOPBACK_BIND:
+    if host not in LOOPBACK_BIND:
         raise invalid("the host must be localhost, 127.0.0.1 or [::1]: cxslack listens on this machine only")
     if scheme == "http" and host == "localhost" and not pkce:
         raise invalid("plain http on localhost is for PKCE apps (--pkce); use http://127.0.0.1:PORT/…")
     if port is None:
         raise invalid("the port must be explicit: Slack matches the registered redirect URL exactly")
     return RedirectTarget(
-        uri=uri, scheme=scheme, host=host, bind_ip=_LOOPBACK_BIND[host], port=port, path=parts.path or "/"
+        uri=uri, scheme=scheme, host=host, bind_ip=LOOPBACK_BIND[host], port=port, path=parts.path or "/"
     )
 
 

@@ -9,7 +9,7 @@ Typical use (tests use the `sandbox` fixture from tests/sandbox_fixture.py)::
 """
 
 from cxslack.sandbox.events import SIGNING_SECRET
-from cxslack.sandbox.server import SlackSandbox, is_loopback
+from cxslack.sandbox.server import SlackSandbox
 from cxslack.sandbox.workspace import CLIENT_ID, CLIENT_SECRET, TEAM_ID, Workspace
 
 __all__ = [
@@ -19,5 +19,4 @@ __all__ = [
     "TEAM_ID",
     "SlackSandbox",
     "Workspace",
-    "is_loopback",
 ]

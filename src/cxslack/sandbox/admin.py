@@ -13,44 +13,11 @@ from dataclasses import asdict, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from cxslack.sandbox.traffic import Fault, TrafficSettings
-from cxslack.sandbox.wire import BadRequest, Request, Response, Router
+from cxslack.sandbox.wire import ADMIN_PREFIX, AdminError, Body, Router, json_route, text_field
 from cxslack.sandbox.workspace import AccessLogin, AppSettings, Channel, Message, User, channel_id_for
 
 if TYPE_CHECKING:
     from cxslack.sandbox.server import SlackSandbox
-
-PREFIX = "/_sandbox/"
-Body = dict[str, Any]
-
-
-class AdminError(Exception):
-    def __init__(self, status: int, error: str, detail: str = ""):
-        super().__init__(error)
-        self.status = status
-        self.error = error
-        self.detail = detail
-
-
-def _json_route(verb: str, action: Callable[[Body], Body]) -> Callable[[Request], Response]:
-    """Adapt `action(body) → result` to HTTP: the body is the JSON object (POST) or the query (GET)."""
-
-    def handle(request: Request) -> Response:
-        try:
-            body = request.query_params() if verb == "GET" else request.json_object()
-            return Response.json(200, {"ok": True, **action(body)})
-        except BadRequest as exc:
-            return Response.json(400, {"ok": False, "error": exc.error, "detail": exc.detail})
-        except AdminError as exc:
-            return Response.json(exc.status, {"ok": False, "error": exc.error, "detail": exc.detail})
-
-    return handle
-
-
-def _text(body: Body, name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value:
-        raise AdminError(400, "invalid_arguments", f"{name} must be a non-empty string")
-    return value
 
 
 class AdminApi:
@@ -80,11 +47,11 @@ class AdminApi:
             ("POST", "reset", self.reset),
         ]
         for verb, name, action in routes:
-            router.add(verb, PREFIX + name, _json_route(verb, action))
+            router.add(verb, ADMIN_PREFIX + name, json_route(verb, action))
 
     # -- lookups ----------------------------------------------------------------------------
     def _channel(self, body: Body) -> Channel:
-        channel = self.ws.channel(_text(body, "channel"))
+        channel = self.ws.channel(text_field(body, "channel"))
         if channel is None:
             raise AdminError(404, "channel_not_found", f"no channel {body['channel']!r}")
         return channel
@@ -120,7 +87,10 @@ class AdminApi:
                     raise AdminError(404, "thread_not_found", f"no message {thread_ts} in {channel.name}")
                 thread_ts = root.ts
             message = Message(
-                ts=self.ws.next_ts(), text=_text(body, "text"), user=self._user(body).id, thread_ts=thread_ts
+                ts=self.ws.next_ts(),
+                text=text_field(body, "text"),
+                user=self._user(body).id,
+                thread_ts=thread_ts,
             )
             self.ws.add_message(channel, message)
             unfurl_id, links = self.ws.share_links(channel, message)
@@ -138,7 +108,7 @@ class AdminApi:
 
     def reply(self, body: Body) -> Body:
         """A person's reply in a thread (what two-way sync reads back)."""
-        return self._human_message(body, _text(body, "thread_ts"))
+        return self._human_message(body, text_field(body, "thread_ts"))
 
     # -- workspace admin actions ------------------------------------------------------------
     def revoke(self, body: Body) -> Body:

@@ -20,9 +20,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from cxslack.sandbox.admin import PREFIX as ADMIN_ROOT
-from cxslack.sandbox.admin import AdminError, Body, _json_route
-from cxslack.sandbox.wire import BadRequest, Request, Response, Router
+from cxslack.sandbox.wire import (
+    ADMIN_PREFIX,
+    AdminError,
+    BadRequest,
+    Body,
+    Request,
+    Response,
+    Router,
+    json_route,
+)
 
 if TYPE_CHECKING:
     from cxslack.sandbox.server import SlackSandbox
@@ -31,7 +38,7 @@ CORALOGIX_API_KEY = "sandbox-coralogix-api-key"
 CORALOGIX_READONLY_API_KEY = "sandbox-coralogix-readonly-key"  # case:Read only: 403 on writes
 CORALOGIX_SEND_KEY = "sandbox-send-key"
 CASES_PREFIX = "/mgmt/openapi/5/cases/cases/v1"
-ADMIN_PREFIX = ADMIN_ROOT + "coralogix/"
+CORALOGIX_ADMIN_PREFIX = ADMIN_PREFIX + "coralogix/"
 INGEST_ROUTES = {"/logs/v1/singles": "coralogix.logs.singles", "/logs/v1/bulk": "coralogix.logs.bulk"}
 MAX_INGEST_BYTES = 2_000_000  # Coralogix's "keep a request under 2 MB", read strictly
 
@@ -152,7 +159,7 @@ class CoralogixApi:
             ("POST", "reset", self.admin_reset),
         ]
         for verb, name, action in admin:
-            router.add(verb, ADMIN_PREFIX + name, _json_route(verb, action))
+            router.add(verb, CORALOGIX_ADMIN_PREFIX + name, json_route(verb, action))
 
     # -- state (callers hold the lock) ------------------------------------------------------
     def _create(

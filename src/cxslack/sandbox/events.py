@@ -40,8 +40,16 @@ from urllib.parse import parse_qs, urlsplit
 
 from slack_sdk.signature import SignatureVerifier
 
-from cxslack.sandbox.admin import PREFIX, AdminError, Body, _json_route, _text
-from cxslack.sandbox.wire import Request, Response, Router
+from cxslack.sandbox.wire import (
+    ADMIN_PREFIX,
+    AdminError,
+    Body,
+    Request,
+    Response,
+    Router,
+    json_route,
+    text_field,
+)
 from cxslack.sandbox.workspace import APP_ID, APP_NAME, BOT_ID, BOT_USER_ID, TEAM_ID, Channel, Message
 
 if TYPE_CHECKING:
@@ -229,7 +237,7 @@ class EventFeed:
             ("POST", "delete", self.delete),
         ]
         for verb, name, action in routes:
-            router.add(verb, PREFIX + name, _json_route(verb, action))
+            router.add(verb, ADMIN_PREFIX + name, json_route(verb, action))
         router.add("POST", "/api/apps.connections.open", self.connections_open)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -380,6 +388,11 @@ class EventFeed:
                 wrong_kind = token in self.ws.tokens  # a bot or user token
             error = "not_allowed_token_type" if wrong_kind else "invalid_auth" if token else "not_authed"
             return Response.json(200, {"ok": False, "error": error})
+        from importlib.util import find_spec
+
+        if find_spec("websockets") is None:  # an optional extra: `sandbox demo` does without it
+            return Response.json(200, {"ok": False, "error": "socket_mode_unavailable",
+                                       "detail": "pip install 'cxslack[sandbox-socket-mode]' for the sandbox's Socket Mode"})  # fmt: skip
         with self._cond:
             self.subscription.socket_mode = True  # an app that connects has Socket Mode turned on
         return Response.json(200, {"ok": True, "url": self._ensure_gateway().open_url()})
@@ -424,7 +437,7 @@ class EventFeed:
         if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 100:
             raise AdminError(400, "invalid_arguments", "count must be an integer from 1 to 100")
         with self._cond:
-            delivery = self._deliveries.get(_text(body, "event_id"))
+            delivery = self._deliveries.get(text_field(body, "event_id"))
             if delivery is None:
                 raise AdminError(404, "event_not_found", f"no delivered event {body['event_id']!r}")
             first = len(delivery.attempts)
@@ -442,7 +455,7 @@ class EventFeed:
         with self.ws.lock:
             channel, message = self._message(body)
             previous = message.to_api(include_metadata=True)
-            message.text = _text(body, "text")
+            message.text = text_field(body, "text")
             message.edited = {"user": message.user, "ts": self.ws.next_ts()}
             self.ws.notify("message_changed", channel, message, previous=previous)
             return {"channel": channel.id, "ts": message.ts}
@@ -463,10 +476,10 @@ class EventFeed:
             return {"channel": channel.id, "ts": message.ts}
 
     def _message(self, body: Body) -> tuple[Channel, Message]:
-        channel = self.ws.channel(_text(body, "channel"))
+        channel = self.ws.channel(text_field(body, "channel"))
         if channel is None:
             raise AdminError(404, "channel_not_found", f"no channel {body['channel']!r}")
-        message = channel.messages.get(_text(body, "ts"))
+        message = channel.messages.get(text_field(body, "ts"))
         if message is None:
             raise AdminError(404, "message_not_found", f"no message {body['ts']} in {channel.name}")
         return channel, message

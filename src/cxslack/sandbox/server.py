@@ -9,7 +9,6 @@ CXSLACK_SLACK_API_URL) at it and the same code paths run as against slack.com. R
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import selectors
 import socket
 import socketserver
@@ -34,15 +33,6 @@ from cxslack.scopes import FEATURE_SCOPES
 
 # What issue_token grants by default: every bot scope the product asks for.
 DEFAULT_BOT_SCOPES = [s.name for s in FEATURE_SCOPES if not s.user]
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class SlackSandbox:

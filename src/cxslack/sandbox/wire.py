@@ -1,4 +1,5 @@
-"""HTTP plumbing shared by every sandbox route: requests, responses and the route registry.
+"""HTTP plumbing shared by every sandbox route: requests, responses, the route registry, and the
+admin API's JSON routes (Slack's side and Coralogix's side both register theirs through `json_route`).
 
 Kept free of Slack semantics so later routes (Coralogix API, ingestion) plug into the same
 server with `Router.add(verb, prefix, handler)`.
@@ -158,3 +159,39 @@ def _under(path: str, prefix: str) -> bool:
     return path.startswith(prefix) and (
         prefix.endswith("/") or len(path) == len(prefix) or path[len(prefix)] == "/"
     )
+
+
+# -- the admin API's JSON routes ---------------------------------------------------------------
+# The admin API (tests, benchmarks, the demo playing the other side) lives under this; not Slack's.
+ADMIN_PREFIX = "/_sandbox/"
+Body = dict[str, Any]
+
+
+class AdminError(Exception):
+    def __init__(self, status: int, error: str, detail: str = ""):
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+
+def json_route(verb: str, action: Callable[[Body], Body]) -> Callable[[Request], Response]:
+    """Adapt `action(body) → result` to HTTP: the body is the JSON object (POST) or the query (GET)."""
+
+    def handle(request: Request) -> Response:
+        try:
+            body = request.query_params() if verb == "GET" else request.json_object()
+            return Response.json(200, {"ok": True, **action(body)})
+        except BadRequest as exc:
+            return Response.json(400, {"ok": False, "error": exc.error, "detail": exc.detail})
+        except AdminError as exc:
+            return Response.json(exc.status, {"ok": False, "error": exc.error, "detail": exc.detail})
+
+    return handle
+
+
+def text_field(body: Body, name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise AdminError(400, "invalid_arguments", f"{name} must be a non-empty string")
+    return value
