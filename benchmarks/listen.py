@@ -37,11 +37,12 @@ THREAD_TS = "1700000000.000100"
 
 def _listener(ready: Any, stop: Any, handled_out: Any, inbox_dir: str) -> None:
     from cxslack.listen import Listener
+    from cxslack.state.inbox import Inbox
 
     handled: list[str] = []
     listener = Listener(
         lambda envelope: handled.append(envelope["event_id"]),
-        Path(inbox_dir),
+        Inbox(Path(inbox_dir)),
         signing_secret=SECRET,
         log=lambda line: None,
     )

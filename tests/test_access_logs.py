@@ -252,13 +252,13 @@ def test_a_journal_left_by_a_crash_is_replayed_so_nothing_is_sent_twice(
         patched.setattr(Checkpoint, "_compact", lambda self: None)
         with pytest.raises(KeyboardInterrupt):
             collection.collect(
-                registry, integration, sink, Checkpoint.for_integration(state, integration.id, "forward"),
+                registry, integration, sink, Checkpoint.for_integration(registry.store, integration.id, "forward"),
                 batch_size=100, progress=collection.Progress(delivered=crash),
             )  # fmt: skip
     journal = state / "access-logs" / integration.id / "forward.journal"
     assert len(journal.read_text().splitlines()) == 2 and len(received(coralogix)) == 200
     result = collection.collect(
-        registry, integration, sink, Checkpoint.for_integration(state, integration.id, "forward"),
+        registry, integration, sink, Checkpoint.for_integration(registry.store, integration.id, "forward"),
         batch_size=100,
     )  # fmt: skip
     assert result.delivered == 303 and result.skipped_duplicates == 200
@@ -288,7 +288,7 @@ def test_ingestion_503_three_times_loses_nothing_and_requests_stay_under_2_mb(
         lambda: CoralogixClient(settings, transport=Recording(), backoff=0.001), computer="T",
         application="slack", subsystem="access-logs",
     )  # fmt: skip
-    checkpoint = Checkpoint.for_integration(registry.store.paths.state_dir, integration.id, sink.name)
+    checkpoint = Checkpoint.for_integration(registry.store, integration.id, sink.name)
     result = collection.collect(registry, integration, sink, checkpoint)
     assert result.delivered == 1503
     keys = login_keys(received(coralogix))

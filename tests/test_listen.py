@@ -25,6 +25,7 @@ from cxslack.errors import AuthError, CxError
 from cxslack.listen import Listener, RetryableError
 from cxslack.sandbox import SIGNING_SECRET, SlackSandbox
 from cxslack.sandbox.events import signed_headers
+from cxslack.state.inbox import Inbox
 from tests.conftest import Cli, scan
 
 SECRET = "listen-test-signing-secret"
@@ -117,7 +118,7 @@ def listen(events_dir: Path) -> Iterator[Callable[..., Running]]:
         log: list[str] = []
         listener = Listener(
             handler,
-            events_dir,
+            Inbox(events_dir),
             signing_secret=SECRET,
             log=log.append,
             backoff=0.001,
@@ -312,7 +313,7 @@ def test_a_processed_event_is_still_known_after_a_restart(listen: Callable[..., 
 def test_a_disk_that_refuses_the_event_answers_500_so_slack_retries(
     listen: Callable[..., Running], events_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cxslack.listen import inbox
+    from cxslack.state import inbox
 
     handler = FakeHandler()
     running = listen(handler)
@@ -332,7 +333,7 @@ def test_a_disk_that_refuses_the_event_answers_500_so_slack_retries(
 def test_one_listener_per_state_directory(listen: Callable[..., Running], events_dir: Path) -> None:
     listen(FakeHandler())
     with pytest.raises(CxError) as info:
-        Listener(FakeHandler(), events_dir, signing_secret=SECRET)
+        Listener(FakeHandler(), Inbox(events_dir), signing_secret=SECRET)
     assert info.value.code == "listener_running"
 
 
@@ -362,7 +363,9 @@ def test_socket_mode_end_to_end(sandbox: SlackSandbox, events_dir: Path) -> None
     token = admin(sandbox, "app-token")["token"]
     handler = FakeHandler()
     log: list[str] = []
-    with Listener(handler, events_dir, app_token=token, api_url=sandbox.api_url, log=log.append) as listener:
+    with Listener(
+        handler, Inbox(events_dir), app_token=token, api_url=sandbox.api_url, log=log.append
+    ) as listener:
         listener.serve_socket_mode()
         posted = admin(sandbox, "post", channel="alerts", text="from a person")
         assert sandbox.events.drain(10) and listener.drain(5)
@@ -382,7 +385,7 @@ def test_socket_mode_reconnects_when_slack_asks(sandbox: SlackSandbox, events_di
     token = admin(sandbox, "app-token")["token"]
     handler = FakeHandler()
     with Listener(
-        handler, events_dir, app_token=token, api_url=sandbox.api_url, log=lambda line: None
+        handler, Inbox(events_dir), app_token=token, api_url=sandbox.api_url, log=lambda line: None
     ) as listener:
         listener.serve_socket_mode()
         assert admin(sandbox, "events/disconnect")["connections"] == 1
@@ -395,7 +398,7 @@ def test_socket_mode_reconnects_when_slack_asks(sandbox: SlackSandbox, events_di
 def test_socket_mode_with_a_refused_token(sandbox: SlackSandbox, events_dir: Path) -> None:
     listener = Listener(
         FakeHandler(),
-        events_dir,
+        Inbox(events_dir),
         app_token="xapp-1-A0SANDBOX-1-0000",
         api_url=sandbox.api_url,
         log=lambda line: None,

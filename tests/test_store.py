@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from cxslack.errors import ConfigError
-from cxslack.store import Store, atomic_write
+from cxslack.state.files import atomic_write
+from cxslack.store import Store
 
 from .conftest import Cli, add_integration
 
@@ -64,12 +65,20 @@ def test_credentials_are_0600_from_the_first_write(
     assert stat.S_IMODE(cxslack_home.stat().st_mode) == 0o700
 
 
-def test_existing_wide_home_is_tightened(cxslack_home: Path) -> None:
-    cxslack_home.mkdir(mode=0o755)
-    os.chmod(cxslack_home, 0o755)
-    with Store().transaction() as docs:
-        docs.credentials["app"] = {"client_secret": "abcdef"}
-    assert stat.S_IMODE(cxslack_home.stat().st_mode) == 0o700
+@pytest.mark.parametrize("mode", [0o755, 0o1777])
+def test_an_existing_home_keeps_its_mode_and_a_shared_one_is_warned_about(
+    cli: Cli, cxslack_home: Path, mode: int
+) -> None:
+    """cxslack tightens only directories it creates: CXSLACK_HOME=/tmp must not turn /tmp 0700."""
+    cxslack_home.mkdir()
+    os.chmod(cxslack_home, mode)
+    run = cli.ok("integrations", "add", "--name", "Shared", "--consent-us-data-transfer")
+    assert stat.S_IMODE(cxslack_home.stat().st_mode) == mode
+    assert stat.S_IMODE((cxslack_home / "state").stat().st_mode) == 0o700  # created here: private
+    shared = "writable by every user" in run.stderr
+    assert shared == bool(mode & 0o002), run.stderr
+    if shared:
+        assert str(cxslack_home) in run.stderr and "Warning:" in run.stderr
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path) -> None:

@@ -78,18 +78,16 @@ class SlackEventHandler:
             raise
 
     def _message(self, event: dict[str, Any]) -> Any:
-        from cxslack.cases.notify import CaseState
         from cxslack.cases.twoway import ReplySync
+        from cxslack.state import open_state
 
         thread_ts = thread_of(event)
         if thread_ts is None:
             return None
-        channel = str(event.get("channel"))
-        records = CaseState(self.registry.store.ensure_state_dir()).all_threads().values()
-        record = next((r for r in records if r.get("channel") == channel and r.get("ts") == thread_ts), None)
-        if record is None:
+        thread = open_state(self.registry.store).threads.at(str(event.get("channel")), thread_ts)
+        if thread is None:
             return None  # not a thread cxslack posted
-        integration = self.registry.view().integrations.get(str(record.get("integration")))
+        integration = self.registry.view().integrations.get(thread.integration)
         if integration is None or not ReplySync.enabled_for(integration):
             return None  # doctor reports why (earlier version, sync off, not Active)
         sync = self._sync.get(integration.id)
@@ -100,7 +98,8 @@ class SlackEventHandler:
         return sync.handle_message(event)
 
     def _link_shared(self, team: Any, event: dict[str, Any]) -> Any:
-        from cxslack.cases.previews import PreviewBook, previews_enabled, unfurl_shared_links
+        from cxslack.cases.previews import previews_enabled, unfurl_shared_links
+        from cxslack.state import open_state
 
         for integration in self.registry.view().integrations.values():
             if (
@@ -108,7 +107,7 @@ class SlackEventHandler:
                 and integration.workspace.team_id == team
                 and previews_enabled(integration)
             ):
-                book = PreviewBook(self.registry.store.ensure_state_dir())
+                book = open_state(self.registry.store).previews
                 return unfurl_shared_links(
                     self._access(integration), self.coralogix(), book, integration, event
                 )

@@ -15,22 +15,18 @@ two test notifications.
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cxslack.connectors import Connector, ConnectorStore, find_connector, parse_connectors
 from cxslack.errors import AuthError, CxError, UsageError
 from cxslack.model import Integration, Status
 from cxslack.registry import Registry, quote
-from cxslack.store import ensure_private_dir
+from cxslack.state import open_state
+from cxslack.state.records import MigrationEvent
 
 FLUSH_INTERVAL = 2.0  # seconds between config.toml catch-ups during a run
 TEST_EVENT = "cxslack_migration_test"
@@ -105,52 +101,6 @@ def plan_migration(registry: Registry, names: list[str], to: str, source_ref: st
     )
 
 
-class Journal:
-    """Append-only NDJSON of migration events; each line fsync'd before the run moves on."""
-
-    def __init__(self, state_dir: Path):
-        self.dir = state_dir / "migrations"
-        self.path = self.dir / "journal.ndjson"
-
-    def append(self, event: dict[str, Any]) -> None:
-        ensure_private_dir(self.dir)
-        line = json.dumps({**event, "at": time.time()}, separators=(",", ":")) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def events(self) -> list[dict[str, Any]]:
-        try:
-            lines = self.path.read_text("utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        out = []
-        for line in lines:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue  # a line cut short by a crash: its step did not complete
-        return out
-
-    @contextmanager
-    def exclusive(self, on_wait: Callable[[], None]) -> Iterator[None]:
-        """One migrate run at a time; a second one waits for the first, then finds its work done."""
-        ensure_private_dir(self.dir)
-        fd = os.open(self.dir / "migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                on_wait()
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
-
 @dataclass
 class Outcome:
     to: str
@@ -186,7 +136,7 @@ class Progress:
 class Migrator:
     def __init__(self, registry: Registry, *, progress: Progress | None = None):
         self.registry = registry
-        self.journal = Journal(registry.store.ensure_state_dir())
+        self.journal = open_state(registry.store).migrations
         self.progress = progress or Progress()
         self._pending: dict[str, tuple[str, str]] = {}  # connector → (from, to) not yet in config.toml
         self._last_flush = time.monotonic()
@@ -204,14 +154,14 @@ class Migrator:
         run_id = uuid.uuid4().hex[:12]
         history = self.journal.events()
         self.journal.append(
-            {
-                "event": "start",
-                "run": run_id,
-                "to": plan.target.id,
-                "from": plan.source.id if plan.source else None,
-                "connectors": [c.id for c in plan.to_move],
-                "test": test,
-            }  # fmt: skip
+            MigrationEvent(
+                "start",
+                run=run_id,
+                to=plan.target.id,
+                from_=plan.source.id if plan.source else None,
+                connectors=tuple(c.id for c in plan.to_move),
+                test=test,
+            )  # fmt: skip
         )
         self._replay(history)
         connectors = ConnectorStore(self.registry).load()[1]
@@ -242,12 +192,9 @@ class Migrator:
                     outcome.migrated.append(connector.id)
                 else:
                     self.journal.append(
-                        {
-                            "event": "failed",
-                            "connector": connector.id,
-                            "to": plan.target.id,
-                            "error": error.to_dict(),
-                        }
+                        MigrationEvent(
+                            "failed", connector=connector.id, to=plan.target.id, error=error.to_dict()
+                        )
                     )
                     outcome.failed.append({"connector": connector.id, "error": error.to_dict()})
                     stopped = fail_fast
@@ -255,7 +202,7 @@ class Migrator:
                 self._maybe_flush()
         finally:
             self._flush()
-            self.journal.append({"event": "end", "run": run_id})
+            self.journal.append(MigrationEvent("end", run=run_id))
         if plan.source is not None:
             view = self.registry.view()
             if not view.connectors_of(plan.source.id):
@@ -264,24 +211,20 @@ class Migrator:
 
     # -- one connector -----------------------------------------------------------------------
     def _test(self, deliverer: Any, connector: Connector, target: Integration,
-              history: list[dict[str, Any]]) -> tuple[CxError | None, str | None]:  # fmt: skip
+              history: list[MigrationEvent]) -> tuple[CxError | None, str | None]:  # fmt: skip
         """Send the test notification; (error, attempt id). Success is journaled by the switch."""
         from cxslack.slack.client import SlackError
         from cxslack.slack.messages import build_test_message
 
         in_doubt = _in_doubt_attempt(history, connector.id, target.id)
         if in_doubt is not None and self._landed(deliverer, in_doubt):
-            return None, str(in_doubt["attempt"])  # it did land before the crash: do not send another
+            return None, in_doubt.attempt  # it did land before the crash: do not send another
         attempt = uuid.uuid4().hex
         self.progress.step(connector, f"testing #{connector.channel}")
         self.journal.append(
-            {
-                "event": "testing",
-                "connector": connector.id,
-                "to": target.id,
-                "attempt": attempt,
-                "channel": connector.channel,
-            }
+            MigrationEvent(
+                "testing", connector=connector.id, to=target.id, attempt=attempt, channel=connector.channel
+            )
         )
         text, blocks = build_test_message(connector, target)
         metadata = {
@@ -298,21 +241,23 @@ class Migrator:
             return exc, attempt
         return None, attempt
 
-    def _landed(self, deliverer: Any, attempt: dict[str, Any]) -> bool:
+    def _landed(self, deliverer: Any, attempt: MigrationEvent) -> bool:
         """Did the in-doubt test message reach Slack? Look for its metadata in the channel history."""
         from cxslack.slack.client import SlackError
 
         access = deliverer.access
         if access is None:
             return False
+        if attempt.channel is None or attempt.at is None:
+            return False
         try:
-            channel = access.channel_id(attempt["channel"])
+            channel = access.channel_id(attempt.channel)
             if channel is None:
                 return False
             body, _ = access.call(
                 "conversations.history",
                 channel=channel,
-                oldest=f"{attempt['at'] - 60:.6f}",
+                oldest=f"{attempt.at - 60:.6f}",
                 limit=200,
                 include_all_metadata=True,
             )
@@ -322,30 +267,26 @@ class Migrator:
             meta = message.get("metadata") or {}
             if (
                 meta.get("event_type") == TEST_EVENT
-                and (meta.get("event_payload") or {}).get("attempt") == attempt["attempt"]
+                and (meta.get("event_payload") or {}).get("attempt") == attempt.attempt
             ):
                 return True
         return False
 
     def _switch(self, connector: Connector, target_id: str, attempt: str | None) -> None:
         self.journal.append(
-            {
-                "event": "switched",
-                "connector": connector.id,
-                "from": connector.integration,
-                "to": target_id,
-                "attempt": attempt,
-            }
+            MigrationEvent(
+                "switched", connector=connector.id, from_=connector.integration, to=target_id, attempt=attempt
+            )  # fmt: skip
         )
         self._pending[connector.id] = (connector.integration, target_id)
         connector.integration = target_id
 
     # -- config.toml catch-up ------------------------------------------------------------------
-    def _replay(self, history: list[dict[str, Any]]) -> None:
+    def _replay(self, history: list[MigrationEvent]) -> None:
         """Journaled switches that config.toml has not caught up with (a crash before a flush)."""
         for event in history:
-            if event.get("event") == "switched":
-                self._pending[event["connector"]] = (event["from"], event["to"])
+            if event.event == "switched" and event.connector and event.from_ and event.to:
+                self._pending[event.connector] = (event.from_, event.to)
         self._flush()
 
     def _maybe_flush(self) -> None:
@@ -369,34 +310,29 @@ class Migrator:
                     body["updated_at"] = now
 
     @staticmethod
-    def _switched_in(history: list[dict[str, Any]], connector: str, target: str) -> bool:
-        return any(
-            e.get("event") == "switched" and e.get("connector") == connector and e.get("to") == target
-            for e in history
-        )
+    def _switched_in(history: list[MigrationEvent], connector: str, target: str) -> bool:
+        return any(e.event == "switched" and e.connector == connector and e.to == target for e in history)
 
 
-def _in_doubt_attempt(history: list[dict[str, Any]], connector: str, target: str) -> dict[str, Any] | None:
+def _in_doubt_attempt(history: list[MigrationEvent], connector: str, target: str) -> MigrationEvent | None:
     """The last `testing` for this connector and target, if nothing after it says how it ended."""
-    last: dict[str, Any] | None = None
+    last: MigrationEvent | None = None
     for event in history:
-        if event.get("connector") != connector:
+        if event.connector != connector:
             continue
-        if event.get("event") == "testing" and event.get("to") == target:
+        if event.event == "testing" and event.to == target and event.attempt:
             last = event
-        elif event.get("event") in {"failed", "switched"}:
+        elif event.event in {"failed", "switched"}:
             last = None
     return last
 
 
 def migration_status(registry: Registry, source_ref: str | None) -> dict[str, Any]:
     """What the last run (for --from OLD, if given) did, failed and left, from journal and config."""
-    events = Journal(registry.store.ensure_state_dir()).events()
+    events = open_state(registry.store).migrations.events()
     view = registry.view()
     source = view.find(source_ref) if source_ref else None
-    starts = [
-        e for e in events if e.get("event") == "start" and (source is None or e.get("from") == source.id)
-    ]
+    starts = [e for e in events if e.event == "start" and (source is None or e.from_ == source.id)]
     if not starts:
         return {
             "to": None,
@@ -406,19 +342,21 @@ def migration_status(registry: Registry, source_ref: str | None) -> dict[str, An
             "remaining": [],
             "runs": 0,
         }
-    to = starts[-1]["to"]
+    to = starts[-1].to
     planned: list[str] = []
     for start in starts:
-        if start["to"] == to:
-            planned += [c for c in start["connectors"] if c not in planned]
+        if start.to == to:
+            planned += [c for c in start.connectors if c not in planned]
     connectors = parse_connectors(view, registry.store.paths.config_file)
-    switched = {e["connector"] for e in events if e.get("event") == "switched" and e.get("to") == to}
+    switched = {e.connector for e in events if e.event == "switched" and e.to == to}
     last_failure: dict[str, dict[str, Any]] = {}
     for event in events:
-        if event.get("event") == "failed" and event.get("to") == to:
-            last_failure[event["connector"]] = event["error"]
-        elif event.get("event") == "switched":
-            last_failure.pop(event["connector"], None)
+        if event.connector is None:
+            continue
+        if event.event == "failed" and event.to == to:
+            last_failure[event.connector] = event.error or {}
+        elif event.event == "switched":
+            last_failure.pop(event.connector, None)
     done = [c for c in planned if c in switched or (c in connectors and connectors[c].integration == to)]
     failed = [
         {"connector": c, "error": last_failure[c]} for c in planned if c in last_failure and c not in done
@@ -427,7 +365,7 @@ def migration_status(registry: Registry, source_ref: str | None) -> dict[str, An
     remaining = [c for c in planned if c not in done and c not in failed_ids and c in connectors]
     return {
         "to": to,
-        "from": starts[-1].get("from"),
+        "from": starts[-1].from_,
         "done": done,
         "failed": failed,
         "remaining": remaining,

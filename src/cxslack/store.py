@@ -1,23 +1,25 @@
-"""The local config store: where files live, the inter-process lock, atomic TOML writes.
+"""The local config store: where files live, and transactions over config.toml and credentials.toml.
 
 config.toml holds no secrets; credentials.toml holds every secret and is 0600 from the moment
 it exists. Every read-modify-write happens inside `Store.transaction()`, which holds an
-exclusive lock on a lock file beside them, re-reads the files, and writes them back atomically.
+exclusive lock on a lock file beside them, re-reads the files, and writes them back atomically,
+through the same primitives as the rest of cxslack's state (`cxslack.state.files`, `.lock`).
 """
 
 from __future__ import annotations
 
-import fcntl
+import errno
 import os
 import re
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cxslack.errors import ConfigError
+from cxslack.state.files import atomic_write, ensure_private_dir, storage_error
+from cxslack.state.lock import ReentrantLock
 
 SCHEMA_VERSION = 1
 CONFIG_FILE = "config.toml"
@@ -56,84 +58,8 @@ class Paths:
         return self.config_dir / LOCK_FILE
 
 
-def ensure_private_dir(path: Path) -> None:
-    """Create `path` as 0700, and any missing parents too; tighten `path` if it is wider.
-
-    (Path.mkdir(parents=True) would create the parents with the umask's mode.)
-    """
-    if not path.is_dir():
-        if not path.parent.is_dir():
-            ensure_private_dir(path.parent)
-        with suppress(FileExistsError):
-            path.mkdir(mode=0o700)
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        os.chmod(path, mode & 0o700)
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write via a temp file in the same directory: flush, fsync, rename, fsync the directory.
-
-    mkstemp creates the temp file 0600, so a secrets file is never readable by others, not even
-    for an instant; the rename makes the new content appear whole or not at all.
-    """
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if mode != 0o600:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-class _ProcessLock:
-    """An exclusive flock on a lock file, re-entrant within this process (threads included).
-
-    flock locks belong to an open file description, so a second open of the same file in this
-    process would deadlock against the first; the depth counter avoids that.
-    """
-
-    def __init__(self) -> None:
-        self._rlock = threading.RLock()
-        self._depth = 0
-        self._fd: int | None = None
-
-    @contextmanager
-    def hold(self, lock_path: Path) -> Iterator[None]:
-        with self._rlock:
-            if self._depth == 0:
-                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                except BaseException:
-                    os.close(fd)
-                    raise
-                self._fd = fd
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-                if self._depth == 0 and self._fd is not None:
-                    fcntl.flock(self._fd, fcntl.LOCK_UN)
-                    os.close(self._fd)
-                    self._fd = None
-
-
-_LOCK = _ProcessLock()
+# Nested transactions in one thread (an edit that refreshes a token, say) take it again.
+_LOCK = ReentrantLock()
 
 
 def _line_of(raw: bytes, offset: int) -> int:
@@ -147,6 +73,8 @@ def read_toml(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except OSError as exc:
+        if exc.errno in (errno.ENOTDIR, errno.EACCES, errno.EPERM):
+            raise storage_error(exc, path, "read") from None
         raise ConfigError("config_unreadable", f"cannot read {path}: {exc.strerror}") from None
     try:
         text = raw.decode("utf-8")
@@ -239,6 +167,8 @@ class Store:
             key = _file_key(path)
         except FileNotFoundError:
             return {}
+        except OSError as exc:  # CXSLACK_HOME is a file, say
+            raise storage_error(exc, path, "read") from None
         cached = self._cache.load(key)
         if cached is not None:
             return cached
@@ -271,8 +201,9 @@ class Store:
     # -- writing ---------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[Documents]:
-        """Lock, read both files fresh, yield them, write back whichever changed."""
-        ensure_private_dir(self.paths.config_dir)
+        """Lock, read both files fresh, yield them, write back whichever changed.
+
+        Holding the lock, it also removes temp files a killed writer left beside them."""
         with _LOCK.hold(self.paths.lock_file):
             config = self.read_config()
             credentials = self.read_credentials()
@@ -280,10 +211,10 @@ class Store:
             yield docs
             if docs.config != config:
                 docs.config["schema_version"] = SCHEMA_VERSION
-                atomic_write(self.paths.config_file, dump_toml(_schema_first(docs.config)))
+                atomic_write(self.paths.config_file, dump_toml(_schema_first(docs.config)), sweep=True)
                 self._cache.save(_file_key(self.paths.config_file), docs.config)
             if docs.credentials != credentials:
-                atomic_write(self.paths.credentials_file, dump_toml(docs.credentials), mode=0o600)
+                atomic_write(self.paths.credentials_file, dump_toml(docs.credentials), mode=0o600, sweep=True)
 
     def ensure_state_dir(self) -> Path:
         ensure_private_dir(self.paths.state_dir)

@@ -3,21 +3,23 @@ child for Coralogix). The package docstring explains the crash safety this gives
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from cxslack.access_logs.records import Record
 from cxslack.access_logs.sinks import Sink
 from cxslack.errors import EXIT_FAILED, CxError
-from cxslack.model import utc_now
 from cxslack.redact import redact
-from cxslack.store import atomic_write, ensure_private_dir
+from cxslack.state.interface import CheckpointFiles
+from cxslack.state.records import CheckpointSnapshot, DeliveredBatch
+
+if TYPE_CHECKING:
+    from cxslack.store import Store
 
 # How far behind the high-water mark each run looks again for entries Slack reports late.
 OVERLAP = 24 * 3600
@@ -26,27 +28,26 @@ OVERLAP = 24 * 3600
 class Checkpoint:
     """High-water mark and delivered digests of one integration and destination.
 
-    Persistent (snapshot + journal + lock in `directory`) or, without a directory, in memory
-    only (`--no-checkpoint`: a --follow job still skips what it delivered earlier in the run).
+    Persistent (a snapshot and the batches delivered since, in the state; see CheckpointFiles)
+    or, without `files`, in memory only (`--no-checkpoint`: a --follow job still skips what it
+    delivered earlier in the run).
     """
 
-    def __init__(self, directory: Path | None, name: str):
-        self.directory = directory
+    def __init__(self, files: CheckpointFiles | None, name: str):
+        self.files = files
         self.name = name
         self.high_water: int | None = None
         self.sent: dict[str, int] = {}  # digest → date_first
 
     @classmethod
-    def for_integration(cls, state_dir: Path, integration_id: str, name: str) -> Checkpoint:
-        return cls(state_dir / "access-logs" / integration_id, name)
+    def for_integration(cls, store: Store, integration_id: str, name: str) -> Checkpoint:
+        from cxslack.state import open_state
+
+        return cls(open_state(store).checkpoint(integration_id, name), name)
 
     @property
     def path(self) -> Path | None:
-        return self.directory / f"{self.name}.json" if self.directory else None
-
-    def _file(self, suffix: str) -> Path:
-        assert self.directory is not None
-        return self.directory / f"{self.name}.{suffix}"
+        return self.files.path if self.files else None
 
     def floor(self) -> int:
         """The oldest date_first the next read needs."""
@@ -54,41 +55,33 @@ class Checkpoint:
 
     @contextmanager
     def session(self, on_wait: Callable[[], None] = lambda: None) -> Iterator[Checkpoint]:
-        """Hold the lock, load snapshot + journal, and compact them again when done."""
-        if self.directory is None:
+        """Hold the lock, load snapshot + journal, and compact them again when done. The lock is
+        released by closing it (and by dying), so a child sending a batch keeps it until it exits."""
+        if self.files is None:
             yield self
             self._prune()
             return
-        ensure_private_dir(self.directory)
-        fd = os.open(self._file("lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                on_wait()
-                fcntl.flock(fd, fcntl.LOCK_EX)
+        with self.files.exclusive(on_wait):
             self._load()
             self._compact()
             try:
                 yield self
             finally:
                 self._compact()
-        finally:
-            os.close(fd)  # closing releases the lock (and so does dying)
 
     def deliver(self, sink: Sink, batch: list[Record]) -> None:
         """Have the destination take a batch, then record it: journal first, then memory."""
-        record = {
-            "high_water": max(r.login.date_first for r in batch),
-            "sent": [[r.login.digest, r.login.date_first] for r in batch],
-        }
+        record = DeliveredBatch(
+            max(r.login.date_first for r in batch), [(r.login.digest, r.login.date_first) for r in batch]
+        )
+        files = self.files
 
         def send() -> None:
             sink.deliver(batch)
-            if self.directory is not None:
-                self._journal(record)
+            if files is not None:
+                files.append(record)  # every byte, fsync'd; cut again if the disk fills mid-way
 
-        if self.directory is None or not sink.send_in_child:
+        if files is None or not sink.send_in_child:
             send()
             self._apply(record)
             return
@@ -105,65 +98,29 @@ class Checkpoint:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
-    def _journal(self, record: Mapping[str, Any]) -> None:
-        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-        fd = os.open(self._file("journal"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line)  # one write(): the line lands as a unit (_load skips one cut short)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def _apply(self, record: Mapping[str, Any]) -> None:
-        sent = {str(digest): int(date_first) for digest, date_first in record["sent"]}
-        high = int(record["high_water"])
-        self.high_water = high if self.high_water is None else max(self.high_water, high)
-        self.sent.update(sent)
+    def _apply(self, record: DeliveredBatch) -> None:
+        self.high_water = (
+            record.high_water if self.high_water is None else max(self.high_water, record.high_water)
+        )
+        self.sent.update(record.sent)
 
     def _prune(self) -> None:
         cutoff = self.floor()
         self.sent = {d: first for d, first in self.sent.items() if first >= cutoff}
 
     def _load(self) -> None:
-        path = self._file("json")
-        try:
-            doc = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            doc = {"high_water": None, "sent": {}}
-        except (OSError, ValueError) as exc:
-            raise self._unreadable(path, str(exc)) from None
-        high, sent = (doc.get("high_water"), doc.get("sent")) if isinstance(doc, dict) else (None, None)
-        if not (high is None or isinstance(high, int)) or not isinstance(sent, dict):
-            raise self._unreadable(path, "unexpected content")
-        if not all(isinstance(first, int) for first in sent.values()):
-            raise self._unreadable(path, "unexpected content")
-        self.high_water, self.sent = high, dict(sent)
-        try:
-            lines = self._file("journal").read_bytes().splitlines()
-        except FileNotFoundError:
-            lines = []
-        for line in lines:
-            try:
-                self._apply(json.loads(line))
-            except (ValueError, KeyError, TypeError):
-                continue  # cut short by a crash (disk full): that batch was never recorded
+        assert self.files is not None
+        snapshot, batches = self.files.load()
+        self.high_water, self.sent = snapshot.high_water, dict(snapshot.sent)
+        for batch in batches:
+            self._apply(batch)
 
     def _compact(self) -> None:
-        journal = self._file("journal")
-        if not journal.exists():
+        assert self.files is not None
+        if not self.files.has_batches():
             return
         self._prune()
-        doc = {"high_water": self.high_water, "sent": self.sent, "updated_at": utc_now()}
-        atomic_write(self._file("json"), json.dumps(doc, separators=(",", ":")).encode())
-        journal.unlink()
-
-    @staticmethod
-    def _unreadable(path: Path, why: str) -> CxError:
-        return CxError(
-            "checkpoint_unreadable",
-            f"the access-log checkpoint {path} cannot be read ({why})",
-            "Restore it, or move it aside to start over (entries already delivered would be delivered again).",
-        )
+        self.files.compact(CheckpointSnapshot(self.high_water, dict(self.sent)))
 
 
 # -- sending from a child ------------------------------------------------------------------------

@@ -202,7 +202,7 @@ def collect(
             result.delivered += len(batch)
             progress.delivered(result.delivered, len(new))
         result.high_water = checkpoint.high_water
-    if checkpoint.directory is not None and not result.stopped:
+    if checkpoint.files is not None and not result.stopped:
         _record_collected(registry, integration.id)
     return result
 

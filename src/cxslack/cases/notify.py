@@ -8,14 +8,7 @@ second one. A per-(Case, connector) file lock makes concurrent notifies take tur
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cxslack.cases.model import (
@@ -28,87 +21,9 @@ from cxslack.cases.model import (
     template_context,
 )
 from cxslack.connectors import Connector, EntityType
-from cxslack.model import utc_now
 from cxslack.slack.messages import case_root_message, case_update_message
-from cxslack.store import atomic_write, ensure_private_dir
-
-
-# -- state: thread map, per-Case settings, locks -----------------------------------------------
-class CaseState:
-    """Files under state/cases: threads.json, settings.json, locks/ — small, atomic, locked."""
-
-    def __init__(self, state_dir: Path):
-        self.dir = state_dir / "cases"
-
-    @contextmanager
-    def _locked(self, name: str) -> Iterator[None]:
-        ensure_private_dir(self.dir / "locks")
-        fd = os.open(self.dir / "locks" / name, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
-    def _read(self, name: str) -> dict[str, Any]:
-        try:
-            doc = json.loads((self.dir / name).read_text("utf-8"))
-        except (FileNotFoundError, ValueError):
-            return {}
-        return doc if isinstance(doc, dict) else {}
-
-    def _update(self, name: str, key: str, value: dict[str, Any] | None) -> None:
-        with self._locked(name + ".lock"):
-            doc = self._read(name)
-            if value is None:
-                doc.pop(key, None)
-            else:
-                doc[key] = value
-            ensure_private_dir(self.dir)
-            atomic_write(self.dir / name, json.dumps(doc, indent=1, sort_keys=True).encode())
-
-    # threads: "<case>|<connector>" → {channel, ts, integration, case, updated}, or
-    # {pending: true, channels} while a root post is in flight (what a crash leaves behind)
-    def thread(self, case: str, connector: str) -> dict[str, Any] | None:
-        return self._read("threads.json").get(f"{case}|{connector}")
-
-    def save_thread(self, case: str, connector: str, record: dict[str, Any]) -> None:
-        self._update("threads.json", f"{case}|{connector}", {**record, "updated": utc_now()})
-
-    def threads_of(self, case: str) -> list[dict[str, Any]]:
-        return [
-            {"connector": k.split("|", 1)[1], **v}
-            for k, v in self._read("threads.json").items()
-            if k.startswith(case + "|") and not v.get("pending")
-        ]
-
-    def all_threads(self) -> dict[str, dict[str, Any]]:
-        return self._read("threads.json")
-
-    # settings: case id or readable id → {reply_mode, mute_sync}
-    def settings(self, case: dict[str, Any]) -> dict[str, Any]:
-        doc = self._read("settings.json")
-        merged: dict[str, Any] = {}
-        for key in (case.get("readableId"), case.get("id")):
-            if key and isinstance(doc.get(str(key)), dict):
-                merged.update(doc[str(key)])
-        return merged
-
-    def save_settings(self, case_ref: str, changes: dict[str, Any]) -> dict[str, Any]:
-        with self._locked("settings.json.lock"):
-            doc = self._read("settings.json")
-            current = {**doc.get(case_ref, {}), **changes}
-            doc[case_ref] = current
-            ensure_private_dir(self.dir)
-            atomic_write(self.dir / "settings.json", json.dumps(doc, indent=1, sort_keys=True).encode())
-        return current
-
-    @contextmanager
-    def turn(self, case: str, connector: str) -> Iterator[None]:
-        """One notify at a time per (Case, connector), across processes."""
-        digest = hashlib.sha256(f"{case}|{connector}".encode()).hexdigest()[:24]
-        with self._locked(f"{digest}.lock"):
-            yield
+from cxslack.state import open_state
+from cxslack.state.records import CaseThread, PendingRoot
 
 
 @dataclass
@@ -135,11 +50,12 @@ class CaseNotifier:
         self.registry = registry
         self.connector = connector
         self.deliverer = deliverer
-        self.state = CaseState(registry.store.ensure_state_dir())
+        state = open_state(registry.store)
+        self.threads, self.settings = state.threads, state.settings
 
     def reply_mode(self, case: dict[str, Any]) -> ReplyMode:
         mode = (
-            self.state.settings(case).get("reply_mode")
+            self.settings.get(case.get("readableId"), case.get("id")).reply_mode
             or self.connector.case_reply_mode
             or ReplyMode.THREAD.value
         )
@@ -148,50 +64,43 @@ class CaseNotifier:
     def notify(self, case: dict[str, Any], event: CaseEvent, link: str | None) -> NotifyResult:
         from cxslack.delivery import resolve_channel
 
-        key = case_key(case)
+        key, connector = case_key(case), self.connector.id
         mode = self.reply_mode(case)
-        with self.state.turn(key, self.connector.id):
-            thread = self.state.thread(key, self.connector.id)
+        with self.threads.turn(key, connector):
+            found = self.threads.get(key, connector)
             recovered = False
-            if thread is not None and thread.get("pending"):
+            if isinstance(found, PendingRoot):
                 # A root post was in flight when cxslack last died: adopt it if it landed.
-                thread = self._find_root(key, thread.get("channels", []))
-                recovered = thread is not None
-                if thread is not None:
-                    self.state.save_thread(key, self.connector.id, thread)
-            channel = (
-                thread["channel"]
-                if thread
-                else resolve_channel(self.connector, EntityType.CASES, template_context(case, event)).channel
-            )
+                found = self._find_root(key, list(found.channels))
+                recovered = found is not None
+                if found is not None:
+                    self.threads.map(found)
+            thread = found
             if thread is None:
-                self.state.save_thread(
-                    key,
-                    self.connector.id,
-                    {"pending": True, "channels": [channel, self.connector.fallback_channel]},
-                )
-            if thread is None or mode is ReplyMode.NEW_MESSAGE:
-                kind = ROOT_EVENT if thread is None else UPDATE_EVENT  # only the first card is the root
-                body, used_fallback = self._post_root(case, event, link, channel, kind)
-                if thread is None:
-                    thread = {"channel": body["channel"], "ts": body["ts"], "integration": self.deliverer.integration.id,
-                              "case": case_name(case)}  # fmt: skip
-                    self.state.save_thread(key, self.connector.id, thread)
-                    return NotifyResult(case_name(case), self.connector.id, body["channel"], body["ts"], body["ts"],
-                                        "root", mode.value, False, used_fallback)  # fmt: skip
-                posted_ts, action = body["ts"], "new-message"
-                posted_channel = body["channel"]
+                channel = resolve_channel(
+                    self.connector, EntityType.CASES, template_context(case, event)
+                ).channel
+                self.threads.mark_pending(key, connector, [channel, self.connector.fallback_channel])
+                body, used_fallback = self._post_root(case, event, link, channel, ROOT_EVENT)
+                thread = CaseThread(key, connector, body["channel"], body["ts"], self.deliverer.integration.id,
+                                    case_name(case))  # fmt: skip
+                self.threads.map(thread)
+                return NotifyResult(case_name(case), connector, thread.channel, thread.ts, thread.ts, "root",
+                                    mode.value, False, used_fallback)  # fmt: skip
+            if mode is ReplyMode.NEW_MESSAGE:  # only the first card is the root
+                body, _ = self._post_root(case, event, link, thread.channel, UPDATE_EVENT)
+                posted_channel, posted_ts, action = body["channel"], body["ts"], "new-message"
             else:
                 text, blocks = case_update_message(case, event)
                 body = self.deliverer.post(
-                    thread["channel"], text, blocks, thread_ts=thread["ts"],
+                    thread.channel, text, blocks, thread_ts=thread.ts,
                     reply_broadcast=mode is ReplyMode.THREAD_BROADCAST or None,
                     metadata=self._metadata(UPDATE_EVENT, key, event),
                 )  # fmt: skip
-                posted_ts, action, posted_channel = body["ts"], "reply", thread["channel"]
+                posted_channel, posted_ts, action = thread.channel, body["ts"], "reply"
             root_updated = self._refresh_root(case, thread, link)
-            self.state.save_thread(key, self.connector.id, thread)
-            return NotifyResult(case_name(case), self.connector.id, posted_channel, posted_ts, thread["ts"], action,
+            self.threads.map(replace(thread, case_name=case_name(case)))  # and when it was last notified
+            return NotifyResult(case_name(case), connector, posted_channel, posted_ts, thread.ts, action,
                                 mode.value, root_updated, recovered_root=recovered)  # fmt: skip
 
     def _metadata(self, event_type: str, key: str, event: CaseEvent) -> dict[str, Any]:
@@ -213,7 +122,7 @@ class CaseNotifier:
                 raise
             return self.deliverer.post(self.connector.fallback_channel, text, blocks, metadata=metadata), True
 
-    def _refresh_root(self, case: dict[str, Any], thread: dict[str, Any], link: str | None) -> bool:
+    def _refresh_root(self, case: dict[str, Any], thread: CaseThread, link: str | None) -> bool:
         """Edit the root in place so it always shows the Case's current status and priority."""
         from cxslack.slack.client import SlackError
 
@@ -222,14 +131,14 @@ class CaseNotifier:
         if access is None:
             return False
         try:
-            access.call("chat.update", channel=thread["channel"], ts=thread["ts"], text=text, blocks=blocks)
+            access.call("chat.update", channel=thread.channel, ts=thread.ts, text=text, blocks=blocks)
         except SlackError as exc:
             if exc.code in {"message_not_found", "cant_update_message"}:
                 return False
             raise
         return True
 
-    def _find_root(self, key: str, channels: list[str]) -> dict[str, Any] | None:
+    def _find_root(self, key: str, channels: list[str]) -> CaseThread | None:
         """A root posted just before a crash, found by its metadata in the channel's history."""
         from cxslack.slack.client import SlackError
 
@@ -254,9 +163,6 @@ class CaseNotifier:
                     and payload.get("case_id") == key
                     and payload.get("connector") == self.connector.id
                 ):
-                    return {
-                        "channel": channel_id,
-                        "ts": message["ts"],
-                        "integration": self.deliverer.integration.id,
-                    }
+                    return CaseThread(key, self.connector.id, channel_id, message["ts"],
+                                      self.deliverer.integration.id)  # fmt: skip
         return None

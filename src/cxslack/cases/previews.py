@@ -8,16 +8,17 @@ chat.unfurl again for the same message replaces the preview).
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 from cxslack.cases.model import case_key
 from cxslack.model import Integration, Status
 from cxslack.slack.messages import case_preview
-from cxslack.store import atomic_write, ensure_private_dir
+from cxslack.state import open_state
+from cxslack.state.interface import PreviewBook
+from cxslack.state.records import PreviewPlace
 
 # The deep-link form the Cases API returns (…/#/cases/<uuid>) and the team-URL forms people
 # paste (https://<team>.app.coralogix.com/#/cases/CASE-123, with or without the '#/').
@@ -61,35 +62,6 @@ def previews_enabled(integration: Integration) -> bool:
     )
 
 
-class PreviewBook:
-    """state/cases/previews.json: case key → where its previews live and what they last showed."""
-
-    def __init__(self, state_dir: Path):
-        self.dir = state_dir / "cases"
-        self.path = self.dir / "previews.json"
-
-    def load(self) -> dict[str, list[dict[str, Any]]]:
-        try:
-            doc = json.loads(self.path.read_text("utf-8"))
-        except (FileNotFoundError, ValueError):
-            return {}
-        return doc if isinstance(doc, dict) else {}
-
-    def save(self, doc: dict[str, list[dict[str, Any]]]) -> None:
-        ensure_private_dir(self.dir)
-        atomic_write(self.path, json.dumps(doc, indent=1, sort_keys=True).encode())
-
-    def remember(self, key: str, place: dict[str, Any]) -> None:
-        doc = self.load()
-        places = [
-            p
-            for p in doc.get(key, [])
-            if (p["channel"], p["ts"], p["url"]) != (place["channel"], place["ts"], place["url"])
-        ]
-        doc[key] = [*places, place]
-        self.save(doc)
-
-
 def unfurl_shared_links(
     access: Any, coralogix: Any, book: PreviewBook, integration: Integration, event: dict[str, Any]
 ) -> list[str]:
@@ -108,14 +80,20 @@ def unfurl_shared_links(
     if not unfurls:
         return []
     channel, ts = str(event.get("channel")), str(event.get("message_ts"))
-    target: dict[str, Any] = {"channel": channel, "ts": ts}
-    if event.get("unfurl_id"):
-        target = {"unfurl_id": event["unfurl_id"], "source": event.get("source") or "conversations_history"}
-    access.call("chat.unfurl", unfurls=unfurls, **target)
-    for url, key, case in shown:
-        book.remember(key, {**target, "channel": channel, "ts": ts, "url": url, "integration": integration.id,
-                            "status": case.get("status"), "priority": case.get("priority")})  # fmt: skip
+    unfurl_id = str(event["unfurl_id"]) if event.get("unfurl_id") else None
+    places = [
+        PreviewPlace(channel, ts, url, integration.id, _text(case.get("status")), _text(case.get("priority")),
+                     unfurl_id, str(event.get("source") or "conversations_history") if unfurl_id else None)
+        for url, _, case in shown
+    ]  # fmt: skip
+    access.call("chat.unfurl", unfurls=unfurls, **places[0].target())
+    for place, (_, key, _) in zip(places, shown, strict=True):
+        book.remember(key, place)
     return [key for _, key, _ in shown]
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value else None
 
 
 def refresh_previews(registry: Any, case: dict[str, Any]) -> int:
@@ -123,34 +101,24 @@ def refresh_previews(registry: Any, case: dict[str, Any]) -> int:
     from cxslack.oauth.flow import bot_access
     from cxslack.slack.client import SlackError
 
-    book = PreviewBook(registry.store.ensure_state_dir())
-    doc = book.load()
-    places = doc.get(case_key(case), [])
-    stale = [
-        p
-        for p in places
-        if (p.get("status"), p.get("priority")) != (case.get("status"), case.get("priority"))
-    ]
+    book = open_state(registry.store).previews
+    key = case_key(case)
+    now_showing = (_text(case.get("status")), _text(case.get("priority")))
+    stale = [p for p in book.of_case(key) if (p.status, p.priority) != now_showing]
     if not stale:
         return 0
     integrations = registry.view().integrations
     refreshed = 0
     for place in stale:
-        integration = integrations.get(place.get("integration"))
+        integration = integrations.get(place.integration)
         if integration is None or not previews_enabled(integration):
             continue
-        target = (
-            {"unfurl_id": place["unfurl_id"], "source": place["source"]}
-            if place.get("unfurl_id")
-            else {"channel": place["channel"], "ts": place["ts"]}
-        )
         try:
             bot_access(registry, integration).call(
-                "chat.unfurl", unfurls={place["url"]: case_preview(case, place["url"])}, **target
+                "chat.unfurl", unfurls={place.url: case_preview(case, place.url)}, **place.target()
             )
         except SlackError:
             continue  # the message may be gone; the next notify tries again
-        place.update(status=case.get("status"), priority=case.get("priority"))
+        book.shown(key, replace(place, status=now_showing[0], priority=now_showing[1]))
         refreshed += 1
-    book.save(doc)
     return refreshed

@@ -10,69 +10,17 @@ keeps their display name and gets no email, so nobody can pose as a member.
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cxslack.cases.model import ROOT_EVENT, UPDATE_EVENT
-from cxslack.cases.notify import CaseState
 from cxslack.model import Integration, Status
 from cxslack.registry import Registry
-from cxslack.store import atomic_write, ensure_private_dir
+from cxslack.state import open_state
+from cxslack.state.interface import ReplyClaim
+from cxslack.state.records import CaseThread, SyncedReply
 
 CXSLACK_EVENTS = {ROOT_EVENT, UPDATE_EVENT, "cxslack_migration_test"}
-
-
-class SyncLedger:
-    """state/sync/ledger.json: (channel, ts) → what the reply became, plus poll checkpoints."""
-
-    def __init__(self, state_dir: Path):
-        self.dir = state_dir / "sync"
-        self.path = self.dir / "ledger.json"
-
-    def load(self) -> dict[str, Any]:
-        try:
-            doc = json.loads(self.path.read_text("utf-8"))
-        except (FileNotFoundError, ValueError):
-            doc = {}
-        doc.setdefault("messages", {})
-        doc.setdefault("checkpoints", {})
-        return doc
-
-    def save(self, doc: dict[str, Any]) -> None:
-        ensure_private_dir(self.dir)
-        atomic_write(self.path, json.dumps(doc, sort_keys=True).encode())
-
-    def seen(self, channel: str, ts: str) -> dict[str, Any] | None:
-        entry = self.load()["messages"].get(f"{channel}|{ts}")
-        return entry if isinstance(entry, dict) else None
-
-    def record(self, channel: str, ts: str, entry: dict[str, Any]) -> None:
-        doc = self.load()
-        doc["messages"][f"{channel}|{ts}"] = {
-            **doc["messages"].get(f"{channel}|{ts}", {}),
-            **entry,
-            "at": time.time(),
-        }
-        self.save(doc)
-
-    def checkpoint(self, thread_key: str) -> str | None:
-        value = self.load()["checkpoints"].get(thread_key)
-        return str(value) if value else None
-
-    def polled(self) -> None:
-        """Remember when `cxslack sync` last ran (doctor asks whether anything reads the threads)."""
-        doc = self.load()
-        doc["last_poll"] = time.time()
-        self.save(doc)
-
-    def advance(self, thread_key: str, ts: str) -> None:
-        doc = self.load()
-        if float(ts) > float(doc["checkpoints"].get(thread_key, 0) or 0):
-            doc["checkpoints"][thread_key] = ts
-            self.save(doc)
 
 
 @dataclass
@@ -98,9 +46,8 @@ class ReplySync:
         self.integration = integration
         self.access = access
         self.coralogix = coralogix
-        state_dir = registry.store.ensure_state_dir()
-        self.cases = CaseState(state_dir)
-        self.ledger = SyncLedger(state_dir)
+        state = open_state(registry.store)
+        self.threads, self.settings, self.ledger = state.threads, state.settings, state.ledger
         self._authors: dict[str, Author] = {}
         self._workspace_url: str | None = None
 
@@ -112,16 +59,9 @@ class ReplySync:
             and integration.status is Status.ACTIVE
         )
 
-    def tracked_thread(self, channel: str, thread_ts: str) -> tuple[str, dict[str, Any]] | None:
-        """(case id, thread record) when (channel, thread_ts) is a Case root cxslack posted."""
-        for key, record in self.cases.all_threads().items():
-            if (
-                record.get("channel") == channel
-                and record.get("ts") == thread_ts
-                and not record.get("pending")
-            ):
-                return key.split("|", 1)[0], record
-        return None
+    def tracked_thread(self, channel: str, thread_ts: str) -> CaseThread | None:
+        """The Case thread when (channel, thread_ts) is a Case root cxslack posted."""
+        return self.threads.at(channel, thread_ts)
 
     def _skip(self, message: dict[str, Any]) -> str | None:
         meta = message.get("metadata") or {}
@@ -144,73 +84,78 @@ class ReplySync:
         return self.sync_reply(str(event.get("channel")), event)
 
     def sync_reply(self, channel: str, message: dict[str, Any]) -> SyncResult:
+        thread, skipped = self._case_thread_of(channel, message)
+        if thread is None:
+            return skipped
+        with self.ledger.claim(channel, str(message.get("ts"))) as claim:
+            return self._comment(claim, thread, channel, message)
+
+    def _case_thread_of(self, channel: str, message: dict[str, Any]) -> tuple[CaseThread | None, SyncResult]:
+        """The Case thread a human reply belongs to, or why the message is not synced."""
         thread_ts, ts = message.get("thread_ts"), str(message.get("ts"))
         if not thread_ts or thread_ts == ts:
-            return SyncResult("skipped", "not a thread reply")
+            return None, SyncResult("skipped", "not a thread reply")
         reason = self._skip(message)
         if reason:
-            return SyncResult("skipped", reason)
-        tracked = self.tracked_thread(channel, str(thread_ts))
-        if tracked is None:
-            return SyncResult("skipped", "not a Case notification thread")
-        case_id, record = tracked
-        if self._muted(case_id, record.get("case")):
-            return SyncResult("skipped", "sync is muted for this Case", case_id)
-        if self.ledger.seen(channel, ts):
-            return SyncResult("skipped", "already synced", case_id)
+            return None, SyncResult("skipped", reason)
+        thread = self.tracked_thread(channel, str(thread_ts))
+        if thread is None:
+            return None, SyncResult("skipped", "not a Case notification thread")
+        if self._muted(thread.case_id, thread.case_name):
+            return None, SyncResult("skipped", "sync is muted for this Case", thread.case_id)
+        return thread, SyncResult("comment", case=thread.case_id)
+
+    def _comment(
+        self, claim: ReplyClaim, thread: CaseThread, channel: str, message: dict[str, Any]
+    ) -> SyncResult:
+        """Post the reply as a comment unless it was (checked under the claim: `listen` and any
+        number of `sync` runs never both post it)."""
+        if claim.synced is not None:
+            return SyncResult("skipped", "already synced", thread.case_id)
+        ts = str(message.get("ts"))
         author = self.author(str(message.get("user") or ""))
         text = self._comment_text(author, str(message.get("text") or ""), channel, ts, "replied in Slack")
-        comment = self.coralogix.add_comment(case_id, text)
-        self.ledger.record(
-            channel,
-            ts,
-            {
-                "case": case_id,
-                "readable": record.get("case"),
-                "comment": _event_id(comment),
-                "user": author.user_id,
-            },
-        )
-        return SyncResult("comment", case=case_id, comment=comment)
+        comment = self.coralogix.add_comment(thread.case_id, text)
+        claim.record(SyncedReply(thread.case_id, thread.case_name, _event_id(comment), author.user_id))
+        return SyncResult("comment", case=thread.case_id, comment=comment)
 
     def _edited(self, event: dict[str, Any]) -> SyncResult:
         channel, message = str(event.get("channel")), event.get("message") or {}
         ts = str(message.get("ts"))
-        synced = self.ledger.seen(channel, ts)
-        if not synced:
-            return self.sync_reply(channel, message)  # an edit of a reply we never saw: sync it now
-        if self._muted(synced["case"], synced.get("readable")) or synced.get("edited_text") == message.get(
-            "text"
-        ):
-            return SyncResult("skipped", "muted or unchanged", synced["case"])
-        author = self.author(str(message.get("user") or synced.get("user") or ""))
-        text = self._comment_text(
-            author, str(message.get("text") or ""), channel, ts, "edited their Slack reply"
-        )
-        comment = self.coralogix.add_comment(synced["case"], text)
-        self.ledger.record(
-            channel, ts, {"edited_text": message.get("text"), "edit_comment": _event_id(comment)}
-        )
-        return SyncResult("edit", case=synced["case"], comment=comment)
+        with self.ledger.claim(channel, ts) as claim:
+            synced = claim.synced
+            if synced is None:  # an edit of a reply we never saw: sync it now
+                thread, skipped = self._case_thread_of(channel, message)
+                return skipped if thread is None else self._comment(claim, thread, channel, message)
+            if self._muted(synced.case, synced.readable) or synced.edited_text == message.get("text"):
+                return SyncResult("skipped", "muted or unchanged", synced.case)
+            author = self.author(str(message.get("user") or synced.user or ""))
+            text = self._comment_text(
+                author, str(message.get("text") or ""), channel, ts, "edited their Slack reply"
+            )
+            comment = self.coralogix.add_comment(synced.case, text)
+            claim.record(replace(synced, edited_text=message.get("text"), edit_comment=_event_id(comment)))
+            return SyncResult("edit", case=synced.case, comment=comment)
 
     def _deleted(self, event: dict[str, Any]) -> SyncResult:
         channel = str(event.get("channel"))
         previous = event.get("previous_message") or {}
         ts = str(event.get("deleted_ts") or previous.get("ts"))
-        synced = self.ledger.seen(channel, ts)
-        if not synced or synced.get("deleted"):
-            return SyncResult("skipped", "not synced, or deletion already recorded")
-        author = self.author(str(previous.get("user") or synced.get("user") or ""))
-        link = self.permalink(channel, ts)
-        comment = self.coralogix.add_comment(
-            synced["case"], f"{author.name} deleted their Slack reply ({link})."
-        )
-        self.ledger.record(channel, ts, {"deleted": True, "delete_comment": _event_id(comment)})
-        return SyncResult("delete", case=synced["case"], comment=comment)
+        with self.ledger.claim(channel, ts) as claim:
+            synced = claim.synced
+            if synced is None or synced.deleted:
+                return SyncResult("skipped", "not synced, or deletion already recorded")
+            author = self.author(str(previous.get("user") or synced.user or ""))
+            link = self.permalink(channel, ts)
+            comment = self.coralogix.add_comment(
+                synced.case, f"{author.name} deleted their Slack reply ({link})."
+            )
+            claim.record(replace(synced, deleted=True, delete_comment=_event_id(comment)))
+            return SyncResult("delete", case=synced.case, comment=comment)
 
     def _muted(self, case_id: str, readable: str | None = None) -> bool:
         """Muted under either of the Case's ids (settings may be saved by readable id or UUID)."""
-        return bool(self.cases.settings({"id": case_id, "readableId": readable or case_id}).get("mute_sync"))
+        return bool(self.settings.get(readable or case_id, case_id).mute_sync)
 
     def author(self, user_id: str) -> Author:
         """Slack user → display name, and email only for members of the installed team."""
@@ -248,25 +193,24 @@ class ReplySync:
     def poll(self, case_filter: set[str] | None = None) -> list[SyncResult]:
         """conversations.replies for every tracked thread from its checkpoint on."""
         results: list[SyncResult] = []
-        for key, record in sorted(self.cases.all_threads().items()):
-            case_id = key.split("|", 1)[0]
-            if record.get("pending") or record.get("integration") != self.integration.id:
+        for thread in self.threads.all():
+            if thread.integration != self.integration.id:
                 continue
-            if case_filter and not ({case_id, str(record.get("case"))} & case_filter):
+            if case_filter and not ({thread.case_id, str(thread.case_name)} & case_filter):
                 continue
-            channel, root = str(record["channel"]), str(record["ts"])
-            thread_key = f"{channel}|{root}"
+            channel, root = thread.channel, thread.ts
+            cursor_key = f"{channel}|{root}"
             cursor = None
             while True:
                 body, _ = self.access.call(
-                    "conversations.replies", channel=channel, ts=root, oldest=self.ledger.checkpoint(thread_key) or root,
+                    "conversations.replies", channel=channel, ts=root, oldest=self.ledger.cursor(cursor_key) or root,
                     limit=200, cursor=cursor, include_all_metadata=True, http_verb="GET",
                 )  # fmt: skip
                 for message in body.get("messages", []):
                     if str(message.get("ts")) == root:
                         continue
                     results.append(self.sync_reply(channel, message))
-                    self.ledger.advance(thread_key, str(message["ts"]))
+                    self.ledger.advance(cursor_key, str(message["ts"]))
                 cursor = (body.get("response_metadata") or {}).get("next_cursor")
                 if not body.get("has_more") or not cursor:
                     break

@@ -163,7 +163,7 @@ def collect(
         checkpoint = (
             Checkpoint(None, sink.name)
             if no_checkpoint
-            else Checkpoint.for_integration(registry.store.paths.state_dir, found.id, sink.name)
+            else Checkpoint.for_integration(registry.store, found.id, sink.name)
         )
         where = "to Coralogix" if forward else f"to {'stdout' if to_stdout else output_file}"
         progress = TerminalProgress(found.name, "forwarding" if forward else "writing")

@@ -60,6 +60,9 @@ class CxGroup(TyperGroup):
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:  # fmt: skip
         argv = list(sys.argv[1:] if args is None else args)
+        from cxslack import notices
+
+        notices.listen(render.warn)  # domain code's warnings, on stderr
         try:
             rv = super().main(argv, prog_name or "cxslack", complete_var, False, windows_expand_args, **extra)
             code = rv if isinstance(rv, int) else 0
@@ -77,20 +80,35 @@ class CxGroup(TyperGroup):
             code = EXIT_INTERRUPTED
         except BrokenPipeError:
             code = EXIT_FAILED
+        except OSError as exc:
+            code = report(_os_error(exc), argv)
         except Exception as exc:  # a bug, not a user mistake: short message, traceback on request
-            if os.environ.get("CXSLACK_DEBUG"):
-                import traceback
-
-                render.say(redact("".join(traceback.format_exception(exc))))
-            code = report(
-                CxError(
-                    "internal_error",
-                    f"unexpected {type(exc).__name__}: {exc}",
-                    "This is a bug in cxslack; rerun with CXSLACK_DEBUG=1 for details and report it.",
-                ),
-                argv,
-            )
+            code = report(_bug(exc), argv)
         sys.exit(code)
+
+
+def _os_error(exc: OSError) -> CxError:
+    """A full disk, a permission problem, a read-only file system: the user's to fix, not a bug.
+    (The state primitives raise these as StorageErrors already; this catches any other write.)"""
+    from pathlib import Path
+
+    from cxslack.state.files import USER_ERRNOS, storage_error
+
+    if exc.errno in USER_ERRNOS:
+        return storage_error(exc, Path(exc.filename) if exc.filename else Path("a file"))
+    return _bug(exc)
+
+
+def _bug(exc: BaseException) -> CxError:
+    if os.environ.get("CXSLACK_DEBUG"):
+        import traceback
+
+        render.say(redact("".join(traceback.format_exception(exc))))
+    return CxError(
+        "internal_error",
+        f"unexpected {type(exc).__name__}: {exc}",
+        "This is a bug in cxslack; rerun with CXSLACK_DEBUG=1 for details and report it.",
+    )
 
 
 def wants_json(argv: Sequence[str]) -> bool:

@@ -30,14 +30,16 @@ def coralogix() -> Any:
 def show(case_id: CaseArg, output: OutputOpt = OutputFormat.TABLE) -> None:
     """Show a Case: status, priority, assignee, labels and its Coralogix link."""
     from cxslack.cases.model import case_key, case_labels, priority_label, status_label
-    from cxslack.cases.notify import CaseState
+    from cxslack.state import open_state
     from cxslack.store import Store
 
     out = Output(output)
     with coralogix() as client:
         case = client.get_case(case_id)
         link = client.case_deep_link(case_key(case))
-    threads = CaseState(Store().ensure_state_dir()).threads_of(case_key(case))
+    threads = [
+        {"connector": t.connector, **t.to_json()} for t in open_state(Store()).threads.of_case(case_key(case))
+    ]
     doc = {"case": case, "link": link, "slack_threads": threads}
     labels = ", ".join(f"{k}={'/'.join(v)}" for k, v in case_labels(case).items()) or "-"
     out.emit(
@@ -193,28 +195,25 @@ def settings(
 ) -> None:
     """Show or change a Case's Slack settings: reply mode for updates, and two-way sync mute."""
     from cxslack.cases.model import ReplyMode
-    from cxslack.cases.notify import CaseState
     from cxslack.coralogix.client import check_case_id
+    from cxslack.state import open_state
+    from cxslack.state.records import CaseSettings
     from cxslack.store import Store
 
     out = Output(output)
     ref = check_case_id(case_id)
-    state = CaseState(Store().ensure_state_dir())
-    changes: dict[str, Any] = {}
+    book = open_state(Store()).settings
+    mode = None
     if reply_mode is not None:
         try:
-            changes["reply_mode"] = ReplyMode(reply_mode).value
+            mode = ReplyMode(reply_mode).value
         except ValueError:
             raise UsageError("invalid_reply_mode", f"unknown reply mode {reply_mode!r}",
                              "Use one of: new-message, thread, thread-broadcast.") from None  # fmt: skip
-    if mute_sync is not None:
-        changes["mute_sync"] = mute_sync
-    current = state.save_settings(ref, changes) if changes else state.settings({"readableId": ref, "id": ref})
-    doc = {
-        "case": ref,
-        "reply_mode": current.get("reply_mode"),
-        "mute_sync": bool(current.get("mute_sync", False)),
-    }
+    changes = CaseSettings(mode, mute_sync)
+    changed = changes != CaseSettings()
+    current = book.update(ref, changes) if changed else book.get(ref)
+    doc = {"case": ref, "reply_mode": current.reply_mode, "mute_sync": bool(current.mute_sync)}
     out.emit(
         doc,
         lambda: out.fields(
@@ -230,5 +229,5 @@ def settings(
             ]
         ),
     )
-    if changes:
+    if changed:
         out.success(f"Saved Slack settings for {ref}.")

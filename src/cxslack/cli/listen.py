@@ -63,7 +63,7 @@ def listen(
     """
     from cxslack.listen import Listener
     from cxslack.slack.client import api_url
-    from cxslack.store import Paths
+    from cxslack.state import open_state
 
     if socket_mode and (http is not None or signing_secret_stdin):
         raise UsageError(
@@ -78,9 +78,10 @@ def listen(
     from cxslack.events import make_handler  # the event handlers load only when something listens
     from cxslack.registry import Registry
 
+    registry = Registry()
     listener = Listener(
-        make_handler(Registry()),
-        Paths.from_env().state_dir / "events",
+        make_handler(registry),
+        open_state(registry.store).open_inbox(),
         signing_secret=signing_secret,
         app_token=app_token,
         api_url=api_url(),

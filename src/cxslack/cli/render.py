@@ -128,6 +128,10 @@ def say(message: str) -> None:
     print(redact(message), file=sys.stderr)
 
 
+def warn(message: str) -> None:
+    say(f"{paint('Warning:', 'yellow', sys.stderr)} {message}")
+
+
 def write_json(doc: Any) -> None:
     """Indented on a terminal; one compact line when piped (json's C encoder: large lists stay fast)."""
     indent = 2 if sys.stdout.isatty() else None

@@ -122,20 +122,14 @@ def _receiving(ctx: Context, integration: Integration, subject: Any, symptom: Sy
     event it finished) or a scheduled `cxslack sync` (its ledger holds per-thread checkpoints)."""
     import time
 
-    from cxslack.cases.notify import CaseState
-    from cxslack.cases.twoway import SyncLedger
+    from cxslack.state import open_state
 
-    state = ctx.registry.store.paths.state_dir
-    threads = [
-        t
-        for t in CaseState(state).all_threads().values()
-        if t.get("integration") == integration.id and not t.get("pending")
-    ]
+    state = open_state(ctx.registry.store)
+    threads = [t for t in state.threads.all() if t.integration == integration.id]
     if not threads:
         return subject.check("timeline.listener", symptom, CheckStatus.OK, "no Case threads tracked yet")
-    done_log = state / "events" / "done.log"
-    heard = done_log.stat().st_mtime if done_log.exists() else None
-    polled = SyncLedger(state).load().get("last_poll")
+    heard = state.last_event_handled_at()
+    polled = state.ledger.last_poll()
     if heard is None and not polled:
         return subject.check(
             "timeline.listener", symptom, CheckStatus.WARN,

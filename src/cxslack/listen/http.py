@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from slack_sdk.signature import SignatureVerifier
 
-from cxslack.listen.inbox import Inbox, InvalidEnvelope
+from cxslack.state.interface import EventInbox, InvalidEnvelope
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
@@ -33,7 +33,12 @@ class EventsServer(ThreadingHTTPServer):
     request_queue_size = 128  # Slack can open many connections at once after an outage
 
     def __init__(
-        self, host: str, port: int, signing_secret: str, inbox: Inbox, health: Callable[[], dict[str, Any]]
+        self,
+        host: str,
+        port: int,
+        signing_secret: str,
+        inbox: EventInbox,
+        health: Callable[[], dict[str, Any]],
     ):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.verifier = SignatureVerifier(signing_secret)

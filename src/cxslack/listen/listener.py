@@ -1,6 +1,6 @@
 """Listener: the inbox, its worker and one transport, started and stopped together.
 
-    with Listener(handler, state_dir / "events", signing_secret=secret) as listener:
+    with Listener(handler, open_state(store).open_inbox(), signing_secret=secret) as listener:
         port = listener.serve_http("127.0.0.1", 0)
         ...                          # events posted to http://127.0.0.1:{port}/slack/events
         listener.drain(timeout=5)    # wait until every accepted event is processed
@@ -11,43 +11,40 @@ finishes, the rest stay on disk and are processed first on the next start.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from cxslack.listen.http import EventsServer
-from cxslack.listen.inbox import Inbox
 from cxslack.listen.socket_mode import SocketModeTransport
 from cxslack.listen.worker import EventHandler, Log, Worker
-from cxslack.redact import redact
+from cxslack.state.interface import EventInbox
 
 
-def _stderr(line: str) -> None:
-    print(redact(line), file=sys.stderr, flush=True)
+def _quiet(line: str) -> None:
+    """No log unless the caller wants one: `cxslack listen` passes its renderer's."""
 
 
 class Listener:
     def __init__(
         self,
         handler: EventHandler,
-        inbox_dir: Path,
+        inbox: EventInbox,
         *,
         signing_secret: str | None = None,
         app_token: str | None = None,
         api_url: str = "https://slack.com/api/",
         once: bool = False,
-        log: Log = _stderr,
+        log: Log = _quiet,
         backoff: float = 0.5,
         backoff_cap: float = 5.0,
     ):
         self.signing_secret, self.app_token, self.api_url = signing_secret, app_token, api_url
         self.once = once
         self.log = log
-        self.inbox = Inbox(inbox_dir)
+        self.inbox = inbox
         self.worker = Worker(
             self.inbox, handler, log, backoff=backoff, backoff_cap=backoff_cap, on_finished=self._finished
         )

@@ -17,8 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cxslack.errors import AuthError, CxError
-from cxslack.listen.inbox import Inbox, InvalidEnvelope
 from cxslack.redact import redact
+from cxslack.state.interface import EventInbox, InvalidEnvelope
 
 # What apps.connections.open answers when the token is not a working app-level token.
 _TOKEN_ERRORS = frozenset({"invalid_auth", "not_authed", "not_allowed_token_type", "token_revoked"})
@@ -36,7 +36,7 @@ class _LogLines(logging.Handler):
 
 
 class SocketModeTransport:
-    def __init__(self, app_token: str, api_url: str, inbox: Inbox, log: Callable[[str], None]):
+    def __init__(self, app_token: str, api_url: str, inbox: EventInbox, log: Callable[[str], None]):
         from slack_sdk.socket_mode.builtin import SocketModeClient
         from slack_sdk.web import WebClient
 

@@ -17,8 +17,8 @@ from typing import Any
 
 # The handlers' "not now" (a Slack or Coralogix outage): the one class both sides agree on.
 from cxslack.events import RetryableError
-from cxslack.listen.inbox import Inbox, Outcome, Pending
 from cxslack.redact import redact
+from cxslack.state.interface import EventInbox, InboxItem, Outcome
 
 EventHandler = Callable[[dict[str, Any]], None]
 Log = Callable[[str], None]
@@ -27,7 +27,7 @@ Log = Callable[[str], None]
 class Worker:
     def __init__(
         self,
-        inbox: Inbox,
+        inbox: EventInbox,
         handler: EventHandler,
         log: Log,
         *,
@@ -61,7 +61,7 @@ class Worker:
             if item is not None and not self._stopping.is_set():
                 self._process(item)
 
-    def _process(self, item: Pending) -> None:
+    def _process(self, item: InboxItem) -> None:
         try:
             envelope = item.envelope()
         except (OSError, ValueError) as exc:
@@ -87,7 +87,7 @@ class Worker:
             self._finish(item, envelope, Outcome.HANDLED, f"{(time.monotonic() - started) * 1000:.0f} ms")
             return
 
-    def _finish(self, item: Pending, envelope: dict[str, Any], outcome: Outcome, detail: str) -> None:
+    def _finish(self, item: InboxItem, envelope: dict[str, Any], outcome: Outcome, detail: str) -> None:
         self.failed_attempts = 0
         self.inbox.finish(item, outcome, redact(detail) if outcome is Outcome.DEAD_LETTER else "")
         self._line(envelope, str(outcome), detail, item.event_id)

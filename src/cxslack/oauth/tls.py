@@ -7,17 +7,14 @@ trusted); `--tls-cert/--tls-key` can point at a locally trusted one instead (mkc
 
 from __future__ import annotations
 
-import fcntl
-import os
 import ssl
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cxslack.errors import CxError
-from cxslack.store import atomic_write, ensure_private_dir
+from cxslack.state.files import atomic_write
+from cxslack.state.lock import locked
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -36,15 +33,14 @@ _TLS_HINT = (
 def ensure_loopback_certificate(state_dir: Path) -> tuple[Path, Path]:
     """(certificate, key) under `state_dir/tls/`, made once and renewed when it nears expiry."""
     tls_dir = state_dir / "tls"
-    ensure_private_dir(tls_dir)
     cert_path, key_path = tls_dir / CERT_FILE, tls_dir / KEY_FILE
     # Two cxslack processes starting at once must not end up with one's key and the other's cert.
-    with _exclusive(tls_dir / ".lock"):
+    with locked(tls_dir / ".lock"):  # creates tls/ 0700
         if not _reusable(cert_path, key_path):
             cert_pem, key_pem = _self_signed_localhost()
             # mkstemp makes the temp file 0600 before any byte is written: the key is never wider.
-            atomic_write(key_path, key_pem, mode=0o600)
-            atomic_write(cert_path, cert_pem, mode=0o644)
+            atomic_write(key_path, key_pem, mode=0o600, sweep=True)
+            atomic_write(cert_path, cert_pem, mode=0o644, sweep=True)
     return cert_path, key_path
 
 
@@ -147,13 +143,3 @@ def _self_signed_localhost() -> tuple[bytes, bytes]:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     return certificate.public_bytes(serialization.Encoding.PEM), key_pem
-
-
-@contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock

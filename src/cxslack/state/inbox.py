@@ -17,42 +17,29 @@ for idempotent handlers anyway).
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import re
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from cxslack.errors import CxError
-from cxslack.store import atomic_write, ensure_private_dir
+from cxslack.state.files import AppendLog, atomic_write, ensure_private_dir
+from cxslack.state.interface import Accepted, InboxItem, InvalidEnvelope, Outcome
+from cxslack.state.lock import FileLock, LockBusy
+from cxslack.state.records import FinishedEvent
+
+__all__ = ["Accepted", "Inbox", "InvalidEnvelope", "Outcome", "Pending"]
 
 KEEP_DONE = 50_000
 KEEP_DONE_SECONDS = 7 * 86400
 # Slack's ids look like Ev0123ABCD; anything else must not reach a file name.
 _EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _NAME = re.compile(r"(\d+)-([A-Za-z0-9_-]+)\.json")
-
-
-class Accepted(StrEnum):
-    STORED = "stored"
-    DUPLICATE = "duplicate"
-
-
-class Outcome(StrEnum):
-    HANDLED = "handled"
-    DEAD_LETTER = "dead-letter"
-
-
-class InvalidEnvelope(ValueError):
-    """Not an event_callback envelope the inbox can keep (no or malformed event_id)."""
 
 
 @dataclass(frozen=True)
@@ -74,14 +61,14 @@ class Inbox:
         self._waiting_dir, self._dead_dir = root / "inbox", root / "dead"
         for directory in (root, self._waiting_dir, self._dead_dir):
             ensure_private_dir(directory)
-        self._lock_fd = _lock(root)
+        self._lock = _hold(root)
         self._keep, self._keep_seconds = keep, keep_seconds
         self._cond = threading.Condition()  # accepting, the queue, the dedupe record
         self._finishing = threading.Lock()  # the worker's writes to done.log and dead/
         self._closed = False
+        self._done_log = AppendLog(root / "done.log")
         self._done = self._load_done()
         self._done_lines = len(self._done)
-        self._done_log = open(root / "done.log", "ab")  # noqa: SIM115 (held open for appends until close)
         self._queue: deque[Pending] = deque()
         self._pending: dict[str, Pending] = {}
         self._next_seq = 1
@@ -93,16 +80,11 @@ class Inbox:
     def _load_done(self) -> OrderedDict[str, float]:
         done: OrderedDict[str, float] = OrderedDict()
         oldest = time.time() - self._keep_seconds
-        with suppress(FileNotFoundError), open(self.root / "done.log", "rb") as fh:
-            for line in fh:
-                parts = line.split()
-                try:  # a torn last line after a crash is skipped
-                    event_id, finished = parts[0].decode("ascii"), float(parts[1])
-                except (IndexError, ValueError):
-                    continue
-                if finished >= oldest:
-                    done[event_id] = finished
-                    done.move_to_end(event_id)
+        for line in self._done_log.lines():  # a torn last line after a crash is not among them
+            finished = FinishedEvent.from_line(line)
+            if finished is not None and finished.at >= oldest:
+                done[finished.event_id] = finished.at
+                done.move_to_end(finished.event_id)
         while len(done) > self._keep:
             done.popitem(last=False)
         return done
@@ -154,7 +136,7 @@ class Inbox:
             self._cond.wait_for(lambda: self._queue or self._closed or interrupted(), timeout)
             return self._queue[0] if self._queue and not self._closed else None
 
-    def finish(self, item: Pending, outcome: Outcome, error: str = "") -> None:
+    def finish(self, handed_out: InboxItem, outcome: Outcome, error: str = "") -> None:
         """Record the event as done (dead-lettered with `error`) and take it out of the inbox.
 
         Only the worker calls this. Its fsyncs happen outside the accept lock, so they never hold
@@ -163,12 +145,12 @@ class Inbox:
         with self._finishing:
             if self._closed:  # a handler that outlived stop(): the event runs again on the next start
                 return
+            with self._cond:
+                item = self._pending[handed_out.event_id]
             now = time.time()
             if outcome is Outcome.DEAD_LETTER:
                 self._dead_letter(item, error, now)
-            self._done_log.write(f"{item.event_id} {now:.3f} {outcome}\n".encode())
-            self._done_log.flush()
-            os.fsync(self._done_log.fileno())
+            self._done_log.append(FinishedEvent(item.event_id, now, str(outcome)).to_line())
             item.path.unlink(missing_ok=True)  # after the done record: a crash here cannot run it twice
             with self._cond:
                 self._done[item.event_id] = now
@@ -185,10 +167,9 @@ class Inbox:
                 self._cond.notify_all()
             self._done_lines += 1
             if self._done_lines > 2 * self._keep:  # the log only grows: rewrite it with what is kept
-                self._done_log.close()
-                lines = "".join(f"{eid} {at:.3f} done\n" for eid, at in self._done.items())
-                atomic_write(self.root / "done.log", lines.encode())
-                self._done_log = open(self.root / "done.log", "ab")  # noqa: SIM115
+                self._done_log.replace(
+                    FinishedEvent(eid, at, "done").to_line() for eid, at in self._done.items()
+                )
                 self._done_lines = len(self._done)
 
     def _dead_letter(self, item: Pending, error: str, now: float) -> None:
@@ -222,19 +203,17 @@ class Inbox:
             self._closed = True
             self._cond.notify_all()
         with self._finishing:
-            self._done_log.close()
-        os.close(self._lock_fd)  # releases the flock
+            self._lock.release()
 
 
-def _lock(root: Path) -> int:
-    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+def _hold(root: Path) -> FileLock:
+    lock = FileLock(root / ".lock")
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
+        lock.acquire(blocking=False)
+    except LockBusy:
         raise CxError(
             "listener_running",
             f"another cxslack listen is already using {root}",
             "Stop it first (one listener per state directory), or give this one its own CXSLACK_HOME.",
         ) from None
-    return fd
+    return lock

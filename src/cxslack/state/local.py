@@ -1,0 +1,294 @@
+"""The embedded implementation of `State`: files in the state dir.
+
+    cases/threads.json        (Case, connector) → root message, or a pending root     JsonDoc
+    cases/settings.json       Case id or readable id → settings                       JsonDoc
+    cases/previews.json       Case → where its previews live                          JsonDoc
+    cases/locks/<digest>.lock one notify per (Case, connector)
+    sync/ledger.json          (channel, ts) → comment; sync cursors; last poll        JsonDoc
+    sync/locks/<n>.lock       one sync per reply (64 stripes)
+    migrations/journal.ndjson the migration journal                                  AppendLog
+    migrations/migrate.lock   one migrate run at a time
+    access-logs/<integration>/<destination>.{json,journal,lock}   checkpoints
+    events/                   the listen inbox (see inbox.py)
+
+Every read-modify-write is a `JsonDoc.transaction` (lock, re-read, atomic write), so `listen`,
+`sync` and `cases notify` running at once lose no update.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from cxslack.errors import CxError
+from cxslack.state.docs import JsonDoc, read_json
+from cxslack.state.files import AppendLog, StateUnreadable, atomic_write, ensure_private_dir
+from cxslack.state.interface import EventInbox
+from cxslack.state.lock import locked
+from cxslack.state.records import (
+    CaseSettings,
+    CaseThread,
+    CheckpointSnapshot,
+    DeliveredBatch,
+    MigrationEvent,
+    PendingRoot,
+    PreviewPlace,
+    SyncedReply,
+    reply_key,
+    split_thread_key,
+    thread_key,
+)
+
+REPLY_LOCK_STRIPES = 64
+
+
+def _now() -> str:
+    from cxslack.model import utc_now
+
+    return utc_now()
+
+
+def _digest(text: str, length: int = 24) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+class FileCaseThreads:
+    def __init__(self, directory: Path):
+        self.dir = directory
+        self.doc = JsonDoc(directory / "threads.json", indent=1)
+
+    @contextmanager
+    def turn(self, case_id: str, connector: str) -> Iterator[None]:
+        with locked(self.dir / "locks" / f"{_digest(thread_key(case_id, connector))}.lock"):
+            yield
+
+    def get(self, case_id: str, connector: str) -> CaseThread | PendingRoot | None:
+        body = self.doc.read().get(thread_key(case_id, connector))
+        if not isinstance(body, dict):
+            return None
+        return PendingRoot.from_json(case_id, connector, body) or CaseThread.from_json(
+            case_id, connector, body
+        )
+
+    def mark_pending(self, case_id: str, connector: str, channels: list[str]) -> None:
+        pending = PendingRoot(case_id, connector, tuple(channels), _now())
+        with self.doc.transaction() as doc:
+            doc[thread_key(case_id, connector)] = pending.to_json()
+
+    def map(self, thread: CaseThread) -> None:
+        with self.doc.transaction() as doc:
+            doc[thread_key(thread.case_id, thread.connector)] = replace(thread, updated=_now()).to_json()
+
+    def all(self) -> list[CaseThread]:
+        threads = []
+        for key, body in sorted(self.doc.read().items()):
+            if isinstance(body, dict):
+                thread = CaseThread.from_json(*split_thread_key(key), body)
+                if thread is not None:
+                    threads.append(thread)
+        return threads
+
+    def of_case(self, case_id: str) -> list[CaseThread]:
+        return [t for t in self.all() if t.case_id == case_id]
+
+    def at(self, channel: str, ts: str) -> CaseThread | None:
+        return next((t for t in self.all() if t.channel == channel and t.ts == ts), None)
+
+
+class FileCaseSettings:
+    def __init__(self, directory: Path):
+        self.doc = JsonDoc(directory / "settings.json", indent=1)
+
+    def get(self, *refs: str | None) -> CaseSettings:
+        doc = self.doc.read()
+        merged = CaseSettings()
+        for ref in refs:
+            if ref:
+                merged = CaseSettings.from_json(doc.get(str(ref))).over(merged)
+        return merged
+
+    def update(self, ref: str, changes: CaseSettings) -> CaseSettings:
+        with self.doc.transaction() as doc:
+            current = changes.over(CaseSettings.from_json(doc.get(ref)))
+            doc[ref] = current.to_json()
+        return current
+
+
+class _FileReplyClaim:
+    def __init__(self, ledger: FileSyncLedger, channel: str, ts: str):
+        self._ledger, self._channel, self._ts = ledger, channel, ts
+        self._synced = ledger.get(channel, ts)
+
+    @property
+    def synced(self) -> SyncedReply | None:
+        return self._synced
+
+    def record(self, reply: SyncedReply) -> None:
+        reply = replace(reply, at=time.time())
+        with self._ledger.doc.transaction() as doc:
+            messages = doc.setdefault("messages", {})
+            messages[reply_key(self._channel, self._ts)] = reply.to_json()
+        self._synced = reply
+
+
+class FileSyncLedger:
+    def __init__(self, directory: Path):
+        self.dir = directory
+        self.doc = JsonDoc(directory / "ledger.json")
+
+    @contextmanager
+    def claim(self, channel: str, ts: str) -> Iterator[_FileReplyClaim]:
+        # Striped: a lock file per message would grow without end; 64 stripes rarely collide,
+        # and a collision only makes two different replies take turns.
+        stripe = int(_digest(reply_key(channel, ts), 8), 16) % REPLY_LOCK_STRIPES
+        with locked(self.dir / "locks" / f"reply-{stripe:02d}.lock"):
+            yield _FileReplyClaim(self, channel, ts)
+
+    def get(self, channel: str, ts: str) -> SyncedReply | None:
+        messages = self.doc.read().get("messages")
+        return (
+            SyncedReply.from_json(messages.get(reply_key(channel, ts)))
+            if isinstance(messages, dict)
+            else None
+        )
+
+    def cursor(self, thread: str) -> str | None:
+        cursors = self.doc.read().get("checkpoints")
+        value = cursors.get(thread) if isinstance(cursors, dict) else None
+        return str(value) if value else None
+
+    def advance(self, thread: str, ts: str) -> None:
+        with self.doc.transaction() as doc:
+            cursors = doc.setdefault("checkpoints", {})
+            if float(ts) > float(cursors.get(thread, 0) or 0):
+                cursors[thread] = ts
+
+    def polled(self) -> None:
+        with self.doc.transaction() as doc:
+            doc["last_poll"] = time.time()
+
+    def last_poll(self) -> float | None:
+        value = self.doc.read().get("last_poll")
+        return float(value) if isinstance(value, int | float) and value else None
+
+
+class FilePreviewBook:
+    def __init__(self, directory: Path):
+        self.doc = JsonDoc(directory / "previews.json", indent=1)
+
+    def _places(self, doc: dict[str, object], case_key: str) -> list[PreviewPlace]:
+        raw = doc.get(case_key)
+        places = (PreviewPlace.from_json(p) for p in raw) if isinstance(raw, list) else ()
+        return [p for p in places if p is not None]
+
+    def of_case(self, case_key: str) -> list[PreviewPlace]:
+        return self._places(self.doc.read(), case_key)
+
+    def remember(self, case_key: str, place: PreviewPlace) -> None:
+        with self.doc.transaction() as doc:
+            others = [p for p in self._places(doc, case_key) if p.key != place.key]
+            doc[case_key] = [p.to_json() for p in (*others, place)]
+
+    def shown(self, case_key: str, place: PreviewPlace) -> None:
+        with self.doc.transaction() as doc:
+            places = self._places(doc, case_key)
+            if any(p.key == place.key for p in places):  # not forgotten meanwhile
+                doc[case_key] = [(place if p.key == place.key else p).to_json() for p in places]
+
+
+class FileMigrationJournal:
+    def __init__(self, directory: Path):
+        self.dir = directory
+        self.log = AppendLog(directory / "journal.ndjson")
+
+    @contextmanager
+    def exclusive(self, on_wait: Callable[[], None]) -> Iterator[None]:
+        with locked(self.dir / "migrate.lock", on_wait):
+            yield
+
+    def append(self, event: MigrationEvent) -> None:
+        self.log.append_json(replace(event, at=time.time()).to_json())
+
+    def events(self) -> list[MigrationEvent]:
+        events = (MigrationEvent.from_json(doc) for doc in self.log.json_records())
+        return [e for e in events if e is not None]
+
+
+class FileCheckpoint:
+    """`<destination>.json` (the snapshot), `.journal` (batches since), `.lock`."""
+
+    def __init__(self, directory: Path, destination: str):
+        self.dir = directory
+        self.destination = destination
+        self.log = AppendLog(directory / f"{destination}.journal")
+
+    @property
+    def path(self) -> Path:
+        return self.dir / f"{self.destination}.json"
+
+    @contextmanager
+    def exclusive(self, on_wait: Callable[[], None]) -> Iterator[None]:
+        with locked(self.dir / f"{self.destination}.lock", on_wait):
+            yield
+
+    def load(self) -> tuple[CheckpointSnapshot, list[DeliveredBatch]]:
+        try:
+            doc = read_json(self.path)
+        except StateUnreadable as exc:
+            raise self._unreadable(exc.message.removeprefix(str(self.path)).lstrip(", :")) from None
+        snapshot = CheckpointSnapshot() if doc is None else CheckpointSnapshot.from_json(doc)
+        if snapshot is None:
+            raise self._unreadable("unexpected content")
+        batches = (DeliveredBatch.from_json(r) for r in self.log.json_records())
+        return snapshot, [b for b in batches if b is not None]
+
+    def append(self, batch: DeliveredBatch) -> None:
+        self.log.append_json(batch.to_json())
+
+    def has_batches(self) -> bool:
+        return self.log.exists()
+
+    def compact(self, snapshot: CheckpointSnapshot) -> None:
+        import json
+
+        ensure_private_dir(self.dir)
+        snapshot = replace(snapshot, updated_at=_now())
+        atomic_write(self.path, json.dumps(snapshot.to_json(), separators=(",", ":")).encode(), sweep=True)
+        self.log.remove()  # after the snapshot holds it all: replaying it again would change nothing
+
+    def _unreadable(self, why: str) -> CxError:
+        return CxError(
+            "checkpoint_unreadable",
+            f"the access-log checkpoint {self.path} cannot be read ({why})",
+            "Restore it, or move it aside to start over (entries already delivered would be delivered again).",
+        )
+
+
+class FileState:
+    """`State` on files under one state directory (created, 0700, as it is first written)."""
+
+    def __init__(self, state_dir: Path):
+        self.dir = state_dir
+        self.threads = FileCaseThreads(state_dir / "cases")
+        self.settings = FileCaseSettings(state_dir / "cases")
+        self.previews = FilePreviewBook(state_dir / "cases")
+        self.ledger = FileSyncLedger(state_dir / "sync")
+        self.migrations = FileMigrationJournal(state_dir / "migrations")
+
+    def checkpoint(self, integration_id: str, destination: str) -> FileCheckpoint:
+        return FileCheckpoint(self.dir / "access-logs" / integration_id, destination)
+
+    def open_inbox(self) -> EventInbox:
+        from cxslack.state.inbox import Inbox
+
+        return Inbox(self.dir / "events")
+
+    def last_event_handled_at(self) -> float | None:
+        try:
+            return (self.dir / "events" / "done.log").stat().st_mtime
+        except OSError:
+            return None
