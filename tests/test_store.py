@@ -79,6 +79,11 @@ def test_an_existing_home_keeps_its_mode_and_a_shared_one_is_warned_about(
     assert shared == bool(mode & 0o002), run.stderr
     if shared:
         assert str(cxslack_home) in run.stderr and "Warning:" in run.stderr
+    checks = cli("doctor", "--offline", "--symptom", "local", "-o", "json").json()["checks"]
+    home_check = next(c for c in checks if c["id"] == "local.config_dir_mode")
+    assert home_check["status"] == "warn"  # 0755: others can read it; 1777: others can write to it
+    assert ("writable by every user" in home_check["message"]) == shared
+    assert stat.S_IMODE(cxslack_home.stat().st_mode) == mode  # doctor only looks
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path) -> None:

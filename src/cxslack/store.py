@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cxslack.errors import ConfigError
-from cxslack.state.files import atomic_write, ensure_private_dir, storage_error
+from cxslack.state.files import atomic_write, ensure_private_dir, storage_error, sweep_temps
 from cxslack.state.lock import ReentrantLock
 
 SCHEMA_VERSION = 1
@@ -205,16 +205,20 @@ class Store:
 
         Holding the lock, it also removes temp files a killed writer left beside them."""
         with _LOCK.hold(self.paths.lock_file):
+            # Only writers holding this lock write these files: temp files beside them are a
+            # killed writer's (a credentials one would hold secrets). Nobody reads them.
+            for path in (self.paths.config_file, self.paths.credentials_file, self._cache.path):
+                sweep_temps(path)
             config = self.read_config()
             credentials = self.read_credentials()
             docs = Documents(config=_deep_copy(config), credentials=_deep_copy(credentials))
             yield docs
             if docs.config != config:
                 docs.config["schema_version"] = SCHEMA_VERSION
-                atomic_write(self.paths.config_file, dump_toml(_schema_first(docs.config)), sweep=True)
+                atomic_write(self.paths.config_file, dump_toml(_schema_first(docs.config)))
                 self._cache.save(_file_key(self.paths.config_file), docs.config)
             if docs.credentials != credentials:
-                atomic_write(self.paths.credentials_file, dump_toml(docs.credentials), mode=0o600, sweep=True)
+                atomic_write(self.paths.credentials_file, dump_toml(docs.credentials), mode=0o600)
 
     def ensure_state_dir(self) -> Path:
         ensure_private_dir(self.paths.state_dir)

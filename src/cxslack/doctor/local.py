@@ -52,10 +52,26 @@ def file_checks(store: Store) -> Iterator[Check]:
             yield subject.check("local.credentials", LOCAL, CheckStatus.FAIL, exc.message, remedy)
         # Secrets readable by others are a fault even when nothing else is wrong.
         yield _mode_check(creds, 0o600, "local.credentials_mode", CheckStatus.FAIL, subject.label)
-    directory = store.paths.config_dir
-    if directory.is_dir():
-        yield _mode_check(directory, 0o700, "local.config_dir_mode", CheckStatus.WARN, "config directory")
+    for directory, id, label in (
+        (store.paths.config_dir, "local.config_dir_mode", "config directory"),
+        (store.paths.state_dir, "local.state_dir_mode", "state directory"),
+    ):
+        if directory.is_dir():
+            yield _directory_check(directory, id, label)
     yield _app_check(store)
+
+
+def _directory_check(path: Path, id: str, label: str) -> Check:
+    """cxslack makes its directories 0700 and never changes one it did not make: say so instead."""
+    from cxslack.state.files import shared_directory_problem
+
+    problem = shared_directory_problem(path)
+    if problem is None:
+        return _mode_check(path, 0o700, id, CheckStatus.WARN, label)
+    return Context.local(label).check(
+        id, LOCAL, CheckStatus.WARN, problem,
+        "Point CXSLACK_HOME at a directory only you can write to (or chmod go-w it, if it is yours alone)",
+    )  # fmt: skip
 
 
 def _mode_check(path: Path, allowed: int, id: str, severity: CheckStatus, label: str) -> Check:
