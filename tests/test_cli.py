@@ -99,7 +99,7 @@ def test_bash_completion_completes_commands_options_and_choices() -> None:
     assert complete("cxslack int") == ["integrations"]
     assert "remove" in complete("cxslack integrations ")
     assert "--consent-us-data-transfer" in complete("cxslack integrations add --con")
-    assert complete("cxslack integrations list -o ") == ["table", "json"]
+    assert complete("cxslack integrations list -o ") == ["table", "wide", "json"]
 
 
 def test_console_script_entry_point_matches_module() -> None:

@@ -109,7 +109,7 @@ def collect(
         bool,
         typer.Option(
             "--no-checkpoint",
-            help="With --output: read exactly --since…--until, neither reading nor advancing the checkpoint.",
+            help="With --output: read exactly --since to --until, neither reading nor advancing the checkpoint.",
         ),
     ] = False,
     batch_size: Annotated[

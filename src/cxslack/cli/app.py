@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 
 from cxslack import __version__
 from cxslack.cli import render
+from cxslack.cli.common import APP_SETTINGS
 from cxslack.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CxError
 from cxslack.redact import redact
 
@@ -145,9 +146,7 @@ app = typer.Typer(
     help="Operator CLI for the Coralogix Slack integration: integrations, OAuth install, connectors, "
     "migration to v0.1.0, and diagnosis.",
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    **APP_SETTINGS,
 )
 
 

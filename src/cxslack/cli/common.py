@@ -1,22 +1,30 @@
 """Options and helpers shared by every command group."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from cxslack.cli.render import OutputFormat, is_interactive
 from cxslack.errors import UsageError
 
+# Click's plain help, not Rich's panels: at 80 columns Rich squeezes its option table until flag
+# names end in "…", while click gives a long flag its own line and wraps only the help text.
+APP_SETTINGS: dict[str, Any] = {
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+    "rich_markup_mode": None,
+    "context_settings": {"help_option_names": ["-h", "--help"]},
+}
+
 
 def command_group(help: str) -> typer.Typer:
     """A command group with the settings every group shares."""
-    return typer.Typer(
-        help=help,
-        no_args_is_help=True,
-        add_completion=False,
-        pretty_exceptions_enable=False,
-        context_settings={"help_option_names": ["-h", "--help"]},
-    )
+    return typer.Typer(help=help, no_args_is_help=True, **APP_SETTINGS)
+
+
+def single_command() -> typer.Typer:
+    """The Typer of a top-level command that is one command, not a group (doctor, listen, sync)."""
+    return typer.Typer(**APP_SETTINGS)
 
 
 OutputOpt = Annotated[

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cxslack.cli.common import OutputOpt, YesOpt, command_group, confirm_or_require_yes
-from cxslack.cli.render import Output, OutputFormat, paint, when, write_json
+from cxslack.cli.render import Column, Output, OutputFormat, paint, when, write_json
 from cxslack.connectors import (
     Connector,
     ConnectorChanges,
@@ -157,7 +157,15 @@ def list_(
         return
     names = {i.id: i.name for i in view.integrations.values()}
     out.table(
-        ["Name", "Integration", "Channel", "Fallback", "Overrides", "Updated", "ID"],
+        [
+            Column("Name"),
+            Column("Integration", drop=1),
+            Column("Channel", key=True),
+            Column("Fallback", key=True, drop=2),
+            Column("Overrides", drop=3),
+            Column("Updated", drop=4),
+            Column("ID", key=True),
+        ],
         [
             [
                 c.name,

@@ -5,16 +5,12 @@ from typing import Annotated
 
 import typer
 
-from cxslack.cli.common import OutputOpt
+from cxslack.cli.common import OutputOpt, single_command
 from cxslack.cli.render import Output, OutputFormat, paint
 from cxslack.doctor.report import CheckStatus, Report, Symptom
 from cxslack.errors import EXIT_FAILED, UsageError
 
-app = typer.Typer(
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+app = single_command()
 
 MARKS = {
     CheckStatus.OK: ("✔", "green"),
@@ -35,7 +31,9 @@ def doctor(
         typer.Option(
             "--symptom",
             case_sensitive=False,
-            help="Run one row of the troubleshooting table (local: files and credentials only).",
+            metavar="SYMPTOM",
+            help="Run one row of the troubleshooting table: failing, no-timeline-updates, no-previews, "
+            "wrong-channel, certification, or local (files and credentials only).",
             show_default=False,
         ),
     ] = None,

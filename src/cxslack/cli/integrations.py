@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cxslack.cli.common import OutputOpt, YesOpt, command_group, confirm_or_require_yes, prompt_or_require
-from cxslack.cli.render import Output, OutputFormat, is_interactive, style_status, when
+from cxslack.cli.render import Column, Output, OutputFormat, is_interactive, style_status, when
 from cxslack.errors import UsageError
 from cxslack.model import CURRENT_VERSION, FUNCTIONALITY_LABEL, Integration
 from cxslack.registry import IntegrationChanges, NewIntegration, Registry, quote
@@ -287,17 +287,16 @@ def list_(output: OutputOpt = OutputFormat.TABLE) -> None:
     ]
     out.table(
         [
-            "Integration Name",
-            "Status",
-            "Integration Version",
-            "Application Functionality",
-            "Connectors",
-            "Last Updated",
-            "Access Logs",
-            "ID",
+            Column("Integration Name"),
+            Column("Status", style=lambda s: style_status(s.lower())),
+            Column("Integration Version", drop=3),
+            Column("Application Functionality", drop=2),
+            Column("Connectors", drop=4),
+            Column("Last Updated", drop=5),
+            Column("Access Logs", drop=6),
+            Column("ID", key=True),
         ],
         rows,
-        styles={1: lambda s: style_status(s.lower())},
     )
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cxslack.cli.common import single_command
 from cxslack.cli.render import say
 from cxslack.errors import CxError, UsageError
 from cxslack.redact import register_secret
@@ -20,11 +21,7 @@ DEFAULT_HTTP = "127.0.0.1:3000"
 SIGNING_SECRET_ENV = "CXSLACK_SLACK_SIGNING_SECRET"
 APP_TOKEN_ENV = "CXSLACK_SLACK_APP_TOKEN"
 
-app = typer.Typer(
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+app = single_command()
 
 
 @app.command()

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TextIO
@@ -20,7 +21,20 @@ from cxslack.redact import redact
 
 class OutputFormat(StrEnum):
     TABLE = "table"
+    WIDE = "wide"  # a table with every column, however narrow the terminal
     JSON = "json"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One table column. `key` cells are identifiers (ids, channel names): never broken, never
+    hidden. `drop` > 0 marks a column a narrow terminal may hide, highest first (`-o wide` shows
+    it); other cells wrap at word boundaries. `style` colours a cell by its value."""
+
+    header: str
+    key: bool = False
+    drop: int = 0
+    style: Callable[[str], str] | None = None
 
 
 _settings = {"no_color": False}
@@ -75,15 +89,11 @@ class Output:
         else:
             human()
 
-    def table(
-        self,
-        headers: Sequence[str],
-        rows: Sequence[Sequence[str]],
-        styles: dict[int, Callable[[str], str]] | None = None,
-    ) -> None:
+    def table(self, columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> None:
+        """Rich on a terminal, fitted to its width; tab-separated and untruncated when piped."""
         out = sys.stdout
         if not out.isatty():
-            print("\t".join(h.upper() for h in headers), file=out)
+            print("\t".join(c.header.upper() for c in columns), file=out)
             for row in rows:
                 print(redact("\t".join(str(c).replace("\t", " ") for c in row)), file=out)
             return
@@ -91,17 +101,22 @@ class Output:
         from rich.table import Table
         from rich.text import Text
 
+        console = Console(no_color=not use_color(out), highlight=False)
+        cells = [[redact(str(cell)) for cell in row] for row in rows]
+        widths = fit_columns(columns, cells, console.width, wide=self.format is OutputFormat.WIDE)
         table = Table(box=None, header_style="bold", pad_edge=False)
-        for h in headers:
-            table.add_column(h.upper(), overflow="fold")
-        for row in rows:
-            cells = []
-            for i, cell in enumerate(row):
-                styler = (styles or {}).get(i)
-                style = styler(cell) if styler else ""
-                cells.append(Text(redact(str(cell)), style=style))
-            table.add_row(*cells)
-        Console(no_color=not use_color(out), highlight=False).print(table)
+        for i, width in widths.items():
+            table.add_column(columns[i].header.upper(), width=width, no_wrap=columns[i].key, overflow="fold")
+        for row in cells:
+            table.add_row(
+                *(Text(row[i], style=columns[i].style(row[i]) if columns[i].style else "") for i in widths)
+            )
+        # a terminal too narrow even for the key columns soft-wraps the line; ids stay whole
+        console.width = max(console.width, sum(widths.values()) + _GAP * (len(widths) - 1))
+        console.print(table)
+        hidden = [column.header for i, column in enumerate(columns) if i not in widths]
+        if hidden:
+            say(f"({', '.join(hidden)} hidden to fit the terminal; -o wide shows every column)")
 
     def fields(self, pairs: Sequence[tuple[str, str]]) -> None:
         """Aligned `Label  value` lines for one object."""
@@ -122,6 +137,43 @@ class Output:
 
     def warn(self, message: str) -> None:
         say(f"{paint('!', 'yellow', sys.stderr)} {message}")
+
+
+_WORD_MAX = 24  # a longer word in a wrapping column is folded rather than widen the table
+_GAP = 2  # spaces between two columns (Rich's default padding of one on each side)
+
+
+def fit_columns(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int, *, wide: bool = False
+                ) -> dict[int, int]:  # fmt: skip
+    """{index: width} of the columns to show, in order. A header never breaks inside a word and a
+    key cell never breaks at all; droppable columns go, highest `drop` first, until those minimums
+    fit `width` (unless `wide`). Room left over widens the columns left to right, up to their
+    longest cell, so text wraps only when it has to."""
+    minimum, natural = [], []
+    for i, column in enumerate(columns):
+        cells = [row[i] for row in rows]
+        header = max((len(w) for w in column.header.split()), default=1)
+        words = cells if column.key else [w for c in cells for w in c.split()]
+        longest = max((len(w) for w in words), default=0)
+        minimum.append(max(header, longest if column.key else min(longest, _WORD_MAX)))
+        natural.append(max([len(column.header), *(len(c) for c in cells)]))
+    shown = list(range(len(columns)))
+
+    def needed() -> int:
+        return sum(minimum[i] for i in shown) + _GAP * (len(shown) - 1)
+
+    for i in sorted(
+        (i for i, c in enumerate(columns) if c.drop and not wide), key=lambda i: -columns[i].drop
+    ):
+        if needed() <= width:
+            break
+        shown.remove(i)
+    spare = max(0, width - needed())
+    widths = {}
+    for i in shown:
+        grow = min(spare, natural[i] - minimum[i])
+        widths[i], spare = minimum[i] + grow, spare - grow
+    return widths
 
 
 def say(message: str) -> None:

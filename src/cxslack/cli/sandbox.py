@@ -32,8 +32,51 @@ def serve(
     latency: Annotated[
         float, typer.Option("--latency", min=0, metavar="SECONDS", help="Delay added to every Web API call.")
     ] = 0.0,
+    auto_approve: Annotated[
+        bool,
+        typer.Option(
+            "--auto-approve",
+            help="Press Allow on every OAuth authorize request: the authorize URL redirects straight to "
+            "the callback with a code, so `integrations authorize` completes without a click "
+            "(or follow the URL with curl: see below).",
+        ),
+    ] = False,
 ) -> None:
-    """Serve the sandbox until Ctrl-C or SIGTERM, printing the environment that points cxslack at it."""
+    """Serve the sandbox until Ctrl-C or SIGTERM, printing the environment that points cxslack at it.
+
+    Completing OAuth: with --auto-approve, `cxslack integrations authorize NAME --redirect-uri
+    http://127.0.0.1:8976/slack/oauth/callback --no-browser` waits for the callback, and opening
+    the printed URL anywhere (a browser, or `curl -sL URL`) finishes the install. Without it, the
+    authorize page shows the scopes and Allow/Deny buttons, as Slack does.
+
+    The admin API (JSON in and out, not part of Slack; `GET /_sandbox/` lists it):
+
+    \b
+    GET  /_sandbox/messages?channel=C    a channel's messages, replies, metadata
+    POST /_sandbox/post {channel,text}   a person posts (links get an unfurl_id)
+    POST /_sandbox/reply {channel,thread_ts,text}   a person replies in a thread
+    POST /_sandbox/edit, /delete {channel,ts}       a person edits or deletes
+    POST /_sandbox/revoke {token?}       revoke one token, or all of them
+    POST /_sandbox/uninstall             the workspace removes the app
+    POST /_sandbox/archive, /unarchive {channel}    archive or restore
+    POST /_sandbox/invite, /kick {channel}          add or remove the bot
+    POST /_sandbox/channels {name,private?,bot_member?}   create a channel
+    POST /_sandbox/faults {kind,method,count,...}   fail the next calls
+         (kind: status, ratelimit, latency, drop; {"clear": true} clears)
+    GET|POST /_sandbox/settings          app and traffic settings: token_rotation,
+         pkce_enabled, decline_scopes, paid, auto_approve, rate_limits, ...
+    POST /_sandbox/tokens {scopes,user_scopes}   install without the browser
+    POST /_sandbox/access-logs {count,...}       add team.accessLogs logins
+    POST /_sandbox/clock {advance}       move the clock (token expiry)
+    GET  /_sandbox/calls                 the call log and pending faults
+    POST /_sandbox/reset                 back to the seeded workspace
+    POST /_sandbox/app-token             an xapp- token for Socket Mode
+    POST /_sandbox/events/subscribe {url}   deliver Events API requests
+    GET  /_sandbox/events                deliveries and their answers
+    POST /_sandbox/events/redeliver, /events/disconnect   retries, drops
+    GET|POST /_sandbox/coralogix/cases, POST /_sandbox/coralogix/cases/update
+    GET  /_sandbox/coralogix/comments, /logs, /syncs;  POST .../reset
+    """
     from cxslack.hosts import is_loopback
     from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SIGNING_SECRET, SlackSandbox
     from cxslack.sandbox.coralogix import CORALOGIX_API_KEY, CORALOGIX_SEND_KEY
@@ -45,7 +88,9 @@ def serve(
             "Use --host 127.0.0.1 or ::1, or pass --allow-remote to expose it on purpose.",
         )
     try:
-        sandbox = SlackSandbox(host, port, rate_limits=not no_rate_limits, latency=latency).start()
+        sandbox = SlackSandbox(
+            host, port, rate_limits=not no_rate_limits, latency=latency, auto_approve=auto_approve
+        ).start()
     except OSError as exc:
         raise CxError(
             "sandbox_bind_failed",
@@ -57,8 +102,11 @@ def serve(
     try:
         say(f"Slack sandbox listening on {sandbox.url} (rate limits {'off' if no_rate_limits else 'on'})")
         say(f"  Web API:    {sandbox.api_url}")
-        say(f"  Authorize:  {sandbox.authorize_url}")
-        say(f"  Admin API:  {sandbox.url}/_sandbox/ (Coralogix: {sandbox.url}/_sandbox/coralogix/)")
+        say(
+            f"  Authorize:  {sandbox.authorize_url}"
+            + ("  (auto-approve: Allow is pressed for you)" if auto_approve else "")
+        )
+        say(f"  Admin API:  {sandbox.url}/_sandbox/ (lists its routes; see `cxslack sandbox serve --help`)")
         say("Point cxslack at it:")
         say(f"export CXSLACK_SLACK_API_URL={sandbox.api_url}")
         say(f"export CXSLACK_SLACK_AUTHORIZE_URL={sandbox.authorize_url}")
@@ -76,6 +124,14 @@ def serve(
         say(
             f"export CXSLACK_SLACK_APP_TOKEN=$(curl -s -X POST {sandbox.url}/_sandbox/app-token | {read_token})"
         )
+        callback = "http://127.0.0.1:8976/slack/oauth/callback"
+        if auto_approve:
+            say("Install the app: every authorize request is approved at once; open the URL that")
+            say(f"`cxslack integrations authorize NAME --redirect-uri {callback} --no-browser` prints")
+            say("in any browser, or fetch it with `curl -sL URL`.")
+        else:
+            say(f"Install the app: `cxslack integrations authorize NAME --redirect-uri {callback}`, then")
+            say("press Allow on the page it opens (or restart with --auto-approve for no click).")
         say("Press Ctrl-C to stop.")
         stop.wait()
     finally:

@@ -4,10 +4,10 @@ from typing import Annotated
 
 import typer
 
-from cxslack.cli.common import OutputOpt
+from cxslack.cli.common import OutputOpt, single_command
 from cxslack.cli.render import Output, OutputFormat
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app = single_command()
 
 
 @app.command()

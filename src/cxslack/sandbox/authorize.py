@@ -2,6 +2,8 @@
 
 GET shows the requested scopes and a form; POST with `decision=allow` redirects to
 `redirect_uri?code=…&state=…`, with `decision=deny` to `redirect_uri?error=access_denied&state=…`.
+With the app setting `auto_approve` (`sandbox serve --auto-approve`) the GET itself answers as if
+Allow had been pressed, so a browser (or `curl -I`) lands on the callback at once.
 Every value echoed into the page is HTML-escaped: the query string is attacker-controlled.
 """
 
@@ -68,11 +70,15 @@ def _scope_items(scopes: list[str]) -> str:
     return "".join(f"<li><code>{escape(s)}</code></li>" for s in scopes) or "<li>none</li>"
 
 
-def show(request: Request) -> Response:
+def show(ws: Workspace, request: Request) -> Response:
     params = request.query_params()
     problem = _problem(params)
     if problem:
         return _error_page(problem)
+    with ws.lock:
+        auto_approve = ws.settings.auto_approve
+    if auto_approve:
+        return _grant(ws, params, "allow")
     hidden = "\n".join(
         f'<input type=hidden name="{name}" value="{escape(params[name])}">'
         for name in FIELDS
@@ -97,7 +103,10 @@ def decide(ws: Workspace, request: Request) -> Response:
     problem = _problem(params)
     if problem:
         return _error_page(problem)
-    decision = params.get("decision")
+    return _grant(ws, params, params.get("decision"))
+
+
+def _grant(ws: Workspace, params: dict[str, str], decision: str | None) -> Response:
     if decision == "allow":
         with ws.lock:
             code = ws.create_code(
@@ -125,6 +134,8 @@ def press(authorize_url: str, decision: str = "allow") -> str:
     import httpx
 
     page = httpx.get(authorize_url, timeout=30)
+    if page.status_code == 302:  # auto-approve: Allow was pressed already
+        return str(page.headers["location"])
     page.raise_for_status()
     fields = {
         html.unescape(name): html.unescape(value)

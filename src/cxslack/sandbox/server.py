@@ -28,7 +28,7 @@ from cxslack.sandbox.coralogix import CoralogixApi
 from cxslack.sandbox.events import EventFeed
 from cxslack.sandbox.traffic import Traffic, TrafficSettings
 from cxslack.sandbox.wire import BadRequest, Request, Response, Router
-from cxslack.sandbox.workspace import Clock, Workspace
+from cxslack.sandbox.workspace import AppSettings, Clock, Workspace
 from cxslack.scopes import FEATURE_SCOPES
 
 # What issue_token grants by default: every bot scope the product asks for.
@@ -38,19 +38,18 @@ DEFAULT_BOT_SCOPES = [s.name for s in FEATURE_SCOPES if not s.user]
 class SlackSandbox:
     """The emulator: a Workspace, its Web API, the authorize page and the admin API on one port."""
 
-    def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, rate_limits: bool = True, latency: float = 0.0
-    ):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, rate_limits: bool = True,
+                 latency: float = 0.0, auto_approve: bool = False):  # fmt: skip
         self.host = host.strip("[]")
         self.port = port
         self.clock = Clock()
-        self.workspace = Workspace(self.clock)
+        self.workspace = Workspace(self.clock, AppSettings(auto_approve=auto_approve))
         self._default_traffic = TrafficSettings(rate_limits=rate_limits, latency=latency)
         self.traffic = Traffic(self.clock, replace(self._default_traffic))
         self.router = Router()
         for verb in ("GET", "POST"):
             self.router.add(verb, "/api/", self._api)
-        self.router.add("GET", authorize.PATH, authorize.show)
+        self.router.add("GET", authorize.PATH, lambda request: authorize.show(self.workspace, request))
         self.router.add("POST", authorize.PATH, lambda request: authorize.decide(self.workspace, request))
         AdminApi(self).register(self.router)
         self.coralogix = CoralogixApi(self)

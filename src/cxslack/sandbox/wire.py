@@ -131,20 +131,37 @@ class Response:
 
 
 Handler = Callable[[Request], Response]
+# The admin API (tests, benchmarks, the demo playing the other side) lives under this; not Slack's.
+# `GET /_sandbox/` lists its routes.
+ADMIN_PREFIX = "/_sandbox/"
 
 
 class Router:
-    """(verb, path prefix) → handler; the longest matching prefix wins."""
+    """(verb, path prefix) → handler; the longest matching prefix wins. An `exact` route answers
+    its own path only."""
 
     def __init__(self) -> None:
-        self._routes: list[tuple[str, str, Handler]] = []
+        self._routes: list[tuple[str, str, Handler, bool]] = []
+        self.add("GET", ADMIN_PREFIX, self._admin_index, exact=True)
 
-    def add(self, verb: str, prefix: str, handler: Handler) -> None:
-        self._routes.append((verb.upper(), prefix, handler))
+    def add(self, verb: str, prefix: str, handler: Handler, *, exact: bool = False) -> None:
+        self._routes.append((verb.upper(), prefix, handler, exact))
         self._routes.sort(key=lambda route: len(route[1]), reverse=True)
 
+    def admin_routes(self) -> list[str]:
+        """`VERB /_sandbox/name` for every admin route (what `sandbox serve --help` documents)."""
+        return sorted(f"{verb} {prefix}" for verb, prefix, _, exact in self._routes
+                      if prefix.startswith(ADMIN_PREFIX) and not exact)  # fmt: skip
+
+    def _admin_index(self, request: Request) -> Response:
+        return Response.json(200, {"ok": True, "routes": self.admin_routes()})
+
     def dispatch(self, request: Request) -> Response:
-        matching = [(verb, handler) for verb, prefix, handler in self._routes if _under(request.path, prefix)]
+        matching = [
+            (verb, handler)
+            for verb, prefix, handler, exact in self._routes
+            if (request.path == prefix if exact else _under(request.path, prefix))
+        ]
         for verb, handler in matching:
             if verb == request.verb:
                 return handler(request)
@@ -162,8 +179,6 @@ def _under(path: str, prefix: str) -> bool:
 
 
 # -- the admin API's JSON routes ---------------------------------------------------------------
-# The admin API (tests, benchmarks, the demo playing the other side) lives under this; not Slack's.
-ADMIN_PREFIX = "/_sandbox/"
 Body = dict[str, Any]
 
 

@@ -195,6 +195,9 @@ class AppSettings:
     decline_scopes: list[str] = field(default_factory=list)  # granted to nobody, whatever is requested
     pkce_enabled: bool = False
     paid: bool = True  # team.accessLogs needs a paid plan
+    # The person at the authorize page always presses Allow: the page redirects at once with a code
+    # (`sandbox serve --auto-approve`), so `integrations authorize` completes without a browser click.
+    auto_approve: bool = False
 
 
 @dataclass
@@ -252,9 +255,10 @@ def channel_id_for(name: str, private: bool) -> str:
 class Workspace:
     """One Slack team with the Coralogix app installable into it."""
 
-    def __init__(self, clock: Clock | None = None):
+    def __init__(self, clock: Clock | None = None, settings: AppSettings | None = None):
         self.clock = clock or Clock()
         self.lock = threading.RLock()
+        self.default_settings = settings or AppSettings()  # what reset() returns to
         # Told of every message created, edited or deleted and every link shared: the Events API
         # feed (events.py). Outside reset() on purpose: the feed outlives a reset.
         self.observers: list[Callable[..., None]] = []
@@ -262,7 +266,7 @@ class Workspace:
 
     def reset(self) -> None:
         with self.lock:
-            self.settings = AppSettings()
+            self.settings = replace(self.default_settings, decline_scopes=list(self.default_settings.decline_scopes))
             self.users: dict[str, User] = {u.id: replace(u) for u in _SEED_USERS}
             self.channels: dict[str, Channel] = {}
             for name, private, archived, member in _SEED_CHANNELS:
