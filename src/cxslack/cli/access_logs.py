@@ -24,7 +24,7 @@ from cxslack.access_logs.collect import (
 )
 from cxslack.access_logs.sinks import CoralogixSink, NdjsonSink, Sink
 from cxslack.access_logs.times import parse_time
-from cxslack.cli.common import command_group
+from cxslack.cli.common import command_group, seconds_option
 from cxslack.cli.render import Output, OutputFormat, say
 from cxslack.errors import UsageError
 from cxslack.registry import Registry
@@ -97,7 +97,12 @@ def collect(
     ] = False,
     interval: Annotated[
         float,
-        typer.Option("--interval", min=1.0, metavar="SECONDS", help="With --follow: seconds between runs."),
+        typer.Option(
+            "--interval",
+            metavar="SECONDS",
+            help="With --follow: seconds between runs (at least 1).",
+            callback=seconds_option(1, inclusive=True),
+        ),  # fmt: skip
     ] = 300.0,
     application: Annotated[
         str, typer.Option("--application-name", help="Coralogix applicationName of the forwarded logs.")

@@ -1,5 +1,6 @@
 """Options and helpers shared by every command group."""
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -66,3 +67,19 @@ def prompt_or_require(value: str | None, question: str, flag: str) -> str:
     if not is_interactive():
         raise UsageError("missing_value", f"{flag} is required when not running on a terminal")
     return str(typer.prompt(question, err=True))
+
+
+def seconds_option(minimum: float = 0.0, *, inclusive: bool = False) -> Callable[..., float | None]:
+    """A typer callback for a duration flag: a finite number of seconds above `minimum` (or at
+    least it, when `inclusive`). inf, nan and negative numbers parse as floats; they are refused."""
+    import math
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: float | None) -> float | None:
+        if value is None or (math.isfinite(value) and (value >= minimum if inclusive else value > minimum)):
+            return value
+        name = param.opts[0] if param.opts else "the value"
+        bound = f"at least {minimum:g}" if inclusive else f"above {minimum:g}"
+        raise UsageError("invalid_value", f"{name} must be a number of seconds {bound}, not {value:g}",
+                         f"Example: {name} {max(minimum, 1) * 300:g}")  # fmt: skip
+
+    return check

@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cxslack.cli.common import OutputOpt, YesOpt, command_group, confirm_or_require_yes, prompt_or_require
+from cxslack.cli.common import (
+    OutputOpt,
+    YesOpt,
+    command_group,
+    confirm_or_require_yes,
+    prompt_or_require,
+    seconds_option,
+)
 from cxslack.cli.render import Column, Output, OutputFormat, is_interactive, style_status, when
 from cxslack.errors import UsageError
 from cxslack.model import CURRENT_VERSION, FUNCTIONALITY_LABEL, Integration
@@ -40,7 +47,15 @@ PasteOpt = Annotated[
 PkceOpt = Annotated[
     bool, typer.Option("--pkce", help="PKCE public client: S256 challenge, no client secret.")
 ]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the browser to come back.")]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        help="Seconds to wait for the browser to come back.",
+        callback=seconds_option(),
+        metavar="SECONDS",
+    ),
+]
 
 
 def integration_json(integration: Integration, connectors: int) -> dict:
@@ -144,6 +159,10 @@ def add(
                 "Pass --consent-us-data-transfer to confirm it.",
             )
         consent = typer.confirm("Consent to U.S. data transfer?", default=False, err=True)
+    if authorize is None:
+        authorize = is_interactive()
+    # how the browser part happens is settled before anything is created
+    options = authorize_options(out, redirect_uri, no_browser, paste, pkce, timeout) if authorize else None
     registry = Registry()
     integration = registry.add(
         NewIntegration(
@@ -157,18 +176,7 @@ def add(
         )
     )
     out.success(f"Created integration {integration.name} ({integration.version}), status Pending.")
-    if authorize is None:
-        authorize = is_interactive()
-    if authorize:
-        from cxslack.oauth.flow import AuthorizeOptions
-
-        options = AuthorizeOptions(
-            redirect_uri=redirect_uri,
-            pkce=pkce,
-            open_browser=not no_browser and not paste and is_interactive(),
-            paste=paste,
-            timeout=timeout,
-        )
+    if options is not None:
         integration = run_authorize(out, integration.id, options)
     shown = integration
     out.emit({"integration": integration_json(shown, 0)}, lambda: show_integration(out, shown, []))
@@ -176,6 +184,29 @@ def add(
         out.info(
             f"Next: install the Slack app with: cxslack integrations authorize {quote(integration.name)}"
         )
+
+
+def authorize_options(out: Output, redirect_uri: str | None, no_browser: bool, paste: bool, pkce: bool,
+                      timeout: float, tls_cert: Path | None = None, tls_key: Path | None = None
+                      ) -> "AuthorizeOptions":  # fmt: skip
+    """How this run reaches a browser. A CI job that did not say would wait --timeout seconds for
+    a browser nobody opens: it is refused at once instead."""
+    from cxslack.cli.render import in_ci
+    from cxslack.oauth.flow import AuthorizeOptions
+
+    if not (no_browser or paste):
+        if in_ci():
+            raise UsageError(
+                "browser_unavailable",
+                "authorizing needs a browser, and this is a CI job (CI is set), so none will be opened",
+                "Pass --no-browser (the URL is printed on stderr; open it elsewhere within --timeout) "
+                "or --paste (paste the redirected URL on stdin).",
+            )
+        if not is_interactive():
+            out.info("No terminal: not opening a browser (as with --no-browser).")
+            no_browser = True
+    return AuthorizeOptions(redirect_uri=redirect_uri, pkce=pkce, open_browser=not (no_browser or paste),
+                            paste=paste, timeout=timeout, tls_cert=tls_cert, tls_key=tls_key)  # fmt: skip
 
 
 def run_authorize(out: Output, ref: str, options: "AuthorizeOptions") -> Integration:
@@ -234,19 +265,14 @@ def authorize_cmd(
     ] = None,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
-    """Install (or reinstall) the Coralogix Slack app for an integration through Slack OAuth."""
-    from cxslack.oauth.flow import AuthorizeOptions
+    """Install (or reinstall) the Coralogix Slack app for an integration through Slack OAuth.
 
+    On a terminal it opens the browser. In CI (`CI` set) say how the browser part happens:
+    --no-browser (the URL is printed; open it elsewhere within --timeout) or --paste. Without a
+    terminal otherwise, it behaves as --no-browser and says so.
+    """
     out = Output(output)
-    options = AuthorizeOptions(
-        redirect_uri=redirect_uri,
-        pkce=pkce,
-        open_browser=not no_browser and not paste and is_interactive(),
-        paste=paste,
-        timeout=timeout,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-    )
+    options = authorize_options(out, redirect_uri, no_browser, paste, pkce, timeout, tls_cert, tls_key)
     integration = run_authorize(out, name, options)
     connectors = Registry().view().connectors_of(integration.id)
     out.emit(

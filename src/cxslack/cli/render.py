@@ -44,10 +44,14 @@ def set_no_color(no_color: bool) -> None:
     _settings["no_color"] = no_color
 
 
+def in_ci() -> bool:
+    """A CI job declared itself (`CI` set to anything but empty, 0, false or no)."""
+    return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
+
+
 def is_interactive() -> bool:
     """A person at a terminal: stdin is a TTY and no CI is declared."""
-    ci = os.environ.get("CI", "").strip().lower()
-    return sys.stdin.isatty() and ci in {"", "0", "false", "no"}
+    return sys.stdin.isatty() and not in_ci()
 
 
 def use_color(stream: TextIO) -> bool:
@@ -108,9 +112,7 @@ class Output:
         for i, width in widths.items():
             table.add_column(columns[i].header.upper(), width=width, no_wrap=columns[i].key, overflow="fold")
         for row in cells:
-            table.add_row(
-                *(Text(row[i], style=columns[i].style(row[i]) if columns[i].style else "") for i in widths)
-            )
+            table.add_row(*(Text(row[i], style=_cell_style(columns[i], row[i])) for i in widths))
         # a terminal too narrow even for the key columns soft-wraps the line; ids stay whole
         console.width = max(console.width, sum(widths.values()) + _GAP * (len(widths) - 1))
         console.print(table)
@@ -137,6 +139,10 @@ class Output:
 
     def warn(self, message: str) -> None:
         say(f"{paint('!', 'yellow', sys.stderr)} {message}")
+
+
+def _cell_style(column: Column, value: str) -> str:
+    return column.style(value) if column.style else ""
 
 
 _WORD_MAX = 24  # a longer word in a wrapping column is folded rather than widen the table

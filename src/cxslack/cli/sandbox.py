@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cxslack.cli.common import OutputOpt, command_group
+from cxslack.cli.common import OutputOpt, command_group, seconds_option
 from cxslack.cli.render import Output, OutputFormat, say
 from cxslack.errors import CxError, UsageError
 
@@ -30,7 +30,13 @@ def serve(
         typer.Option("--no-rate-limits", help="Never answer 429 (Slack allows ~1 message/s per channel)."),
     ] = False,
     latency: Annotated[
-        float, typer.Option("--latency", min=0, metavar="SECONDS", help="Delay added to every Web API call.")
+        float,
+        typer.Option(
+            "--latency",
+            metavar="SECONDS",
+            help="Delay added to every Web API call.",
+            callback=seconds_option(0, inclusive=True),
+        ),  # fmt: skip
     ] = 0.0,
     auto_approve: Annotated[
         bool,
