@@ -31,12 +31,12 @@ _cxslack() {
     case "$path:$prev" in
         "access-logs collect:--since") COMPREPLY=(); return ;;
         "access-logs collect:--until") COMPREPLY=(); return ;;
-        "access-logs collect:--output") COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        "access-logs collect:--file") COMPREPLY=($(compgen -f -- "$cur")); return ;;
         "access-logs collect:--interval") COMPREPLY=(); return ;;
         "access-logs collect:--application-name") COMPREPLY=(); return ;;
         "access-logs collect:--subsystem-name") COMPREPLY=(); return ;;
         "access-logs collect:--batch-size") COMPREPLY=(); return ;;
-        "access-logs collect:--format"|"access-logs collect:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
+        "access-logs collect:--output"|"access-logs collect:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
         "app configure:--client-id") COMPREPLY=(); return ;;
         "app configure:--redirect-uri") COMPREPLY=(); return ;;
         "app configure:--output"|"app configure:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
@@ -122,7 +122,7 @@ _cxslack() {
         case "$path" in
         "") opts="--version --no-color --help -h" ;;
         "access-logs") opts="--help -h" ;;
-        "access-logs collect") opts="--since --until --forward --output --follow --interval --application-name --subsystem-name --no-checkpoint --batch-size --format -o --help -h" ;;
+        "access-logs collect") opts="--since --until --forward --file --follow --interval --application-name --subsystem-name --no-checkpoint --batch-size --output -o --help -h" ;;
         "app") opts="--help -h" ;;
         "app configure") opts="--client-id --client-secret-stdin --redirect-uri --pkce --no-pkce --output -o --help -h" ;;
         "app manifest") opts="--integration --two-way-sync --link-previews --access-logs --redirect-uri --events-url --name --format --help -h" ;;

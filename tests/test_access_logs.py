@@ -315,28 +315,26 @@ def test_over_pagination_limit_narrows_the_window(
 
 def test_output_ndjson_to_stdout_and_to_files(cli: Cli, slack: Any, tmp_path: Path) -> None:
     prod = install(cli, slack, "Prod", "--access-logs")
-    run = cli.ok("access-logs", "collect", "prod", "--output", "-", "-o", "json")
+    run = cli.ok("access-logs", "collect", "prod", "--file", "-", "-o", "json")
     records = [json.loads(line) for line in run.stdout.splitlines()]  # NDJSON only, no summary
     assert len(records) == 3 and {r["integration_id"] for r in records} == {prod["id"]}
     assert "wrote 3 new access-log entries to stdout" in run.stderr
-    assert cli.ok("access-logs", "collect", "prod", "--output", "-").stdout == ""  # its checkpoint
+    assert cli.ok("access-logs", "collect", "prod", "--file", "-").stdout == ""  # its checkpoint
 
     path = tmp_path / "logins.ndjson"
-    doc = collect(cli, "prod", "--output", str(path))  # a file has a checkpoint of its own
+    doc = collect(cli, "prod", "--file", str(path))  # a file has a checkpoint of its own
     assert doc["written"] == 3 and "forwarded" not in doc
     assert path.stat().st_mode & 0o777 == 0o600
     seed(slack, 2)
-    assert collect(cli, "prod", "--output", str(path))["written"] == 2
+    assert collect(cli, "prod", "--file", str(path))["written"] == 2
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(lines) == 5 and lines[:3] == records
 
-    export = collect(
-        cli, "prod", "--output", str(tmp_path / "all.ndjson"), "--no-checkpoint", "--since", "1h"
-    )
+    export = collect(cli, "prod", "--file", str(tmp_path / "all.ndjson"), "--no-checkpoint", "--since", "1h")
     assert export["written"] == 5 and export["checkpoint"]["path"] is None
     since = datetime.fromtimestamp(lines[-1]["date_first"], UTC).isoformat().replace("+00:00", "Z")
     run = cli.ok(
-        "access-logs", "collect", "prod", "--output", "-", "--no-checkpoint", "--since", since, "--until", since
+        "access-logs", "collect", "prod", "--file", "-", "--no-checkpoint", "--since", since, "--until", since
     )  # fmt: skip
     assert run.stdout and {json.loads(line)["date_first"] for line in run.stdout.splitlines()} == {
         lines[-1]["date_first"]
@@ -347,7 +345,7 @@ def test_usage_errors(cli: Cli, coralogix: Any) -> None:
     install(cli, coralogix, "Prod", "--access-logs")
     for args, words in (
         ((), "choose one destination"),
-        (("--forward", "--output", "-"), "choose one destination"),
+        (("--forward", "--file", "-"), "choose one destination"),
         (("--forward", "--no-checkpoint"), "checkpoint"),
         (("--forward", "--since", "yesterday"), "--since 'yesterday'"),
         (("--forward", "--since", "1h", "--until", "2h"), "later than --until"),

@@ -23,7 +23,9 @@ def test_ci_without_no_browser_or_paste_exits_2_at_once(cli: Cli, sandbox: Slack
     assert "http://" not in run.stderr  # nothing was started: no authorize URL, no listener
 
 
-def test_add_with_authorize_in_ci_is_refused_before_anything_is_created(cli: Cli, sandbox: SlackSandbox) -> None:
+def test_add_with_authorize_in_ci_is_refused_before_anything_is_created(
+    cli: Cli, sandbox: SlackSandbox
+) -> None:
     run = cli("integrations", "add", "--name", "Payments", "--consent-us-data-transfer", "--authorize",
               env=sandbox_env(sandbox))  # fmt: skip
     assert run.exit_code == 2 and "--no-browser" in run.stderr

@@ -40,7 +40,10 @@ def test_auto_approve_completes_oauth_by_following_the_url(cli: Cli) -> None:
         code, _, err = flow.finish()
         assert code == 0, err
         assert "Slack is connected" in page.text
-        assert cli.ok("integrations", "show", "payments", "-o", "json").json()["integration"]["status"] == "active"
+        assert (
+            cli.ok("integrations", "show", "payments", "-o", "json").json()["integration"]["status"]
+            == "active"
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)

@@ -76,6 +76,11 @@ def normalise_channel(raw: str, what: str = "channel") -> str:
     return name
 
 
+def channel_label(channel: str) -> str:
+    """A channel as people read it: `#payments-alerts` for a name, an ID (C0123ABCD) as it is."""
+    return channel if CHANNEL_ID.fullmatch(channel) else f"#{channel.removeprefix('#')}"
+
+
 def validate_connector_id(value: str) -> str:
     if not ID_PATTERN.fullmatch(value) or len(value) > ID_MAX:
         raise UsageError(

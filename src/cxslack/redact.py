@@ -15,6 +15,9 @@ _PATTERNS = (
     (re.compile(r"\b(xox[abpeorsc](?:\.xox[abp])?|xapp)-[A-Za-z0-9-]+"), r"\1-****"),
     (re.compile(r"https://hooks\.slack\.com/[^\s\"'<>]+"), "https://hooks.slack.com/****"),
 )
+# Credentials inside a URL (`https://user:password@proxy/…`, e.g. in CXSLACK_SLACK_API_URL): the
+# user part too, since `https://TOKEN@host` is a common way to pass a token.
+_URL_CREDENTIALS = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@\"'<>]+@")
 _known: set[str] = set()
 _lock = threading.Lock()
 
@@ -37,6 +40,8 @@ def redact(text: str) -> str:
     if "xox" in text or "xapp-" in text or "hooks.slack.com" in text:  # the patterns' literal prefixes
         for pattern, replacement in _PATTERNS:
             text = pattern.sub(replacement, text)
+    if "@" in text and "://" in text:
+        text = _URL_CREDENTIALS.sub(r"\1****@", text)
     return text
 
 

@@ -258,6 +258,13 @@ class Registry:
             )
         with self.editing() as (view, docs):
             integration = view.find(ref)
+            if integration.supports_cases_features:
+                raise UsageError(
+                    "webhook_not_supported",
+                    f"integration {integration.name} is version {integration.version}, which posts with the Slack "
+                    "app's bot token; incoming webhooks are for earlier versions",
+                    f"Install the app instead: cxslack integrations authorize {quote(integration.name)}",
+                )
             secrets = read_secrets(docs, integration.id)
             secrets.webhook_url = url
             write_secrets(docs, integration.id, secrets)

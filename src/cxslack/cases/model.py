@@ -82,6 +82,20 @@ def case_labels(case: dict[str, Any]) -> dict[str, list[str]]:
     return out
 
 
+def label_text(case: dict[str, Any]) -> str:
+    """Labels as Coralogix shows them, `key:value`; bare tags as they are."""
+    return ", ".join(value if key == "tags" else f"{key}:{value}"
+                     for key, values in case_labels(case).items() for value in values) or "-"  # fmt: skip
+
+
+def assignee_text(case: dict[str, Any], nobody: str) -> str:
+    """The assignee: a name as given, or the UserDetails object's name, email or user id."""
+    assignee = case.get("assignee")
+    if isinstance(assignee, dict):
+        assignee = assignee.get("name") or assignee.get("email") or assignee.get("userId")
+    return str(assignee or nobody)
+
+
 def template_context(case: dict[str, Any], event: CaseEvent) -> dict[str, Any]:
     """What a connector's `cases` override renders against (Coralogix's variables for Cases)."""
     return {
@@ -95,14 +109,71 @@ def template_context(case: dict[str, Any], event: CaseEvent) -> dict[str, Any]:
     }
 
 
-def case_from_doc(doc: Any, where: str) -> dict[str, Any]:
-    """A Case object from parsed JSON: the object itself or `{"case": …}` (webhooks send either)."""
+# The Case fields cxslack reads, and the JSON types Coralogix's Cases API gives them (OpenAPI v5,
+# components.schemas.Case): a value of another type would be shown as garbage, so it is refused.
+_CASE_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "readableId": (str,),
+    "title": (str,),
+    "status": (str,),  # CaseStatus: CASE_STATUS_ACTIVE, …
+    "priority": (str,),  # CasePriority: CASE_PRIORITY_P1, …
+    "labels": (list, dict),  # [{key, value}] (v1.KeyValue); key → value(s) maps are read too
+    "assignee": (dict, str),  # cases.v1.UserDetails, or a name
+    "createTime": (str,),
+    "updateTime": (str,),
+}
+
+
+def case_from_doc(doc: Any, where: str, expected: str | None = None) -> dict[str, Any]:
+    """A Case object from parsed JSON: the object itself or `{"case": …}` (webhooks send either).
+
+    Fields cxslack shows must have the API's types; with `expected` (the CASE argument), the
+    document must be that Case (its id or readableId), so one Case is never posted as another."""
     case = doc.get("case", doc) if isinstance(doc, dict) else None
     if not isinstance(case, dict) or not (case.get("id") or case.get("readableId")):
         raise UsageError(
-            "invalid_case_json", f'{where}: expected a Case object (or {{"case": …}}) with id or readableId'
+            "invalid_case_json",
+            f'{where}: expected a Case object (or {{"case": …}}) with id or readableId',
+            "Pass the Case as Coralogix's Cases API or a Case webhook gives it.",
+        )
+    wrong = [
+        f"{name} must be {' or '.join(_JSON_TYPE[t] for t in types)}, not {_json_type(case[name])}"
+        for name, types in _CASE_FIELD_TYPES.items()
+        if case.get(name) is not None and not isinstance(case[name], types)
+    ]
+    if isinstance(case.get("labels"), list) and not all(_is_label(item) for item in case["labels"]):
+        wrong.append('labels must be {"key": …, "value": …} objects (or "key:value" strings)')
+    if wrong:
+        raise UsageError("invalid_case_json", f"{where}: {'; '.join(wrong)}",
+                         "Pass the Case as Coralogix's Cases API or a Case webhook gives it.")  # fmt: skip
+    if expected is not None and expected.casefold() not in {
+        str(case.get(k)).casefold() for k in ("id", "readableId") if case.get(k)
+    }:
+        raise UsageError(
+            "case_mismatch",
+            f"{where} is Case {case_name(case)}, not {expected}",
+            f"Pass the Case the JSON describes: cxslack cases notify {case_name(case)} --case-json …",
         )
     return case
+
+
+_JSON_TYPE: dict[type, str] = {str: "a string", list: "an array", dict: "an object"}
+
+
+def _json_type(value: Any) -> str:
+    for kind, name in (
+        (bool, "a boolean"), (int, "a number"), (float, "a number"), (str, "a string"), (list, "an array"),
+        (dict, "an object"),
+    ):  # fmt: skip
+        if isinstance(value, kind):
+            return name
+    return "null"
+
+
+def _is_label(item: Any) -> bool:
+    if isinstance(item, dict):
+        return isinstance(item.get("key"), str) and isinstance(item.get("value", ""), str)
+    return isinstance(item, str)
 
 
 def event_for(case: dict[str, Any], given: str | None) -> CaseEvent:

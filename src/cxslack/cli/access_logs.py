@@ -24,10 +24,10 @@ from cxslack.access_logs.collect import (
 )
 from cxslack.access_logs.sinks import CoralogixSink, NdjsonSink, Sink
 from cxslack.access_logs.times import parse_time
-from cxslack.cli.common import command_group, seconds_option
+from cxslack.cli.common import OutputOpt, command_group, seconds_option
 from cxslack.cli.render import Output, OutputFormat, say
 from cxslack.errors import UsageError
-from cxslack.registry import Registry
+from cxslack.registry import Registry, quote
 
 if TYPE_CHECKING:
     from cxslack.model import Integration
@@ -35,20 +35,6 @@ if TYPE_CHECKING:
 app = command_group(
     "Collect Slack access logs (team.accessLogs) and forward them to Coralogix, or write them as NDJSON."
 )
-
-# `--output` names the NDJSON destination here (the contract's `--output FILE|-`), so the result
-# format keeps `-o` and CXSLACK_OUTPUT and takes `--format` as its long name.
-FormatOpt = Annotated[
-    OutputFormat,
-    typer.Option(
-        "--format",
-        "-o",
-        envvar="CXSLACK_OUTPUT",
-        case_sensitive=False,
-        help="Summary format: table for people, json for scripts (one document on stdout; none with --output -).",
-        show_default=True,
-    ),
-]
 
 
 @app.command("collect")
@@ -84,7 +70,7 @@ def collect(
     output_file: Annotated[
         Path | None,
         typer.Option(
-            "--output",
+            "--file",
             metavar="FILE|-",
             help="Append one JSON record per login to FILE (created 0600); - writes them to stdout, alone.",
         ),
@@ -114,7 +100,7 @@ def collect(
         bool,
         typer.Option(
             "--no-checkpoint",
-            help="With --output: read exactly --since to --until, neither reading nor advancing the checkpoint.",
+            help="With --file: read exactly --since to --until, neither reading nor advancing the checkpoint.",
         ),
     ] = False,
     batch_size: Annotated[
@@ -127,7 +113,7 @@ def collect(
         ),
     ] = DEFAULT_BATCH,
     max_runs: Annotated[int | None, typer.Option("--max-runs", min=1, hidden=True)] = None,
-    fmt: FormatOpt = OutputFormat.TABLE,
+    fmt: OutputOpt = OutputFormat.TABLE,
 ) -> None:
     """Read the integration's access logs and deliver each login entry once.
 
@@ -137,14 +123,15 @@ def collect(
 
     Coralogix gets one info log per login: the entry as JSON text, with team_id and integration_id.
 
-    --output writes the same JSON records, one line per login.
+    --file writes the same JSON records, one line per login (--output/-o is the summary's format,
+    as everywhere; with --file - there is no summary on stdout).
     """
     out = Output(fmt)
     if forward == (output_file is not None):
         raise UsageError(
             "destination_required",
-            "choose one destination: --forward (Coralogix) or --output FILE|- (NDJSON)",
-            "Example: cxslack access-logs collect NAME --forward",
+            "choose one destination: --forward (Coralogix) or --file FILE|- (NDJSON)",
+            f"Example: cxslack access-logs collect {quote(integration)} --forward",
         )
     if no_checkpoint and forward:
         raise UsageError(

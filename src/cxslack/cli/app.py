@@ -70,10 +70,9 @@ class CxGroup(TyperGroup):
         except CxError as exc:
             code = report(exc, argv)
         except _click.exceptions.UsageError as exc:
-            hint = None
-            if exc.ctx is not None:
-                hint = f"See: {exc.ctx.command_path} --help"
-            code = report(CxError("usage_error", exc.format_message(), hint, exit_code=EXIT_USAGE), argv)
+            code = report(
+                CxError("usage_error", exc.format_message(), usage_hint(exc), exit_code=EXIT_USAGE), argv
+            )
         except _click.exceptions.ClickException as exc:
             code = report(CxError("usage_error", exc.format_message(), exit_code=exc.exit_code), argv)
         except (KeyboardInterrupt, typer.Abort):
@@ -110,6 +109,19 @@ def _bug(exc: BaseException) -> CxError:
         f"unexpected {type(exc).__name__}: {exc}",
         "This is a bug in cxslack; rerun with CXSLACK_DEBUG=1 for details and report it.",
     )
+
+
+def usage_hint(exc: Any) -> str | None:
+    """What to run after a mistake on the command line (the command's --help, at least)."""
+    ctx, param = exc.ctx, getattr(exc, "param", None)
+    if ctx is None:
+        return None
+    if param is not None and "--output" in param.opts:
+        takes_file = any("--file" in p.opts for p in ctx.command.params)
+        return "--output/-o is the output format: table, wide or json." + (
+            " To write to a file, use --file FILE (or --file - for stdout)." if takes_file else ""
+        )
+    return f"See: {ctx.command_path} --help"
 
 
 def wants_json(argv: Sequence[str]) -> bool:

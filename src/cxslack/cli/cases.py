@@ -8,6 +8,7 @@ import typer
 from cxslack.cli.common import OutputOpt, command_group
 from cxslack.cli.render import Output, OutputFormat, paint
 from cxslack.errors import EXIT_PARTIAL, CxError, UsageError
+from cxslack.registry import quote
 
 app = command_group(
     "Coralogix Cases in Slack: show a Case, notify a connector, per-Case reply mode and sync."
@@ -29,7 +30,8 @@ def coralogix() -> Any:
 @app.command("show")
 def show(case_id: CaseArg, output: OutputOpt = OutputFormat.TABLE) -> None:
     """Show a Case: status, priority, assignee, labels and its Coralogix link."""
-    from cxslack.cases.model import case_key, case_labels, priority_label, status_label
+    from cxslack.cases.model import assignee_text, case_key, label_text, priority_label, status_label
+    from cxslack.connectors import channel_label
     from cxslack.state import open_state
     from cxslack.store import Store
 
@@ -41,7 +43,6 @@ def show(case_id: CaseArg, output: OutputOpt = OutputFormat.TABLE) -> None:
         {"connector": t.connector, **t.to_json()} for t in open_state(Store()).threads.of_case(case_key(case))
     ]
     doc = {"case": case, "link": link, "slack_threads": threads}
-    labels = ", ".join(f"{k}={'/'.join(v)}" for k, v in case_labels(case).items()) or "-"
     out.emit(
         doc,
         lambda: out.fields(
@@ -50,12 +51,15 @@ def show(case_id: CaseArg, output: OutputOpt = OutputFormat.TABLE) -> None:
                 ("Title", str(case.get("title", ""))),
                 ("Status", status_label(case)),
                 ("Priority", priority_label(case)),
-                ("Assignee", str(case.get("assignee") or "unassigned")),
-                ("Labels", labels),
+                ("Assignee", assignee_text(case, "unassigned")),
+                ("Labels", label_text(case)),
                 ("Link", link),
                 (
                     "In Slack",
-                    ", ".join(f"{t['connector']} → {t['channel']} (ts {t['ts']})" for t in threads) or "-",
+                    ", ".join(
+                        f"{t['connector']} → {channel_label(t['channel'])} (ts {t['ts']})" for t in threads
+                    )
+                    or "-",
                 ),
             ]
         ),
@@ -102,9 +106,9 @@ def notify(
 
     from cxslack.cases.model import case_from_doc, case_key, event_for
     from cxslack.cases.notify import CaseNotifier, NotifyResult
-    from cxslack.cli.connectors import read_json_file
     from cxslack.connectors import ConnectorStore
     from cxslack.delivery import Deliverer
+    from cxslack.json_input import read_json_file
 
     out = Output(output)
     store = ConnectorStore()
@@ -117,8 +121,11 @@ def notify(
     preset = None
     if case_json is not None:
         if len(case_ids) != 1:
-            raise UsageError("usage_error", "--case-json takes exactly one CASE argument")
-        preset = case_from_doc(read_json_file(case_json, "Case JSON"), case_json)
+            raise UsageError("usage_error", "--case-json takes exactly one CASE argument",
+                             f"Notify one Case at a time from JSON: cxslack cases notify {case_ids[0]} "
+                             f"--connector {quote(chosen.name)} --case-json {case_json}")  # fmt: skip
+        where = "the Case JSON on stdin" if case_json == "-" else f"Case JSON {case_json}"
+        preset = case_from_doc(read_json_file(case_json, "Case JSON"), where, case_ids[0])
 
     def one(case_id: str) -> NotifyResult:
         case, link = preset, None

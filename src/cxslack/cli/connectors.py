@@ -1,9 +1,7 @@
 """`cxslack connectors …`: channel routing, Notification Center export/import, render, test."""
 
-import json
 import sys
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -21,6 +19,7 @@ from cxslack.connectors import (
     validate_connector_id,
 )
 from cxslack.errors import EXIT_FAILED, EXIT_PARTIAL, CxError, UsageError
+from cxslack.json_input import MAX_IMPORT_BYTES, read_json_file
 
 if TYPE_CHECKING:
     from cxslack.delivery import TestResult
@@ -45,22 +44,6 @@ CaseReplyModeOpt = Annotated[
         show_default=False,
     ),
 ]
-
-
-def read_json_file(path: str, what: str) -> Any:
-    """A JSON document from a file or '-' (stdin); bad bytes or syntax are usage errors."""
-    try:
-        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError("unreadable_file", f"cannot read {what} {path}: {exc.strerror}") from None
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise UsageError("invalid_json", f"{what} {path} is not UTF-8 (byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            "invalid_json", f"{what} {path}, line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
 
 
 def show_connector(out: Output, connector: Connector, integration_name: str) -> None:
@@ -300,7 +283,7 @@ def import_(
 ) -> None:
     """Create or update connectors from Notification Center JSON (what `export` prints)."""
     out = Output(output)
-    doc = read_json_file(file, "connector file")
+    doc = read_json_file(file, "connector file", max_bytes=MAX_IMPORT_BYTES)
     items = doc if isinstance(doc, list) else [doc]
     connectors = [
         from_coralogix(item, f"{file}[{n}]" if isinstance(doc, list) else file)

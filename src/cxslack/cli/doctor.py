@@ -54,9 +54,9 @@ def doctor(
 
     Exits 1 when any check fails (warnings allowed), so CI can gate on it.
     """
-    from cxslack.cli.connectors import read_json_file
     from cxslack.doctor.context import DoctorOptions
     from cxslack.doctor.runner import diagnose
+    from cxslack.json_input import read_json_file
     from cxslack.registry import Registry
 
     out = Output(output)

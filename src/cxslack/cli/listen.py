@@ -125,16 +125,18 @@ def _start(listener: Listener, address: tuple[str, int] | None) -> None:
 
 def _address(value: str | None) -> tuple[str, int]:
     """HOST:PORT (`[::1]:3000` for IPv6); a host other than loopback is allowed, with a warning."""
-    host, sep, port_text = (value or DEFAULT_HTTP).rpartition(":")
+    from cxslack.hosts import is_loopback, is_valid_host
+
+    host, sep, port_text = (DEFAULT_HTTP if value is None else value).rpartition(":")
     bracketed = host.startswith("[") and host.endswith("]")
     host = host[1:-1] if bracketed else host
-    if not sep or not host or (":" in host) != bracketed or not port_text.isdigit() or int(port_text) > 65535:
+    port_ok = port_text.isascii() and port_text.isdigit() and int(port_text) <= 65535
+    if not sep or not is_valid_host(host) or (":" in host) != bracketed or not port_ok:
         raise UsageError(
             "invalid_address",
-            f"--http takes HOST:PORT, not {value!r}",
-            "For example: 127.0.0.1:3000, or [::1]:3000 for IPv6.",
+            f"--http takes HOST:PORT (a port from 0 to 65535), not {value!r}",
+            f"For example: {DEFAULT_HTTP} (the default), or [::1]:3000 for IPv6.",
         )
-    from cxslack.hosts import is_loopback
 
     if not is_loopback(host):
         say(

@@ -83,10 +83,13 @@ def serve(
     GET|POST /_sandbox/coralogix/cases, POST /_sandbox/coralogix/cases/update
     GET  /_sandbox/coralogix/comments, /logs, /syncs;  POST .../reset
     """
-    from cxslack.hosts import is_loopback
+    from cxslack.hosts import is_loopback, is_valid_host
     from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SIGNING_SECRET, SlackSandbox
     from cxslack.sandbox.coralogix import CORALOGIX_API_KEY, CORALOGIX_SEND_KEY
 
+    if not is_valid_host(host):
+        raise UsageError("invalid_host", f"--host takes an IP address or a host name, not {host!r}",
+                         "For example: --host 127.0.0.1 (the default) or --host ::1.")  # fmt: skip
     if not allow_remote and not is_loopback(host):
         raise UsageError(
             "non_loopback_host",

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 from slack_sdk.signature import SignatureVerifier
 
+from cxslack.errors import UsageError
+from cxslack.json_input import parse_json
 from cxslack.state.interface import EventInbox, InvalidEnvelope
 
 EVENTS_PATH = "/slack/events"
@@ -137,8 +139,8 @@ class _EventsHandler(BaseHTTPRequestHandler):
             self._reply(401, {"error": "invalid_signature"})
             return
         try:
-            envelope = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            envelope = parse_json(body, "the request body")
+        except UsageError:  # not JSON, not UTF-8, or nested absurdly deep
             envelope = None
         if not isinstance(envelope, dict):
             self._reply(400, {"error": "invalid_json"})

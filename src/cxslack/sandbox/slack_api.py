@@ -36,13 +36,14 @@ from cxslack.sandbox.workspace import (
     User,
     Workspace,
 )
+from cxslack.slack.limits import BLOCKS_MAX, MESSAGE_TEXT_MAX, block_problem
 
 Params = dict[str, Any]
 ApiResult = tuple[int, dict[str, Any], dict[str, str]]
 T = TypeVar("T")
 MethodFn = TypeVar("MethodFn", bound=Callable[..., dict[str, Any]])
 
-MAX_BLOCKS = 50
+MAX_BLOCKS = BLOCKS_MAX
 MAX_ACCESS_LOG_PAGES = 100
 
 
@@ -158,7 +159,19 @@ def _blocks(params: Params) -> list[Any] | None:
     )
     if not shaped or len(blocks) > MAX_BLOCKS:
         raise SlackError("invalid_blocks")
+    for block in blocks:  # Block Kit's size limits (slack/limits.py names the pages)
+        problem = block_problem(block)
+        if problem:
+            raise SlackError("invalid_blocks", errors=[problem])
     return blocks
+
+
+def _text(params: Params) -> str:
+    """A message's `text`: over 40,000 characters is `msg_too_long` (chat.postMessage's docs)."""
+    text = str(params.get("text") or "")
+    if len(text) > MESSAGE_TEXT_MAX:
+        raise SlackError("msg_too_long")
+    return text
 
 
 def _attachments(params: Params) -> list[Any] | None:
@@ -380,7 +393,7 @@ def oauth_v2_access(ws: Workspace, params: Params) -> dict[str, Any]:
 @api_method("chat.postMessage", "chat:write")
 def chat_post_message(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
     channel = _writable_channel(ws, token, params.get("channel"))
-    text = str(params.get("text") or "")
+    text = _text(params)
     blocks, attachments = _blocks(params), _attachments(params)
     if not (text or blocks or attachments):
         raise SlackError("no_text")
@@ -423,13 +436,13 @@ def chat_update(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
     )
     if not own:
         raise SlackError("cant_update_message")
-    text = params.get("text")
+    text = _text(params) if params.get("text") is not None else None
     blocks, attachments = _blocks(params), _attachments(params)
     if not (text or blocks or attachments):
         raise SlackError("no_text")
     previous = message.to_api(include_metadata=True)
     if text is not None:
-        message.text = str(text)
+        message.text = text
     if blocks is not None:
         message.blocks = blocks
     if attachments is not None:
@@ -452,6 +465,10 @@ def chat_unfurl(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
     unfurls = _json_param(params, "unfurls", "invalid_unfurls_format")
     if not isinstance(unfurls, dict) or not unfurls:
         raise SlackError("invalid_unfurls_format")
+    for unfurl in unfurls.values():  # each preview is Block Kit: the same size limits
+        blocks = unfurl.get("blocks") if isinstance(unfurl, dict) else None
+        if isinstance(blocks, list) and any(isinstance(b, dict) and block_problem(b) for b in blocks):
+            raise SlackError("invalid_blocks")
     if params.get("unfurl_id"):
         if not params.get("source"):
             raise SlackError("invalid_arguments", detail="unfurl_id needs source")

@@ -266,7 +266,9 @@ class Workspace:
 
     def reset(self) -> None:
         with self.lock:
-            self.settings = replace(self.default_settings, decline_scopes=list(self.default_settings.decline_scopes))
+            self.settings = replace(
+                self.default_settings, decline_scopes=list(self.default_settings.decline_scopes)
+            )
             self.users: dict[str, User] = {u.id: replace(u) for u in _SEED_USERS}
             self.channels: dict[str, Channel] = {}
             for name, private, archived, member in _SEED_CHANNELS:

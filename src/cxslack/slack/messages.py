@@ -9,7 +9,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cxslack.cases.model import EVENT_TEXT, CaseEvent, case_labels, case_name, priority_label, status_label
+from cxslack.cases.model import (
+    EVENT_TEXT,
+    CaseEvent,
+    assignee_text,
+    case_name,
+    label_text,
+    priority_label,
+    status_label,
+)
+from cxslack.slack.limits import (
+    HEADER_TEXT_MAX,
+    MESSAGE_TEXT_MAX,
+    SECTION_FIELD_TEXT_MAX,
+    SECTION_TEXT_MAX,
+    clip,
+)
 
 if TYPE_CHECKING:
     from cxslack.connectors import Connector
@@ -24,25 +39,23 @@ def build_test_message(connector: Connector, integration: Integration) -> Messag
 
     from cxslack.model import utc_now
 
-    text = f"Coralogix test notification from connector {connector.name}"
+    text = clip(f"Coralogix test notification from connector {connector.name}", MESSAGE_TEXT_MAX)
+    about = (
+        f"Connector *{connector.name}* delivers through integration *{integration.name}* "
+        f"(v{integration.version}). Notifications routed to it will arrive here."
+    )
     blocks = [
         HeaderBlock(text="Coralogix test notification"),
-        SectionBlock(
-            text=MarkdownTextObject(
-                text=f"Connector *{connector.name}* delivers through integration *{integration.name}* "
-                f"(v{integration.version}). Notifications routed to it will arrive here."
-            )
-        ),
+        SectionBlock(text=MarkdownTextObject(text=clip(about, SECTION_TEXT_MAX))),
         ContextBlock(elements=[MarkdownTextObject(text=f"Sent by cxslack at {utc_now()}")]),
     ]
     return text, [b.to_dict() for b in blocks]
 
 
-def _label_text(case: dict[str, Any]) -> str:
-    return (
-        ", ".join(f"{k}={'/'.join(v)}" if k != "tags" else "/".join(v) for k, v in case_labels(case).items())
-        or "-"
-    )
+def _field(label: str, value: str) -> Any:
+    from slack_sdk.models.blocks import MarkdownTextObject
+
+    return MarkdownTextObject(text=clip(f"*{label}*\n{value}", SECTION_FIELD_TEXT_MAX))
 
 
 def case_root_message(case: dict[str, Any], link: str | None) -> Message:
@@ -51,15 +64,15 @@ def case_root_message(case: dict[str, Any], link: str | None) -> Message:
 
     name, title = case_name(case), str(case.get("title") or "(untitled)")
     status, priority = status_label(case), priority_label(case)
-    text = f"{name} [{priority}] {title}: {status}"
+    text = clip(f"{name} [{priority}] {title}: {status}", MESSAGE_TEXT_MAX)
     fields = [
-        MarkdownTextObject(text=f"*Status*\n{status}"),
-        MarkdownTextObject(text=f"*Priority*\n{priority}"),
-        MarkdownTextObject(text=f"*Assignee*\n{case.get('assignee') or 'unassigned'}"),
-        MarkdownTextObject(text=f"*Labels*\n{_label_text(case)}"),
+        _field("Status", status),
+        _field("Priority", priority),
+        _field("Assignee", assignee_text(case, "unassigned")),
+        _field("Labels", label_text(case)),
     ]
     blocks = [
-        HeaderBlock(text=f"{name} · {title}"[:150]),
+        HeaderBlock(text=clip(f"{name} · {title}", HEADER_TEXT_MAX)),
         SectionBlock(fields=fields),
         ContextBlock(
             elements=[MarkdownTextObject(text=f"<{link}|Open the Case in Coralogix>" if link else name)]
@@ -74,24 +87,25 @@ def case_update_message(case: dict[str, Any], event: CaseEvent) -> Message:
 
     detail = {
         CaseEvent.PRIORITY_CHANGED: f"priority is now *{priority_label(case)}*",
-        CaseEvent.ASSIGNEE_CHANGED: f"assigned to *{case.get('assignee') or 'nobody'}*",
+        CaseEvent.ASSIGNEE_CHANGED: f"assigned to *{assignee_text(case, 'nobody')}*",
     }.get(event, f"status is now *{status_label(case)}*")
-    text = f"{case_name(case)}: {EVENT_TEXT[event]} ({detail.replace('*', '')})"
-    return text, [SectionBlock(text=f"*{EVENT_TEXT[event]}*: {detail}").to_dict()]
+    text = clip(f"{case_name(case)}: {EVENT_TEXT[event]} ({detail.replace('*', '')})", MESSAGE_TEXT_MAX)
+    return text, [SectionBlock(text=clip(f"*{EVENT_TEXT[event]}*: {detail}", SECTION_TEXT_MAX)).to_dict()]
 
 
 def case_preview(case: dict[str, Any], url: str) -> dict[str, Any]:
     """The unfurl of a Case URL: title (linked), status, priority and assignee."""
     from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
-    title = str(case.get("title") or "(untitled)")
+    name, title = case_name(case), str(case.get("title") or "(untitled)")
+    room = SECTION_TEXT_MAX - len(f"*<{url}|{name} · >*")  # the title is cut, never the link markup
     blocks = [
-        SectionBlock(text=MarkdownTextObject(text=f"*<{url}|{case_name(case)} · {title}>*")),
+        SectionBlock(text=MarkdownTextObject(text=f"*<{url}|{name} · {clip(title, max(room, 20))}>*")),
         SectionBlock(
             fields=[
-                MarkdownTextObject(text=f"*Status*\n{status_label(case)}"),
-                MarkdownTextObject(text=f"*Priority*\n{priority_label(case)}"),
-                MarkdownTextObject(text=f"*Assignee*\n{case.get('assignee') or 'unassigned'}"),
+                _field("Status", status_label(case)),
+                _field("Priority", priority_label(case)),
+                _field("Assignee", assignee_text(case, "unassigned")),
             ]
         ),
         ContextBlock(elements=[MarkdownTextObject(text="Coralogix Case")]),
