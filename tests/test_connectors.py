@@ -348,6 +348,22 @@ def test_pending_integration_cannot_test(cli: Cli, slack: Any) -> None:
     assert "cxslack integrations authorize Payments" in run.stderr
 
 
+def test_a_connector_whose_integration_is_gone_is_not_found(cli: Cli, cxslack_home: Path) -> None:
+    add_integration(cli, "Payments")
+    create(cli, "Payments on-call", "payments")
+    config = cxslack_home / "config.toml"
+    ident = cli.ok("integrations", "show", "payments", "-o", "json").json()["integration"]["id"]
+    config.write_text(config.read_text().replace(f'integration = "{ident}"', 'integration = "gone"'))
+    for args in (
+        ["connectors", "test", "payments-on-call"],
+        ["cases", "notify", "CASE-1", "--connector", "payments-on-call"],
+    ):
+        run = cli(*args, "-o", "json")
+        assert run.exit_code == 3, (args, run.stderr)
+        assert run.json()["error"]["code"] == "integration_not_found"
+        assert "cxslack connectors edit 'Payments on-call' --integration" in run.stderr
+
+
 def test_earlier_version_delivers_through_its_webhook(cli: Cli, httpx_mock: Any) -> None:
     hook = "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXX"
     httpx_mock.add_response(url=hook, text="ok")

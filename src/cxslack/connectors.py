@@ -234,6 +234,16 @@ def find_connector(connectors: dict[str, Connector], ref: str) -> Connector:
     )
 
 
+def missing_integration(connector: Connector) -> NotFoundError:
+    """The connector's integration is gone (removed, or config.toml edited by hand)."""
+    return NotFoundError(
+        "integration_not_found",
+        f"connector {connector.name} references a missing integration ({connector.integration})",
+        f"Point it at an existing one: cxslack connectors edit {quote(connector.name)} --integration NAME "
+        "(cxslack integrations list)",
+    )
+
+
 @dataclass
 class ConnectorChanges:
     name: str | None = None

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from cxslack.connectors import Connector, EntityType, normalise_channel
-from cxslack.errors import CxError, UsageError
+from cxslack.connectors import Connector, EntityType, missing_integration, normalise_channel
+from cxslack.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CxError
 from cxslack.model import Integration
 from cxslack.registry import Registry
 from cxslack.slack.client import SlackAccess, SlackError
@@ -75,6 +75,13 @@ class TestResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def exit_code(self) -> int:
+        """The error's (a usage error is the delivery's failure here: 1), or 0."""
+        if self.error is None:
+            return EXIT_OK
+        return self.error.exit_code if self.error.exit_code != EXIT_USAGE else EXIT_FAILED
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -208,13 +215,7 @@ def send_tests(
         integration = integrations.get(connector.integration)
         deliverer = deliverers.get(integration.id) if integration else None
         if integration is None:
-            result = TestResult(
-                connector,
-                None,
-                error=UsageError(
-                    "integration_not_found", f"connector {connector.name} references a missing integration"
-                ),
-            )
+            result = TestResult(connector, None, error=missing_integration(connector))
         elif isinstance(deliverer, CxError):
             result = TestResult(connector, integration, error=deliverer)
         else:

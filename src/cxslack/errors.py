@@ -14,6 +14,13 @@ EXIT_PARTIAL = 5
 EXIT_INTERRUPTED = 130
 
 
+def batch_exit_code(failed: int, total: int) -> int:
+    """A batch's outcome: 0 when nothing failed, 5 when some items did, 1 when all did."""
+    if not failed:
+        return EXIT_OK
+    return EXIT_PARTIAL if failed < total else EXIT_FAILED
+
+
 class CxError(Exception):
     """An expected failure with a stable snake_case code; never carries a secret."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cxslack.scopes import Feature, scopes_for
@@ -43,32 +42,3 @@ def build_manifest(features: set[Feature], redirect_uri: str, *, name: str = "Co
             subscriptions["request_url"] = events_url
         manifest["settings"]["event_subscriptions"] = subscriptions
     return manifest
-
-
-def to_yaml(value: Any, indent: int = 0) -> str:
-    """YAML for the manifest's plain shapes (dicts, lists, strings, bools); strings JSON-quoted."""
-    pad = "  " * indent
-    lines: list[str] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(item, (dict, list)) and item:
-                lines.append(f"{pad}{key}:")
-                lines.append(to_yaml(item, indent + 1))
-            else:
-                lines.append(f"{pad}{key}: {_scalar(item)}")
-    elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, dict):
-                body = to_yaml(item, indent + 1).lstrip()
-                lines.append(f"{pad}- {body}")
-            else:
-                lines.append(f"{pad}- {_scalar(item)}")
-    return "\n".join(lines)
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return "{}" if isinstance(value, dict) else "[]"
-    return json.dumps(value, ensure_ascii=False)

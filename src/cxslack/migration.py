@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cxslack.connectors import Connector, ConnectorStore, find_connector, parse_connectors
-from cxslack.errors import AuthError, CxError, UsageError
+from cxslack.errors import EXIT_OK, EXIT_PARTIAL, AuthError, CxError, UsageError
 from cxslack.model import Integration, Status
 from cxslack.registry import Registry, quote
 from cxslack.state import open_state
@@ -110,6 +110,11 @@ class Outcome:
     skipped: list[str] = field(default_factory=list)
     remaining: list[str] = field(default_factory=list)
     source_empty: Integration | None = None  # the old integration, when it has no connectors left
+
+    @property
+    def exit_code(self) -> int:
+        """5 when any connector failed (those stay on their old integration), else 0."""
+        return EXIT_PARTIAL if self.failed else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -25,7 +25,7 @@ from cxslack.access_logs.collect import (
 from cxslack.access_logs.sinks import CoralogixSink, NdjsonSink, Sink
 from cxslack.access_logs.times import parse_time
 from cxslack.cli.common import OutputOpt, command_group, seconds_option
-from cxslack.cli.render import Output, OutputFormat, say
+from cxslack.cli.render import Output, OutputFormat, ProgressBar
 from cxslack.errors import UsageError
 from cxslack.registry import Registry, quote
 
@@ -158,7 +158,8 @@ def collect(
             else Checkpoint.for_integration(registry.store, found.id, sink.name)
         )
         where = "to Coralogix" if forward else f"to {'stdout' if to_stdout else output_file}"
-        progress = TerminalProgress(found.name, "forwarding" if forward else "writing")
+        bar = out.progress(found.name)
+        progress = _progress(out, bar, found.name, "forwarding" if forward else "writing")
 
         def run_once() -> CollectResult:
             current = collection.find_collecting(registry, found.id)  # a --follow job sees edits
@@ -171,11 +172,11 @@ def collect(
                     since=since_at,
                     until=until_at,
                     batch_size=batch_size,
-                    progress=progress.callbacks(),
+                    progress=progress,
                     should_stop=stop.is_set,
                 )
             finally:
-                progress.clear()
+                bar.stop()
             _say(out, current.name, result, where)
             return result
 
@@ -245,39 +246,18 @@ def _say(out: Output, name: str, result: CollectResult, where: str) -> None:
         out.success(f"{name}: nothing new ({read}, all delivered before).")
 
 
-class TerminalProgress:
-    """One self-rewriting status line on stderr when it is a terminal: pages read, entries delivered."""
+def _progress(out: Output, bar: ProgressBar, name: str, verb: str) -> Progress:
+    """Pages read, then entries delivered, on the one progress bar (silent when piped or JSON)."""
 
-    def __init__(self, name: str, verb: str):
-        self.live = sys.stderr.isatty()
-        self.name = name
-        self.verb = verb
-        self.shown = False
+    def waiting() -> None:
+        bar.stop()
+        out.info(f"Another collection of {name} to the same destination is running; waiting for it …")
 
-    def callbacks(self) -> Progress:
-        return Progress(
-            read=lambda pages, entries: self._show(f"reading: {pages} page(s), {entries:,} entries"),
-            delivered=lambda done, total: self._show(f"{self.verb}: {done:,} of {total:,}"),
-            waiting=lambda: self._say(
-                f"Another collection of {self.name} to the same destination is running; waiting for it …"
-            ),
-        )
-
-    def _show(self, text: str) -> None:
-        if self.live:
-            sys.stderr.write(f"\r\x1b[K{self.name}: {text}")
-            sys.stderr.flush()
-            self.shown = True
-
-    def _say(self, text: str) -> None:
-        self.clear()
-        say(text)
-
-    def clear(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
-            self.shown = False
+    return Progress(
+        read=lambda pages, entries: bar.update(f"reading: {pages} page(s), {entries:,} entries"),
+        delivered=lambda done, total: bar.update(verb, completed=done, total=total),
+        waiting=waiting,
+    )
 
 
 @contextmanager

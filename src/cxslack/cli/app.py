@@ -164,7 +164,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        print(f"cxslack {__version__}")
+        render.write_text(f"cxslack {__version__}\n")
         raise typer.Exit()
 
 

@@ -7,7 +7,7 @@ import typer
 
 from cxslack.cli.common import OutputOpt, command_group
 from cxslack.cli.render import Output, OutputFormat, paint
-from cxslack.errors import EXIT_PARTIAL, CxError, UsageError
+from cxslack.errors import EXIT_OK, EXIT_PARTIAL, CxError, UsageError
 from cxslack.registry import quote
 
 app = command_group(
@@ -99,14 +99,14 @@ def notify(
         ),
     ] = 8,
     output: OutputOpt = OutputFormat.TABLE,
-) -> None:
+) -> int:
     """Post a Case to Slack: the first notification posts the root message, later ones follow the
     Case's reply mode (thread by default), and the root is edited to show the current status."""
     from concurrent.futures import ThreadPoolExecutor
 
     from cxslack.cases.model import case_from_doc, case_key, event_for
     from cxslack.cases.notify import CaseNotifier, NotifyResult
-    from cxslack.connectors import ConnectorStore
+    from cxslack.connectors import ConnectorStore, missing_integration
     from cxslack.delivery import Deliverer
     from cxslack.json_input import read_json_file
 
@@ -116,7 +116,7 @@ def notify(
     view = store.registry.view()
     integration = view.integrations.get(chosen.integration)
     if integration is None:
-        raise UsageError("integration_not_found", f"connector {chosen.name} references a missing integration")
+        raise missing_integration(chosen)
     notifier = CaseNotifier(store.registry, chosen, Deliverer(store.registry, integration))
     preset = None
     if case_json is not None:
@@ -170,9 +170,8 @@ def notify(
 
     if len(case_ids) == 1 and errors:
         raise errors[0]
-    out.emit({"notifications": [r.to_json() for r in results], "failed": failed}, human)
-    if failed:
-        raise typer.Exit(EXIT_PARTIAL)
+    doc = {"notifications": [r.to_json() for r in results], "failed": failed}
+    return out.result(doc, human, exit_code=EXIT_PARTIAL if failed else EXIT_OK)
 
 
 def _deep_link(client: Any, case_id: str) -> str | None:

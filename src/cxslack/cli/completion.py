@@ -279,4 +279,6 @@ def print_script(shell: str) -> None:
         raise UsageError(
             "invalid_shell", f"no completion script for {shell!r}", "Choose one of: bash, zsh, fish."
         ) from None
-    print(script_for(chosen), end="")
+    from cxslack.cli.render import write_text
+
+    write_text(script_for(chosen))

@@ -14,11 +14,12 @@ from cxslack.connectors import (
     ConnectorStore,
     EntityType,
     from_coralogix,
+    missing_integration,
     parse_override,
     to_coralogix,
     validate_connector_id,
 )
-from cxslack.errors import EXIT_FAILED, EXIT_PARTIAL, CxError, UsageError
+from cxslack.errors import CxError, UsageError, batch_exit_code
 from cxslack.json_input import MAX_IMPORT_BYTES, read_json_file
 
 if TYPE_CHECKING:
@@ -393,7 +394,7 @@ def test(
         ),
     ] = 16,
     output: OutputOpt = OutputFormat.TABLE,
-) -> None:
+) -> int:
     """Send a test notification through the connector's integration to its channel (fallback on failure)."""
     from cxslack.delivery import Deliverer, send_test, send_tests
 
@@ -409,14 +410,11 @@ def test(
         connector = store.find(name)
         chosen = view.integrations.get(connector.integration)
         if chosen is None:
-            raise UsageError(
-                "integration_not_found", f"connector {connector.name} references a missing integration"
-            )
+            raise missing_integration(connector)
         result = send_test(Deliverer(store.registry, chosen), connector)
-        out.emit(result.to_json(), lambda: _print_test_result(out, result))
-        if result.error is not None:
-            raise typer.Exit(result.error.exit_code if result.error.exit_code != 2 else EXIT_FAILED)
-        return
+        return out.result(
+            result.to_json(), lambda: _print_test_result(out, result), exit_code=result.exit_code
+        )
     items = sorted(connectors.values(), key=lambda c: c.name.casefold())
     if integration is not None:
         wanted = view.find(integration).id
@@ -429,27 +427,19 @@ def test(
         for result in results:
             _print_test_result(out, result)
 
-    out.emit({"results": [r.to_json() for r in results], "summary": summary}, human)
+    code = out.result({"results": [r.to_json() for r in results], "summary": summary}, human,
+                      exit_code=batch_exit_code(len(failed), len(results)))  # fmt: skip
     out.info(f"{summary['success']} of {summary['total']} delivered, {summary['failure']} failed.")
-    if failed:
-        raise typer.Exit(EXIT_PARTIAL if len(failed) < len(results) else EXIT_FAILED)
+    return code
 
 
 def _run_with_progress(out: Output, store: ConnectorStore, items: list[Connector], integrations: dict[str, Any],
                        workers: int, send_tests: Any) -> "list[TestResult]":  # fmt: skip
-    if not sys.stderr.isatty() or out.json or not items:
-        return list(send_tests(store.registry, items, integrations, workers=workers))
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("Testing connectors"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-        TimeElapsedColumn(), console=Console(stderr=True), transient=True,
-    ) as progress:  # fmt: skip
-        task = progress.add_task("", total=len(items))
+    with out.progress("Testing connectors") as bar:
+        bar.start(len(items))
 
         def advance(result: "TestResult") -> None:
-            progress.update(task, advance=1, description=result.connector.name)
+            bar.update(result.connector.name, advance=1)
 
         return list(send_tests(store.registry, items, integrations, workers=workers, on_done=advance))
 
@@ -482,7 +472,7 @@ def migrate(
         bool, typer.Option("--status", help="Show what the last run (for --from) did, failed and left.")
     ] = False,
     output: OutputOpt = OutputFormat.TABLE,
-) -> None:
+) -> int:
     """Move connectors to a v0.1.0 integration one at a time; safe to interrupt and to rerun.
 
     Each connector is tested through the new integration (with --test) and switched only when
@@ -496,8 +486,7 @@ def migrate(
     registry = Registry()
     if status:
         doc = migration_status(registry, source)
-        out.emit(doc, lambda: _print_status(out, doc))
-        return
+        return out.result(doc, lambda: _print_status(out, doc))
     if to is None:
         raise UsageError(
             "missing_value",
@@ -511,8 +500,7 @@ def migrate(
         test = True
     plan = plan_migration(registry, names or [], to, source)
     if dry_run:
-        out.emit(plan.to_json(test), lambda: _print_plan(out, plan, test))
-        return
+        return out.result(plan.to_json(test), lambda: _print_plan(out, plan, test))
     migrator = Migrator(registry, progress=_progress(out))
     outcome = migrator.run(plan, test=test, fail_fast=fail_fast)
 
@@ -523,7 +511,7 @@ def migrate(
             if err.get("hint"):
                 out.info(f"  {err['hint']}")
 
-    out.emit(outcome.to_json(), human)
+    code = out.result(outcome.to_json(), human, exit_code=outcome.exit_code)
     out.info(
         f"{len(outcome.migrated)} migrated to {plan.target.name}, {len(outcome.failed)} failed, "
         f"{len(outcome.skipped)} already there, {len(outcome.remaining)} not attempted."
@@ -537,8 +525,7 @@ def migrate(
         out.success(
             f"{old.name} has no connectors left. It can be removed: cxslack integrations remove {quote(old.name)} --yes"
         )
-    if outcome.failed:
-        raise typer.Exit(EXIT_PARTIAL)
+    return code
 
 
 def _print_plan(out: Output, plan: Any, test: bool) -> None:
@@ -572,24 +559,12 @@ def _progress(out: Output) -> Any:
     def waiting() -> None:
         out.info("Another `connectors migrate` is running; waiting for it to finish …")
 
-    if out.json or not sys.stderr.isatty():
-        return Progress(waiting=waiting)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-    from rich.progress import Progress as Bar
-
-    bar = Bar(TextColumn("Migrating"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-              TimeElapsedColumn(), console=Console(stderr=True), transient=True)  # fmt: skip
-    task: list[Any] = []
-
-    def start(total: int) -> None:
-        bar.start()
-        task.append(bar.add_task("", total=total))
+    bar = out.progress("Migrating")
 
     def step(connector: Connector, what: str) -> None:
-        bar.update(task[0], description=f"{connector.name}: {what}")
+        bar.update(f"{connector.name}: {what}")
 
     def done(connector: Connector, result: str, error: CxError | None) -> None:
-        bar.update(task[0], advance=1, description=f"{connector.name}: {result}")
+        bar.update(f"{connector.name}: {result}", advance=1)
 
-    return Progress(start=start, step=step, done=done, finish=bar.stop, waiting=waiting)
+    return Progress(start=bar.start, step=step, done=done, finish=bar.stop, waiting=waiting)

@@ -8,7 +8,7 @@ import typer
 from cxslack.cli.common import OutputOpt, single_command
 from cxslack.cli.render import Output, OutputFormat, paint
 from cxslack.doctor.report import CheckStatus, Report, Symptom
-from cxslack.errors import EXIT_FAILED, UsageError
+from cxslack.errors import UsageError
 
 app = single_command()
 
@@ -49,7 +49,7 @@ def doctor(
         ),
     ] = None,
     output: OutputOpt = OutputFormat.TABLE,
-) -> None:
+) -> int:
     """Diagnose integrations and connectors: token, two-way sync, link previews, routing, local files.
 
     Exits 1 when any check fails (warnings allowed), so CI can gate on it.
@@ -64,9 +64,9 @@ def doctor(
     if payload and not isinstance(context, dict):
         raise UsageError("invalid_payload", "the payload must be a JSON object")
     report = diagnose(Registry(), DoctorOptions(integration, symptom, offline, context))
-    out.emit(report.to_json(), lambda: print_report(out, report, symptom))
-    if not report.healthy:
-        raise typer.Exit(EXIT_FAILED)
+    return out.result(
+        report.to_json(), lambda: print_report(out, report, symptom), exit_code=report.exit_code
+    )
 
 
 def print_report(out: Output, report: Report, symptom: Symptom | None) -> None:

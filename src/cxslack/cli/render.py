@@ -1,8 +1,9 @@
 """The one place that prints results and messages.
 
-Data goes to stdout as a table (Rich on a terminal; tab-separated and untruncated when piped)
-or as exactly one JSON document. Human messages, progress and warnings go to stderr. Every
-string passes through the redactor on its way out.
+Data goes to stdout as a table (Rich on a terminal; tab-separated and untruncated when piped),
+as exactly one JSON document, or as YAML (the app manifest). Human messages, progress and
+warnings go to stderr. Every string passes through the redactor on its way out. A command's
+outcome (its exit code) comes back from `Output.result`, and app.py exits with it.
 """
 
 from __future__ import annotations
@@ -130,6 +131,18 @@ class Output:
     def lines(self, text: str) -> None:
         print(redact(text))
 
+    def result(
+        self, doc: dict[str, Any], human: Callable[[], None] | None = None, *, exit_code: int = 0
+    ) -> int:
+        """Print a command's result (like `emit`) and hand back its outcome's exit code: a
+        command returns it, and app.py's one mapping exits with it."""
+        self.emit(doc, human)
+        return exit_code
+
+    def progress(self, label: str) -> ProgressBar:
+        """A progress bar on stderr for a person at a terminal; silent in JSON mode or when piped."""
+        return ProgressBar(label, enabled=not self.json)
+
     # -- stderr ------------------------------------------------------------------------------
     def info(self, message: str) -> None:
         say(message)
@@ -190,6 +203,15 @@ def warn(message: str) -> None:
     say(f"{paint('Warning:', 'yellow', sys.stderr)} {message}")
 
 
+def write_text(text: str) -> None:
+    """Text as it is (a completion script, say), on stdout."""
+    sys.stdout.write(redact(text))
+
+
+def write_yaml(doc: dict[str, Any]) -> None:
+    print(redact(to_yaml(doc)))
+
+
 def write_json(doc: Any) -> None:
     """Indented on a terminal; one compact line when piped (json's C encoder: large lists stay fast)."""
     indent = 2 if sys.stdout.isatty() else None
@@ -216,3 +238,83 @@ def when(timestamp: str) -> str:
             n = seconds // size
             return f"{n} {unit}{'s' if n != 1 else ''} ago"
     return "just now"
+
+
+class ProgressBar:
+    """The one progress display: a transient Rich bar on stderr (label, bar, done/total, what is
+    happening, elapsed time), or nothing at all when stderr is not a terminal or the output is
+    JSON. Safe to update from worker threads; messages printed meanwhile appear above it."""
+
+    def __init__(self, label: str, *, enabled: bool = True):
+        self.label = label
+        self.enabled = enabled and sys.stderr.isatty()
+        self._bar: Any = None
+        self._task: Any = None
+
+    def start(self, total: int | None = None) -> None:
+        if not self.enabled or self._bar is not None:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(
+            TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+            TimeElapsedColumn(), console=Console(stderr=True, no_color=not use_color(sys.stderr)), transient=True,
+        )  # fmt: skip
+        self._bar.start()
+        self._task = self._bar.add_task("", total=total)
+
+    def update(self, description: str | None = None, *, advance: int = 0, completed: int | None = None,
+               total: int | None = None) -> None:  # fmt: skip
+        if not self.enabled:
+            return
+        self.start(total)
+        changes: dict[str, Any] = {"advance": advance}
+        if description is not None:
+            changes["description"] = redact(description)
+        if completed is not None:
+            changes["completed"] = completed
+        if total is not None:
+            changes["total"] = total
+        self._bar.update(self._task, **changes)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = self._task = None
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def to_yaml(value: Any, indent: int = 0) -> str:
+    """YAML for plain shapes (dicts, lists, strings, bools) such as the app manifest; strings are
+    JSON-quoted, which YAML reads as they are."""
+    pad = "  " * indent
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, (dict, list)) and item:
+                lines.append(f"{pad}{key}:")
+                lines.append(to_yaml(item, indent + 1))
+            else:
+                lines.append(f"{pad}{key}: {_scalar(item)}")
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict):
+                body = to_yaml(item, indent + 1).lstrip()
+                lines.append(f"{pad}- {body}")
+            else:
+                lines.append(f"{pad}- {_scalar(item)}")
+    return "\n".join(lines)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return "{}" if isinstance(value, dict) else "[]"
+    return json.dumps(value, ensure_ascii=False)

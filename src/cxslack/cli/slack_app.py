@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cxslack.cli.common import OutputOpt, command_group
-from cxslack.cli.render import Output, OutputFormat, is_interactive, write_json
+from cxslack.cli.render import Output, OutputFormat, is_interactive, write_json, write_yaml
 from cxslack.errors import UsageError
 
 app = command_group("Configure the Slack app's credentials and print its manifest.")
@@ -128,7 +128,7 @@ def manifest(
 
     Paste it at api.slack.com/apps → Create New App → From an app manifest.
     """
-    from cxslack.manifest import build_manifest, to_yaml
+    from cxslack.manifest import build_manifest
     from cxslack.oauth.redirect import DEFAULT_REDIRECT_URI
     from cxslack.registry import Registry
     from cxslack.scopes import Feature
@@ -151,4 +151,4 @@ def manifest(
     if fmt is ManifestFormat.JSON:
         write_json(doc)
     else:
-        print(to_yaml(doc))
+        write_yaml(doc)

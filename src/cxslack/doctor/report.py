@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from cxslack.errors import EXIT_FAILED, EXIT_OK
+
 
 class CheckStatus(StrEnum):
     OK = "ok"
@@ -96,6 +98,11 @@ class Report:
     def healthy(self) -> bool:
         """No failing check; warnings are allowed."""
         return not any(c.status is CheckStatus.FAIL for c in self.checks)
+
+    @property
+    def exit_code(self) -> int:
+        """1 when a check failed, so CI can gate on doctor."""
+        return EXIT_OK if self.healthy else EXIT_FAILED
 
     def counts(self) -> Counter[CheckStatus]:
         return Counter(c.status for c in self.checks)
