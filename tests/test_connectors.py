@@ -260,7 +260,7 @@ def test_export_import_round_trips_every_field(cli: Cli, tmp_path: Path) -> None
         {"connector": {"name": "x", "connectorConfig": {"fields": []}}},
         {"connector": {"name": "x", "connectorConfig": {"fields": [
             {"fieldName": "integrationId", "value": "nope"}, {"fieldName": "channel", "value": "a"},
-            {"fieldName": "fallbackChannel", "value": "b"}]}, "configOverrides": [{"entityType": "OLLY_SCHEDULED_TASKS", "fields": []}]}},
+            {"fieldName": "fallbackChannel", "value": "b"}]}, "configOverrides": {"CASES": "not a list"}}},
         {"not": "a connector"},
     ],
 )  # fmt: skip

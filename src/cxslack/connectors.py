@@ -6,6 +6,7 @@ a required `fallback_channel`, and per-entity-type overrides of `channel` as Ter
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -39,7 +40,8 @@ class EntityType(StrEnum):
 
     @classmethod
     def parse(cls, text: str) -> EntityType:
-        wanted = text.strip().lower().replace("_", "-")
+        # Notification Center's names, bare (CASES) or prefixed (ENTITY_TYPE_CASES), work too
+        wanted = text.strip().upper().removeprefix("ENTITY_TYPE_").lower().replace("_", "-")
         for member in cls:
             if member.value == wanted:
                 return member
@@ -98,6 +100,29 @@ def slug_id(name: str) -> str:
 
 
 @dataclass
+class RemoteState:
+    """What cxslack knows of a connector's copy in Coralogix Notification Center."""
+
+    update_time: str | None = None  # its updateTime at the last pull or push: push refuses when it moved
+    # Everything of the Coralogix connector cxslack does not model (unknown fields, diagnostics,
+    # overrides for entity types it does not know), in Notification Center's shape, sent back intact.
+    residue: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"update_time": self.update_time, "residue": self.residue}
+
+    def to_toml(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {}
+        if self.update_time:
+            doc["update_time"] = self.update_time
+        if self.residue:  # JSON text: TOML has no null, and this must come back exactly
+            doc["residue"] = json.dumps(
+                self.residue, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            )
+        return doc
+
+
+@dataclass
 class Connector:
     id: str
     name: str
@@ -107,6 +132,7 @@ class Connector:
     description: str = ""
     overrides: dict[EntityType, str] = field(default_factory=dict)
     case_reply_mode: str | None = None  # default for Cases without their own setting (cases.ReplyMode)
+    coralogix: RemoteState | None = None  # set once the connector was pulled from or pushed to Coralogix
     created_at: str = field(default_factory=utc_now)
     updated_at: str = field(default_factory=utc_now)
 
@@ -145,6 +171,7 @@ class Connector:
             "fallback_channel": self.fallback_channel,
             "overrides": {e.json_key: t for e, t in sorted(self.overrides.items())},
             "case_reply_mode": self.case_reply_mode,
+            "coralogix": self.coralogix.to_json() if self.coralogix else None,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
@@ -156,6 +183,11 @@ class Connector:
             del doc["overrides"]
         if doc["case_reply_mode"] is None:
             del doc["case_reply_mode"]
+        remote = self.coralogix.to_toml() if self.coralogix else None
+        if not remote:
+            del doc["coralogix"]
+        else:
+            doc["coralogix"] = remote
         return doc
 
     @classmethod
@@ -201,7 +233,22 @@ class Connector:
         reply_mode = doc.get("case_reply_mode")
         if reply_mode is not None and reply_mode not in REPLY_MODES:
             raise fail("case_reply_mode", f"must be one of {', '.join(REPLY_MODES)}")
-        return cls(id=ident, overrides=overrides, case_reply_mode=reply_mode, **values)
+        remote = None
+        if "coralogix" in doc:
+            table = doc["coralogix"]
+            update_time, residue_text = (
+                (table.get("update_time"), table.get("residue", "{}")) if isinstance(table, dict) else (0, 0)
+            )
+            if not isinstance(update_time, str | None) or not isinstance(residue_text, str):
+                raise fail("coralogix", "must be a table with update_time and residue strings")
+            try:
+                residue = json.loads(residue_text) if residue_text != "{}" else {}
+            except ValueError:
+                residue = None
+            if not isinstance(residue, dict):
+                raise fail("coralogix", "residue must be a JSON object")
+            remote = RemoteState(update_time, residue)
+        return cls(id=ident, overrides=overrides, case_reply_mode=reply_mode, coralogix=remote, **values)
 
 
 def parse_override(text: str) -> tuple[EntityType, str]:

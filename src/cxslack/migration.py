@@ -17,27 +17,39 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from cxslack.connectors import Connector, ConnectorStore, find_connector, parse_connectors
 from cxslack.errors import EXIT_OK, EXIT_PARTIAL, AuthError, CxError, UsageError
 from cxslack.model import Integration, Status
 from cxslack.registry import Registry, quote
 from cxslack.state import open_state
+from cxslack.state.interface import MigrationJournal, State
 from cxslack.state.records import MigrationEvent
 
 FLUSH_INTERVAL = 2.0  # seconds between config.toml catch-ups during a run
 TEST_EVENT = "cxslack_migration_test"
 
 
+class Item(Protocol):
+    """What a migration moves: a local connector, or a connector in Coralogix (`--remote`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+
+
 @dataclass
 class Plan:
     target: Integration
     source: Integration | None
-    to_move: list[Connector]
-    already: list[Connector]
+    to_move: Sequence[Item]
+    already: Sequence[Item]
 
     def to_json(self, test: bool) -> dict[str, Any]:
         return {
@@ -110,6 +122,7 @@ class Outcome:
     skipped: list[str] = field(default_factory=list)
     remaining: list[str] = field(default_factory=list)
     source_empty: Integration | None = None  # the old integration, when it has no connectors left
+    unconfirmed: list[str] | None = None  # --remote: switched, the confirming test's outcome lost in a crash
 
     @property
     def exit_code(self) -> int:
@@ -117,7 +130,7 @@ class Outcome:
         return EXIT_PARTIAL if self.failed else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "to": self.to,
             "dry_run": self.dry_run,
             "migrated": self.migrated,
@@ -125,6 +138,9 @@ class Outcome:
             "skipped": self.skipped,
             "remaining": self.remaining,
         }
+        if self.unconfirmed is not None:
+            doc["unconfirmed"] = self.unconfirmed
+        return doc
 
 
 @dataclass
@@ -132,19 +148,51 @@ class Progress:
     """Callbacks the CLI uses to show progress; all optional."""
 
     start: Callable[[int], None] = lambda total: None
-    step: Callable[[Connector, str], None] = lambda connector, what: None
-    done: Callable[[Connector, str, CxError | None], None] = lambda connector, result, error: None
+    step: Callable[[Item, str], None] = lambda connector, what: None
+    done: Callable[[Item, str, CxError | None], None] = lambda connector, result, error: None
     finish: Callable[[], None] = lambda: None
     waiting: Callable[[], None] = lambda: None  # another migrate run holds the lock
 
 
+class Mover:
+    """How one kind of migration tests and switches a connector; the Migrator runs the loop.
+
+    Every step a mover takes is journaled (fsync'd) before the next; `history` is the journal
+    as it stood when the run got the lock, so a rerun can tell what a killed run left in doubt."""
+
+    journal: MigrationJournal
+    progress: Progress
+
+    def journal_of(self, state: State) -> MigrationJournal:
+        return state.migrations
+
+    def queue(self, plan: Plan, history: list[MigrationEvent]) -> list[Item]:
+        return list(plan.to_move)
+
+    def already(self, item: Item, plan: Plan, history: list[MigrationEvent]) -> bool:
+        raise NotImplementedError
+
+    def move(self, item: Item, plan: Plan, test: bool, history: list[MigrationEvent]) -> CxError | None:
+        """Test (when asked) and switch one connector; the error that stopped it, if any."""
+        raise NotImplementedError
+
+    def maybe_flush(self) -> None:
+        """Let the local store catch up now and then."""
+
+    def flush(self) -> None:
+        """Let the local store catch up with everything switched so far."""
+
+    def outcome(self, outcome: Outcome) -> None:
+        """Add what only this kind of migration reports."""
+
+
 class Migrator:
-    def __init__(self, registry: Registry, *, progress: Progress | None = None):
+    def __init__(self, registry: Registry, *, progress: Progress | None = None, mover: Mover | None = None):
         self.registry = registry
-        self.journal = open_state(registry.store).migrations
         self.progress = progress or Progress()
-        self._pending: dict[str, tuple[str, str]] = {}  # connector → (from, to) not yet in config.toml
-        self._last_flush = time.monotonic()
+        self.mover = mover or LocalMover(registry)
+        self.journal = self.mover.journal_of(open_state(registry.store))
+        self.mover.journal, self.mover.progress = self.journal, self.progress
 
     def run(self, plan: Plan, *, test: bool, fail_fast: bool) -> Outcome:
         """Migrate the plan's connectors; a concurrent run waits, then finds its work done."""
@@ -168,51 +216,72 @@ class Migrator:
                 test=test,
             )  # fmt: skip
         )
-        self._replay(history)
-        connectors = ConnectorStore(self.registry).load()[1]
-        queue = [connectors[c.id] for c in plan.to_move if c.id in connectors]
-        deliverer = None
-        if test and queue:
-            from cxslack.delivery import Deliverer
-
-            deliverer = Deliverer(self.registry, plan.target)
+        queue = self.mover.queue(plan, history)
         self.progress.start(len(queue))
         stopped = False
         try:
-            for index, connector in enumerate(queue):
+            for index, item in enumerate(queue):
                 if stopped:
                     outcome.remaining.extend(c.id for c in queue[index:])
                     break
-                if connector.integration == plan.target.id or self._switched_in(
-                    history, connector.id, plan.target.id
-                ):
-                    outcome.skipped.append(connector.id)  # another run (or an earlier one) moved it
-                    self.progress.done(connector, "skipped", None)
+                if self.mover.already(item, plan, history):
+                    outcome.skipped.append(item.id)  # another run (or an earlier one) moved it
+                    self.progress.done(item, "skipped", None)
                     continue
-                error, attempt = (
-                    self._test(deliverer, connector, plan.target, history) if deliverer else (None, None)
-                )
+                error = self.mover.move(item, plan, test, history)
                 if error is None:
-                    self._switch(connector, plan.target.id, attempt)
-                    outcome.migrated.append(connector.id)
+                    outcome.migrated.append(item.id)
                 else:
                     self.journal.append(
-                        MigrationEvent(
-                            "failed", connector=connector.id, to=plan.target.id, error=error.to_dict()
-                        )
+                        MigrationEvent("failed", connector=item.id, to=plan.target.id, error=error.to_dict())
                     )
-                    outcome.failed.append({"connector": connector.id, "error": error.to_dict()})
+                    outcome.failed.append({"connector": item.id, "error": error.to_dict()})
                     stopped = fail_fast
-                self.progress.done(connector, "migrated" if error is None else "failed", error)
-                self._maybe_flush()
+                self.progress.done(item, "migrated" if error is None else "failed", error)
+                self.mover.maybe_flush()
         finally:
-            self._flush()
+            self.mover.flush()
             self.journal.append(MigrationEvent("end", run=run_id))
         if plan.source is not None:
             view = self.registry.view()
             if not view.connectors_of(plan.source.id):
                 outcome.source_empty = view.integrations.get(plan.source.id)
+        self.mover.outcome(outcome)
         return outcome
+
+
+class LocalMover(Mover):
+    """Local connectors: a Slack test notification through the new integration, then the switch
+    in config.toml (journaled at once, written in batches)."""
+
+    def __init__(self, registry: Registry):
+        self.registry = registry
+        self._deliverer: Any = None
+        self._pending: dict[str, tuple[str, str]] = {}  # connector → (from, to) not yet in config.toml
+        self._last_flush = time.monotonic()
+
+    def queue(self, plan: Plan, history: list[MigrationEvent]) -> list[Item]:
+        self._replay(history)
+        connectors = ConnectorStore(self.registry).load()[1]  # as they are now that we hold the lock
+        return [connectors[c.id] for c in plan.to_move if c.id in connectors]
+
+    def already(self, item: Item, plan: Plan, history: list[MigrationEvent]) -> bool:
+        assert isinstance(item, Connector)
+        return item.integration == plan.target.id or _switched_in(history, item.id, plan.target.id)
+
+    def move(self, item: Item, plan: Plan, test: bool, history: list[MigrationEvent]) -> CxError | None:
+        assert isinstance(item, Connector)
+        attempt = None
+        if test:
+            if self._deliverer is None:
+                from cxslack.delivery import Deliverer
+
+                self._deliverer = Deliverer(self.registry, plan.target)
+            error, attempt = self._test(self._deliverer, item, plan.target, history)
+            if error is not None:
+                return error
+        self._switch(item, plan.target.id, attempt)
+        return None
 
     # -- one connector -----------------------------------------------------------------------
     def _test(self, deliverer: Any, connector: Connector, target: Integration,
@@ -292,13 +361,13 @@ class Migrator:
         for event in history:
             if event.event == "switched" and event.connector and event.from_ and event.to:
                 self._pending[event.connector] = (event.from_, event.to)
-        self._flush()
+        self.flush()
 
-    def _maybe_flush(self) -> None:
+    def maybe_flush(self) -> None:
         if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
-            self._flush()
+            self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         self._last_flush = time.monotonic()
         if not self._pending:
             return
@@ -314,9 +383,9 @@ class Migrator:
                     body["integration"] = new
                     body["updated_at"] = now
 
-    @staticmethod
-    def _switched_in(history: list[MigrationEvent], connector: str, target: str) -> bool:
-        return any(e.event == "switched" and e.connector == connector and e.to == target for e in history)
+
+def _switched_in(history: list[MigrationEvent], connector: str, target: str) -> bool:
+    return any(e.event == "switched" and e.connector == connector and e.to == target for e in history)
 
 
 def _in_doubt_attempt(history: list[MigrationEvent], connector: str, target: str) -> MigrationEvent | None:
@@ -332,9 +401,11 @@ def _in_doubt_attempt(history: list[MigrationEvent], connector: str, target: str
     return last
 
 
-def migration_status(registry: Registry, source_ref: str | None) -> dict[str, Any]:
-    """What the last run (for --from OLD, if given) did, failed and left, from journal and config."""
-    events = open_state(registry.store).migrations.events()
+def migration_status(registry: Registry, source_ref: str | None, *, remote: bool = False) -> dict[str, Any]:
+    """What the last run (for --from OLD, if given) did, failed and left, from journal and config
+    (`remote`: the runs inside Coralogix, from their journal alone)."""
+    state = open_state(registry.store)
+    events = (state.remote_migrations if remote else state.migrations).events()
     view = registry.view()
     source = view.find(source_ref) if source_ref else None
     starts = [e for e in events if e.event == "start" and (source is None or e.from_ == source.id)]
@@ -352,8 +423,13 @@ def migration_status(registry: Registry, source_ref: str | None) -> dict[str, An
     for start in starts:
         if start.to == to:
             planned += [c for c in start.connectors if c not in planned]
-    connectors = parse_connectors(view, registry.store.paths.config_file)
-    switched = {e.connector for e in events if e.event == "switched" and e.to == to}
+    connectors = {} if remote else parse_connectors(view, registry.store.paths.config_file)
+    switched: set[str] = set()
+    for event in events:
+        if event.connector and event.to == to and event.event == "switched":
+            switched.add(event.connector)
+        elif event.connector and event.to == to and event.event == "reverted":  # --remote: the confirm failed
+            switched.discard(event.connector)
     last_failure: dict[str, dict[str, Any]] = {}
     for event in events:
         if event.connector is None:
@@ -367,7 +443,7 @@ def migration_status(registry: Registry, source_ref: str | None) -> dict[str, An
         {"connector": c, "error": last_failure[c]} for c in planned if c in last_failure and c not in done
     ]
     failed_ids = {f["connector"] for f in failed}
-    remaining = [c for c in planned if c not in done and c not in failed_ids and c in connectors]
+    remaining = [c for c in planned if c not in done and c not in failed_ids and (remote or c in connectors)]
     return {
         "to": to,
         "from": starts[-1].from_,

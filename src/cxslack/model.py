@@ -89,6 +89,18 @@ def validate_name(raw: str, what: str = "integration") -> str:
     return name
 
 
+def validate_coralogix_id(raw: str) -> str:
+    """The id of a deployed Coralogix integration instance, as `integrations list --remote` shows it."""
+    value = raw.strip()
+    if not value or len(value) > 256 or any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise UsageError(
+            "invalid_coralogix_id",
+            f"{raw[:80]!r} is not a Coralogix integration id",
+            "Copy the ID column of: cxslack integrations list --remote",
+        )
+    return value
+
+
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -115,6 +127,7 @@ class Integration:
     workspace: Workspace | None = None
     bot_user_id: str | None = None
     granted_scopes: list[str] = field(default_factory=list)
+    coralogix_id: str | None = None  # the id of this integration's deployed instance in Coralogix
     created_at: str = field(default_factory=utc_now)
     updated_at: str = field(default_factory=utc_now)
     # Extra keys later features keep on an integration (e.g. access-log bookkeeping).
@@ -219,6 +232,7 @@ class Integration:
             "bot_user_id": self.bot_user_id,
             "requested_scopes": self.requested_scopes,
             "granted_scopes": list(self.granted_scopes),
+            "coralogix_id": self.coralogix_id,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             **{k: v for k, v in self.extra.items() if not k.startswith("_")},
@@ -241,6 +255,8 @@ class Integration:
         }
         if self.workspace:
             doc["workspace"] = self.workspace.to_dict()
+        if self.coralogix_id:
+            doc["coralogix_id"] = self.coralogix_id
         doc.update(self.extra)
         return doc
 
@@ -255,6 +271,7 @@ class Integration:
         known = {
             "name", "version", "functionality", "two_way_sync", "link_previews", "consent_us_data_transfer",
             "status", "status_reason", "bot_user_id", "granted_scopes", "created_at", "updated_at", "workspace",
+            "coralogix_id",
         }  # fmt: skip
         return cls(
             id=ident,
@@ -269,6 +286,7 @@ class Integration:
             workspace=workspace,
             bot_user_id=reader.string("bot_user_id", None),
             granted_scopes=reader.strings("granted_scopes", []),
+            coralogix_id=reader.string("coralogix_id", None),
             created_at=reader.string("created_at", ""),
             updated_at=reader.string("updated_at", ""),
             extra={k: v for k, v in doc.items() if k not in known},

@@ -20,6 +20,7 @@ from cxslack.model import (
     Status,
     format_version,
     parse_version,
+    validate_coralogix_id,
     validate_name,
 )
 from cxslack.scopes import FEATURE_CONSEQUENCE, missing_by_feature
@@ -84,6 +85,20 @@ class ConfigView:
             "List them with: cxslack integrations list",
         )
 
+    def linked(self, coralogix_id: str) -> Integration | None:
+        """The local integration linked to this Coralogix integration instance, if any."""
+        return next((i for i in self.integrations.values() if i.coralogix_id == coralogix_id), None)
+
+    def ensure_unlinked(self, coralogix_id: str, except_id: str | None = None) -> None:
+        other = self.linked(coralogix_id)
+        if other is not None and other.id != except_id:
+            raise UsageError(
+                "coralogix_id_linked",
+                f"Coralogix integration {coralogix_id} is already linked to {other.name}",
+                "One local integration per Coralogix instance; unlink it first: "
+                f"cxslack integrations edit {quote(other.name)} --unlink-coralogix",
+            )
+
     def ensure_unique_name(self, name: str, except_id: str | None = None) -> None:
         folded = name.casefold()
         for other in self.integrations.values():
@@ -111,6 +126,7 @@ class NewIntegration:
     link_previews: bool | None = None  # None: on where the version and functionality allow it
     consent_us_data_transfer: bool = False
     version: str = CURRENT_VERSION
+    coralogix_id: str | None = None
 
 
 @dataclass
@@ -121,6 +137,7 @@ class IntegrationChanges:
     two_way_sync: bool | None = None
     link_previews: bool | None = None
     version: str | None = None
+    coralogix_id: str | None = None  # "" unlinks
 
     def is_empty(self) -> bool:
         return all(v is None for v in vars(self).values())
@@ -169,6 +186,7 @@ class Registry:
             consent_us_data_transfer=spec.consent_us_data_transfer,
             status=Status.PENDING,
             status_reason="not authorized yet: the Slack app has not been installed",
+            coralogix_id=validate_coralogix_id(spec.coralogix_id) if spec.coralogix_id is not None else None,
         )
         if spec.link_previews is None:
             integration.link_previews = (
@@ -177,6 +195,8 @@ class Registry:
         integration.validate()
         with self.editing() as (view, _):
             view.ensure_unique_name(name)
+            if integration.coralogix_id:
+                view.ensure_unlinked(integration.coralogix_id)
             view.integrations[integration.id] = integration
         return integration
 
@@ -193,6 +213,12 @@ class Registry:
                 new_name = validate_name(changes.name)
                 view.ensure_unique_name(new_name, except_id=integration.id)
                 integration.name = new_name
+            if changes.coralogix_id == "":
+                integration.coralogix_id = None
+            elif changes.coralogix_id is not None:
+                linked = validate_coralogix_id(changes.coralogix_id)
+                view.ensure_unlinked(linked, except_id=integration.id)
+                integration.coralogix_id = linked
             if changes.version is not None:
                 new_version = parse_version(changes.version)
                 if new_version < integration.version_tuple:

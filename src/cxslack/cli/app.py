@@ -149,7 +149,8 @@ def report(exc: CxError, argv: Sequence[str]) -> int:
     render.say(f"{render.paint('Error:', 'red bold', err)} {exc.message}")
     if exc.hint:
         render.say(f"{render.paint('Hint:', 'dim', err)} {exc.hint}")
-    return exc.exit_code
+    # `plan --detailed-exitcode` gives 2 the meaning "changes" (Terraform's), so any error is 1 there
+    return EXIT_FAILED if "--detailed-exitcode" in argv else exc.exit_code
 
 
 app = typer.Typer(

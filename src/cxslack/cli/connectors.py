@@ -13,10 +13,9 @@ from cxslack.connectors import (
     ConnectorChanges,
     ConnectorStore,
     EntityType,
-    from_coralogix,
+    RemoteState,
     missing_integration,
     parse_override,
-    to_coralogix,
     validate_connector_id,
 )
 from cxslack.errors import CxError, UsageError, batch_exit_code
@@ -24,6 +23,9 @@ from cxslack.json_input import MAX_IMPORT_BYTES, read_json_file
 
 if TYPE_CHECKING:
     from cxslack.delivery import TestResult
+    from cxslack.migration import Item
+    from cxslack.registry import Registry
+    from cxslack.remote.routing import RuleTarget
 
 app = command_group("Create and manage Slack connectors: channel routing, templates, fallback, tests.")
 
@@ -233,10 +235,33 @@ def remove(name: NameArg, yes: YesOpt = False, output: OutputOpt = OutputFormat.
         f"Case notification settings and Notification Center routing rules that target connector {connector.id} "
         f"({connector.name}) will stop delivering until they are pointed at another connector."
     )
+    rules = warn_routing(out, store.registry, {connector.id})
     confirm_or_require_yes(f"Remove connector {connector.name}?", yes)
     store.remove(connector.id)
-    out.emit({"removed": {"connector": connector.id}}, lambda: None)
+    out.emit(
+        {"removed": {"connector": connector.id, "routing_rules": [r.to_json() for r in rules]}}, lambda: None
+    )
     out.success(f"Removed connector {connector.name}.")
+    if connector.coralogix is not None:
+        out.info(f"It stays in Coralogix until: cxslack connectors push --prune {connector.id}")
+
+
+def warn_routing(out: Output, registry: "Registry", connector_ids: set[str],
+                 through: str | None = None) -> "list[RuleTarget]":  # fmt: skip
+    """Name the Notification Center routing rules that target these connectors (or, with `through`,
+    any connector of that Coralogix integration) before anything is removed."""
+    if not connector_ids and not through:
+        return []
+    from cxslack.remote.routing import rules_targeting
+
+    rules, problem = rules_targeting(registry.store, connector_ids, through)
+    if problem:
+        out.info(f"(The routing rules in Coralogix that target them were not checked: {problem}.)")
+    for rule in rules:
+        out.warn(
+            f"Routing rule: {rule.describe()} targets connector {rule.connector_id} and stops delivering."
+        )
+    return rules
 
 
 class ExportFormat(StrEnum):
@@ -261,18 +286,35 @@ def export(
 
     One NAME prints one document; several (or none, meaning all) print a JSON array.
     """
-    store = ConnectorStore()
-    _, connectors = store.load()
+    from cxslack.cli.render import say
     from cxslack.connectors import find_connector
+    from cxslack.remote.shape import compose
 
+    store = ConnectorStore()
+    view, connectors = store.load()
     chosen = (
         [find_connector(connectors, n) for n in names]
         if names
         else sorted(connectors.values(), key=lambda c: c.id)
     )
-    convert = to_coralogix if fmt is ExportFormat.CORALOGIX else (lambda c: {"connector": c.to_json()})
+    unlinked: set[str] = set()
+
+    def coralogix(connector: Connector) -> dict[str, Any]:
+        integration = view.integrations.get(connector.integration)
+        if integration is None or not integration.coralogix_id:
+            unlinked.add(integration.name if integration else connector.integration)
+        linked = integration.coralogix_id if integration else None
+        return {"connector": compose(connector, linked or connector.integration)}
+
+    convert = coralogix if fmt is ExportFormat.CORALOGIX else (lambda c: {"connector": c.to_json()})
     docs = [convert(c) for c in chosen]
     write_json(docs[0] if names and len(names) == 1 else docs)
+    if unlinked:
+        say(
+            f"! {', '.join(sorted(unlinked))} {'is' if len(unlinked) == 1 else 'are'} not linked to a Coralogix "
+            "integration, so integrationId is cxslack's own id there. Link: cxslack integrations edit NAME "
+            "--coralogix-id ID (ids: cxslack integrations list --remote)"
+        )
 
 
 @app.command("import")
@@ -283,22 +325,40 @@ def import_(
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
     """Create or update connectors from Notification Center JSON (what `export` prints)."""
+    from cxslack.remote.shape import split
+
     out = Output(output)
     doc = read_json_file(file, "connector file", max_bytes=MAX_IMPORT_BYTES)
     items = doc if isinstance(doc, list) else [doc]
-    connectors = [
-        from_coralogix(item, f"{file}[{n}]" if isinstance(doc, list) else file)
-        for n, item in enumerate(items)
-    ]
+    store = ConnectorStore()
+    view, existing = store.load()
+    connectors = []
+    for n, item in enumerate(items):
+        where = f"{file}[{n}]" if isinstance(doc, list) else file
+        body = item.get("connector") if isinstance(item, dict) else None
+        incoming = split(body, where, code="invalid_import", id_required=False)
+        # integrationId: a linked Coralogix integration, else a local integration id
+        linked = view.linked(incoming.integration_id)
+        before = existing.get(incoming.id)
+        connector = incoming.to_connector(linked.id if linked else incoming.integration_id, before)
+        if before and before.coralogix and not incoming.update_time:  # the last pull's base stays
+            connector.coralogix = RemoteState(before.coralogix.update_time, incoming.residue)
+        connectors.append(connector)
     for connector in connectors:  # validate everything before changing anything
         connector.validate()
-    store = ConnectorStore()
     results = []
     for connector in connectors:
         saved, created = store.create(connector, upsert=True)
         results.append({"connector": saved.id, "action": "created" if created else "updated"})
         out.success(f"{'Created' if created else 'Updated'} connector {saved.name} ({saved.id}).")
     out.emit({"imported": results}, lambda: None)
+
+
+from cxslack.cli import connectors_remote  # noqa: E402  (pull, plan, push: the Coralogix side)
+
+app.command("pull")(connectors_remote.pull)
+app.command("plan")(connectors_remote.plan)
+app.command("push")(connectors_remote.push)
 
 
 @app.command("render")
@@ -471,21 +531,35 @@ def migrate(
     status: Annotated[
         bool, typer.Option("--status", help="Show what the last run (for --from) did, failed and left.")
     ] = False,
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote",
+            help="Migrate the connectors in Coralogix Notification Center (--from/--to: linked integrations): "
+            "pre-test with connectors:testConfig, PUT with only integrationId changed, confirm with connectors:test.",
+        ),
+    ] = False,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> int:
     """Move connectors to a v0.1.0 integration one at a time; safe to interrupt and to rerun.
 
     Each connector is tested through the new integration (with --test) and switched only when
     the test lands; the old integration keeps delivering for everything not yet moved.
+
+    With --remote the connectors are Coralogix's own: each is pre-tested with the new
+    integrationId (connectors:testConfig), saved with only integrationId changed, and confirmed
+    with connectors:test (put back on the old integration if that fails). Local copies follow.
     """
+    from contextlib import ExitStack
+
     from cxslack.cli.render import is_interactive
-    from cxslack.migration import Migrator, migration_status, plan_migration
+    from cxslack.migration import Migrator, Mover, migration_status, plan_migration
     from cxslack.registry import Registry, quote
 
     out = Output(output)
     registry = Registry()
     if status:
-        doc = migration_status(registry, source)
+        doc = migration_status(registry, source, remote=remote)
         return out.result(doc, lambda: _print_status(out, doc))
     if to is None:
         raise UsageError(
@@ -498,11 +572,22 @@ def migrate(
             raise UsageError("missing_value", "--test or --no-test is required when not running on a terminal",
                              "CI scripts say explicitly whether each switch is proven by a test notification.")  # fmt: skip
         test = True
-    plan = plan_migration(registry, names or [], to, source)
-    if dry_run:
-        return out.result(plan.to_json(test), lambda: _print_plan(out, plan, test))
-    migrator = Migrator(registry, progress=_progress(out))
-    outcome = migrator.run(plan, test=test, fail_fast=fail_fast)
+    with ExitStack() as stack:
+        mover: Mover | None = None
+        if remote:
+            from cxslack.remote import Coralogix
+            from cxslack.remote.migrate import RemoteMover, plan_remote_migration
+
+            coralogix = stack.enter_context(Coralogix.connect(registry.store))
+            plan = plan_remote_migration(registry, coralogix, names or [], to, source)
+            mover = RemoteMover(registry, coralogix)
+        else:
+            plan = plan_migration(registry, names or [], to, source)
+        if dry_run:
+            return out.result(plan.to_json(test), lambda: _print_plan(out, plan, test))
+        outcome = Migrator(registry, progress=_progress(out), mover=mover).run(
+            plan, test=test, fail_fast=fail_fast
+        )
 
     def human() -> None:
         for failure in outcome.failed:
@@ -513,9 +598,12 @@ def migrate(
 
     code = out.result(outcome.to_json(), human, exit_code=outcome.exit_code)
     out.info(
-        f"{len(outcome.migrated)} migrated to {plan.target.name}, {len(outcome.failed)} failed, "
-        f"{len(outcome.skipped)} already there, {len(outcome.remaining)} not attempted."
+        f"{len(outcome.migrated)} migrated to {plan.target.name}{' in Coralogix' if remote else ''}, "
+        f"{len(outcome.failed)} failed, {len(outcome.skipped)} already there, {len(outcome.remaining)} not attempted."
     )
+    if outcome.unconfirmed:
+        out.warn(f"Switched, but the confirming test's outcome was lost in an interruption (never sent twice): "
+                 f"{', '.join(outcome.unconfirmed)}. Check them in Slack, or in Coralogix with Send test notification.")  # fmt: skip
     if outcome.failed:
         out.info(
             "Connectors that failed stay on their old integration and keep delivering; fix the cause and rerun."
@@ -561,10 +649,10 @@ def _progress(out: Output) -> Any:
 
     bar = out.progress("Migrating")
 
-    def step(connector: Connector, what: str) -> None:
+    def step(connector: "Item", what: str) -> None:
         bar.update(f"{connector.name}: {what}")
 
-    def done(connector: Connector, result: str, error: CxError | None) -> None:
+    def done(connector: "Item", result: str, error: CxError | None) -> None:
         bar.update(f"{connector.name}: {result}", advance=1)
 
     return Progress(start=bar.start, step=step, done=done, finish=bar.stop, waiting=waiting)

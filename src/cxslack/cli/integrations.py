@@ -56,6 +56,16 @@ TimeoutOpt = Annotated[
         metavar="SECONDS",
     ),
 ]
+CoralogixIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--coralogix-id",
+        metavar="ID",
+        help="Link to this Slack integration deployed in Coralogix (see `integrations list --remote`): "
+        "export, push, pull and migrate --remote translate connectors' integrationId through it.",
+        show_default=False,
+    ),
+]
 
 
 def integration_json(integration: Integration, connectors: int) -> dict:
@@ -80,6 +90,7 @@ def show_integration(out: Output, integration: Integration, connectors: list[tup
             ("Bot user", integration.bot_user_id or "-"),
             ("Requested scopes", ", ".join(integration.requested_scopes)),
             ("Granted scopes", ", ".join(integration.granted_scopes) or "-"),
+            ("Coralogix integration", integration.coralogix_id or "not linked"),
             ("Connectors", ", ".join(name for _, name in connectors) or "none"),
             ("Created", integration.created_at),
             ("Updated", integration.updated_at),
@@ -146,6 +157,7 @@ def add(
     paste: PasteOpt = False,
     pkce: PkceOpt = False,
     timeout: TimeoutOpt = 300.0,
+    coralogix_id: CoralogixIdOpt = None,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
     """Add a Slack integration; it is Pending until the Slack app is authorized (--authorize)."""
@@ -173,6 +185,7 @@ def add(
             link_previews=link_previews,
             consent_us_data_transfer=consent,
             version=version,
+            coralogix_id=coralogix_id,
         )
     )
     out.success(f"Created integration {integration.name} ({integration.version}), status Pending.")
@@ -282,9 +295,22 @@ def authorize_cmd(
 
 
 @app.command("list")
-def list_(output: OutputOpt = OutputFormat.TABLE) -> None:
+def list_(
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote",
+            help="The Slack integrations deployed in the Coralogix account: id, version, status "
+            "(Coralogix's messages when Failing), last updated, and the local integration linked to each.",
+        ),
+    ] = False,
+    output: OutputOpt = OutputFormat.TABLE,
+) -> None:
     """List integrations with status, version, functionality and connectors."""
     out = Output(output)
+    if remote:
+        _list_remote(out)
+        return
     view = Registry().view()
     counts = view.connector_counts()
     integrations = sorted(view.integrations.values(), key=lambda i: i.name.casefold())
@@ -324,6 +350,50 @@ def list_(output: OutputOpt = OutputFormat.TABLE) -> None:
         ],
         rows,
     )
+
+
+def _list_remote(out: Output) -> None:
+    from cxslack.remote import Coralogix
+    from cxslack.remote.links import overview
+
+    registry = Registry()
+    with Coralogix.connect(registry.store) as coralogix:
+        instances = coralogix.integrations.slack_instances()
+    found = overview(registry.view(), instances)
+    if out.json:
+        out.emit(found.to_json())
+        return
+    if not found.instances:
+        out.info(
+            "Coralogix has no Slack integration deployed. Add one in Coralogix: Data Flow → Integrations → Slack."
+        )
+    else:
+        out.table(
+            ["ID", "Integration Version", "Status", "Last Updated", "Linked To", "Messages"],
+            [
+                [
+                    r.id,
+                    r.version,
+                    r.status.capitalize(),
+                    when(r.last_updated),
+                    local.name if local else "-",
+                    "; ".join(r.messages) or "-",
+                ]
+                for r, local in found.instances
+            ],  # fmt: skip
+            styles={2: lambda s: style_status(s.lower())},
+        )
+    unlinked = [r for r, local in found.instances if local is None]
+    if unlinked:
+        out.info(
+            f"Link one to a local integration with: cxslack integrations edit NAME --coralogix-id {unlinked[0].id} "
+            "(or add it: cxslack integrations add --name NAME --coralogix-id ID --no-authorize --consent-us-data-transfer)"
+        )
+    for missing in found.missing:
+        out.warn(
+            f"{missing.name} is linked to Coralogix integration {missing.coralogix_id}, which Coralogix no longer has: "
+            f"cxslack integrations edit {quote(missing.name)} --unlink-coralogix"
+        )
 
 
 @app.command("show")
@@ -373,6 +443,10 @@ def edit(
             help="Read an incoming-webhook URL from stdin (earlier-version integrations that deliver through one).",
         ),
     ] = False,
+    coralogix_id: CoralogixIdOpt = None,
+    unlink_coralogix: Annotated[
+        bool, typer.Option("--unlink-coralogix", help="Forget the link to the Coralogix integration.")
+    ] = False,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
     """Change an integration's name, functionality, notification settings, version or webhook."""
@@ -385,7 +459,10 @@ def edit(
         two_way_sync=two_way_sync,
         link_previews=link_previews,
         version=version,
+        coralogix_id="" if unlink_coralogix else coralogix_id,
     )
+    if unlink_coralogix and coralogix_id is not None:
+        raise UsageError("usage_error", "--coralogix-id and --unlink-coralogix contradict each other")
     warnings: list[str] = []
     if webhook_url_stdin:
         integration = registry.set_webhook(name, sys.stdin.readline().strip())
@@ -415,6 +492,9 @@ def remove(name: NameArg, yes: YesOpt = False, output: OutputOpt = OutputFormat.
             f"{plan.integration.name} still has {len(plan.connectors)} connector(s): {names}. Removing it removes them "
             "too, and Case notification settings and Notification Center routing rules that use them stop delivering."
         )
+    from cxslack.cli.connectors import warn_routing
+
+    warn_routing(out, registry, {i for i, _ in plan.connectors}, through=plan.integration.coralogix_id)
     confirm_or_require_yes(f"Remove integration {plan.integration.name}?", yes)
     removal = registry.remove(plan.integration.id)
     out.emit(

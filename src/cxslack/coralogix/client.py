@@ -1,4 +1,5 @@
-"""The one way cxslack talks to Coralogix: the Cases API and log ingestion.
+"""The one way cxslack talks to Coralogix: the management API (Cases, Notification Center,
+Integrations) and log ingestion.
 
 `CoralogixClient` sends `Authorization: Bearer <key>` with JSON bodies and timeouts, retries a
 bounded number of times (429 waits out `Retry-After`, capped; 5xx and connection errors back off
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
@@ -25,7 +26,8 @@ from cxslack.coralogix.config import KEY_HINT, SEND_KEY_HINT, CoralogixSettings
 from cxslack.errors import EXIT_PARTIAL, AuthError, CxError, NotFoundError, UsageError
 from cxslack.redact import redact, register_secret
 
-CASES_PATH = "/mgmt/openapi/5/cases/cases/v1"
+API_PATH = "/mgmt/openapi/5"
+CASES_PATH = f"{API_PATH}/cases/cases/v1"
 INGEST_PATH = "/logs/v1/singles"
 # Coralogix asks to keep an ingestion request under 2 MB; the decimal reading is the safe one.
 MAX_REQUEST_BYTES = 2_000_000
@@ -166,9 +168,19 @@ class CoralogixClient:
         return _expect(doc, "events", list, f"Case {case_id}'s timeline", default=[])
 
     def _cases(self, verb: str, path: str, call: Call, body: Any = None) -> dict[str, Any]:
+        return self.management(verb, CASES_PATH.removeprefix(API_PATH) + path, call, body)
+
+    # -- any management API -----------------------------------------------------------------
+    def management(
+        self, verb: str, path: str, call: Call, body: Any = None, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """One management API call (`path` under /mgmt/openapi/5); the answer's JSON object.
+
+        `params` become the query string (a list value repeats its key, as the API expects)."""
         base, key = self.settings.management()
         content = None if body is None else json.dumps(body).encode()
-        response = self._request(call, verb, f"{base}{CASES_PATH}{path}", key, content)
+        query = f"?{urlencode(params, doseq=True)}" if params else ""
+        response = self._request(call, verb, f"{base}{API_PATH}{path}{query}", key, content)
         return _json_object(response, call)
 
     # -- log ingestion ----------------------------------------------------------------------
@@ -255,6 +267,10 @@ class CoralogixClient:
                 "Check the id and the region (cxslack coralogix show): a key sees only its own account.",
             )
         said = _coralogix_message(response)
+        if status == 409:
+            return CxError(
+                "coralogix_conflict", f"Coralogix refused to {call.action}: {said or 'it already exists'}"
+            )
         if status == 400:
             return UsageError(
                 "coralogix_bad_request", f"Coralogix refused to {call.action}: {said or 'HTTP 400'}"

@@ -69,6 +69,7 @@ class Context:
         self._sessions = {i.id: SlackSession(registry, i, options.offline) for i in self.integrations}
         self._routing: dict[str, dict[EntityType, Resolution]] = {}
         self._payloads: dict[EntityType, dict[str, Any]] = {}
+        self.memo: dict[str, Any] = {}  # what checks fetch once per run (Coralogix's answers)
 
     @classmethod
     def load(cls, registry: Registry, options: DoctorOptions) -> Context:

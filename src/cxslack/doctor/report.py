@@ -25,6 +25,7 @@ class Symptom(StrEnum):
     NO_PREVIEWS = "no-previews"
     WRONG_CHANNEL = "wrong-channel"
     CERTIFICATION = "certification"
+    ROUTING_RULES = "routing-rules"
     LOCAL = "local"
 
     @property
@@ -38,6 +39,9 @@ _SYMPTOM_LABELS = {
     Symptom.NO_PREVIEWS: "Coralogix Case URLs do not preview in Slack",
     Symptom.WRONG_CHANNEL: "Case notifications post to the wrong Slack channel",
     Symptom.CERTIFICATION: "Banner says v0.1.0 is pending certification",
+    # The product page: removing an integration removes its connectors, and "Notification Center
+    # routing rules that referenced those connectors stop delivering until they are reconfigured".
+    Symptom.ROUTING_RULES: "Notification Center routing rules stop delivering",
     Symptom.LOCAL: "Local configuration and credentials",
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from cxslack.doctor import local
 from cxslack.doctor.certification import CertificationChecks
 from cxslack.doctor.context import Context, DoctorOptions, SymptomChecks
+from cxslack.doctor.coralogix import LinkChecks, RoutingRuleChecks
 from cxslack.doctor.failing import FailingChecks
 from cxslack.doctor.local import LocalChecks
 from cxslack.doctor.previews import PreviewChecks
@@ -17,9 +18,11 @@ from cxslack.registry import Registry
 # The order rows appear in within a section: the troubleshooting table's, then local health.
 MODULES: tuple[SymptomChecks, ...] = (
     FailingChecks(),
+    LinkChecks(),
     TimelineChecks(),
     PreviewChecks(),
     RoutingChecks(),
+    RoutingRuleChecks(),
     CertificationChecks(),
     LocalChecks(),
 )

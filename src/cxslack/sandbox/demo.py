@@ -95,6 +95,31 @@ def _timeline(sandbox: SlackSandbox) -> str:
     return f"CASE-1's timeline in Coralogix now has {len(events)} comment from Slack: {first!r}"
 
 
+def _coralogix_fleet(sandbox: SlackSandbox) -> str:
+    """Coralogix's side of a remote migration: both Slack integrations deployed there, three
+    Notification Center connectors on the earlier one, and a routing rule that uses one."""
+    import httpx
+
+    admin = f"{sandbox.url}/_sandbox/coralogix/"
+    for ident, version in (("legacy-slack", "0.0.9"), ("payments-slack", "0.1.0")):
+        httpx.post(
+            admin + "integrations", json={"id": ident, "version": version}, timeout=10
+        ).raise_for_status()
+    for ident, channel in (("nc-alerts", "alerts"), ("nc-cases", "cases"), ("nc-db", "db-cases")):
+        connector = {"id": ident, "name": f"NC {channel}", "type": "SLACK", "connectorConfig": {"fields": [
+            {"fieldName": "integrationId", "value": "legacy-slack"}, {"fieldName": "channel", "value": channel},
+            {"fieldName": "fallbackChannel", "value": "ops-fallback"}]}}  # fmt: skip
+        httpx.post(admin + "nc/connectors", json={"connector": connector}, timeout=10).raise_for_status()
+    router = {
+        "id": "main",
+        "name": "Main",
+        "rules": [{"name": "P1 alerts", "targets": [{"connectorId": "nc-alerts"}]}],
+    }
+    httpx.post(admin + "nc/routers", json={"router": router}, timeout=10).raise_for_status()
+    return ("In Coralogix: Slack integrations legacy-slack (v0.0.9) and payments-slack (v0.1.0) are deployed; "
+            "three Notification Center connectors use legacy-slack; router Main's rule 'P1 alerts' targets one.")  # fmt: skip
+
+
 def steps() -> list[Step]:
     authorize = ["--authorize", "--no-browser", "--redirect-uri", REDIRECT]
     return [
@@ -124,6 +149,20 @@ def steps() -> list[Step]:
         Step("Migrate them to v0.1.0 one at a time, each proven by a test notification",
              ["connectors", "migrate", "--from", "Legacy", "--to", "Payments", "--test"]),
         Step("List the integrations", ["integrations", "list"]),
+        Step("Now the connectors that live in Coralogix itself", action=_coralogix_fleet),
+        Step("See the Slack integrations deployed in Coralogix", ["integrations", "list", "--remote"]),
+        Step("Link the local integrations to them",
+             ["integrations", "edit", "Legacy", "--coralogix-id", "legacy-slack"]),
+        Step("", ["integrations", "edit", "Payments", "--coralogix-id", "payments-slack"]),
+        Step("Pull Coralogix's Slack connectors into the local store", ["connectors", "pull"]),
+        Step("Plan: what pushing would change in Coralogix (the local-only connectors are created)",
+             ["connectors", "plan", "--detailed-exitcode"], expect=2),
+        Step("Push it", ["connectors", "push", "--yes"]),
+        Step("Coralogix and the local store now agree", ["connectors", "plan", "--detailed-exitcode"]),
+        Step("Migrate the Coralogix connectors to v0.1.0 one at a time: pre-test, switch only the integration, confirm",
+             ["connectors", "migrate", "--remote", "--from", "Legacy", "--to", "Payments", "--test"]),
+        Step("", ["connectors", "migrate", "--remote", "--status", "--from", "Legacy"]),
+        Step("The local copies followed: still nothing to push", ["connectors", "plan", "--detailed-exitcode"]),
         Step("Something breaks on the Slack side", action=_revoke),
         Step("doctor finds it", ["doctor", "Payments", "--symptom", "failing"], expect=1),
         Step("Reinstall the app as doctor says", ["integrations", "authorize", "Payments", "--no-browser", "--redirect-uri", REDIRECT],

@@ -26,6 +26,7 @@ from cxslack.sandbox import authorize, slack_api
 from cxslack.sandbox.admin import AdminApi
 from cxslack.sandbox.coralogix import CoralogixApi
 from cxslack.sandbox.events import EventFeed
+from cxslack.sandbox.notification_center import NotificationCenterApi
 from cxslack.sandbox.traffic import Traffic, TrafficSettings
 from cxslack.sandbox.wire import BadRequest, Request, Response, Router
 from cxslack.sandbox.workspace import AppSettings, Clock, Workspace
@@ -54,6 +55,8 @@ class SlackSandbox:
         AdminApi(self).register(self.router)
         self.coralogix = CoralogixApi(self)
         self.coralogix.register(self.router)  # Cases API, log ingestion, /_sandbox/coralogix/
+        self.notification_center = NotificationCenterApi(self)
+        self.notification_center.register(self.router)  # NC connectors, routers; Integrations
         self.events = EventFeed(self)
         self.events.register(self.router)  # Events API delivery, apps.connections.open, Socket Mode
         self._server: _Server | None = None
@@ -93,6 +96,7 @@ class SlackSandbox:
         """Back to the seeded workspace, default settings, no faults, an empty call log, the real time."""
         self.workspace.reset()
         self.coralogix.reset()
+        self.notification_center.reset()
         self.events.reset()
         self.traffic.configure(replace(self._default_traffic))
         self.traffic.clear_faults()

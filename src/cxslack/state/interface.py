@@ -205,6 +205,10 @@ class State(Protocol):
     @property
     def migrations(self) -> MigrationJournal: ...
 
+    @property
+    def remote_migrations(self) -> MigrationJournal:
+        """The journal of `connectors migrate --remote` (shares the one-run-at-a-time lock)."""
+
     def checkpoint(self, integration_id: str, destination: str) -> CheckpointFiles: ...
 
     def open_inbox(self) -> EventInbox:

@@ -7,6 +7,7 @@
     sync/ledger.json          (channel, ts) → comment; sync cursors; last poll        JsonDoc
     sync/locks/<n>.lock       one sync per reply (64 stripes)
     migrations/journal.ndjson the migration journal                                  AppendLog
+    migrations/remote.ndjson  the journal of migrations inside Coralogix (--remote)   AppendLog
     migrations/migrate.lock   one migrate run at a time
     access-logs/<integration>/<destination>.{json,journal,lock}   checkpoints
     events/                   the listen inbox (see inbox.py)
@@ -201,9 +202,9 @@ class FilePreviewBook:
 
 
 class FileMigrationJournal:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, name: str = "journal"):
         self.dir = directory
-        self.log = AppendLog(directory / "journal.ndjson")
+        self.log = AppendLog(directory / f"{name}.ndjson")
 
     @contextmanager
     def exclusive(self, on_wait: Callable[[], None]) -> Iterator[None]:
@@ -278,6 +279,7 @@ class FileState:
         self.previews = FilePreviewBook(state_dir / "cases")
         self.ledger = FileSyncLedger(state_dir / "sync")
         self.migrations = FileMigrationJournal(state_dir / "migrations")
+        self.remote_migrations = FileMigrationJournal(state_dir / "migrations", "remote")
 
     def checkpoint(self, integration_id: str, destination: str) -> FileCheckpoint:
         return FileCheckpoint(self.dir / "access-logs" / integration_id, destination)

@@ -8,7 +8,7 @@ hand-edited or older file never crashes a command.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 
 def _str(doc: dict[str, Any], key: str) -> str | None:
@@ -183,14 +183,23 @@ class PreviewPlace:
 
 
 # -- the migration journal -------------------------------------------------------------------
-MigrationEventKind = Literal["start", "testing", "switched", "failed", "end"]
+MigrationEventKind = Literal[
+    "start", "testing", "switched", "failed", "end",
+    # migrate --remote (cxslack.remote.migrate): the steps of a switch inside Coralogix
+    "pretesting", "pretested", "switching", "confirming", "confirmed", "confirm_failed", "confirm_unknown",
+    "reverted", "done",
+]  # fmt: skip
+_KINDS: frozenset[str] = frozenset(get_args(MigrationEventKind))
 
 
 @dataclass(frozen=True)
 class MigrationEvent:
     """One line of the migration journal. Which fields are set depends on `event`:
     start (run, to, from_, connectors, test), testing (connector, to, attempt, channel),
-    switched (connector, from_, to, attempt), failed (connector, to, error), end (run)."""
+    switched (connector, from_, to, attempt), failed (connector, to, error), end (run).
+    A remote migration's steps carry (connector, to) and, where they apply, `source` and `target`
+    (Coralogix integration ids), `before` and `after` (the connector's updateTime around a PUT)
+    and `message` (why a confirming test failed)."""
 
     event: MigrationEventKind
     run: str | None = None
@@ -203,12 +212,19 @@ class MigrationEvent:
     channel: str | None = None
     error: dict[str, Any] | None = None
     at: float | None = None
+    source: str | None = None
+    target: str | None = None
+    before: str | None = None
+    after: str | None = None
+    message: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"event": self.event, "run": self.run, "connector": self.connector, "to": self.to,
-                               "attempt": self.attempt, "channel": self.channel, "error": self.error, "at": self.at}  # fmt: skip
+                               "attempt": self.attempt, "channel": self.channel, "error": self.error, "at": self.at,
+                               "source": self.source, "target": self.target, "before": self.before,
+                               "after": self.after, "message": self.message}  # fmt: skip
         doc = {k: v for k, v in doc.items() if v is not None}
-        if self.event in ("start", "switched"):
+        if self.event == "start" or (self.event == "switched" and self.source is None):
             doc["from"] = self.from_  # null when a start named no --from
         if self.event == "start":
             doc.update(connectors=list(self.connectors), test=bool(self.test))
@@ -217,16 +233,17 @@ class MigrationEvent:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> MigrationEvent | None:
         kind = doc.get("event")
-        if kind not in ("start", "testing", "switched", "failed", "end"):
+        if not isinstance(kind, str) or kind not in _KINDS:
             return None
         connectors = doc.get("connectors")
         error = doc.get("error")
         test = doc.get("test")
         return cls(
-            kind, _str(doc, "run"), _str(doc, "connector"), _str(doc, "to"), _str(doc, "from"),
-            tuple(c for c in connectors if isinstance(c, str)) if isinstance(connectors, list) else (),
+            cast(MigrationEventKind, kind), _str(doc, "run"), _str(doc, "connector"), _str(doc, "to"),
+            _str(doc, "from"), tuple(c for c in connectors if isinstance(c, str)) if isinstance(connectors, list) else (),
             test if isinstance(test, bool) else None, _str(doc, "attempt"), _str(doc, "channel"),
-            error if isinstance(error, dict) else None, _float(doc, "at"),
+            error if isinstance(error, dict) else None, _float(doc, "at"), _str(doc, "source"),
+            _str(doc, "target"), _str(doc, "before"), _str(doc, "after"), _str(doc, "message"),
         )  # fmt: skip
 
 
