@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from cxslack.connectors import Connector, ConnectorStore, find_connector, parse_connectors
 from cxslack.errors import EXIT_OK, EXIT_PARTIAL, AuthError, CxError, UsageError
@@ -42,6 +42,9 @@ class Item(Protocol):
     def name(self) -> str: ...
     @property
     def channel(self) -> str: ...
+
+
+ItemT = TypeVar("ItemT", bound=Item)
 
 
 @dataclass
@@ -101,16 +104,21 @@ def plan_migration(registry: Registry, names: list[str], to: str, source_ref: st
     elif source is not None:
         chosen = [c for c in connectors.values() if c.integration in (source.id,)]
     else:
-        raise UsageError(
-            "nothing_to_migrate", "name connectors to migrate, or --from OLD for all of its connectors"
-        )
-    chosen = sorted({c.id: c for c in chosen}.values(), key=lambda c: c.name.casefold())
-    return Plan(
-        target=target,
-        source=source,
-        to_move=[c for c in chosen if c.integration != target.id],
-        already=[c for c in chosen if c.integration == target.id],
+        raise nothing_to_migrate()
+    return sorted_plan(target, source, chosen, lambda c: c.integration == target.id)
+
+
+def nothing_to_migrate() -> UsageError:
+    return UsageError(
+        "nothing_to_migrate", "name connectors to migrate, or --from OLD for all of its connectors"
     )
+
+
+def sorted_plan(target: Integration, source: Integration | None, chosen: Sequence[ItemT],
+                there: Callable[[ItemT], bool]) -> Plan:  # fmt: skip
+    """The chosen connectors, each once and by name, split by whether they are `there` already."""
+    unique = sorted({c.id: c for c in chosen}.values(), key=lambda c: c.name.casefold())
+    return Plan(target, source, [c for c in unique if not there(c)], [c for c in unique if there(c)])
 
 
 @dataclass

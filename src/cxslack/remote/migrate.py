@@ -28,7 +28,7 @@ from typing import Any
 from cxslack.connectors import parse_connectors
 from cxslack.coralogix.integrations import RemoteIntegration
 from cxslack.errors import AuthError, CxError, NotFoundError, UsageError
-from cxslack.migration import FLUSH_INTERVAL, Item, Mover, Outcome, Plan
+from cxslack.migration import FLUSH_INTERVAL, Item, Mover, Outcome, Plan, nothing_to_migrate, sorted_plan
 from cxslack.model import CASES_FEATURES_SINCE, CURRENT_VERSION, Integration, utc_now
 from cxslack.registry import Registry, quote
 from cxslack.remote import Coralogix
@@ -108,16 +108,8 @@ def plan_remote_migration(registry: Registry, coralogix: Coralogix, names: Seque
     elif source_id is not None:
         chosen = [c for c in remote if c.integration_id == source_id or unfinished(c)]
     else:
-        raise UsageError(
-            "nothing_to_migrate", "name connectors to migrate, or --from OLD for all of its connectors"
-        )
-    chosen = sorted({c.id: c for c in chosen}.values(), key=lambda c: c.name.casefold())
-    return Plan(
-        target=target,
-        source=source,
-        to_move=[c for c in chosen if c.integration_id != target_id or unfinished(c)],
-        already=[c for c in chosen if c.integration_id == target_id and not unfinished(c)],
-    )
+        raise nothing_to_migrate()
+    return sorted_plan(target, source, chosen, lambda c: c.integration_id == target_id and not unfinished(c))
 
 
 def _check_target(target: Integration, target_id: str, instance: RemoteIntegration | None) -> None:
