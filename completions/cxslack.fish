@@ -13,7 +13,7 @@ function __cxslack_subcommands
         case "config"
             echo path
         case "connectors"
-            echo create list show edit remove export import render test migrate
+            echo create list show edit remove export import pull plan push render test migrate
         case "coralogix"
             echo configure show
         case "integrations"
@@ -110,6 +110,9 @@ complete -c cxslack -n 'test (__cxslack_path) = "connectors"' -a edit -d 'Change
 complete -c cxslack -n 'test (__cxslack_path) = "connectors"' -a remove -d 'Remove a connector; Case notification settings and routing rules that use it stop delivering'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors"' -a export -d 'Print connectors as JSON, ready for git or for Coralogix\'s Notification Center API'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors"' -a import -d 'Create or update connectors from Notification Center JSON (what `export` prints)'
+complete -c cxslack -n 'test (__cxslack_path) = "connectors"' -a pull -d 'Bring every Slack connector of the Coralogix account into the local store (create or update by id)'
+complete -c cxslack -n 'test (__cxslack_path) = "connectors"' -a plan -d 'What pushing would change in Coralogix, connector by connector and field by field'
+complete -c cxslack -n 'test (__cxslack_path) = "connectors"' -a push -d 'Apply the plan to Coralogix: POST new connectors, PUT changed ones (whole), DELETE only with --prune'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors"' -a render -d 'Show where a message of this entity type would go, step by step'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors"' -a test -d 'Send a test notification through the connector\'s integration to its channel (fallback on failure)'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors"' -a migrate -d 'Move connectors to a v0.1.0 integration one at a time; safe to interrupt and to rerun'
@@ -145,6 +148,19 @@ complete -c cxslack -n 'test (__cxslack_path) = "connectors export"' -l format -
 complete -c cxslack -n 'test (__cxslack_path) = "connectors export"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors import"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors import"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "connectors pull"' -l dry-run -d 'Print what would change; change nothing'
+complete -c cxslack -n 'test (__cxslack_path) = "connectors pull"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
+complete -c cxslack -n 'test (__cxslack_path) = "connectors pull"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "connectors plan"' -l prune -d 'Also delete Slack connectors that exist in Coralogix but not locally'
+complete -c cxslack -n 'test (__cxslack_path) = "connectors plan"' -l detailed-exitcode -d 'Exit 0 when there are no changes, 2 when there are, 1 on any error (Terraform\'s meaning)'
+complete -c cxslack -n 'test (__cxslack_path) = "connectors plan"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
+complete -c cxslack -n 'test (__cxslack_path) = "connectors plan"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "connectors push"' -l prune -d 'Also delete Slack connectors that exist in Coralogix but not locally'
+complete -c cxslack -n 'test (__cxslack_path) = "connectors push"' -l yes -s y -d 'Do not ask for confirmation (required when not on a terminal)'
+complete -c cxslack -n 'test (__cxslack_path) = "connectors push"' -l force -d 'Overwrite connectors that changed in Coralogix since the last pull'
+complete -c cxslack -n 'test (__cxslack_path) = "connectors push"' -l workers -x -d 'Connectors written at once'
+complete -c cxslack -n 'test (__cxslack_path) = "connectors push"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
+complete -c cxslack -n 'test (__cxslack_path) = "connectors push"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors render"' -l entity-type -x -d 'alerts, cases or test-notifications'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors render"' -l payload -x -d 'JSON file (\'-\' for stdin) used as the template context; default: a shipped sample'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors render"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
@@ -160,6 +176,7 @@ complete -c cxslack -n 'test (__cxslack_path) = "connectors migrate"' -l test -l
 complete -c cxslack -n 'test (__cxslack_path) = "connectors migrate"' -l dry-run -d 'Print the plan; change nothing'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors migrate"' -l fail-fast -d 'Stop at the first connector that fails'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors migrate"' -l status -d 'Show what the last run (for --from) did, failed and left'
+complete -c cxslack -n 'test (__cxslack_path) = "connectors migrate"' -l remote -d 'Migrate the connectors in Coralogix Notification Center (--from/--to: linked integrations): pre-test with connectors:testConfig, PUT with only integrationId changed, confirm with connectors:test'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors migrate"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "connectors migrate"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "coralogix"' -a configure -d 'Store the Coralogix region and keys: the region in config.toml, keys only in credentials.toml'
@@ -175,7 +192,7 @@ complete -c cxslack -n 'test (__cxslack_path) = "coralogix show"' -l region -x -
 complete -c cxslack -n 'test (__cxslack_path) = "coralogix show"' -l profile -x -d 'cx profile to read (~/.cx/profiles/NAME.toml)'
 complete -c cxslack -n 'test (__cxslack_path) = "coralogix show"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "coralogix show"' -l help -s h -d 'Show help and exit'
-complete -c cxslack -n 'test (__cxslack_path) = "doctor"' -l symptom -x -a 'failing no-timeline-updates no-previews wrong-channel certification local' -d 'Run one row of the troubleshooting table: failing, no-timeline-updates, no-previews, wrong-channel, certification, or local (files and credentials only)'
+complete -c cxslack -n 'test (__cxslack_path) = "doctor"' -l symptom -x -a 'failing no-timeline-updates no-previews wrong-channel certification routing-rules local' -d 'Run one row of the troubleshooting table: failing, no-timeline-updates, no-previews, wrong-channel, certification, or local (files and credentials only)'
 complete -c cxslack -n 'test (__cxslack_path) = "doctor"' -l offline -d 'Call Slack not at all: local state and template routing only'
 complete -c cxslack -n 'test (__cxslack_path) = "doctor"' -l payload -x -d 'JSON file (\'-\' for stdin) used as the template context instead of the shipped samples'
 complete -c cxslack -n 'test (__cxslack_path) = "doctor"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
@@ -200,6 +217,7 @@ complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l no-browse
 complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l paste -d 'Read the redirected URL from stdin (a browser on another machine)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l pkce -d 'PKCE public client: S256 challenge, no client secret'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l timeout -x -d 'Seconds to wait for the browser to come back'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l coralogix-id -x -d 'Link to this Slack integration deployed in Coralogix (see `integrations list --remote`): export, push, pull and migrate --remote translate connectors\' integrationId through it'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l redirect-uri -x -d 'OAuth redirect URI: https:// on localhost, 127.0.0.1 or [::1] (default https://localhost:8976/slack/oauth/callback), or http://127.0.0.1:PORT/... for PKCE apps and the sandbox'
@@ -211,6 +229,7 @@ complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l tls
 complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l tls-key -r -F -d 'Key for --tls-cert'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations authorize"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations list"' -l remote -d 'The Slack integrations deployed in the Coralogix account: id, version, status (Coralogix\'s messages when Failing), last updated, and the local integration linked to each'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations list"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations list"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations show"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
@@ -222,6 +241,8 @@ complete -c cxslack -n 'test (__cxslack_path) = "integrations edit"' -l two-way-
 complete -c cxslack -n 'test (__cxslack_path) = "integrations edit"' -l link-previews -l no-link-previews -d 'Rich link previews'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations edit"' -l integration-version -x -d 'Upgrade the integration (e.g. to 0.1.0); needs re-authorizing'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations edit"' -l webhook-url-stdin -d 'Read an incoming-webhook URL from stdin (earlier-version integrations that deliver through one)'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations edit"' -l coralogix-id -x -d 'Link to this Slack integration deployed in Coralogix (see `integrations list --remote`): export, push, pull and migrate --remote translate connectors\' integrationId through it'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations edit"' -l unlink-coralogix -d 'Forget the link to the Coralogix integration'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations edit"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations edit"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations remove"' -l yes -s y -d 'Do not ask for confirmation (required when not on a terminal)'

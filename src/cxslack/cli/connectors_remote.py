@@ -11,7 +11,7 @@ import typer
 
 from cxslack.cli.common import OutputOpt, YesOpt, confirm_or_require_yes
 from cxslack.cli.render import Output, OutputFormat, paint
-from cxslack.errors import EXIT_FAILED, EXIT_PARTIAL
+from cxslack.errors import batch_exit_code
 
 if TYPE_CHECKING:
     from cxslack.registry import Registry
@@ -41,7 +41,7 @@ def pull(
         bool, typer.Option("--dry-run", help="Print what would change; change nothing.")
     ] = False,
     output: OutputOpt = OutputFormat.TABLE,
-) -> None:
+) -> int:
     """Bring every Slack connector of the Coralogix account into the local store (create or update by id).
 
     Each connector's integrationId is mapped to the local integration linked to it
@@ -66,7 +66,9 @@ def pull(
             for change in fields:
                 out.lines(f"    {change.field}: {_show(change.before)} -> {_show(change.after)}")
 
-    out.emit(result.to_json(), human)
+    not_pulled = len(result.unmatched) + len(result.skipped)
+    code = out.result(result.to_json(), human, exit_code=batch_exit_code(not_pulled, not_pulled + (
+        len(result.created) + len(result.updated) + len(result.unchanged))))  # fmt: skip
     verb = "Would pull" if dry_run else "Pulled"
     out.info(f"{verb} {len(remote)} Slack connector(s) from Coralogix: {len(result.created)} new, "
              f"{len(result.updated)} changed, {len(result.unchanged)} unchanged.")  # fmt: skip
@@ -85,9 +87,7 @@ def pull(
         out.warn(f"{item['connector']} ({item['name']}) was not pulled: {item['reason']}.")
     if dry_run:
         out.info("Dry run: nothing was changed.")
-    if result.unmatched or result.skipped:
-        pulled = result.created or result.updated or result.unchanged
-        raise typer.Exit(EXIT_PARTIAL if pulled else EXIT_FAILED)
+    return code
 
 
 def _plan(registry: "Registry", coralogix: "Coralogix", names: list[str], prune: bool) -> "Plan":
@@ -132,7 +132,7 @@ def plan(
         ),
     ] = False,
     output: OutputOpt = OutputFormat.TABLE,
-) -> None:
+) -> int:
     """What pushing would change in Coralogix, connector by connector and field by field.
 
     + create, ~ update (old -> new), - delete (only with --prune). Compared the way Coralogix's
@@ -147,12 +147,15 @@ def plan(
     registry = Registry()
     with Coralogix.connect(registry.store) as coralogix:
         found = _plan(registry, coralogix, names or [], prune)
-    out.emit(found.to_json(), lambda: print_plan(out, found))
+    code = out.result(
+        found.to_json(),
+        lambda: print_plan(out, found),
+        exit_code=2 if detailed_exitcode and found.changes else 0,
+    )
     if found.remote_only:
         out.info(f"{len(found.remote_only)} Slack connector(s) exist only in Coralogix: {', '.join(found.remote_only[:10])}"
                  f"{' …' if len(found.remote_only) > 10 else ''} (pull them, or --prune to delete them).")  # fmt: skip
-    if detailed_exitcode and found.changes:
-        raise typer.Exit(2)
+    return code
 
 
 def push(
@@ -165,7 +168,7 @@ def push(
     ] = False,
     workers: Annotated[int, typer.Option("--workers", help="Connectors written at once.", min=1, max=16)] = 4,
     output: OutputOpt = OutputFormat.TABLE,
-) -> None:
+) -> int:
     """Apply the plan to Coralogix: POST new connectors, PUT changed ones (whole), DELETE only with --prune.
 
     Right before each PUT the connector is read again; one that changed in Coralogix since the last
@@ -182,9 +185,8 @@ def push(
     with Coralogix.connect(registry.store) as coralogix:
         found = _plan(registry, coralogix, names or [], prune)
         if not found.changes:
-            out.emit({"applied": [], "refused": [], "failed": [], "summary": found.summary},
-                     lambda: print_plan(out, found))  # fmt: skip
-            return
+            return out.result({"applied": [], "refused": [], "failed": [], "summary": found.summary},
+                              lambda: print_plan(out, found))  # fmt: skip
         if not out.json:
             print_plan(out, found)
         if not force:
@@ -196,7 +198,9 @@ def push(
         result = Pusher(
             registry, coralogix, force=force, workers=workers, on_done=_progress(out, found)
         ).push(found)
-    out.emit({**result.to_json(), "summary": found.summary}, lambda: None)
+    not_applied = len(result.refused) + len(result.failed)
+    code = out.result({**result.to_json(), "summary": found.summary}, lambda: None,
+                      exit_code=batch_exit_code(not_applied, not_applied + len(result.applied)))  # fmt: skip
     applied = [f"{a['connector']} ({a['action']}d)" for a in result.applied]
     if applied:
         out.success(f"Applied {len(applied)}: {', '.join(applied)}.")
@@ -208,18 +212,15 @@ def push(
         out.info(
             f"{paint('✘', 'red', sys.stderr)} {failed['connector']} ({failed['action']}): {failed['error']['message']}"
         )
-    if result.refused or result.failed:
-        raise typer.Exit(EXIT_PARTIAL if result.applied else EXIT_FAILED)
+    return code
 
 
 def _progress(out: Output, found: "Plan") -> Any:
-    """A line per connector on a terminal; silent when piped or in JSON mode."""
-    total = len(found.changes)
-    done = [0]
+    """The one progress bar (stderr, terminal only), advanced as each connector is written."""
+    bar = out.progress("Pushing")
+    bar.start(len(found.changes))
 
     def on_done(change: "Change", outcome: str) -> None:
-        done[0] += 1
-        if sys.stderr.isatty() and not out.json:
-            out.info(f"[{done[0]}/{total}] {change.connector}: {outcome}")
+        bar.update(f"{change.connector}: {outcome}", advance=1)
 
-    return on_done
+    return bar, on_done

@@ -369,7 +369,14 @@ def _list_remote(out: Output) -> None:
         )
     else:
         out.table(
-            ["ID", "Integration Version", "Status", "Last Updated", "Linked To", "Messages"],
+            [
+                Column("ID", key=True),
+                Column("Integration Version"),
+                Column("Status", style=lambda s: style_status(s.lower())),
+                Column("Last Updated", drop=2),
+                Column("Linked To"),
+                Column("Messages", drop=1),
+            ],
             [
                 [
                     r.id,
@@ -381,7 +388,6 @@ def _list_remote(out: Output) -> None:
                 ]
                 for r, local in found.instances
             ],  # fmt: skip
-            styles={2: lambda s: style_status(s.lower())},
         )
     unlinked = [r for r, local in found.instances if local is None]
     if unlinked:
