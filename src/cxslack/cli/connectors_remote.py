@@ -5,12 +5,13 @@ Registered on the `connectors` group by cli/connectors.py. Parse, call `cxslack.
 
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cxslack.cli.common import OutputOpt, YesOpt, confirm_or_require_yes
-from cxslack.cli.render import Output, OutputFormat, paint
+from cxslack.cli.render import Output, OutputFormat, ProgressBar, paint
 from cxslack.errors import batch_exit_code
 
 if TYPE_CHECKING:
@@ -195,9 +196,11 @@ def push(
         if deleted:
             warn_routing(out, registry, deleted)
         confirm_or_require_yes(f"Apply {len(found.changes)} change(s) to Coralogix?", yes)
-        result = Pusher(
-            registry, coralogix, force=force, workers=workers, on_done=_progress(out, found)
-        ).push(found)
+        bar, on_done = _progress(out, found)
+        try:
+            result = Pusher(registry, coralogix, force=force, workers=workers, on_done=on_done).push(found)
+        finally:
+            bar.stop()
     not_applied = len(result.refused) + len(result.failed)
     code = out.result({**result.to_json(), "summary": found.summary}, lambda: None,
                       exit_code=batch_exit_code(not_applied, not_applied + len(result.applied)))  # fmt: skip
@@ -215,7 +218,7 @@ def push(
     return code
 
 
-def _progress(out: Output, found: "Plan") -> Any:
+def _progress(out: Output, found: "Plan") -> "tuple[ProgressBar, Callable[[Change, str], None]]":
     """The one progress bar (stderr, terminal only), advanced as each connector is written."""
     bar = out.progress("Pushing")
     bar.start(len(found.changes))
