@@ -82,6 +82,12 @@ def serve(
     POST /_sandbox/events/redeliver, /events/disconnect   retries, drops
     GET|POST /_sandbox/coralogix/cases, POST /_sandbox/coralogix/cases/update
     GET  /_sandbox/coralogix/comments, /logs, /syncs;  POST .../reset
+    GET|POST /_sandbox/coralogix/integrations {version,id?,status?}  Slack
+         integrations deployed in Coralogix; POST .../status, .../remove
+    GET|POST /_sandbox/coralogix/nc/connectors, POST .../nc/routers   save
+         a connector or router as a person in Coralogix's UI would
+    POST .../nc/test-failures {connectorId}  the next connectors:test fails
+    GET  /_sandbox/coralogix/nc/log      every NC write and test; .../nc/reset
     """
     from cxslack.hosts import is_loopback, is_valid_host
     from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SIGNING_SECRET, SlackSandbox
