@@ -210,6 +210,7 @@ def test_unknown_fields_and_entity_types_survive_a_round_trip(cli: Cli, nc: Any,
     )  # fmt: skip
     cli.ok("connectors", "pull")
     assert plan(cli)[0] == 0
+    assert "kept for it: configOverrides, diagnostics, labels" in cli.ok("connectors", "show", "c0").stdout
     exported = json.loads(cli.ok("connectors", "export", "c0").stdout)["connector"]
     assert without_server_fields(exported) == {**without_server_fields(original), "description": ""} | {
         "configOverrides": [original["configOverrides"][1], original["configOverrides"][0]]
@@ -354,8 +355,13 @@ def test_removing_names_the_router_rules_that_target_the_connectors(cli: Cli, nc
     )  # no --yes: nothing is removed, the rules are named first
     assert refused.exit_code == 2
     assert "router 'Main' fallback" in refused.stderr and "Everything else" not in refused.stderr
-    done = cli.ok("integrations", "remove", "legacy", "--yes")
+    done = cli.ok("integrations", "remove", "legacy", "--yes", "-o", "json")
     assert "router 'Main' fallback targets connector c1" in done.stderr
+    # c0 is gone locally but still in Coralogix on Legacy's integration: its rule is named too
+    assert done.json()["removed"]["routing_rules"] == [
+        {"router": "r1", "router_name": "Main", "rule": "P1 to payments", "connector": "c0"},
+        {"router": "r1", "router_name": "Main", "rule": "fallback", "connector": "c1"},
+    ]
 
 
 def test_removing_without_coralogix_still_works_and_says_rules_were_not_checked(cli: Cli) -> None:

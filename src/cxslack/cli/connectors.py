@@ -62,6 +62,10 @@ def show_connector(out: Output, connector: Connector, integration_name: str) -> 
     for entity in EntityType:
         if entity in connector.overrides:
             pairs.append((f"Override ({entity.value})", connector.overrides[entity]))
+    if connector.coralogix is not None:
+        kept = ", ".join(sorted(connector.coralogix.residue)) or "nothing"
+        pairs.append(("Coralogix", f"updateTime {connector.coralogix.update_time or '-'} when last pulled or pushed; "
+                                   f"kept for it: {kept}"))  # fmt: skip
     pairs += [("Created", connector.created_at), ("Updated", connector.updated_at)]
     out.fields(pairs)
 

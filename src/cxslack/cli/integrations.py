@@ -500,7 +500,9 @@ def remove(name: NameArg, yes: YesOpt = False, output: OutputOpt = OutputFormat.
         )
     from cxslack.cli.connectors import warn_routing
 
-    warn_routing(out, registry, {i for i, _ in plan.connectors}, through=plan.integration.coralogix_id)
+    rules = warn_routing(
+        out, registry, {i for i, _ in plan.connectors}, through=plan.integration.coralogix_id
+    )
     confirm_or_require_yes(f"Remove integration {plan.integration.name}?", yes)
     removal = registry.remove(plan.integration.id)
     out.emit(
@@ -508,6 +510,7 @@ def remove(name: NameArg, yes: YesOpt = False, output: OutputOpt = OutputFormat.
             "removed": {
                 "integration": removal.integration.id,
                 "connectors": [i for i, _ in removal.connectors],
+                "routing_rules": [r.to_json() for r in rules],
             }
         },
         lambda: None,

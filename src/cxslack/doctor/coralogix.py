@@ -30,7 +30,7 @@ def _fetch(ctx: Context, key: str, call: Callable[[Any], Any]) -> Any:
         from cxslack.remote import Coralogix
 
         try:
-            with Coralogix.connect(ctx.registry.store) as coralogix:
+            with Coralogix.connect(ctx.registry.store, advisory=True) as coralogix:
                 ctx.memo[key] = call(coralogix)
         except CxError as exc:
             ctx.memo[key] = exc

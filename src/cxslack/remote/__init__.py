@@ -26,10 +26,15 @@ class Coralogix:
         self.integrations = Integrations(client)
 
     @classmethod
-    def connect(cls, store: Store | None = None) -> Coralogix:
+    def connect(cls, store: Store | None = None, *, advisory: bool = False) -> Coralogix:
+        """`advisory`: for a look-up that must not hold up what it advises on (the routing rules
+        named before a removal, doctor): a short timeout and one retry."""
         from cxslack.coralogix.config import resolve_settings
 
-        return cls(CoralogixClient(resolve_settings(store=store or Store())))
+        settings = resolve_settings(store=store or Store())
+        if advisory:
+            return cls(CoralogixClient(settings, timeout=5, max_retries=1))
+        return cls(CoralogixClient(settings))
 
     @property
     def configured(self) -> bool:

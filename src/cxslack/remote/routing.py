@@ -65,7 +65,7 @@ def rules_targeting(store: Store, connector_ids: set[str], integration_id: str |
     from cxslack.remote import Coralogix
     from cxslack.remote.shape import integration_of
 
-    with Coralogix.connect(store) as coralogix:
+    with Coralogix.connect(store, advisory=True) as coralogix:
         if not coralogix.configured:
             return [], "Coralogix is not configured (cxslack coralogix configure)"
         try:
