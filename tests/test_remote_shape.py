@@ -151,3 +151,19 @@ def test_list_filters_slack_and_ids_are_quoted_in_paths(
     nc = NotificationCenter(client)
     assert nc.list_connectors() == []  # protobuf JSON leaves an empty list out
     assert nc.get_connector("a/b") == {"id": "a/b"}
+
+
+@pytest.mark.parametrize(
+    ("names", "found"),
+    [(["AWS SQS", "Slack Integration"], "id-1"), (["Slack Alerts", "Slack Logs"], None), (["Teams"], None)],
+)
+def test_a_longer_name_is_taken_only_when_it_is_the_one_slack_definition(
+    client: CoralogixClient, httpx_mock: HTTPXMock, names: list[str], found: str | None
+) -> None:
+    entries = [{"integration": {"id": f"id-{n}", "name": name}} for n, name in enumerate(names)]
+    httpx_mock.add_response(url=f"{API}/integrations/integrations/v1", json={"integrations": entries})
+    if found is None:
+        with pytest.raises(CxError):
+            Integrations(client).slack_definition_id()
+    else:
+        assert Integrations(client).slack_definition_id() == found

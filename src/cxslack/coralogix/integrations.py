@@ -62,15 +62,16 @@ class Integrations:
         entries = doc.get("integrations", [])
         if not isinstance(entries, list):
             raise CxError("coralogix_bad_response", "Coralogix sent an integration list cxslack cannot read")
+        named: dict[str, str] = {}  # name → id
         for entry in entries:
             integration = entry.get("integration") if isinstance(entry, dict) else None
-            if (
-                isinstance(integration, dict)
-                and str(integration.get("name", "")).strip().casefold() == "slack"
-            ):
-                ident = integration.get("id")
-                if isinstance(ident, str) and ident:
-                    return ident
+            if isinstance(integration, dict) and isinstance(integration.get("id"), str) and integration["id"]:
+                named[str(integration.get("name", "")).strip()] = integration["id"]
+        exact = [i for name, i in named.items() if name.casefold() == SLACK_NAME.casefold()]
+        # "Slack" on the product page; a longer name is taken only when it is the one Slack definition
+        loose = [i for name, i in named.items() if SLACK_NAME.casefold() in name.casefold()]
+        if exact or len(loose) == 1:
+            return (exact or loose)[0]
         raise NotFoundError(
             "slack_integration_not_available",
             f"Coralogix lists no integration named {SLACK_NAME}",
