@@ -422,3 +422,20 @@ def test_doctor_finds_router_rules_that_stop_delivering(cli: Cli, nc: Any) -> No
     nc_admin(nc, "integrations/remove", id="dying-int")
     check = cli("doctor", "--symptom", "routing-rules", "-o", "json").json()["checks"][0]
     assert "rule 'broken' targets connector on-failing, which does not exist" in check["message"]
+
+
+def test_a_push_killed_before_it_recorded_its_writes_heals_on_the_next_push(cli: Cli, nc: Any) -> None:
+    from cxslack.registry import Registry
+
+    seed(nc, "c0")
+    cli.ok("connectors", "pull")
+    pulled = Store().read_config()["connectors"]["c0"]["coralogix"]["update_time"]
+    cli.ok("connectors", "edit", "c0", "--channel", "general")
+    cli.ok("connectors", "push", "--yes")
+    with Registry().editing() as (view, _):  # as if the push was killed after its PUT
+        view.connectors["c0"]["coralogix"]["update_time"] = pulled
+    assert (
+        cli.ok("connectors", "push", "--yes", "-o", "json").json()["applied"] == []
+    )  # in step: heals the base
+    cli.ok("connectors", "edit", "c0", "--channel", "cases")
+    assert cli("connectors", "push", "--yes").exit_code == 0  # not mistaken for a change made in Coralogix

@@ -186,6 +186,7 @@ def push(
     with Coralogix.connect(registry.store) as coralogix:
         found = _plan(registry, coralogix, names or [], prune)
         if not found.changes:
+            Pusher(registry, coralogix).heal(found)
             return out.result({"applied": [], "refused": [], "failed": [], "summary": found.summary},
                               lambda: print_plan(out, found))  # fmt: skip
         if not out.json:

@@ -51,6 +51,7 @@ class Plan:
     changes: list[Change] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     remote_only: list[str] = field(default_factory=list)  # in Coralogix only, kept (no --prune)
+    remote: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)  # Coralogix's, by id
 
     def count(self, action: Action) -> int:
         return sum(1 for c in self.changes if c.action == action)
@@ -90,7 +91,7 @@ def make_plan(view: ConfigView, local: dict[str, Connector], remote: Sequence[di
         chosen = list(local.values())
         remote_only = [i for i in by_id if i not in local]
     ids = coralogix_ids(view, {c.integration for c in chosen})
-    plan = Plan()
+    plan = Plan(remote=by_id)
     for connector in sorted(chosen, key=lambda c: c.id):
         desired = compose(connector, ids[connector.integration])
         current = by_id.get(connector.id)

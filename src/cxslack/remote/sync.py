@@ -10,6 +10,7 @@ Coralogix's answer as its new base. All local writes happen in one store transac
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -25,6 +26,7 @@ from cxslack.remote.plan import Change, FieldChange, Plan
 from cxslack.remote.shape import compose, differences, normalised, split
 
 PUSH_WORKERS = 4  # concurrent writes; each connector's GET and PUT stay in order
+RECORD_INTERVAL = 2.0  # seconds between recording Coralogix's answers in config.toml during a push
 
 
 @dataclass
@@ -163,7 +165,12 @@ class Pusher:
         if not self.force:
             refuse_stale(plan)
         result = PushResult()
-        answers: dict[str, dict[str, Any]] = {}  # connector → Coralogix's copy after the write
+        # connector → Coralogix's copy after the write; and those already in step whose base is
+        # behind (a push killed before it recorded its writes): they take Coralogix's copy too
+        answers: dict[str, dict[str, Any]] = {
+            ident: plan.remote[ident] for ident in plan.unchanged if ident in plan.remote
+        }
+        recorded = time.monotonic()
         try:
             with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
                 for change, outcome in pool.map(self._apply, plan.changes):
@@ -177,6 +184,9 @@ class Pusher:
                         if outcome is not None:
                             answers[change.connector] = outcome
                     self.on_done(change, "failed" if isinstance(outcome, CxError | str) else change.action)
+                    if time.monotonic() - recorded >= RECORD_INTERVAL:  # a kill loses at most this much
+                        self._record(answers)
+                        answers, recorded = {}, time.monotonic()
         finally:
             self._record(answers)
         return result
@@ -218,6 +228,10 @@ class Pusher:
                               "See it with: cxslack connectors pull --dry-run") from None  # fmt: skip
             return current
 
+    def heal(self, plan: Plan) -> None:
+        """Connectors already in step whose base is behind take Coralogix's copy as their base."""
+        self._record({i: plan.remote[i] for i in plan.unchanged if i in plan.remote})
+
     def _record(self, answers: dict[str, dict[str, Any]]) -> None:
         """Each written connector takes Coralogix's answer as its new base (one transaction)."""
         if not answers:
@@ -226,7 +240,8 @@ class Pusher:
             local = parse_connectors(view, self.registry.store.paths.config_file)
             for ident, body in answers.items():
                 existing = local.get(ident)
-                if existing is None:
+                base = existing.coralogix.update_time if existing and existing.coralogix else None
+                if existing is None or base == body.get("updateTime"):
                     continue
                 try:
                     incoming = split(body, f"Coralogix connector {ident}")
