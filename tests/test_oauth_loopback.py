@@ -82,6 +82,7 @@ def run_browser(listener: LoopbackCallback, browse: Callable[[], list[Fetched]])
         browser = pool.submit(browse)
         try:
             outcome: CallbackResult | CxError = listener.wait(timeout=10)
+            listener.finish(None)  # as the flow does once the code exchange succeeded
         except CxError as err:
             outcome = err
         return Visit(outcome, browser.result(timeout=10))

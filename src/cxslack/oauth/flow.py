@@ -22,7 +22,7 @@ from cxslack.credentials import (
     read_secrets,
     write_secrets,
 )
-from cxslack.errors import EXIT_AUTH, AuthError
+from cxslack.errors import EXIT_AUTH, AuthError, CxError
 from cxslack.model import Integration, Status, Workspace
 from cxslack.oauth.redirect import DEFAULT_CALLBACK_PATH, DEFAULT_CALLBACK_PORT, DEFAULT_REDIRECT_URI
 from cxslack.registry import Registry, quote
@@ -88,6 +88,7 @@ def authorize(registry: Registry, ref: str, options: AuthorizeOptions, io: FlowI
     from cxslack.oauth.loopback import LoopbackCallback, parse_pasted_redirect
     from cxslack.oauth.pkce import PkcePair, build_authorize_url, new_state
     from cxslack.oauth.redirect import parse_redirect_uri
+    from cxslack.oauth.tls import covers_ipv6_loopback, load_tls_context
 
     store = registry.store
     integration = registry.view().find(ref)
@@ -114,35 +115,46 @@ def authorize(registry: Registry, ref: str, options: AuthorizeOptions, io: FlowI
             code_challenge=verifier.code_challenge if verifier else None,
         )
 
+    def complete(code: str, redirect_uri: str) -> AuthorizeOutcome:
+        grant = exchange_code(app, code, redirect_uri, verifier.code_verifier if verifier else None)
+        return install(registry, integration.id, grant)
+
     if options.paste:
         io.announce(url_for(target.uri))
-        result = parse_pasted_redirect(io.read_paste(), target, state)
-        redirect_uri = target.uri
-    else:
-        ssl_context = _tls_context(store.ensure_state_dir(), options) if target.tls else None
-        with LoopbackCallback(target, expected_state=state, ssl_context=ssl_context) as listener:
-            redirect_uri = listener.redirect_uri
-            url = url_for(redirect_uri)
-            io.announce(url)
-            if options.open_browser:
-                io.open_url(url)
-            result = listener.wait(options.timeout)
+        return complete(parse_pasted_redirect(io.read_paste(), target, state).code, target.uri)
+    ssl_context, ipv6_too = None, target.host == "localhost"
+    if target.tls:
+        cert, key = _certificate(store.ensure_state_dir(), options)
+        ssl_context, ipv6_too = load_tls_context(cert, key), ipv6_too and covers_ipv6_loopback(cert)
+    with LoopbackCallback(
+        target, expected_state=state, ssl_context=ssl_context, ipv6_too=ipv6_too
+    ) as listener:
+        url = url_for(listener.redirect_uri)
+        io.announce(url)
+        if options.open_browser:
+            io.open_url(url)
+        result = listener.wait(options.timeout)
+        # the browser's page waits for this: "connected" only once Slack has really said yes
+        try:
+            outcome = complete(result.code, listener.redirect_uri)
+        except CxError as exc:
+            listener.finish(exc)
+            raise
+        listener.finish(None)
+    return outcome
 
-    grant = exchange_code(app, result.code, redirect_uri, verifier.code_verifier if verifier else None)
-    return install(registry, integration.id, grant)
 
-
-def _tls_context(state_dir: Path, options: AuthorizeOptions) -> Any:
-    from cxslack.oauth.tls import ensure_loopback_certificate, load_tls_context
+def _certificate(state_dir: Path, options: AuthorizeOptions) -> tuple[Path, Path]:
+    """The TLS certificate and key for the https listener: --tls-cert/--tls-key, or cxslack's own."""
+    from cxslack.oauth.tls import ensure_loopback_certificate
 
     if options.tls_cert or options.tls_key:
         if not (options.tls_cert and options.tls_key):
             from cxslack.errors import UsageError
 
             raise UsageError("tls_pair_required", "--tls-cert and --tls-key go together")
-        return load_tls_context(options.tls_cert, options.tls_key)
-    cert, key = ensure_loopback_certificate(state_dir)
-    return load_tls_context(cert, key)
+        return options.tls_cert, options.tls_key
+    return ensure_loopback_certificate(state_dir)
 
 
 @dataclass

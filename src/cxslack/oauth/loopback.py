@@ -8,7 +8,12 @@ probes) get a 404 and change nothing.
 
 Each connection is served on its own daemon thread, so a browser's idle preconnect or a TLS
 handshake the browser abandons over an untrusted certificate cannot hold up the real callback.
-The waiting thread sleeps in select() on the listening socket and a wake-up socket: no polling.
+The waiting thread sleeps in select() on the listening sockets and a wake-up socket: no polling.
+
+The browser's page for the callback waits for the flow's verdict (`finish()`): it says Slack is
+connected only once the code exchange and install succeeded, and shows the error otherwise.
+A `localhost` redirect is served on ::1 as well as 127.0.0.1 (browsers may resolve it either
+way), on the same port, when the caller says the certificate covers it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from cxslack.oauth.pkce import states_match
 from cxslack.oauth.redirect import RedirectTarget
 
 CONNECTION_TIMEOUT = 10.0  # seconds a browser connection may sit idle before it is dropped
+VERDICT_TIMEOUT = 120.0  # the longest the callback page waits for the exchange (Slack retries included)
+PAGE_TIMEOUT = 5.0  # how long finish() waits for the page to reach the browser
 _RETRY_HINT = "Run the same `cxslack integrations authorize` command again."
 
 
@@ -109,9 +116,8 @@ class LoopbackCallback:
     context manager (or call `close()`); `wait()` closes the listener itself when it returns.
     """
 
-    def __init__(
-        self, target: RedirectTarget, *, expected_state: str, ssl_context: ssl.SSLContext | None = None
-    ):
+    def __init__(self, target: RedirectTarget, *, expected_state: str, ssl_context: ssl.SSLContext | None = None,
+                 ipv6_too: bool = False):  # fmt: skip
         if target.tls != (ssl_context is not None):
             raise ValueError("an https redirect URI needs an ssl_context, and an http one must not have one")
         try:
@@ -119,6 +125,14 @@ class LoopbackCallback:
         except OSError as exc:
             raise _bind_error(target, exc) from None
         self.target = target.with_port(self._server.server_address[1])
+        self._extra: list[socket.socket] = []
+        if ipv6_too and target.bind_ip != "::1":
+            self._extra += _also_listen("::1", self.port)
+
+    @property
+    def addresses(self) -> list[str]:
+        """Where it listens: `127.0.0.1:8976`, and `[::1]:8976` when serving IPv6 too."""
+        return [self.target.bind_address] + [f"[::1]:{self.port}" for _ in self._extra]
 
     @property
     def port(self) -> int:
@@ -129,24 +143,27 @@ class LoopbackCallback:
         return self.target.uri
 
     def wait(self, timeout: float) -> CallbackResult:
-        """Block until one callback arrives on the exact path, then stop listening (call it once)."""
+        """Block until one callback arrives on the exact path, then stop listening (call it once).
+
+        A callback that ended the flow (declined, forged) has had its page; a good one waits for
+        `finish()` to say how the exchange went."""
         deadline = time.monotonic() + timeout
         server = self._server
         try:
             with selectors.DefaultSelector() as selector:
-                selector.register(server.socket, selectors.EVENT_READ)
+                for listening in (server.socket, *self._extra):
+                    selector.register(listening, selectors.EVENT_READ)
                 selector.register(server.wake_r, selectors.EVENT_READ)
                 while (remaining := deadline - time.monotonic()) > 0:
                     for key, _ in selector.select(remaining):
-                        if key.fileobj is server.socket:
-                            server.accept()
-                        else:
+                        if key.fileobj is server.wake_r:
                             outcome = server.outcomes.get_nowait()
                             if isinstance(outcome, AuthError):
                                 raise outcome
                             return outcome
+                        server.accept(cast(socket.socket, key.fileobj))
         finally:
-            self.close()
+            self._stop_listening()
         raise AuthError(
             "callback_timeout",
             f"no OAuth callback arrived on {self.redirect_uri} within {timeout:g} s",
@@ -154,7 +171,22 @@ class LoopbackCallback:
             "cannot reach this one, use --paste and paste the final URL from the browser's address bar.",
         )
 
+    def finish(self, error: CxError | None) -> None:
+        """The flow's verdict for the browser's page: connected (None), or `error`. Returns once
+        the page is sent (or after PAGE_TIMEOUT)."""
+        self._server.give_verdict(error)
+
+    def _stop_listening(self) -> None:
+        self._server.stop_accepting()
+        for listening in self._extra:
+            listening.close()
+
     def close(self) -> None:
+        """Stop listening; a callback page still waiting is told cxslack stopped before finishing."""
+        self._stop_listening()
+        self._server.give_verdict(
+            CxError("flow_stopped", "cxslack stopped before the installation finished", _RETRY_HINT)
+        )
         self._server.close()
 
     def __enter__(self) -> LoopbackCallback:
@@ -179,6 +211,16 @@ def _bind_error(target: RedirectTarget, exc: OSError) -> CxError:
     )
 
 
+def _also_listen(ip: str, port: int) -> list[socket.socket]:
+    """A second listening socket on `ip` (the same port), or none when this machine cannot."""
+    try:
+        extra = socket.create_server((ip, port), family=socket.AF_INET6, reuse_port=False)
+    except OSError:  # no IPv6 loopback here, or the port is taken on it: 127.0.0.1 still works
+        return []
+    extra.setblocking(False)
+    return [extra]
+
+
 _Outcome = CallbackResult | AuthError
 
 
@@ -198,13 +240,46 @@ class _CallbackServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.wake_r, self._wake_w = socket.socketpair()
         self._lock = threading.Lock()
         self._accepting = True  # until the first callback on the path, or close()
+        self._verdict: list[CxError | None] = []  # the flow's verdict, once given
+        self._verdict_given = threading.Event()
+        self._page_pending = False  # a good callback's page waits for the verdict
+        self._page_sent = threading.Event()
 
-    def accept(self) -> None:
+    def accept(self, listening: socket.socket) -> None:
         try:
-            request, client_address = self.get_request()
+            request, client_address = listening.accept()
         except OSError:
             return
         self.process_request(request, client_address)  # ThreadingMixIn: on its own thread
+
+    def stop_accepting(self) -> None:
+        """No new connections (the listening socket closes); accepted ones carry on."""
+        with contextlib.suppress(OSError):
+            self.socket.close()
+
+    def give_verdict(self, error: CxError | None) -> None:
+        with self._lock:
+            if self._verdict_given.is_set():
+                return
+            self._verdict.append(error)
+            pending = self._page_pending
+        self._verdict_given.set()
+        if pending:
+            self._page_sent.wait(PAGE_TIMEOUT)
+
+    def verdict_page(self) -> tuple[HTTPStatus, str]:
+        """The good callback's page, once the flow says how the exchange went."""
+        if not self._verdict_given.wait(VERDICT_TIMEOUT):
+            return HTTPStatus.ACCEPTED, pages.still_working_page()
+        error = self._verdict[0]
+        return (
+            (HTTPStatus.OK, pages.success_page())
+            if error is None
+            else (HTTPStatus.BAD_GATEWAY, pages.error_page(error))
+        )
+
+    def page_sent(self) -> None:
+        self._page_sent.set()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         request.settimeout(CONNECTION_TIMEOUT)
@@ -230,9 +305,12 @@ class _CallbackServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
                 return HTTPStatus.BAD_REQUEST, pages.already_used_page(), None
             self._accepting = False
         try:
-            return HTTPStatus.OK, pages.success_page(), _evaluate(query, self.expected_state)
+            result = _evaluate(query, self.expected_state)
         except AuthError as err:
             return HTTPStatus.BAD_REQUEST, pages.error_page(err), err
+        with self._lock:
+            self._page_pending = True
+        return HTTPStatus.OK, "", result  # the page comes from verdict_page()
 
     def deliver(self, outcome: _Outcome) -> None:
         self.outcomes.put(outcome)
@@ -256,20 +334,31 @@ class _CallbackHandler(BaseHTTPRequestHandler):
         server = cast(_CallbackServer, self.server)
         path, _, query = self.path.partition("?")
         status, page, outcome = server.answer(path, query)
-        body = page.encode("utf-8")
+        if isinstance(outcome, CallbackResult):
+            server.deliver(outcome)  # the flow exchanges the code while the browser waits
+            status, page = server.verdict_page()
+            try:
+                self._send(status, page)
+            finally:
+                server.page_sent()
+            return
         try:
-            self.send_response(status)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in pages.SECURITY_HEADERS:
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
-            self.wfile.flush()
+            self._send(status, page)
         finally:
             # after the page is out, so the browser shows it even if cxslack exits right away
             if outcome is not None:
                 server.deliver(outcome)
+
+    def _send(self, status: HTTPStatus, page: str) -> None:
+        body = page.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in pages.SECURITY_HEADERS:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Never log: the request line carries the authorization code."""

@@ -45,6 +45,12 @@ def success_page() -> str:
     )
 
 
+def still_working_page() -> str:
+    return _page(
+        "Still finishing", "cxslack is still completing the installation with Slack.", _BACK_TO_TERMINAL
+    )
+
+
 def error_page(error: CxError) -> str:
     """The page for a callback that ended the flow with `error` (declined, forged, Slack error)."""
     title = _FAILURE_TITLES.get(error.code, "Slack could not be connected")

@@ -58,6 +58,21 @@ def load_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     return context
 
 
+def covers_ipv6_loopback(cert: Path) -> bool:
+    """Does the certificate name ::1 among its addresses? Then a browser that resolves
+    `localhost` to ::1 may be served on ::1 with it too."""
+    from ipaddress import ip_address
+
+    from cryptography import x509
+
+    try:
+        certificate = x509.load_pem_x509_certificate(cert.read_bytes())
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return False
+    return ip_address("::1") in names.get_values_for_type(x509.IPAddress)
+
+
 def _load_pair(cert: Path, key: Path) -> x509.Certificate:
     """The certificate, once it and `key` are known to belong together.
 

@@ -29,6 +29,7 @@ class Step:
     title: str
     args: list[str] = field(default_factory=list)  # a cxslack command line
     expect: int = 0
+    why: str = ""  # why a non-zero `expect` is the right outcome, shown with it
     approve: bool = False  # the command opens an OAuth flow the scripted browser must answer
     action: Callable[[SlackSandbox], str] | None = None  # a Slack-side event instead of a command
 
@@ -164,7 +165,8 @@ def steps() -> list[Step]:
         Step("", ["connectors", "migrate", "--remote", "--status", "--from", "Legacy"]),
         Step("The local copies followed: still nothing to push", ["connectors", "plan", "--detailed-exitcode"]),
         Step("Something breaks on the Slack side", action=_revoke),
-        Step("doctor finds it", ["doctor", "Payments", "--symptom", "failing"], expect=1),
+        Step("doctor finds it", ["doctor", "Payments", "--symptom", "failing"], expect=1,
+             why="doctor exits 1 when a check fails, so CI can gate on it"),
         Step("Reinstall the app as doctor says", ["integrations", "authorize", "Payments", "--no-browser", "--redirect-uri", REDIRECT],
              approve=True),
         Step("doctor is clean again", ["doctor", "Payments"]),
@@ -172,13 +174,13 @@ def steps() -> list[Step]:
 
 
 def _browser(proc: subprocess.Popen[str], transcript: list[str]) -> None:
-    """Read the command's stderr; when it shows the authorize URL, press Allow and land on the callback."""
+    """Read the command's output; when it shows the authorize URL, press Allow and land on the callback."""
     import httpx
 
     from cxslack.sandbox.authorize import press
 
-    assert proc.stderr is not None
-    for line in proc.stderr:
+    assert proc.stdout is not None
+    for line in proc.stdout:
         transcript.append(line)
         if line.startswith(("http://", "https://")):
             transcript.append("  [browser] opened the authorize page and selected Allow\n")
@@ -189,20 +191,23 @@ def _browser(proc: subprocess.Popen[str], transcript: list[str]) -> None:
 
 
 def _run(step: Step, env: dict[str, str]) -> tuple[int, str]:
+    """Run one command with stdout and stderr in one pipe, unbuffered, so its output reads in the
+    order it was written (a piped stdout would otherwise be flushed after stderr)."""
     command = [sys.executable, "-m", "cxslack", *step.args]
+    env = {**env, "PYTHONUNBUFFERED": "1"}
     if not step.approve:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-        return done.returncode, done.stdout + done.stderr
+        done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=300)  # fmt: skip
+        return done.returncode, done.stdout
     transcript: list[str] = []
     with subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as proc:
         reader = threading.Thread(target=_browser, args=(proc, transcript), daemon=True)
         reader.start()
-        out = proc.stdout.read() if proc.stdout else ""
         proc.wait(timeout=300)
         reader.join(timeout=30)
-    return proc.returncode, out + "".join(transcript)
+    return proc.returncode, "".join(transcript)
 
 
 def run_demo(say: Callable[[str], None]) -> list[StepResult]:
@@ -224,8 +229,10 @@ def run_demo(say: Callable[[str], None]) -> list[StepResult]:
         }
         env.pop("CXSLACK_OUTPUT", None)
         say(f"Slack sandbox at {sandbox.url}; a temporary CXSLACK_HOME at {env['CXSLACK_HOME']}")
-        for number, step in enumerate(steps(), 1):
-            if step.title:
+        number = 0
+        for step in steps():
+            if step.title:  # an untitled step continues the one before: same number
+                number += 1
                 say(f"\n── {number}. {step.title}")
             if step.action is not None:
                 say(f"   {step.action(sandbox)}")
@@ -237,7 +244,12 @@ def run_demo(say: Callable[[str], None]) -> list[StepResult]:
             for text in output.rstrip().splitlines():
                 say(f"   {text}")
             ok = code == step.expect
-            say(f"   {'✔' if ok else '✘'} exit {code}" + ("" if ok else f" (expected {step.expect})"))
+            if not ok:
+                say(f"   ✘ exit {code} (expected {step.expect})")
+            elif code:
+                say(f"   ✔ exit {code}, as expected: {step.why}")
+            else:
+                say("   ✔ exit 0")
             results.append(StepResult(step.title, line, code, ok, output))
             if not ok:
                 break
