@@ -10,12 +10,15 @@ bodies are never logged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import socketserver
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,8 +33,15 @@ HEALTH_PATH = "/healthz"
 MAX_BODY = 1 << 20  # Slack's event payloads are a few KB
 
 
-class EventsServer(ThreadingHTTPServer):
-    daemon_threads = True
+# Connections are served by a fixed pool, not a thread each: 300 slow clients cost 32 threads,
+# not 300. Up to MAX_WAITING more wait their turn; beyond that a connection is closed at once
+# (Slack retries an event it got no answer for, and the inbox makes the retry harmless).
+POOL_SIZE = 32
+MAX_WAITING = 512
+IDLE_TIMEOUT = 15  # seconds a kept-alive or slow connection may hold a pool thread without a byte
+
+
+class EventsServer(HTTPServer):
     request_queue_size = 128  # Slack can open many connections at once after an outage
 
     def __init__(
@@ -41,17 +51,54 @@ class EventsServer(ThreadingHTTPServer):
         signing_secret: str,
         inbox: EventInbox,
         health: Callable[[], dict[str, Any]],
+        log: Callable[[str], None] = lambda line: None,
     ):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.verifier = SignatureVerifier(signing_secret)
         self.inbox = inbox
         self.health = health
+        self.log = log
         self.accepting = True
         self.retries_received = 0  # requests with X-Slack-Retry-Num: Slack thought an answer was lost
+        self.dropped = 0  # connections that broke off mid-request, or were turned away
         self._in_flight = 0
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._open: set[socket.socket] = set()  # connections being served or waiting for a pool thread
+        self._open_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="cxslack-listen-conn")
         super().__init__((host, port), _EventsHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Hand the connection to the pool (TCPServer would serve it on the accepting thread)."""
+        with self._open_lock:
+            full = len(self._open) >= POOL_SIZE + MAX_WAITING
+            if not full:
+                self._open.add(request)
+        if full:
+            self.shutdown_request(request)
+            self._dropped(client_address, f"turned away: {POOL_SIZE + MAX_WAITING} connections are open")
+            return
+        self._pool.submit(self._serve, request, client_address)
+
+    def _serve(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception as exc:
+            self._dropped(client_address, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        finally:
+            self.shutdown_request(request)
+            with self._open_lock:
+                self._open.discard(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Never a traceback per client: _serve logs one line instead."""
+
+    def _dropped(self, client_address: Any, why: str) -> None:
+        self.dropped += 1
+        when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        host = client_address[0] if isinstance(client_address, tuple) and client_address else "?"
+        self.log(f"{when} connection from {host} dropped ({why})")
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind looks up the host's FQDN: a DNS round trip nobody needs here.
@@ -77,6 +124,11 @@ class EventsServer(ThreadingHTTPServer):
         with self._idle:
             self._idle.wait_for(lambda: self._in_flight == 0, timeout)
         self.server_close()
+        with self._open_lock:  # idle kept-alive connections end now, not after IDLE_TIMEOUT
+            for connection in self._open:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+        self._pool.shutdown(wait=True)
 
     def track(self, delta: int) -> None:
         with self._idle:
@@ -88,7 +140,7 @@ class _EventsHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # Slack keeps connections alive
     server_version = "cxslack-listen"
     disable_nagle_algorithm = True  # headers and body go out in separate writes
-    timeout = 60  # an idle kept-alive connection frees its thread eventually
+    timeout = IDLE_TIMEOUT  # an idle kept-alive (or trickling) connection frees its pool thread
     server: EventsServer
 
     def version_string(self) -> str:

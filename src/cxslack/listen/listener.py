@@ -61,7 +61,7 @@ class Listener:
         """Serve the Events API on host:port (0 picks a free port); returns the bound port."""
         if not self.signing_secret:
             raise ValueError("serving the Events API over HTTP needs the signing secret")
-        self._http = EventsServer(host, port, self.signing_secret, self.inbox, self.health)
+        self._http = EventsServer(host, port, self.signing_secret, self.inbox, self.health, self.log)
         self.transport = "http"
         self._http.start()
         self.worker.start()
