@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 from cxslack.connectors import Connector, ConnectorStore, find_connector, parse_connectors
 from cxslack.errors import EXIT_OK, EXIT_PARTIAL, AuthError, CxError, UsageError
 from cxslack.model import Integration, Status
-from cxslack.registry import Registry, quote
+from cxslack.registry import ConfigView, Registry, quote
 from cxslack.state import open_state
 from cxslack.state.interface import MigrationJournal, State
 from cxslack.state.records import MigrationEvent
@@ -69,6 +69,30 @@ class Plan:
         }
 
 
+def example_migration(view: ConfigView, target: Integration | None = None) -> str:
+    """A migrate command line with this store's real names: an earlier-version integration that
+    has connectors, and a v0.1.0 one (Active first) to move them to."""
+    counts: dict[str, int] = {}
+    for body in view.connectors.values():
+        integration_id = str(body.get("integration", "")) if isinstance(body, dict) else ""
+        counts[integration_id] = counts.get(integration_id, 0) + 1
+    integrations = sorted(view.integrations.values(), key=lambda i: i.name.casefold())
+    olds = [i for i in integrations if not i.supports_cases_features and counts.get(i.id)]
+    if target is None:
+        news = sorted(
+            (i for i in integrations if i.supports_cases_features),
+            key=lambda i: i.status is not Status.ACTIVE,
+        )
+        target = news[0] if news else None
+    if not olds:
+        return "No connector is on an earlier-version integration: there is nothing to migrate."
+    if target is None:
+        return "Add a v0.1.0 integration to move them to: cxslack integrations add --name NAME --consent-us-data-transfer"
+    old = olds[0]
+    return (f"Move all {counts[old.id]} connector(s) of {old.name}: "
+            f"cxslack connectors migrate --from {quote(old.name)} --to {quote(target.name)} --test")  # fmt: skip
+
+
 def plan_migration(registry: Registry, names: list[str], to: str, source_ref: str | None) -> Plan:
     """Check everything before anything changes (exit 3/4/2 as the contract says)."""
     store = ConnectorStore(registry)
@@ -77,6 +101,8 @@ def plan_migration(registry: Registry, names: list[str], to: str, source_ref: st
     source = view.find(source_ref) if source_ref else None
     if source is not None and source.id == target.id:
         raise UsageError("same_integration", "--from and --to name the same integration")
+    if not names and source is None:  # the command line first, then the target's state
+        raise nothing_to_migrate(example_migration(view, target))
     hint = f"cxslack integrations authorize {quote(target.name)}"
     if not target.supports_cases_features:
         raise AuthError(
@@ -101,16 +127,15 @@ def plan_migration(registry: Registry, names: list[str], to: str, source_ref: st
                     "not_on_source",
                     f"{', '.join(strangers)} {'is' if len(strangers) == 1 else 'are'} not on {source.name}",
                 )
-    elif source is not None:
-        chosen = [c for c in connectors.values() if c.integration in (source.id,)]
     else:
-        raise nothing_to_migrate()
+        assert source is not None  # checked above
+        chosen = [c for c in connectors.values() if c.integration in (source.id,)]
     return sorted_plan(target, source, chosen, lambda c: c.integration == target.id)
 
 
-def nothing_to_migrate() -> UsageError:
+def nothing_to_migrate(hint: str | None = None) -> UsageError:
     return UsageError(
-        "nothing_to_migrate", "name connectors to migrate, or --from OLD for all of its connectors"
+        "nothing_to_migrate", "name connectors to migrate, or --from OLD for all of its connectors", hint
     )
 
 

@@ -45,17 +45,23 @@ def utc_now() -> str:
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
+    hint = (
+        f"Leave out --integration-version for the current version ({CURRENT_VERSION}), or give the version "
+        "your existing integration runs, as the product's integration page shows it (e.g. 0.0.9)."
+    )
     match = re.fullmatch(r"v?(\d{1,4})\.(\d{1,4})\.(\d{1,4})", text.strip())
     if not match:
         raise UsageError(
             "invalid_version",
             f"invalid integration version {text!r}: expected MAJOR.MINOR.PATCH such as {CURRENT_VERSION}",
+            hint,
         )
     version = (int(match.group(1)), int(match.group(2)), int(match.group(3)))
     if version > parse_version_unchecked(CURRENT_VERSION):
         raise UsageError(
             "invalid_version",
             f"integration version {text} does not exist: the newest Slack integration version is {CURRENT_VERSION}",
+            hint,
         )
     return version
 

@@ -117,7 +117,7 @@ def user_access(registry: Registry, integration: Integration) -> SlackAccess:
             "(user scope admin)",
             f"Reauthorize to grant it: cxslack integrations authorize {quote(integration.name)}",
         )
-    return SlackAccess(secrets.user.access_token)
+    return SlackAccess(secrets.user.access_token, integration=integration.name)
 
 
 def _explain(error: SlackError, integration: Integration) -> CxError:

@@ -58,6 +58,18 @@ class CxGroup(TyperGroup):
             self._loaded[cmd_name] = command
         return self._loaded[cmd_name]
 
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """Typer suggests only among loaded commands; the lazy ones count too."""
+        try:
+            return super().resolve_command(ctx, args)
+        except _click.exceptions.UsageError as exc:
+            from difflib import get_close_matches
+
+            matches = get_close_matches(args[0], self.list_commands(ctx), n=1) if args else []
+            if matches and "Did you mean" not in exc.message:
+                exc.message = f"{exc.message.rstrip('.')}. Did you mean {matches[0]!r}?"
+            raise
+
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:  # fmt: skip
         argv = list(sys.argv[1:] if args is None else args)
@@ -71,7 +83,8 @@ class CxGroup(TyperGroup):
             code = report(exc, argv)
         except _click.exceptions.UsageError as exc:
             code = report(
-                CxError("usage_error", exc.format_message(), usage_hint(exc), exit_code=EXIT_USAGE), argv
+                CxError("usage_error", exc.format_message(), usage_hint(exc, argv), exit_code=EXIT_USAGE),
+                argv,
             )
         except _click.exceptions.ClickException as exc:
             code = report(CxError("usage_error", exc.format_message(), exit_code=exc.exit_code), argv)
@@ -111,11 +124,23 @@ def _bug(exc: BaseException) -> CxError:
     )
 
 
-def usage_hint(exc: Any) -> str | None:
+# Options of the root command: they go before the command (`cxslack --no-color integrations list`).
+ROOT_OPTIONS = ("--no-color", "--version")
+
+
+def usage_hint(exc: Any, argv: Sequence[str]) -> str | None:
     """What to run after a mistake on the command line (the command's --help, at least)."""
+    import shlex
+
     ctx, param = exc.ctx, getattr(exc, "param", None)
     if ctx is None:
         return None
+    misplaced = getattr(exc, "option_name", None)
+    if misplaced in ROOT_OPTIONS and ctx.parent is not None:
+        rest = [a for a in argv if a != misplaced]
+        return f"{misplaced} goes before the command: {shlex.join(['cxslack', misplaced, *rest])}" + (
+            " (or set NO_COLOR=1)" if misplaced == "--no-color" else ""
+        )
     if param is not None and "--output" in param.opts:
         takes_file = any("--file" in p.opts for p in ctx.command.params)
         return "--output/-o is the output format: table, wide or json." + (

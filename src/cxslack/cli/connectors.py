@@ -20,6 +20,7 @@ from cxslack.connectors import (
 )
 from cxslack.errors import CxError, UsageError, batch_exit_code
 from cxslack.json_input import MAX_IMPORT_BYTES, read_json_file
+from cxslack.registry import quote
 
 if TYPE_CHECKING:
     from cxslack.delivery import TestResult
@@ -141,9 +142,17 @@ def list_(
         write_json({"connectors": [c.to_json() for c in items]})
         return
     if not items:
-        out.info(
-            "No connectors. Create one with: cxslack connectors create NAME --integration INT --channel CH --fallback-channel CH"
+        owners = (
+            [view.find(integration)]
+            if integration
+            else sorted(view.integrations.values(), key=lambda i: i.name)
         )
+        if not owners:
+            out.info("No connectors, and no integration to deliver through yet: "
+                     "cxslack integrations add --name NAME --consent-us-data-transfer")  # fmt: skip
+            return
+        out.info(f"No connectors. Create one with: cxslack connectors create NAME --integration {quote(owners[0].name)} "
+                 "--channel CHANNEL --fallback-channel CHANNEL")  # fmt: skip
         return
     names = {i.id: i.name for i in view.integrations.values()}
     out.table(
@@ -566,11 +575,9 @@ def migrate(
         doc = migration_status(registry, source, remote=remote)
         return out.result(doc, lambda: _print_status(out, doc))
     if to is None:
-        raise UsageError(
-            "missing_value",
-            "--to is required",
-            "Example: cxslack connectors migrate --from OLD --to NEW --test",
-        )
+        from cxslack.migration import example_migration
+
+        raise UsageError("missing_value", "--to is required", example_migration(registry.view()))
     if test is None:
         if not is_interactive() and not dry_run:
             raise UsageError("missing_value", "--test or --no-test is required when not running on a terminal",

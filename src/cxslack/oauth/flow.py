@@ -49,7 +49,7 @@ OAUTH_ERROR_HINTS = {
     "invalid_code_verifier": ("Slack refused the PKCE code verifier", "Run the authorize command again."),
     "invalid_refresh_token": (
         "Slack refused the stored refresh token",
-        "Reinstall the app: cxslack integrations authorize NAME",
+        "Reinstall the app: cxslack integrations authorize {integration}",
     ),
 }
 
@@ -169,7 +169,7 @@ class Grant:
     app_id: str | None
 
 
-def _oauth_call(app: AppCredentials, **params: Any) -> dict[str, Any]:
+def _oauth_call(app: AppCredentials, integration: str | None = None, **params: Any) -> dict[str, Any]:
     access = SlackAccess(None)
     auth = None
     if app.client_secret and "code_verifier" not in params:
@@ -187,6 +187,7 @@ def _oauth_call(app: AppCredentials, **params: Any) -> dict[str, Any]:
                 "Slack app, or pass the registered one with --redirect-uri.",
             ) from None
         message, hint = OAUTH_ERROR_HINTS.get(exc.code, (exc.message, exc.hint))
+        hint = hint and hint.replace("{integration}", quote(integration) if integration else "NAME")
         raise AuthError(exc.code, message, hint) from None
     return body
 
@@ -261,8 +262,8 @@ def install(registry: Registry, integration_id: str, grant: Grant) -> AuthorizeO
     return AuthorizeOutcome(integration, missing_by_feature(integration.requested_scopes, granted))
 
 
-def _refresh(app: AppCredentials, tokens: TokenSet) -> TokenSet:
-    body = _oauth_call(app, grant_type="refresh_token", refresh_token=tokens.refresh_token)
+def _refresh(app: AppCredentials, tokens: TokenSet, integration: str) -> TokenSet:
+    body = _oauth_call(app, integration, grant_type="refresh_token", refresh_token=tokens.refresh_token)
     return _token_set(
         body.get("access_token"),
         body.get("refresh_token"),
@@ -286,7 +287,7 @@ def fresh_tokens(registry: Registry, integration: Integration) -> IntegrationSec
         for kind in ("bot", "user"):
             tokens: TokenSet | None = getattr(secrets, kind)
             if tokens and tokens.expiring() and tokens.refresh_token:
-                setattr(secrets, kind, _refresh(app, tokens))
+                setattr(secrets, kind, _refresh(app, tokens, integration.name))
         write_secrets(docs, integration.id, secrets)
     return secrets
 
@@ -307,7 +308,7 @@ def bot_access(registry: Registry, integration: Integration) -> SlackAccess:
             f"Install the app with: cxslack integrations authorize {quote(integration.name)}",
             exit_code=EXIT_AUTH,
         )
-    return SlackAccess(secrets.bot.access_token)
+    return SlackAccess(secrets.bot.access_token, integration=integration.name)
 
 
 def mark_failing_if_token_error(registry: Registry, integration_id: str, error: SlackError) -> None:

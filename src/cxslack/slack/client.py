@@ -61,16 +61,19 @@ class SlackError(CxError):
         return self.code in TOKEN_ERRORS
 
 
-def describe_error(
-    method: str, error: str, data: Mapping[str, Any], channel: str | None = None
-) -> SlackError:
-    """Slack's error string → a SlackError people can act on."""
+def describe_error(method: str, error: str, data: Mapping[str, Any], channel: str | None = None,
+                   integration: str | None = None) -> SlackError:  # fmt: skip
+    """Slack's error string → a SlackError people can act on (naming the integration's command
+    when the token's integration is known)."""
+    import shlex
+
     where = f" {channel}" if channel else ""
+    authorize = f"cxslack integrations authorize {shlex.quote(integration) if integration else 'NAME'}"
     if error in TOKEN_ERRORS:
         return SlackError(
             error,
             f"Slack rejected the token ({error}): the token was revoked or the workspace removed the Coralogix Slack app",
-            "Reinstall the app: cxslack integrations authorize NAME",
+            f"Reinstall the app: {authorize}",
             exit_code=EXIT_AUTH,
             method=method,
             data=data,
@@ -81,7 +84,7 @@ def describe_error(
         return SlackError(
             error,
             f"{method} needs scope {needed}, which was not granted (granted: {provided or 'none'})",
-            "Reauthorize the Slack app so it can grant the scope: cxslack integrations authorize NAME",
+            f"Reauthorize the Slack app so it can grant the scope: {authorize}",
             exit_code=EXIT_AUTH,
             method=method,
             data=data,
@@ -238,13 +241,14 @@ class SlackAccess:
     """Calls Slack's Web API with one token and cxslack's retry and error policies."""
 
     def __init__(self, token: str | None = None, *, base_url: str | None = None, timeout: float = 15.0,
-                 policy: RetryPolicy | None = None):  # fmt: skip
+                 policy: RetryPolicy | None = None, integration: str | None = None):  # fmt: skip
         from slack_sdk import WebClient
         from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, ServerErrorRetryHandler
         from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
 
         policy = policy or RetryPolicy()
         self.policy = policy
+        self.integration = integration  # the name hints use ("cxslack integrations authorize Payments")
         self._channel_ids: dict[str, str] = {}  # name → id, filled by channel_id()
         register_secret(token)
         backoff = BackoffRetryIntervalCalculator(backoff_factor=policy.backoff)
@@ -319,7 +323,8 @@ class SlackAccess:
                 "Slack may be having an incident; try again shortly.",
                 method=method,
             )
-        return describe_error(method, error or "unknown_error", data, str(channel) if channel else None)
+        return describe_error(method, error or "unknown_error", data, str(channel) if channel else None,
+                              self.integration)  # fmt: skip
 
     # -- methods cxslack uses -----------------------------------------------------------------
     def auth_test(self) -> AuthInfo:
