@@ -78,8 +78,10 @@ def normalise_channel(raw: str, what: str = "channel") -> str:
     return name
 
 
-def channel_label(channel: str) -> str:
+def channel_label(channel: str | None) -> str:
     """A channel as people read it: `#payments-alerts` for a name, an ID (C0123ABCD) as it is."""
+    if not channel:
+        return "no channel"
     return channel if CHANNEL_ID.fullmatch(channel) else f"#{channel.removeprefix('#')}"
 
 

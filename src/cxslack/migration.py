@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from cxslack.connectors import Connector, ConnectorStore, find_connector, parse_connectors
+from cxslack.connectors import Connector, ConnectorStore, channel_label, find_connector, parse_connectors
 from cxslack.errors import EXIT_OK, EXIT_PARTIAL, AuthError, CxError, UsageError
 from cxslack.model import Integration, Status
 from cxslack.registry import ConfigView, Registry, quote
@@ -327,7 +327,7 @@ class LocalMover(Mover):
         if in_doubt is not None and self._landed(deliverer, in_doubt):
             return None, in_doubt.attempt  # it did land before the crash: do not send another
         attempt = uuid.uuid4().hex
-        self.progress.step(connector, f"testing #{connector.channel}")
+        self.progress.step(connector, f"testing {channel_label(connector.channel)}")
         self.journal.append(
             MigrationEvent(
                 "testing", connector=connector.id, to=target.id, attempt=attempt, channel=connector.channel
@@ -477,9 +477,16 @@ def migration_status(registry: Registry, source_ref: str | None, *, remote: bool
     ]
     failed_ids = {f["connector"] for f in failed}
     remaining = [c for c in planned if c not in done and c not in failed_ids and (remote or c in connectors)]
+
+    def name_of(integration_id: str | None) -> str | None:
+        found = view.integrations.get(integration_id or "")
+        return found.name if found else None
+
     return {
         "to": to,
+        "to_name": name_of(to),
         "from": starts[-1].from_,
+        "from_name": name_of(starts[-1].from_),
         "done": done,
         "failed": failed,
         "remaining": remaining,

@@ -106,7 +106,7 @@ def notify(
 
     from cxslack.cases.model import case_from_doc, case_key, event_for
     from cxslack.cases.notify import CaseNotifier, NotifyResult
-    from cxslack.connectors import ConnectorStore, missing_integration
+    from cxslack.connectors import ConnectorStore, channel_label, missing_integration
     from cxslack.delivery import Deliverer
     from cxslack.json_input import read_json_file
 
@@ -160,7 +160,7 @@ def notify(
             }[r.action]
             extra = " (root updated)" if r.root_updated else ""
             out.success(
-                f"{r.case}: {what} in {r.channel} (ts {r.ts}){extra}"
+                f"{r.case}: {what} in {channel_label(r.channel)} (ts {r.ts}){extra}"
                 + (" via the fallback channel" if r.fallback_used else "")
             )
         for f in failed:

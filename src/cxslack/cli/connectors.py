@@ -14,6 +14,7 @@ from cxslack.connectors import (
     ConnectorStore,
     EntityType,
     RemoteState,
+    channel_label,
     missing_integration,
     parse_override,
     validate_connector_id,
@@ -55,8 +56,8 @@ def show_connector(out: Output, connector: Connector, integration_name: str) -> 
         ("Name", connector.name),
         ("ID", connector.id),
         ("Integration", f"{integration_name} ({connector.integration})"),
-        ("Channel", f"#{connector.channel}"),
-        ("Fallback channel", f"#{connector.fallback_channel}"),
+        ("Channel", channel_label(connector.channel)),
+        ("Fallback channel", channel_label(connector.fallback_channel)),
     ]
     if connector.description:
         pairs.append(("Description", connector.description))
@@ -118,7 +119,8 @@ def create(
         lambda: show_connector(out, connector, names.get(connector.integration, "?")),
     )
     out.success(
-        f"Created connector {connector.name} → #{connector.channel} (fallback #{connector.fallback_channel})."
+        f"Created connector {connector.name} → {channel_label(connector.channel)} "
+        f"(fallback {channel_label(connector.fallback_channel)})."
     )
     out.info(f"Send a test notification with: cxslack connectors test {connector.id}")
 
@@ -406,7 +408,7 @@ def render_cmd(
             elif step["step"] == "override":
                 out.lines(f"{n}. override ({entity.value}): {step['template']}")
                 if step["outcome"] == "used":
-                    out.lines(f"   rendered {step['rendered']!r} → #{step['channel']}")
+                    out.lines(f"   rendered {step['rendered']!r} → {channel_label(step['channel'])}")
                 elif step["outcome"] == "empty":
                     out.lines("   rendered empty → falls back to the channel")
                 else:
@@ -414,9 +416,10 @@ def render_cmd(
                         f"   {paint('error', 'red', sys.stdout)}: {step['error']['message']} → falls back to the channel"
                     )
             else:
-                out.lines(f"{n}. channel: #{step['channel']}")
+                out.lines(f"{n}. channel: {channel_label(step['channel'])}")
         out.lines(
-            f"→ #{resolution.channel} (from the {resolution.source}); if delivery fails there: #{connector.fallback_channel}"
+            f"→ {channel_label(resolution.channel)} (from the {resolution.source}); "
+            f"if delivery fails there: {channel_label(connector.fallback_channel)}"
         )
 
     out.emit(resolution.to_json(), human)
@@ -427,19 +430,23 @@ def _print_test_result(out: Output, result: "TestResult") -> None:
     cross = paint("✘", "red", sys.stderr)
     if primary is not None:  # the main channel failed; say why, with its remedy
         out.info(
-            f"{cross if not result.ok else paint('!', 'yellow', sys.stderr)} {name}: #{result.connector.channel}: {primary.message}"
+            f"{cross if not result.ok else paint('!', 'yellow', sys.stderr)} {name}: {channel_label(result.connector.channel)}: {primary.message}"
         )
         if primary.hint:
             out.info(f"  {primary.hint}")
     if result.ok:
-        where = f"fallback #{result.channel}" if result.fallback_used else f"#{result.channel}"
+        where = (
+            f"fallback {channel_label(result.channel)}"
+            if result.fallback_used
+            else channel_label(result.channel)
+        )
         out.success(f"{name}: delivered to {where}" + (f" (ts {result.ts})" if result.ts else ""))
         return
     assert result.error is not None
     label = (
-        f"fallback #{result.channel}"
+        f"fallback {channel_label(result.channel)}"
         if primary is not None
-        else (f"#{result.channel}" if result.channel else "delivery")
+        else (channel_label(result.channel) if result.channel else "delivery")
     )
     out.info(f"{cross} {name}: {label}: {result.error.message}")
     if result.error.hint:
@@ -632,7 +639,8 @@ def _print_plan(out: Output, plan: Any, test: bool) -> None:
               + (", each after a test notification through it" if test else ", without test notifications"))  # fmt: skip
     for connector in plan.to_move:
         out.lines(
-            f"  → {connector.name} ({connector.id}) #{connector.channel}" + ("  [test]" if test else "")
+            f"  → {connector.name} ({connector.id}) {channel_label(connector.channel)}"
+            + ("  [test]" if test else "")
         )
     for connector in plan.already:
         out.lines(f"  = {connector.name} ({connector.id}) already on {plan.target.name}")
@@ -644,7 +652,8 @@ def _print_status(out: Output, doc: dict[str, Any]) -> None:
         out.info("No migration has run yet.")
         return
     out.fields([
-        ("Target", str(doc["to"])),
+        ("Target", f"{doc['to_name'] or 'an integration removed since'} ({doc['to']})"),
+        ("From", f"{doc['from_name'] or 'an integration removed since'} ({doc['from']})" if doc["from"] else "-"),
         ("Done", ", ".join(doc["done"]) or "-"),
         ("Failed", ", ".join(f["connector"] for f in doc["failed"]) or "-"),
         ("Remaining", ", ".join(doc["remaining"]) or "-"),

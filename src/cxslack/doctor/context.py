@@ -8,7 +8,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from cxslack.connectors import CHANNEL_ID, Connector, EntityType, parse_connectors
+from cxslack.connectors import Connector, EntityType, channel_label, parse_connectors
 from cxslack.delivery import Resolution, resolve_channel
 from cxslack.doctor.report import Check, Subject, Symptom
 from cxslack.doctor.slack_state import SlackSession, SlackUnavailable
@@ -42,10 +42,6 @@ class Target:
     channel: str
     role: str  # "channel", "fallback channel", "cases override"
     change: str  # the `connectors edit` option that routes elsewhere, e.g. "--channel CHANNEL"
-
-
-def show_channel(ref: str) -> str:
-    return ref if CHANNEL_ID.fullmatch(ref) else f"#{ref}"
 
 
 class Context:
@@ -102,8 +98,8 @@ class Context:
     @staticmethod
     def connector_subject(connector: Connector, integration: Integration | None) -> Subject:
         heading = (
-            f"Connector {connector.name} → {show_channel(connector.channel)} "
-            f"(fallback {show_channel(connector.fallback_channel)})"
+            f"Connector {connector.name} → {channel_label(connector.channel)} "
+            f"(fallback {channel_label(connector.fallback_channel)})"
         )
         if integration is None:
             return Subject(f"connector {connector.name}", LOCAL_SECTION, heading, connector=connector.id)

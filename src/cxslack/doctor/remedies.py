@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cxslack.connectors import Connector, EntityType
-from cxslack.doctor.context import Context, show_channel
+from cxslack.connectors import Connector, EntityType, channel_label
+from cxslack.doctor.context import Context
 from cxslack.model import CURRENT_VERSION, Integration
 from cxslack.registry import quote
 
@@ -21,7 +21,7 @@ def enable(integration: Integration, flag: str) -> str:
 
 
 def invite(channel: str) -> str:
-    return f"in Slack, run /invite {APP_MENTION} in {show_channel(channel)}"
+    return f"in Slack, run /invite {APP_MENTION} in {channel_label(channel)}"
 
 
 def edit_connector(connector: Connector, change: str) -> str:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from cxslack.connectors import Connector, EntityType
+from cxslack.connectors import Connector, EntityType, channel_label
 from cxslack.doctor import remedies
-from cxslack.doctor.context import Context, SymptomChecks, show_channel
+from cxslack.doctor.context import Context, SymptomChecks
 from cxslack.doctor.report import Check, CheckStatus, Symptom
 from cxslack.doctor.slack_state import SlackUnavailable
 from cxslack.model import Integration
@@ -27,21 +27,21 @@ class RoutingChecks(SymptomChecks):
         if connector.fallback_channel == connector.channel:
             yield subject.check(
                 "routing.fallback", self.symptom, CheckStatus.WARN,
-                f"the fallback channel is the channel itself ({show_channel(connector.channel)}): "
+                f"the fallback channel is the channel itself ({channel_label(connector.channel)}): "
                 "a failed delivery has nowhere else to go",
                 remedies.edit_connector(connector, "--fallback-channel CHANNEL"),
             )  # fmt: skip
         else:
             yield subject.check(
                 "routing.fallback", self.symptom, CheckStatus.OK,
-                f"failed deliveries go to {show_channel(connector.fallback_channel)}",
+                f"failed deliveries go to {channel_label(connector.fallback_channel)}",
             )  # fmt: skip
         yield _channels(ctx, connector, integration)
 
 
 def _templates(ctx: Context, connector: Connector) -> tuple[CheckStatus, str, str | None]:
     resolutions = ctx.resolutions(connector)
-    channel = show_channel(connector.channel)
+    channel = channel_label(connector.channel)
     if not resolutions:
         return CheckStatus.OK, f"no overrides: every notification goes to {channel}", None
     on = "the --payload file" if ctx.options.payload is not None else "the sample payload"
@@ -62,7 +62,7 @@ def _templates(ctx: Context, connector: Connector) -> tuple[CheckStatus, str, st
             )
         elif step["outcome"] == "empty":
             empties.append(entity)
-        routes.append(f"{entity.value} → {show_channel(resolution.channel)}")
+        routes.append(f"{entity.value} → {channel_label(resolution.channel)}")
     if failures:
         return CheckStatus.FAIL, "; ".join(m for m, _ in failures), "; ".join(r for _, r in failures)
     if empties:
@@ -87,7 +87,7 @@ def _channels(ctx: Context, connector: Connector, integration: Integration) -> C
     problems: list[tuple[str, str]] = []
     for target in ctx.targets(connector):
         info = directory.lookup(target.channel)
-        shown = show_channel(target.channel)
+        shown = channel_label(target.channel)
         elsewhere = f"or route elsewhere: {remedies.edit_connector(connector, target.change)}"
         if info is None:
             problems.append(
@@ -107,6 +107,6 @@ def _channels(ctx: Context, connector: Connector, integration: Integration) -> C
                     f"{remedies.invite(target.channel)}, or grant it: {remedies.authorize(integration)}",
                 )
             )
-    shown_all = ", ".join(show_channel(t.channel) for t in ctx.targets(connector))
+    shown_all = ", ".join(channel_label(t.channel) for t in ctx.targets(connector))
     ok = f"{shown_all} exist, are not archived, and the app can post there"
     return subject.findings("routing.channels", Symptom.WRONG_CHANNEL, problems, ok)

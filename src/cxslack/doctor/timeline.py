@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from cxslack.connectors import Connector, EntityType
+from cxslack.connectors import Connector, EntityType, channel_label
 from cxslack.doctor import remedies
-from cxslack.doctor.context import Context, SymptomChecks, show_channel
+from cxslack.doctor.context import Context, SymptomChecks
 from cxslack.doctor.report import Check, CheckStatus, Symptom
 from cxslack.doctor.slack_state import SlackUnavailable, bot_scopes
 from cxslack.model import Integration
@@ -96,7 +96,7 @@ class TimelineChecks(SymptomChecks):
         # Replies sync on Case notification threads: the channels Case notifications can land in.
         for target in ctx.targets(connector, (EntityType.CASES,)):
             info = directory.lookup(target.channel)
-            shown = show_channel(target.channel)
+            shown = channel_label(target.channel)
             if info is None:
                 problems.append(
                     (
