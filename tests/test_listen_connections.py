@@ -27,7 +27,8 @@ def abort_mid_request(port: int) -> None:
 
 
 def test_a_dropped_client_is_one_log_line_not_a_traceback(
-    listen: Callable[..., Running], capfd: pytest.CaptureFixture[str]
+    listen: Callable[..., Running],  # noqa: F811 (the fixture)
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     running = listen(FakeHandler())
     for _ in range(50):
@@ -48,7 +49,9 @@ def test_a_dropped_client_is_one_log_line_not_a_traceback(
     assert all(line.count("\n") == 0 and "connection from 127.0.0.1 dropped" in line for line in dropped)
 
 
-def test_many_slow_clients_use_a_bounded_pool_of_threads(listen: Callable[..., Running]) -> None:
+def test_many_slow_clients_use_a_bounded_pool_of_threads(
+    listen: Callable[..., Running],  # noqa: F811 (the fixture)
+) -> None:
     running = listen(FakeHandler())
     before = threading.active_count()
     slow = []
