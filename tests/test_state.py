@@ -334,6 +334,20 @@ def test_a_torn_tail_left_by_a_crash_is_ignored_then_cut_by_the_next_writer(tmp_
     assert path.read_bytes() == b'{"n":1}\n{"n":3}\n'
 
 
+def test_a_file_someone_named_is_never_cut_and_gets_whole_lines(tmp_path: Path) -> None:
+    """NDJSON output (`access-logs collect --file`): the user's last line is theirs to keep."""
+    path = tmp_path / "logins.ndjson"
+    path.write_bytes(b"their own line without a newline")
+    log = AppendLog(path, owned=False)
+    log.append(b'{"n":1}', b'{"n":2}')
+    assert path.read_bytes() == b'their own line without a newline\n{"n":1}\n{"n":2}\n'
+    fresh = AppendLog(tmp_path / "new.ndjson", owned=False)
+    fresh.append()  # creates it, 0600, and writes nothing
+    assert fresh.path.read_bytes() == b"" and fresh.path.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(OSError):
+        AppendLog(tmp_path / "missing-dir" / "x.ndjson", owned=False).append()  # never creates directories
+
+
 def test_a_damaged_state_document_is_reported_and_left_as_it_is(
     cli: Cli, cx: Any, cxslack_home: Path
 ) -> None:

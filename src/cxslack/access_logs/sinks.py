@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
 from cxslack.access_logs.records import Record
 from cxslack.errors import UsageError
+from cxslack.state.files import AppendLog
 
 if TYPE_CHECKING:
     from cxslack.coralogix.client import CoralogixClient
@@ -82,36 +82,37 @@ class NdjsonSink:
     max_bytes = 8_000_000  # only bounds memory per batch
     send_in_child = False  # an fsync'd write is done or not; the journal line follows at once
 
-    def __init__(self, stream: IO[str], *, name: str = "stdout", durable: bool = False):
+    def __init__(self, stream: IO[str] | None = None, *, file: AppendLog | None = None, name: str = "stdout"):
         self.stream = stream
+        self.file = file
         self.name = name
-        self.durable = durable
 
     @classmethod
     def append_to(cls, path: Path) -> NdjsonSink:
         """Append to `path`, creating it 0600: access logs name people and their IP addresses.
 
-        Each file has its own checkpoint, named after its absolute path.
+        Each batch is written whole and fsync'd (a batch cut short by a full disk is taken back);
+        a new file's directory is fsync'd too. Each file has its own checkpoint, named after its
+        absolute path.
         """
+        file = AppendLog(path, owned=False)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            file.append()  # create it now: a path that cannot be written fails before Slack is read
         except OSError as exc:
             raise UsageError("output_unwritable", f"cannot write {path}: {exc.strerror}") from None
         name = "file-" + hashlib.sha256(str(path.absolute()).encode()).hexdigest()[:16]
-        return cls(os.fdopen(fd, "a", encoding="utf-8"), name=name, durable=True)
+        return cls(file=file, name=name)
 
     def size(self, record: Record) -> int:
         return len(record.text) + 1
 
     def deliver(self, batch: list[Record]) -> None:
+        if self.file is not None:
+            self.file.append(*(r.text.encode() for r in batch))
+            return
+        assert self.stream is not None
         self.stream.write("".join(r.text + "\n" for r in batch))
         self.stream.flush()
-        if self.durable:
-            os.fsync(self.stream.fileno())
-
-    def close(self) -> None:
-        if self.durable:
-            self.stream.close()
 
 
 def batches(records: Iterable[Record], sink: Sink, batch_size: int) -> Iterator[list[Record]]:

@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -150,49 +150,48 @@ def collect(
     found = collection.find_collecting(registry, integration)
     to_stdout = str(output_file) == "-"
     stop = threading.Event()
-    with ExitStack() as stack:
-        sink = _open_sink(stack, registry, found, output_file, application, subsystem)
-        checkpoint = (
-            Checkpoint(None, sink.name)
-            if no_checkpoint
-            else Checkpoint.for_integration(registry.store, found.id, sink.name)
-        )
-        where = "to Coralogix" if forward else f"to {'stdout' if to_stdout else output_file}"
-        bar = out.progress(found.name)
-        progress = _progress(out, bar, found.name, "forwarding" if forward else "writing")
+    sink = _open_sink(registry, found, output_file, application, subsystem)
+    checkpoint = (
+        Checkpoint(None, sink.name)
+        if no_checkpoint
+        else Checkpoint.for_integration(registry.store, found.id, sink.name)
+    )
+    where = "to Coralogix" if forward else f"to {'stdout' if to_stdout else output_file}"
+    bar = out.progress(found.name)
+    progress = _progress(out, bar, found.name, "forwarding" if forward else "writing")
 
-        def run_once() -> CollectResult:
-            current = collection.find_collecting(registry, found.id)  # a --follow job sees edits
-            try:
-                result = collection.collect(
-                    registry,
-                    current,
-                    sink,
-                    checkpoint,
-                    since=since_at,
-                    until=until_at,
-                    batch_size=batch_size,
-                    progress=progress,
-                    should_stop=stop.is_set,
-                )
-            finally:
-                bar.stop()
-            _say(out, current.name, result, where)
-            return result
+    def run_once() -> CollectResult:
+        current = collection.find_collecting(registry, found.id)  # a --follow job sees edits
+        try:
+            result = collection.collect(
+                registry,
+                current,
+                sink,
+                checkpoint,
+                since=since_at,
+                until=until_at,
+                batch_size=batch_size,
+                progress=progress,
+                should_stop=stop.is_set,
+            )
+        finally:
+            bar.stop()
+        _say(out, current.name, result, where)
+        return result
 
-        if follow:
-            with _stop_on(stop):
-                total = collection.follow(
-                    run_once,
-                    interval=interval,
-                    stop=stop,
-                    max_runs=max_runs,
-                    on_error=lambda exc: out.warn(f"{exc.message}; trying again in {interval:g} s"),
-                )
-            total = total or CollectResult(found.id, sink.kind, runs=0)
-            out.info(f"Stopped after {total.runs} run(s); {total.delivered:,} new entries in all.")
-        else:
-            total = run_once()
+    if follow:
+        with _stop_on(stop):
+            total = collection.follow(
+                run_once,
+                interval=interval,
+                stop=stop,
+                max_runs=max_runs,
+                on_error=lambda exc: out.warn(f"{exc.message}; trying again in {interval:g} s"),
+            )
+        total = total or CollectResult(found.id, sink.kind, runs=0)
+        out.info(f"Stopped after {total.runs} run(s); {total.delivered:,} new entries in all.")
+    else:
+        total = run_once()
     if out.json and not to_stdout:
         doc: dict[str, Any] = total.to_json()
         if follow:
@@ -201,7 +200,6 @@ def collect(
 
 
 def _open_sink(
-    stack: ExitStack,
     registry: Registry,
     integration: Integration,
     output_file: Path | None,
@@ -211,9 +209,7 @@ def _open_sink(
     if str(output_file) == "-":
         return NdjsonSink(sys.stdout)
     if output_file is not None:
-        sink = NdjsonSink.append_to(output_file)
-        stack.callback(sink.close)
-        return sink
+        return NdjsonSink.append_to(output_file)
     import httpx
 
     from cxslack.coralogix.client import CoralogixClient

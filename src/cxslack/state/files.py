@@ -214,14 +214,22 @@ def sweep_temps(path: Path) -> None:
 # -- append-only logs ----------------------------------------------------------------------------
 class AppendLog:
     """Records (bytes without a newline), one per line. Writers take turns (a lock, or a single
-    writer thread): cutting a torn tail must not race another append."""
+    writer thread): cutting a torn tail must not race another append.
 
-    def __init__(self, path: Path):
+    `owned`: cxslack's own log, in a directory it keeps (created 0700), whose torn tail it cuts.
+    Otherwise a file someone named (NDJSON output): its directory must exist, and a last line
+    without a newline is theirs, so new records start on a fresh line instead.
+    """
+
+    def __init__(self, path: Path, *, owned: bool = True):
         self.path = path
+        self.owned = owned
 
     def append(self, *records: bytes) -> None:
+        """Write the records durably (no records: create the file, durably)."""
         data = b"".join(record + b"\n" for record in records)
-        ensure_private_dir(self.path.parent)
+        if self.owned:
+            ensure_private_dir(self.path.parent)
         created = False
         flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC  # read too: the torn-tail check
         try:
@@ -233,10 +241,15 @@ class AppendLog:
         except OSError as exc:
             raise storage_error(exc, self.path) from None
         try:
-            end = _cut_torn_tail(fd)
+            if self.owned:
+                end = _cut_torn_tail(fd)
+            else:
+                end = os.fstat(fd).st_size
+                if data and end and os.pread(fd, 1, end - 1) != b"\n":
+                    data = b"\n" + data
             try:
                 _write_all(fd, data)
-                os.fsync(fd)
+                _fsync(fd)
             except OSError as exc:
                 with suppress(OSError):  # take back what did get written: no torn record stays
                     os.ftruncate(fd, end)
@@ -286,6 +299,14 @@ class AppendLog:
 
     def exists(self) -> bool:
         return self.path.exists()
+
+
+def _fsync(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:  # a pipe or a terminal (--file /dev/stdout): nothing to sync
+            raise
 
 
 def _write_all(fd: int, data: bytes) -> None:
