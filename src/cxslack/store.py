@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from cxslack.errors import ConfigError
-from cxslack.state.files import atomic_write, ensure_private_dir, storage_error, sweep_temps
 from cxslack.state.lock import ReentrantLock
 
 SCHEMA_VERSION = 1
@@ -74,6 +73,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         return {}
     except OSError as exc:
         if exc.errno in (errno.ENOTDIR, errno.EACCES, errno.EPERM):
+            from cxslack.state.files import storage_error
+
             raise storage_error(exc, path, "read") from None
         raise ConfigError("config_unreadable", f"cannot read {path}: {exc.strerror}") from None
     try:
@@ -168,6 +169,8 @@ class Store:
         except FileNotFoundError:
             return {}
         except OSError as exc:  # CXSLACK_HOME is a file, say
+            from cxslack.state.files import storage_error
+
             raise storage_error(exc, path, "read") from None
         cached = self._cache.load(key)
         if cached is not None:
@@ -204,6 +207,9 @@ class Store:
         """Lock, read both files fresh, yield them, write back whichever changed.
 
         Holding the lock, it also removes temp files a killed writer left beside them."""
+        # The file primitives load only for writes: reading the config stays lean at start-up.
+        from cxslack.state.files import atomic_write, sweep_temps
+
         with _LOCK.hold(self.paths.lock_file):
             # Only writers holding this lock write these files: temp files beside them are a
             # killed writer's (a credentials one would hold secrets). Nobody reads them.
@@ -221,6 +227,8 @@ class Store:
                 atomic_write(self.paths.credentials_file, dump_toml(docs.credentials), mode=0o600)
 
     def ensure_state_dir(self) -> Path:
+        from cxslack.state.files import ensure_private_dir
+
         ensure_private_dir(self.paths.state_dir)
         return self.paths.state_dir
 
@@ -259,6 +267,8 @@ class ParseCache:
 
     def save(self, key: list[int], doc: dict[str, Any]) -> None:
         import json
+
+        from cxslack.state.files import atomic_write, ensure_private_dir
 
         try:
             data = json.dumps({"key": key, "doc": doc}, separators=(",", ":")).encode()

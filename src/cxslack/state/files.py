@@ -228,16 +228,19 @@ class AppendLog:
     def append(self, *records: bytes) -> None:
         """Write the records durably (no records: create the file, durably)."""
         data = b"".join(record + b"\n" for record in records)
-        if self.owned:
-            ensure_private_dir(self.path.parent)
-        created = False
         flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC  # read too: the torn-tail check
+        created = False
         try:
             try:
-                fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o600)
-                created = True
-            except FileExistsError:
-                fd = os.open(self.path, flags)
+                fd = os.open(self.path, flags)  # it exists: the common case, one open
+            except FileNotFoundError:
+                if self.owned:
+                    ensure_private_dir(self.path.parent)
+                try:
+                    fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+                    created = True
+                except FileExistsError:  # another writer created it meanwhile
+                    fd = os.open(self.path, flags)
         except OSError as exc:
             raise storage_error(exc, self.path) from None
         try:

@@ -19,8 +19,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cxslack.state.files import ensure_private_dir, storage_error
-
 
 class LockBusy(Exception):
     """A non-blocking acquire found the lock held by someone else."""
@@ -45,6 +43,8 @@ class FileLock:
 
     def acquire(self, *, blocking: bool = True, on_wait: Callable[[], None] | None = None) -> None:
         """Take the lock; with `blocking=False` raise LockBusy instead of waiting."""
+        from cxslack.state.files import ensure_private_dir, storage_error  # not needed to read config
+
         ensure_private_dir(self.path.parent)
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
