@@ -7,6 +7,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,6 +156,17 @@ def install(cli: Cli, sb: Any, name: str, *flags: str, scopes: list[str] | None 
     )
     install_grant(registry, integration.id, _grant_from(answer))
     return cli.ok("integrations", "show", created["id"], "-o", "json").json()["integration"]
+
+
+def wait_for(probe: Callable[[], Any], timeout: float = 20) -> Any:
+    """Poll `probe` until it returns something truthy (which is returned); fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting")
 
 
 def sandbox_admin(sb: Any, action: str, **body: Any) -> Any:

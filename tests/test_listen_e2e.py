@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,17 +17,7 @@ import pytest
 
 from cxslack.sandbox.events import SIGNING_SECRET
 
-from .conftest import Cli, sandbox_admin, sandbox_messages, tracked_case
-
-
-def wait_for(probe: Callable[[], Any], timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
+from .conftest import Cli, sandbox_admin, sandbox_messages, tracked_case, wait_for
 
 
 def comments(sandbox: Any) -> list[str]:

@@ -13,9 +13,8 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +25,7 @@ from cxslack.sandbox.events import SIGNING_SECRET
 from cxslack.state.files import AppendLog
 from cxslack.state.lock import FileLock, LockBusy
 
-from .conftest import Cli, add_integration, install, sandbox_admin, tracked_case
-
-
-def wait_for(probe: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
+from .conftest import Cli, add_integration, install, sandbox_admin, tracked_case, wait_for
 
 
 def assert_every_file_whole(home: Path) -> None:

@@ -290,9 +290,10 @@ class AppendLog:
         self.append(*(json.dumps(r, separators=(",", ":"), ensure_ascii=False).encode() for r in records))
 
     def replace(self, records: Iterable[bytes]) -> None:
-        """Compaction: the log becomes exactly `records`, atomically."""
+        """Compaction: the log becomes exactly `records`, atomically (writers take turns, so a
+        temp file of the log still there is a killed writer's, and goes)."""
         ensure_private_dir(self.path.parent)
-        atomic_write(self.path, b"".join(r + b"\n" for r in records))
+        atomic_write(self.path, b"".join(r + b"\n" for r in records), sweep=True)
 
     def remove(self) -> None:
         try:

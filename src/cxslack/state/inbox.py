@@ -73,6 +73,9 @@ class Inbox:
         self._pending: dict[str, Pending] = {}
         self._next_seq = 1
         self._load_waiting()
+        for directory in (root, self._dead_dir):  # this listener holds the lock: any temp is a dead writer's
+            for leftover in directory.glob(".*.tmp"):
+                leftover.unlink(missing_ok=True)
         self.duplicates = self.processed = self.dead_lettered = 0
         self.last_done_at: float | None = None
 
