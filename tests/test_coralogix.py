@@ -464,3 +464,32 @@ def test_show_masks_keys_and_says_where_each_value_came_from(cli: Cli, home: Pat
 def test_show_with_nothing_configured(cli: Cli) -> None:
     doc = cli.ok("coralogix", "show", "-o", "json").json()["coralogix"]
     assert doc["api_key"] is None and doc["sources"]["api_key"] == "not set" and doc["api_url"] is None
+
+
+# -- the team id (Case buttons: whose members Slack users are matched to) ------------------------
+def test_team_id_is_stored_shown_and_overridden_by_cx_team_id(cli: Cli, cxslack_home: Path) -> None:
+    doc = cli.ok("coralogix", "configure", "--team-id", "4242", "-o", "json").json()["coralogix"]
+    assert doc["team_id"] == 4242
+    assert "team_id = 4242" in (cxslack_home / "config.toml").read_text()
+    shown = cli.ok("coralogix", "show", "-o", "json").json()["coralogix"]
+    assert shown["team_id"] == 4242 and shown["sources"]["team_id"].startswith("cxslack config")
+    run = cli.ok("coralogix", "show", env={"CX_TEAM_ID": "77"})
+    assert "77  (env CX_TEAM_ID)" in run.stdout
+    assert resolve_settings(environ={"CX_TEAM_ID": "77"}).team() == 77
+    warned = cli.ok("coralogix", "configure", "--team-id", "4243", env={"CX_TEAM_ID": "77"})
+    assert "CX_TEAM_ID is set in the environment" in warned.stderr
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-3", "9223372036854775808", "12 34"])
+def test_a_team_id_that_is_not_a_positive_int64_is_refused(cli: Cli, cxslack_home: Path, value: str) -> None:
+    run = cli("coralogix", "configure", "--team-id", value, "-o", "json")
+    assert run.exit_code == EXIT_USAGE and run.json()["error"]["code"] == "invalid_team_id"
+    assert not (cxslack_home / "config.toml").exists()
+
+
+def test_no_team_id_says_how_to_set_one(cli: Cli) -> None:
+    settings = resolve_settings(environ={})
+    assert settings.team_id is None
+    with pytest.raises(CxError) as info:
+        settings.team()
+    assert info.value.code == "coralogix_team_missing" and "--team-id" in str(info.value.hint)

@@ -26,12 +26,13 @@ LABELS = {
     "region": "Region",
     "api_url": "API URL",
     "ingress_url": "Ingress URL",
+    "team_id": "Team id",
     "profile": "cx profile",
     "api_key": "API key",
     "send_key": "Send-Your-Data key",
 }
 # Settings from the environment win over what `configure` stores, as in the cx CLI.
-OVERRIDING_ENV = ("CX_REGION", "CX_API_KEY", "CX_SEND_KEY", "CX_PROFILE")
+OVERRIDING_ENV = ("CX_REGION", "CX_API_KEY", "CX_SEND_KEY", "CX_PROFILE", "CX_TEAM_ID")
 
 
 @app.command("configure")
@@ -55,15 +56,25 @@ def configure(
             help="cx profile to fall back to for what is not stored (~/.cx/profiles/NAME.toml).",
         ),
     ] = None,
+    team_id: Annotated[
+        str | None,
+        typer.Option(
+            "--team-id",
+            metavar="ID",
+            help="The Coralogix team whose members Slack users act as on Case buttons (a number).",
+        ),
+    ] = None,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
-    """Store the Coralogix region and keys: the region in config.toml, keys only in credentials.toml.
+    """Store the Coralogix region, team id and keys: region and team id in config.toml, keys only
+    in credentials.toml.
 
     Keys never come from a flag's value: on a terminal they are asked for with hidden input.
 
     Scripts pass them on stdin, one per line (the API key first when both flags are given).
 
-    CX_REGION, CX_API_KEY, CX_SEND_KEY and CX_PROFILE, when set, win over what is stored here.
+    CX_REGION, CX_API_KEY, CX_SEND_KEY, CX_PROFILE and CX_TEAM_ID, when set, win over what is
+    stored here.
     """
     from cxslack.coralogix.config import REGIONS, save_settings
     from cxslack.store import Store
@@ -82,17 +93,28 @@ def configure(
                     err=True,
                 )
             )
+        if team_id is None:
+            stored_team = current.get("team_id")
+            answer = typer.prompt(
+                "Coralogix team id, for Case buttons in Slack (optional; Enter leaves it as it is)",
+                default=str(stored_team) if stored_team else "",
+                show_default=bool(stored_team),
+                err=True,
+            )
+            team_id = str(answer).strip() or None
         if api_key is None:
             api_key = _ask_secret("Coralogix API key")
         if send_key is None:
             send_key = _ask_secret("Send-Your-Data key for log ingestion (optional)")
-    elif (region, profile, api_key, send_key) == (None, None, None, None):
+    elif (region, profile, api_key, send_key, team_id) == (None, None, None, None, None):
         raise UsageError(
             "missing_value",
-            "nothing to configure: pass --region, --api-key-stdin, --send-key-stdin or --profile",
+            "nothing to configure: pass --region, --team-id, --api-key-stdin, --send-key-stdin or --profile",
             "Run it on a terminal to be asked, or see: cxslack coralogix configure --help",
         )
-    stored = save_settings(store, region=region, profile=profile, api_key=api_key, send_key=send_key)
+    stored = save_settings(
+        store, region=region, profile=profile, api_key=api_key, send_key=send_key, team_id=team_id
+    )
     doc = {"coralogix": stored.to_json()}
     out.emit(doc, lambda: out.fields([(LABELS[k], str(v or "-")) for k, v in doc["coralogix"].items()]))
     if not stored.api_key_stored:
@@ -126,7 +148,8 @@ def show(
 ) -> None:
     """Show the Coralogix connection cxslack would use and where each value comes from (keys masked).
 
-    Precedence: flags > environment (CX_REGION, CX_API_KEY, …) > `configure` > the cx profile.
+    Precedence: flags > environment (CX_REGION, CX_API_KEY, CX_TEAM_ID, …) > `configure` > the cx
+    profile.
     """
     from cxslack.coralogix.config import NOT_SET, resolve_settings
     from cxslack.redact import mask
@@ -138,6 +161,7 @@ def show(
         "region": settings.region,
         "api_url": settings.api_url,
         "ingress_url": settings.ingress_url,
+        "team_id": settings.team_id,
         "api_key": mask(settings.api_key) if settings.api_key else None,
         "send_key": mask(settings.send_key) if settings.send_key else None,
         "profile": cx.name if cx else None,

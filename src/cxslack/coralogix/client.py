@@ -39,6 +39,10 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 # act on it: it was never sent, or Coralogix said "not now" (429, 503). Otherwise a retry could
 # post a Case comment twice.
 _SAFE_RETRY_STATUSES = frozenset({429, 503})
+# Call.permission for a management API whose published spec names no permission (team members).
+NO_NAMED_PERMISSION = ""
+# The Cases API's single-Case resolve takes a reason of 1 to 500 characters (cases.yaml).
+RESOLVE_REASON_MAX = 500
 
 
 def check_case_id(case_id: str) -> str:
@@ -59,7 +63,9 @@ class Call:
     """What a request does, for its error messages: `action` reads "… to <action>"."""
 
     action: str
-    permission: str | None  # the Cases permission it needs; None for ingestion (Send-Your-Data key)
+    # the permission it needs (`case:Read`); None for ingestion (Send-Your-Data key);
+    # NO_NAMED_PERMISSION where Coralogix's spec names none
+    permission: str | None
     missing: str  # the 404 message
     idempotent: bool = True
 
@@ -166,6 +172,50 @@ class CoralogixClient:
         case_id = check_case_id(case_id)
         doc = self._cases("GET", f"/{case_id}/events", _read(case_id, "read the timeline of"))
         return _expect(doc, "events", list, f"Case {case_id}'s timeline", default=[])
+
+    # -- acting on a Case (Case buttons in Slack) --------------------------------------------
+    # Each answers the Case as it is afterwards. None is retried once it may have reached
+    # Coralogix (idempotent=False): the caller settles an outcome in doubt by reading the Case.
+    def acknowledge_case(self, case_id: str, actor_user_id: str) -> dict[str, Any]:
+        """Acknowledge as a Coralogix user: `POST /cases/acknowledged/v1` with `ids` and `actor`
+        (the single-Case PUT takes no actor, so it could only ever be the API key's doing)."""
+        case_id = check_case_id(case_id)
+        call = Call(f"acknowledge Case {case_id}", "case:Acknowledge", f"no Case {case_id}", idempotent=False)
+        body = {"ids": [case_id], "actor": user_details(actor_user_id)}
+        doc = self.management("POST", "/cases/acknowledged/v1", call, body)
+        cases = _expect(doc, "cases", list, f"acknowledged Case {case_id}")
+        if len(cases) != 1 or not isinstance(cases[0], dict):
+            raise CxError(
+                "coralogix_bad_response", f"Coralogix answered {len(cases)} Cases to acknowledging {case_id}"
+            )
+        return dict(cases[0])
+
+    def assign_case(self, case_id: str, assignee_user_id: str) -> dict[str, Any]:
+        """`POST /cases/assigned/v1/{id}` with `assignee` (UserDetails)."""
+        case_id = check_case_id(case_id)
+        call = Call(f"assign Case {case_id}", "case:Assign", f"no Case {case_id}", idempotent=False)
+        doc = self.management("POST", f"/cases/assigned/v1/{case_id}", call,
+                              {"assignee": user_details(assignee_user_id)})  # fmt: skip
+        return dict(_expect(doc, "case", dict, f"assigned Case {case_id}"))
+
+    def resolve_case(self, case_id: str, reason: str) -> dict[str, Any]:
+        """`PUT /cases/resolved/v1/{id}` with a `reason` (1 to 500 characters); it takes no actor."""
+        case_id = check_case_id(case_id)
+        reason = reason.strip()
+        if not 0 < len(reason) <= RESOLVE_REASON_MAX:
+            raise UsageError(
+                "invalid_reason", f"a resolution reason has 1 to {RESOLVE_REASON_MAX} characters"
+            )
+        call = Call(f"resolve Case {case_id}", "case:Close", f"no Case {case_id}", idempotent=False)
+        doc = self.management("PUT", f"/cases/resolved/v1/{case_id}", call, {"reason": reason})
+        return dict(_expect(doc, "case", dict, f"resolved Case {case_id}"))
+
+    def close_case(self, case_id: str) -> dict[str, Any]:
+        """`POST /cases/closed/v1/{id}` (no body; it takes no actor)."""
+        case_id = check_case_id(case_id)
+        call = Call(f"close Case {case_id}", "case:Close", f"no Case {case_id}", idempotent=False)
+        doc = self.management("POST", f"/cases/closed/v1/{case_id}", call)
+        return dict(_expect(doc, "case", dict, f"closed Case {case_id}"))
 
     def _cases(self, verb: str, path: str, call: Call, body: Any = None) -> dict[str, Any]:
         return self.management(verb, CASES_PATH.removeprefix(API_PATH) + path, call, body)
@@ -290,11 +340,18 @@ class CoralogixClient:
                 f"Check the key and the region (ingress {self.settings.ingress_url}): {SEND_KEY_HINT}",
             )
         if status == 401:
+            needs = f" with the {call.permission} permission" if call.permission else ""
             return AuthError(
                 "coralogix_unauthorized",
                 f"Coralogix did not accept the API key to {call.action} (HTTP 401); "
-                f"the call needs a valid key with the {call.permission} permission",
+                f"the call needs a valid key{needs}",
                 f"Check the key and the region (API {self.settings.api_url}): {KEY_HINT}",
+            )
+        if not call.permission:
+            return AuthError(
+                "coralogix_forbidden",
+                f"Coralogix does not let the API key {call.action} (HTTP 403)",
+                "Use a key whose role may read the team's members in Coralogix (Settings → API Keys).",
             )
         return AuthError(
             "coralogix_forbidden",
@@ -303,6 +360,13 @@ class CoralogixClient:
             f"Add {call.permission} to the key's role in Coralogix (Settings → API Keys), "
             "or use a key that has it.",
         )
+
+
+def user_details(user_id: str) -> dict[str, str]:
+    """cases.v1.UserDetails: `{"userId": <the Coralogix user's UUID>}`."""
+    if not _UUID.fullmatch(user_id.strip()):
+        raise UsageError("invalid_user_id", f"{user_id[:80]!r} is not a Coralogix user id (a UUID)")
+    return {"userId": user_id.strip().lower()}
 
 
 def _read(case_id: str, verb: str) -> Call:

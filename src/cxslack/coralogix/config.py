@@ -1,10 +1,12 @@
 """Where the Coralogix account lives: the region's API and ingress hosts, and the keys.
 
 Resolution follows Coralogix's own `cx` CLI, so environments set up for it just work:
-flags > environment (CX_API_KEY, CX_REGION, CX_PROFILE, CX_SEND_KEY) > cxslack's own config
-(`cxslack coralogix configure`: region in config.toml, keys in credentials.toml) > the cx
-profile (~/.cx/profiles/<name>.toml). CXSLACK_CORALOGIX_API_URL and CXSLACK_CORALOGIX_INGRESS_URL
-override the hosts (sandbox, tests). Nothing here talks to the network.
+flags > environment (CX_API_KEY, CX_REGION, CX_PROFILE, CX_SEND_KEY, CX_TEAM_ID) > cxslack's own
+config (`cxslack coralogix configure`: region and team id in config.toml, keys in
+credentials.toml) > the cx profile (~/.cx/profiles/<name>.toml). The team id is the Coralogix
+team whose members Slack users are matched to (team-members API `/aaa/teams/v2/{team_id}/…`).
+CXSLACK_CORALOGIX_API_URL and CXSLACK_CORALOGIX_INGRESS_URL override the hosts (sandbox, tests).
+Nothing here talks to the network.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ INGRESS_URL_ENV = "CXSLACK_CORALOGIX_INGRESS_URL"
 KEY_HINT = "cxslack coralogix configure, or set CX_API_KEY"
 SEND_KEY_HINT = "cxslack coralogix configure --send-key-stdin, or set CX_SEND_KEY"
 REGION_HINT = f"cxslack coralogix configure --region REGION ({' '.join(REGIONS)}), or set CX_REGION"
+TEAM_ID_HINT = "cxslack coralogix configure --team-id ID, or set CX_TEAM_ID"
+# The team-members API types team_id as int64; a team id is positive.
+TEAM_ID_MAX = 2**63 - 1
 NOT_SET = "not set"
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -61,6 +66,18 @@ def normalize_region(value: str, origin: str = "--region") -> str:
         f"unknown Coralogix region {text!r} (from {origin})",
         f"Use one of {', '.join(REGIONS)}, or a full https:// URL for a custom environment.",
     )
+
+
+def normalize_team_id(value: str | int, origin: str = "--team-id") -> int:
+    """A Coralogix team id: a positive int64, as the team-members API types it."""
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= TEAM_ID_MAX:
+        raise UsageError(
+            "invalid_team_id",
+            f"the Coralogix team id must be a positive number, not {text[:40]!r} (from {origin})",
+            "Use your Coralogix team's numeric id (from Coralogix's settings), such as 12345.",
+        )
+    return int(text)
 
 
 def region_hosts(region: str, origin: str = "--region") -> Hosts:
@@ -98,6 +115,13 @@ class CoralogixSettings:
     region: str | None = None
     origins: Mapping[str, str] = field(default_factory=dict)
     cx_profile: CxProfile | None = field(default=None, repr=False)
+    team_id: int | None = None  # the Coralogix team Slack users are matched against
+
+    def team(self) -> int:
+        """The team id, or the error saying how to set it."""
+        if self.team_id is None:
+            raise UsageError("coralogix_team_missing", "no Coralogix team id is configured", TEAM_ID_HINT)
+        return self.team_id
 
     @property
     def source(self) -> str:
@@ -200,6 +224,7 @@ def resolve_settings(
     profile: str | None = None,
     api_key: str | None = None,
     send_key: str | None = None,
+    team_id: str | None = None,
     store: Store | None = None,
     environ: Mapping[str, str] | None = None,
     home: Path | None = None,
@@ -243,6 +268,13 @@ def resolve_settings(
         ("env CX_SEND_KEY", env.get("CX_SEND_KEY")),
         (creds_origin, creds.get("send_key")),
     )
+    stored_team = config.get("team_id")
+    team_text, team_origin = _first(
+        "team_id",
+        ("--team-id", team_id),
+        ("env CX_TEAM_ID", env.get("CX_TEAM_ID")),
+        (config_origin, str(stored_team) if isinstance(stored_team, int) else stored_team),
+    )
     for secret in (key, send, creds.get("api_key"), creds.get("send_key")):
         register_secret(secret if isinstance(secret, str) else None)
 
@@ -268,8 +300,10 @@ def resolve_settings(
             "api_key": key_origin,
             "send_key": send_origin,
             "profile": profile_origin if profile_name else "default",
+            "team_id": team_origin,
         },
         cx_profile=cx,
+        team_id=normalize_team_id(team_text, team_origin) if team_text else None,
     )
 
 
@@ -281,6 +315,7 @@ class StoredSettings:
     profile: str | None
     api_key_stored: bool
     send_key_stored: bool
+    team_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         hosts = region_hosts(self.region, "cxslack config") if self.region else None
@@ -288,6 +323,7 @@ class StoredSettings:
             "region": self.region,
             "api_url": hosts.api_url if hosts else None,
             "ingress_url": hosts.ingress_url if hosts else None,
+            "team_id": self.team_id,
             "profile": self.profile,
             "api_key": "stored" if self.api_key_stored else NOT_SET,
             "send_key": "stored" if self.send_key_stored else NOT_SET,
@@ -311,12 +347,15 @@ def save_settings(
     profile: str | None = None,
     api_key: str | None = None,
     send_key: str | None = None,
+    team_id: str | None = None,
 ) -> StoredSettings:
-    """Store what was given (None leaves a value as it is): region and profile in config.toml,
-    keys only in credentials.toml."""
-    checked: dict[str, str] = {}  # everything is validated before anything is written
+    """Store what was given (None leaves a value as it is): region, team id and profile in
+    config.toml, keys only in credentials.toml."""
+    checked: dict[str, str | int] = {}  # everything is validated before anything is written
     if region is not None:
         checked["region"] = normalize_region(region)
+    if team_id is not None:
+        checked["team_id"] = normalize_team_id(team_id)
     if profile is not None:
         checked["profile"] = CxProfile(profile.strip(), explicit=True).name
     keys = {"api_key": _secret(api_key, "API key"), "send_key": _secret(send_key, "Send-Your-Data key")}
@@ -327,9 +366,11 @@ def save_settings(
             docs.credentials.setdefault("coralogix", {}).update({k: v for k, v in keys.items() if v})
         config = _table(docs.config, "config.toml")
         creds = _table(docs.credentials, "credentials.toml")
+        team = config.get("team_id")
         return StoredSettings(
             region=config.get("region"),
             profile=config.get("profile"),
             api_key_stored=bool(creds.get("api_key")),
             send_key_stored=bool(creds.get("send_key")),
+            team_id=team if isinstance(team, int) and not isinstance(team, bool) else None,
         )

@@ -24,6 +24,7 @@ from typing import Any
 from cxslack.redact import redact
 from cxslack.sandbox import authorize, slack_api
 from cxslack.sandbox.admin import AdminApi
+from cxslack.sandbox.case_actions import CaseActionsApi
 from cxslack.sandbox.coralogix import CoralogixApi
 from cxslack.sandbox.events import EventFeed
 from cxslack.sandbox.notification_center import NotificationCenterApi
@@ -55,6 +56,8 @@ class SlackSandbox:
         AdminApi(self).register(self.router)
         self.coralogix = CoralogixApi(self)
         self.coralogix.register(self.router)  # Cases API, log ingestion, /_sandbox/coralogix/
+        self.case_actions = CaseActionsApi(self)
+        self.case_actions.register(self.router)  # acknowledge, assign, resolve, close; team members
         self.notification_center = NotificationCenterApi(self)
         self.notification_center.register(self.router)  # NC connectors, routers; Integrations
         self.events = EventFeed(self)
@@ -96,6 +99,7 @@ class SlackSandbox:
         """Back to the seeded workspace, default settings, no faults, an empty call log, the real time."""
         self.workspace.reset()
         self.coralogix.reset()
+        self.case_actions.reset()
         self.notification_center.reset()
         self.events.reset()
         self.traffic.configure(replace(self._default_traffic))
