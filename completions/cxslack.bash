@@ -92,6 +92,7 @@ _cxslack() {
         "connectors migrate:--output"|"connectors migrate:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
         "coralogix configure:--region") COMPREPLY=(); return ;;
         "coralogix configure:--profile") COMPREPLY=(); return ;;
+        "coralogix configure:--team-id") COMPREPLY=(); return ;;
         "coralogix configure:--output"|"coralogix configure:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
         "coralogix show:--region") COMPREPLY=(); return ;;
         "coralogix show:--profile") COMPREPLY=(); return ;;
@@ -154,7 +155,7 @@ _cxslack() {
         "connectors test") opts="--all --integration --workers --output -o --help -h" ;;
         "connectors migrate") opts="--to --from --test --no-test --dry-run --fail-fast --status --remote --output -o --help -h" ;;
         "coralogix") opts="--help -h" ;;
-        "coralogix configure") opts="--region --api-key-stdin --send-key-stdin --profile --output -o --help -h" ;;
+        "coralogix configure") opts="--region --api-key-stdin --send-key-stdin --profile --team-id --output -o --help -h" ;;
         "coralogix show") opts="--region --profile --output -o --help -h" ;;
         "doctor") opts="--symptom --offline --payload --output -o --help -h" ;;
         "integrations") opts="--help -h" ;;
