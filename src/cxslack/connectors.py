@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -206,35 +207,7 @@ class Connector:
 
         if not isinstance(doc, dict):
             raise fail(None, "must be a table")
-        values: dict[str, str] = {}
-        for key in (
-            "name",
-            "integration",
-            "channel",
-            "fallback_channel",
-            "description",
-            "created_at",
-            "updated_at",
-        ):
-            value = doc.get(key, "" if key in ("description", "created_at", "updated_at") else None)
-            if not isinstance(value, str):
-                raise fail(key, "must be a string" if key in doc else "is missing")
-            values[key] = value
-        overrides_doc = doc.get("overrides", {})
-        if not isinstance(overrides_doc, dict):
-            raise fail("overrides", "must be a table")
-        overrides: dict[EntityType, str] = {}
-        for key, template in overrides_doc.items():
-            try:
-                entity = EntityType.parse(key)
-            except UsageError:
-                raise fail("overrides", f"has unknown entity type {key!r}") from None
-            if not isinstance(template, str):
-                raise fail("overrides", f"{key} must be a string")
-            overrides[entity] = template
-        reply_mode = doc.get("case_reply_mode")
-        if reply_mode is not None and reply_mode not in REPLY_MODES:
-            raise fail("case_reply_mode", f"must be one of {', '.join(REPLY_MODES)}")
+        values, overrides, reply_mode = _common_fields(doc, fail)
         remote = None
         if "coralogix" in doc:
             table = doc["coralogix"]
@@ -251,6 +224,65 @@ class Connector:
                 raise fail("coralogix", "residue must be a JSON object")
             remote = RemoteState(update_time, residue)
         return cls(id=ident, overrides=overrides, case_reply_mode=reply_mode, coralogix=remote, **values)
+
+    @classmethod
+    def from_json(cls, doc: Any, where: str) -> Connector:
+        """One connector in `to_json`'s shape (what `connectors export --format cxslack` prints)."""
+
+        def fail(key: str | None, problem: str) -> UsageError:
+            return UsageError("invalid_import", f"{where}: {'connector.' + key if key else 'the connector'} {problem}",
+                              "Expected what `cxslack connectors export` prints.")  # fmt: skip
+
+        if not isinstance(doc, dict):
+            raise fail(None, "must be an object")
+        ident = doc.get("id")
+        if not isinstance(ident, str) or not ident:
+            raise fail("id", "must be a non-empty string")
+        values, overrides, reply_mode = _common_fields(doc, fail)
+        remote = doc.get("coralogix")
+        if remote is not None and not (
+            isinstance(remote, dict)
+            and isinstance(remote.get("update_time"), str | None)
+            and isinstance(remote.get("residue", {}), dict)
+        ):
+            raise fail("coralogix", "must be null or {update_time, residue}")
+        state = RemoteState(remote.get("update_time"), dict(remote.get("residue") or {})) if remote else None
+        return cls(id=ident, overrides=overrides, case_reply_mode=reply_mode, coralogix=state, **values)
+
+
+def _common_fields(doc: dict[str, Any], fail: Callable[[str | None, str], Exception]
+                   ) -> tuple[dict[str, str], dict[EntityType, str], str | None]:  # fmt: skip
+    """(string fields, overrides, case reply mode) of a connector in config.toml's or JSON's shape."""
+    values: dict[str, str] = {}
+    for key in (
+        "name",
+        "integration",
+        "channel",
+        "fallback_channel",
+        "description",
+        "created_at",
+        "updated_at",
+    ):
+        value = doc.get(key, "" if key in ("description", "created_at", "updated_at") else None)
+        if not isinstance(value, str):
+            raise fail(key, "must be a string" if key in doc else "is missing")
+        values[key] = value
+    overrides_doc = doc.get("overrides", {})
+    if not isinstance(overrides_doc, dict):
+        raise fail("overrides", "must be a table")
+    overrides: dict[EntityType, str] = {}
+    for key, template in overrides_doc.items():
+        try:
+            entity = EntityType.parse(key)
+        except UsageError:
+            raise fail("overrides", f"has unknown entity type {key!r}") from None
+        if not isinstance(template, str):
+            raise fail("overrides", f"{key} must be a string")
+        overrides[entity] = template
+    reply_mode = doc.get("case_reply_mode")
+    if reply_mode is not None and reply_mode not in REPLY_MODES:
+        raise fail("case_reply_mode", f"must be one of {', '.join(REPLY_MODES)}")
+    return values, overrides, reply_mode
 
 
 def parse_override(text: str) -> tuple[EntityType, str]:

@@ -13,7 +13,6 @@ from cxslack.connectors import (
     ConnectorChanges,
     ConnectorStore,
     EntityType,
-    RemoteState,
     channel_label,
     missing_integration,
     parse_override,
@@ -335,38 +334,30 @@ def export(
 @app.command("import")
 def import_(
     file: Annotated[
-        str, typer.Argument(help="A JSON file ('-' for stdin): one {\"connector\": {…}} or an array of them.")
+        str,
+        typer.Argument(
+            help="A JSON file ('-' for stdin): one {\"connector\": {…}} or an array of them, "
+            "as `connectors export` prints (either --format)."
+        ),
     ],
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
-    """Create or update connectors from Notification Center JSON (what `export` prints)."""
-    from cxslack.remote.shape import split
+    """Create or update connectors from a file, all or nothing.
+
+    The whole file is checked first (fields, integrations, an id or a name twice, a name another
+    connector has), every problem reported at once; then it is written in one transaction.
+    """
+    from cxslack.importing import import_connectors
 
     out = Output(output)
     doc = read_json_file(file, "connector file", max_bytes=MAX_IMPORT_BYTES)
-    items = doc if isinstance(doc, list) else [doc]
-    store = ConnectorStore()
-    view, existing = store.load()
-    connectors = []
-    for n, item in enumerate(items):
-        where = f"{file}[{n}]" if isinstance(doc, list) else file
-        body = item.get("connector") if isinstance(item, dict) else None
-        incoming = split(body, where, code="invalid_import", id_required=False)
-        # integrationId: a linked Coralogix integration, else a local integration id
-        linked = view.linked(incoming.integration_id)
-        before = existing.get(incoming.id)
-        connector = incoming.to_connector(linked.id if linked else incoming.integration_id, before)
-        if before and before.coralogix and not incoming.update_time:  # the last pull's base stays
-            connector.coralogix = RemoteState(before.coralogix.update_time, incoming.residue)
-        connectors.append(connector)
-    for connector in connectors:  # validate everything before changing anything
-        connector.validate()
-    results = []
-    for connector in connectors:
-        saved, created = store.create(connector, upsert=True)
-        results.append({"connector": saved.id, "action": "created" if created else "updated"})
-        out.success(f"{'Created' if created else 'Updated'} connector {saved.name} ({saved.id}).")
-    out.emit({"imported": results}, lambda: None)
+    source = "stdin" if file == "-" else file
+    with out.progress("Importing connectors") as bar:
+        bar.start(len(doc) if isinstance(doc, list) else 1)
+        result = import_connectors(ConnectorStore(), doc, source, lambda: bar.update(advance=1))
+    counts = ", ".join(f"{result.count(a):,} {a}" for a in ("created", "updated", "unchanged"))
+    out.emit(result.to_json(), lambda: None)
+    out.success(f"Imported {len(result.actions):,} connector(s) from {source}: {counts}.")
 
 
 from cxslack.cli import connectors_remote  # noqa: E402  (pull, plan, push: the Coralogix side)
