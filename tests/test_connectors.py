@@ -298,13 +298,14 @@ def test_failed_delivery_lands_on_the_fallback_channel(cli: Cli, slack: Any) -> 
     install(cli, slack, "Payments")
     create(cli, "Payments on-call", "payments")
     sandbox_admin(slack, "archive", channel="payments-alerts")
-    run = cli.ok("connectors", "test", "payments-on-call", "-o", "json")
+    run = cli("connectors", "test", "payments-on-call", "-o", "json")
+    assert run.exit_code == 5  # delivered, but only to the fallback: the channel failed
     result = run.json()
     assert result["fallback_used"] is True and result["result"] == "success"
     assert result["primary_error"]["code"] == "is_archived"
     assert sandbox_messages(slack, "ops-fallback")[-1]["ts"] == result["ts"]
-    human = cli.ok("connectors", "test", "payments-on-call")
-    assert "fallback" in human.stderr and "archived" in human.stderr
+    human = cli("connectors", "test", "payments-on-call")
+    assert human.exit_code == 5 and "fallback" in human.stderr and "archived" in human.stderr
 
 
 def test_private_channel_without_the_app_says_to_invite_it(cli: Cli, slack: Any) -> None:
@@ -386,7 +387,7 @@ def test_all_reports_each_and_exits_5_when_some_failed(cli: Cli, slack: Any) -> 
     run = cli("connectors", "test", "--all", "-o", "json")
     assert run.exit_code == 5
     doc = run.json()
-    assert doc["summary"] == {"total": 4, "success": 3, "failure": 1}
+    assert doc["summary"] == {"total": 4, "success": 3, "failure": 1, "fallback": 0}
     failed = [r for r in doc["results"] if r["result"] == "failure"]
     assert failed[0]["connector"] == "c2"
     assert cli("connectors", "test", "--all", "--integration", "payments").exit_code == 5

@@ -287,8 +287,12 @@ def test_empty_templates_and_a_fallback_equal_to_the_channel_are_warnings(
 ) -> None:
     install(cli, slack, "Payments")
     connector(
-        cli, "Router", "payments", "alerts", "alerts", "--override", "alerts={% if false %}x{% endif %}"
+        cli, "Router", "payments", "alerts", "ops-fallback", "--override", "alerts={% if false %}x{% endif %}"
     )
+    # create and edit refuse a fallback equal to the channel; one can still arrive from Coralogix
+    exported = json.loads(cli.ok("connectors", "export", "router", "--format", "cxslack").stdout)
+    exported["connector"]["fallback_channel"] = "alerts"
+    cli.ok("connectors", "import", "-", input=json.dumps(exported))
     run, doc = doctor(cli, "--symptom", "wrong-channel")
     assert run.exit_code == 0
     assert find(doc, "routing.templates")["status"] == "warn"

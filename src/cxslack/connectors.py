@@ -365,6 +365,7 @@ class ConnectorStore:
     def create(self, connector: Connector, *, upsert: bool = False) -> tuple[Connector, bool]:
         """Add a connector (or, with upsert, replace the one with its id). Returns (it, created)."""
         connector.validate()
+        _ensure_fallback_differs(connector)
         with self.registry.editing() as (view, _):
             connectors = parse_connectors(view, self.source)
             view.find(connector.integration)  # NotFound when the integration does not exist
@@ -417,6 +418,8 @@ class ConnectorStore:
                 connector.overrides.pop(entity, None)
             connector.overrides.update(changes.set_overrides)
             connector.validate()
+            if changes.channel is not None or changes.fallback_channel is not None:
+                _ensure_fallback_differs(connector)
             connector.updated_at = utc_now()
             view.connectors[connector.id] = connector.to_toml()
         return connector
@@ -426,6 +429,17 @@ class ConnectorStore:
             connector = find_connector(parse_connectors(view, self.source), ref)
             del view.connectors[connector.id]
         return connector
+
+
+def _ensure_fallback_differs(connector: Connector) -> None:
+    """The fallback is where messages go when the channel fails: the same channel cannot be it."""
+    if connector.fallback_channel == connector.channel:
+        raise UsageError(
+            "fallback_is_channel",
+            f"the fallback channel is the channel itself ({channel_label(connector.channel)}): "
+            "a failed delivery would have nowhere else to go",
+            "Pick another --fallback-channel, for example an ops channel the app is in.",
+        )
 
 
 def _ensure_unique_name(connectors: dict[str, Connector], name: str, except_id: str) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cxslack.connectors import Connector, EntityType, missing_integration, normalise_channel
-from cxslack.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CxError
+from cxslack.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, CxError
 from cxslack.model import Integration
 from cxslack.registry import Registry
 from cxslack.slack.client import SlackAccess, SlackError
@@ -78,9 +78,10 @@ class TestResult:
 
     @property
     def exit_code(self) -> int:
-        """The error's (a usage error is the delivery's failure here: 1), or 0."""
+        """The error's (a usage error is the delivery's failure here: 1); 5 when only the fallback
+        channel got it (the primary failed: CI must hear of it); 0 when the channel did."""
         if self.error is None:
-            return EXIT_OK
+            return EXIT_PARTIAL if self.fallback_used else EXIT_OK
         return self.error.exit_code if self.error.exit_code != EXIT_USAGE else EXIT_FAILED
 
     def to_json(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from cxslack.connectors import (
     parse_override,
     validate_connector_id,
 )
-from cxslack.errors import CxError, UsageError, batch_exit_code
+from cxslack.errors import EXIT_PARTIAL, CxError, UsageError, batch_exit_code
 from cxslack.json_input import MAX_IMPORT_BYTES, read_json_file
 from cxslack.registry import quote
 
@@ -71,6 +71,23 @@ def show_connector(out: Output, connector: Connector, integration_name: str) -> 
     out.fields(pairs)
 
 
+def _warn_unlisted(out: Output, store: ConnectorStore, connector: Connector, refs: list[str]) -> None:
+    """Say which channels Slack does not list, when the integration's scopes let cxslack look
+    (channels:read, groups:read); say nothing when they do not: silence is not a verdict."""
+    from cxslack.connectors import normalise_channel
+    from cxslack.doctor.slack_state import unlisted_channels
+
+    integration = store.registry.view().integrations.get(connector.integration)
+    lookup = (
+        unlisted_channels(store.registry, integration, [normalise_channel(r) for r in refs])
+        if integration
+        else None
+    )
+    for ref in lookup.missing if lookup else []:
+        out.warn(f"Slack does not list {channel_label(ref)} among the {lookup.searched if lookup else ''}: "
+                 "check the name; a private channel needs the app invited (/invite @Coralogix).")  # fmt: skip
+
+
 def _integration_names(store: ConnectorStore) -> dict[str, str]:
     view = store.registry.view()
     return {i.id: i.name for i in view.integrations.values()}
@@ -112,6 +129,7 @@ def create(
         case_reply_mode=case_reply_mode,
     )
     connector, _ = store.create(connector)
+    _warn_unlisted(out, store, connector, [connector.channel, connector.fallback_channel])
     names = _integration_names(store)
     out.emit(
         {"connector": connector.to_json()},
@@ -231,6 +249,9 @@ def edit(
             case_reply_mode=case_reply_mode,
         ),
     )
+    if channel is not None or fallback_channel is not None or integration is not None:
+        _warn_unlisted(out, store, connector, [c for c in (channel, fallback_channel) if c] or
+                       [connector.channel, connector.fallback_channel])  # fmt: skip
     names = _integration_names(store)
     out.emit(
         {"connector": connector.to_json()},
@@ -427,7 +448,7 @@ def _print_test_result(out: Output, result: "TestResult") -> None:
             out.info(f"  {primary.hint}")
     if result.ok:
         where = (
-            f"fallback {channel_label(result.channel)}"
+            f"only the fallback, {channel_label(result.channel)} (the channel failed)"
             if result.fallback_used
             else channel_label(result.channel)
         )
@@ -492,15 +513,20 @@ def test(
         items = [c for c in items if c.integration == wanted]
     results = _run_with_progress(out, store, items, view.integrations, workers, send_tests)
     failed = [r for r in results if not r.ok]
-    summary = {"total": len(results), "success": len(results) - len(failed), "failure": len(failed)}
+    fell_back = [r for r in results if r.ok and r.fallback_used]
+    summary = {"total": len(results), "success": len(results) - len(failed), "failure": len(failed),
+               "fallback": len(fell_back)}  # fmt: skip
 
     def human() -> None:
         for result in results:
             _print_test_result(out, result)
 
-    code = out.result({"results": [r.to_json() for r in results], "summary": summary}, human,
-                      exit_code=batch_exit_code(len(failed), len(results)))  # fmt: skip
-    out.info(f"{summary['success']} of {summary['total']} delivered, {summary['failure']} failed.")
+    # a delivery only the fallback channel got is a primary that failed: partial, for CI
+    code = batch_exit_code(len(failed), len(results)) if failed else (EXIT_PARTIAL if fell_back else 0)
+    code = out.result({"results": [r.to_json() for r in results], "summary": summary}, human, exit_code=code)
+    out.info(f"{summary['success']} of {summary['total']} delivered"
+             + (f" ({len(fell_back)} only to the fallback channel)" if fell_back else "")
+             + f", {summary['failure']} failed.")  # fmt: skip
     return code
 
 

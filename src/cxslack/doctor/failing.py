@@ -17,6 +17,9 @@ from cxslack.model import Integration, Status
 from cxslack.registry import quote
 from cxslack.slack.client import SlackError
 
+# SlackAccess's codes for no answer at all, or only 5xx after its retries.
+_UNREACHABLE = {"slack_unreachable", "slack_unavailable"}
+
 # The seed's two causes, told apart by Slack's error code.
 _REJECTIONS = {
     "token_revoked": "the app token was revoked",
@@ -48,8 +51,15 @@ def _verdict(integration: Integration, probe: TokenProbe) -> tuple[CheckStatus, 
         cause = _REJECTIONS.get(error.code, f"Slack does not accept the stored token ({error.code})")
         recorded = "status set to Failing" if probe.status_change is Status.FAILING else "status is Failing"
         return CheckStatus.FAIL, f"{cause}; {recorded}", remedies.authorize(integration)
-    if isinstance(error, SlackError):  # Slack unreachable, unavailable or rate-limiting: no verdict
-        rerun = f"cxslack doctor {quote(integration.name)} --symptom {Symptom.FAILING.value}"
+    rerun = f"cxslack doctor {quote(integration.name)} --symptom {Symptom.FAILING.value}"
+    if isinstance(error, SlackError) and error.code in _UNREACHABLE:
+        # not healthy: nothing this integration sends can arrive while Slack cannot be reached
+        return (
+            CheckStatus.FAIL,
+            f"Slack could not be reached, so nothing can be delivered: {error.message}",
+            f"Check the network (and CXSLACK_SLACK_API_URL, if set), then rerun: {rerun}",
+        )
+    if isinstance(error, SlackError):  # rate-limited: Slack is there, it just gave no verdict yet
         return CheckStatus.WARN, f"could not check the token: {error.message}", rerun
     if error is not None:  # no token stored, or a refresh that could not happen
         remedy = (

@@ -64,13 +64,13 @@ class ChannelDirectory:
         return self._by_id.get(ref) or self._by_name.get(ref.removeprefix("#"))
 
     @classmethod
-    def fetch(cls, access: SlackAccess) -> ChannelDirectory:
+    def fetch(cls, access: SlackAccess, types: str = "public_channel,private_channel") -> ChannelDirectory:
         channels: list[ChannelInfo] = []
         cursor: str | None = None
         while True:
             body, _ = access.call(
                 "conversations.list",
-                types="public_channel,private_channel",
+                types=types,
                 exclude_archived=False,
                 limit=LIST_PAGE,
                 cursor=cursor,
@@ -206,3 +206,40 @@ class SlackSession:
             return ChannelDirectory.fetch(self._access)
         except SlackError as exc:
             return SlackUnavailable(CheckStatus.WARN, f"could not list channels: {exc.message}", exc.hint)
+
+
+# conversations.list needs channels:read to list public channels and groups:read for private ones
+# (Slack's method page); neither is on the product page's scope table, so most installs cannot look.
+LIST_SCOPES = {"public_channel": "channels:read", "private_channel": "groups:read"}
+
+
+@dataclass(frozen=True)
+class ChannelLookup:
+    """Channels Slack did not list, and what was looked at (said with the warning)."""
+
+    missing: list[str]
+    searched: str  # "public channels", "public and private channels", …
+
+
+def unlisted_channels(registry: Registry, integration: Integration, refs: list[str]) -> ChannelLookup | None:
+    """Which of `refs` Slack does not list, or None when cxslack cannot look: the integration is
+    not Active with a bot token, or its token lacks channels:read and groups:read. A Slack error
+    is None too: this check only advises, and the connector is saved either way."""
+    from cxslack.oauth.flow import bot_access
+
+    types = [kind for kind, scope in LIST_SCOPES.items() if scope in integration.granted_scopes]
+    if (
+        not types
+        or integration.status is not Status.ACTIVE
+        or read_secrets(registry.store, integration.id).bot is None
+    ):
+        return None
+    try:
+        directory = ChannelDirectory.fetch(bot_access(registry, integration), ",".join(types))
+    except CxError:
+        return None
+    missing = [ref for ref in dict.fromkeys(refs) if directory.lookup(ref) is None]
+    searched = {
+        1: "public channels" if types == ["public_channel"] else "private channels the app is in"
+    }.get(len(types), "public channels and the private channels the app is in")
+    return ChannelLookup(missing, searched)
