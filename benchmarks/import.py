@@ -61,7 +61,9 @@ def one_size(count: int, workdir: Path) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cxslack-import-bench-") as tmp:
