@@ -158,6 +158,71 @@ def test_eight_processes_updating_case_state_at_once_lose_nothing(cxslack_home: 
     assert_every_file_whole(cxslack_home)
 
 
+# -- Case actions from Slack: one action per click key, across processes ---------------------
+CLICKER = """
+import sys, time
+from cxslack.state import open_state
+from cxslack.state.records import TakenAction
+from cxslack.store import Store
+
+n = int(sys.argv[1])
+ledger = open_state(Store()).actions
+acted = 0
+for i in range(10):
+    with ledger.claim(f"case_acknowledge|C0ALERTS|1700000000.{i:06d}|U0BOB") as claim:
+        if claim.taken is None:
+            claim.record(TakenAction(f"CASE-{i}", "acknowledge", "U0BOB", "acting"))
+            time.sleep(0.01)  # the call to Coralogix
+            claim.record(TakenAction(f"CASE-{i}", "acknowledge", "U0BOB", "done", actor=str(n)))
+            acted += 1
+print(acted)
+"""
+
+
+def test_eight_processes_delivering_the_same_clicks_act_once_per_click(cxslack_home: Path) -> None:
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLICKER, str(n)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for n in range(8)
+    ]
+    acted = 0
+    for worker in workers:
+        out, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err.decode()
+        acted += int(out)
+    assert acted == 10
+    ledger = json.loads((cxslack_home / "state" / "actions" / "ledger.json").read_text())
+    assert len(ledger["clicks"]) == 10 and {c["outcome"] for c in ledger["clicks"].values()} == {"done"}
+    assert_every_file_whole(cxslack_home)
+
+
+def test_a_refused_click_is_forgotten_and_old_clicks_are_pruned(
+    cxslack_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cxslack.state import local, open_state
+    from cxslack.state.records import TakenAction
+    from cxslack.store import Store
+
+    ledger = open_state(Store()).actions
+    with ledger.claim("k1") as claim:
+        claim.record(TakenAction("CASE-1", "close", "U0BOB", "acting"))
+        claim.forget()  # Coralogix said 403: nothing happened, a later click may try again
+    with ledger.claim("k1") as claim:
+        assert claim.taken is None
+        claim.record(TakenAction("CASE-1", "close", "U0BOB", "done"))
+    with ledger.claim("k1") as claim:
+        assert claim.taken is not None and claim.taken.outcome == "done" and claim.taken.at
+    monkeypatch.setattr(local, "KEEP_ACTIONS", 3)
+    for n in range(5):
+        with ledger.claim(f"more-{n}") as claim:
+            claim.record(TakenAction("CASE-2", "acknowledge", "U0BOB", "done"))
+    clicks = json.loads((cxslack_home / "state" / "actions" / "ledger.json").read_text())["clicks"]
+    assert len(clicks) == 3
+    with ledger.claim("k1") as claim:
+        assert claim.taken is None  # the oldest went first
+
+
 # -- a full disk ----------------------------------------------------------------------------
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:

@@ -1,12 +1,12 @@
 """What the domain needs from cxslack's state, as narrow operations; files are one implementation.
 
-Domain code (Case notifications, two-way sync, previews, `listen`, migration, access logs) asks
+Domain code (Case notifications, two-way sync, previews, Case actions, `listen`, migration, access logs) asks
 for a `State` (`cxslack.state.open_state`) and uses only these protocols, so a second
 implementation (PostgreSQL, shared by `listen` replicas) can follow without touching it. Each
 operation is atomic on its own; where the domain needs more than one to hold together (one
-notify per Case and connector at a time, one comment per Slack reply), there is an explicit
-exclusive section (`CaseThreads.turn`, `SyncLedger.claim`) that a database maps to an advisory
-lock or a row lock.
+notify per Case and connector at a time, one comment per Slack reply, one action per click),
+there is an explicit exclusive section (`CaseThreads.turn`, `SyncLedger.claim`,
+`ActionLedger.claim`) that a database maps to an advisory lock or a row lock.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from cxslack.state.records import (
     PendingRoot,
     PreviewPlace,
     SyncedReply,
+    TakenAction,
 )
 
 OnWait = Callable[[], None]  # called once when another process holds what we wait for
@@ -92,6 +93,27 @@ class SyncLedger(Protocol):
         """`cxslack sync` finished a pass (doctor asks when that last happened)."""
 
     def last_poll(self) -> float | None: ...
+
+
+class ActionClaim(Protocol):
+    """Exclusive hold on one click's key while the Case action is taken."""
+
+    @property
+    def taken(self) -> TakenAction | None:
+        """What an earlier delivery of this click already did, read once the claim was held."""
+
+    def record(self, action: TakenAction) -> None:
+        """Save what this click did (replacing the earlier record)."""
+
+    def forget(self) -> None:
+        """Nothing was done (Coralogix refused, the person is not mapped): a later click may try."""
+
+
+class ActionLedger(Protocol):
+    """Case actions taken from Slack buttons, each click key (button, message, person) once."""
+
+    def claim(self, key: str) -> AbstractContextManager[ActionClaim]:
+        """Hold `key` against every other delivery of the same click; check `taken` inside."""
 
 
 class PreviewBook(Protocol):
@@ -201,6 +223,9 @@ class State(Protocol):
 
     @property
     def previews(self) -> PreviewBook: ...
+
+    @property
+    def actions(self) -> ActionLedger: ...
 
     @property
     def migrations(self) -> MigrationJournal: ...

@@ -6,6 +6,8 @@
     cases/locks/<digest>.lock one notify per (Case, connector)
     sync/ledger.json          (channel, ts) → comment; sync cursors; last poll        JsonDoc
     sync/locks/<n>.lock       one sync per reply (64 stripes)
+    actions/ledger.json       click key → what it did to a Case (7 days, 50,000 kept)  JsonDoc
+    actions/locks/<n>.lock    one action per click key (64 stripes)
     migrations/journal.ndjson the migration journal                                  AppendLog
     migrations/remote.ndjson  the journal of migrations inside Coralogix (--remote)   AppendLog
     migrations/migrate.lock   one migrate run at a time
@@ -39,12 +41,17 @@ from cxslack.state.records import (
     PendingRoot,
     PreviewPlace,
     SyncedReply,
+    TakenAction,
     reply_key,
     split_thread_key,
     thread_key,
 )
 
 REPLY_LOCK_STRIPES = 64
+# Clicks are remembered long after Slack could send one again (retries come within minutes, a
+# response_url lives 30 minutes); the cap bounds the document however busy the buttons are.
+KEEP_ACTIONS_SECONDS = 7 * 86400
+KEEP_ACTIONS = 50_000
 
 
 def _now() -> str:
@@ -177,6 +184,56 @@ class FileSyncLedger:
         return float(value) if isinstance(value, int | float) and value else None
 
 
+class _FileActionClaim:
+    def __init__(self, ledger: FileActionLedger, key: str):
+        self._ledger, self._key = ledger, key
+        raw = ledger.doc.read().get("clicks")
+        self._taken = TakenAction.from_json(raw.get(key)) if isinstance(raw, dict) else None
+
+    @property
+    def taken(self) -> TakenAction | None:
+        return self._taken
+
+    def record(self, action: TakenAction) -> None:
+        action = replace(action, at=time.time())
+        with self._ledger.doc.transaction() as doc:
+            clicks = doc.get("clicks")
+            clicks = doc["clicks"] = clicks if isinstance(clicks, dict) else {}
+            clicks.pop(self._key, None)  # re-inserted last: the dict stays oldest first
+            clicks[self._key] = action.to_json()
+            _prune(clicks, action.at or 0)
+        self._taken = action
+
+    def forget(self) -> None:
+        with self._ledger.doc.transaction() as doc:
+            clicks = doc.get("clicks")
+            if isinstance(clicks, dict):
+                clicks.pop(self._key, None)
+        self._taken = None
+
+
+def _prune(clicks: dict[str, object], now: float) -> None:
+    oldest = now - KEEP_ACTIONS_SECONDS
+    for key in list(clicks):
+        record = clicks[key]
+        at = record.get("at") if isinstance(record, dict) else None
+        if len(clicks) <= KEEP_ACTIONS and isinstance(at, int | float) and at >= oldest:
+            break
+        del clicks[key]
+
+
+class FileActionLedger:
+    def __init__(self, directory: Path):
+        self.dir = directory
+        self.doc = JsonDoc(directory / "ledger.json")
+
+    @contextmanager
+    def claim(self, key: str) -> Iterator[_FileActionClaim]:
+        stripe = int(_digest(key, 8), 16) % REPLY_LOCK_STRIPES
+        with locked(self.dir / "locks" / f"click-{stripe:02d}.lock"):
+            yield _FileActionClaim(self, _digest(key, 32))
+
+
 class FilePreviewBook:
     def __init__(self, directory: Path):
         self.doc = JsonDoc(directory / "previews.json", indent=1)
@@ -278,6 +335,7 @@ class FileState:
         self.settings = FileCaseSettings(state_dir / "cases")
         self.previews = FilePreviewBook(state_dir / "cases")
         self.ledger = FileSyncLedger(state_dir / "sync")
+        self.actions = FileActionLedger(state_dir / "actions")
         self.migrations = FileMigrationJournal(state_dir / "migrations")
         self.remote_migrations = FileMigrationJournal(state_dir / "migrations", "remote")
 

@@ -142,6 +142,37 @@ def reply_key(channel: str, ts: str) -> str:
     return f"{channel}|{ts}"
 
 
+# -- Case actions taken from Slack (the buttons on a Case message) -----------------------------
+ActionOutcome = Literal["acting", "done"]
+
+
+@dataclass(frozen=True)
+class TakenAction:
+    """What one click (a button on one message, by one person) did to a Case. `acting`: the call
+    to Coralogix was sent and its outcome is not known yet (a crash in between leaves this);
+    `done`: Coralogix applied it."""
+
+    case: str
+    action: str  # acknowledge | assign | resolve | close
+    user: str  # the Slack user who clicked
+    outcome: ActionOutcome
+    actor: str | None = None  # the Coralogix user it was done as
+    at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _compact({"case": self.case, "action": self.action, "user": self.user, "outcome": self.outcome,
+                         "actor": self.actor, "at": self.at})  # fmt: skip
+
+    @classmethod
+    def from_json(cls, doc: Any) -> TakenAction | None:
+        if not isinstance(doc, dict):
+            return None
+        case, action, user, outcome = (_str(doc, k) for k in ("case", "action", "user", "outcome"))
+        if not (case and action and user and outcome in ("acting", "done")):
+            return None
+        return cls(case, action, user, cast(ActionOutcome, outcome), _str(doc, "actor"), _float(doc, "at"))
+
+
 # -- the preview book ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PreviewPlace:
