@@ -337,6 +337,76 @@ def test_one_listener_per_state_directory(listen: Callable[..., Running], events
     assert info.value.code == "listener_running"
 
 
+# -- HTTP: button clicks (block_actions at /slack/interactivity) -----------------------------
+def click(n: int = 1, action_ts: str = "1700000100.000001", kind: str = "block_actions") -> dict[str, Any]:
+    """A block_actions payload as Slack posts it for a button on a message."""
+    return {
+        "type": kind,
+        "user": {"id": "U0BOB", "username": "bob", "team_id": "T0SANDBOX"},
+        "team": {"id": "T0SANDBOX", "domain": "sandbox-workspace"},
+        "api_app_id": "A0SANDBOX",
+        "container": {"type": "message", "message_ts": f"1700000000.{n:06d}", "channel_id": "C0ALERTS"},
+        "channel": {"id": "C0ALERTS", "name": "alerts"},
+        "message": {"ts": f"1700000000.{n:06d}", "text": "CASE-1"},
+        "response_url": "https://hooks.slack.com/actions/T0SANDBOX/1/abc",
+        "trigger_id": "1.2.3",
+        "actions": [{"type": "button", "action_id": "case_acknowledge", "block_id": "case_actions",
+                     "value": "CASE-1", "action_ts": action_ts, "text": {"type": "plain_text", "text": "Acknowledge"}}],
+    }  # fmt: skip
+
+
+def post_click(running: Running, payload: dict[str, Any], secret: str = SECRET) -> httpx.Response:
+    from urllib.parse import urlencode
+
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    headers = {**signed_headers(secret, body), "Content-Type": "application/x-www-form-urlencoded"}
+    return HTTP.post(f"{running.url}/slack/interactivity", content=body, headers=headers)
+
+
+def test_a_signed_click_is_acked_stored_once_and_handed_over(
+    listen: Callable[..., Running], events_dir: Path
+) -> None:
+    handler = FakeHandler()
+    running = listen(handler)
+    for _ in range(3):  # the same payload three times: one click
+        response = post_click(running, click())
+        assert (response.status_code, response.content) == (200, b"")
+    assert post_click(running, click(action_ts="1700000101.000002")).status_code == 200  # a second click
+    assert running.listener.drain(5)
+    assert [e["type"] for e in handler.handled] == ["block_actions"] * 2
+    assert handler.handled[0]["payload"] == click() and handler.handled[0]["event_id"].startswith("Ia")
+    assert running.health()["duplicates"] == 2 and running.health()["clicks_received"] == 4
+    line = running.log[0]
+    assert " block_actions/case_acknowledge C0ALERTS 1700000000.000001 → handled (Ia" in line
+    assert "U0BOB" not in line and "hooks.slack.com" not in line
+
+
+def test_a_badly_signed_click_is_401_and_nothing_is_stored(
+    listen: Callable[..., Running], events_dir: Path
+) -> None:
+    handler = FakeHandler()
+    running = listen(handler)
+    assert post_click(running, click(), secret="some-other-secret").status_code == 401
+    assert (
+        HTTP.post(f"{running.url}/slack/interactivity", data={"payload": json.dumps(click())}).status_code
+        == 401
+    )
+    assert stored(events_dir) == [] and handler.calls == [] and running.health()["clicks_received"] == 0
+
+
+def test_other_interactions_are_acked_and_dropped_and_junk_is_400(
+    listen: Callable[..., Running], events_dir: Path
+) -> None:
+    running = listen(FakeHandler())
+    assert post_click(running, click(kind="view_submission")).status_code == 200
+    for body in (b"payload=%7Bnot-json", b"nothing=here", b"payload=%5B%5D"):
+        headers = {**signed_headers(SECRET, body), "Content-Type": "application/x-www-form-urlencoded"}
+        assert (
+            HTTP.post(f"{running.url}/slack/interactivity", content=body, headers=headers).status_code == 400
+        )
+    assert stored(events_dir) == []
+
+
 # -- through the sandbox ---------------------------------------------------------------------
 def admin(sb: SlackSandbox, path: str, **body: Any) -> dict[str, Any]:
     response = HTTP.post(f"{sb.url}/_sandbox/{path}", json=body)

@@ -1,9 +1,11 @@
-"""The Events API over HTTP: `POST /slack/events` (Bolt's default path) and `GET /healthz`.
+"""Slack over HTTP: the Events API at `POST /slack/events` (Bolt's default path), button clicks at
+`POST /slack/interactivity`, and `GET /healthz`.
 
-Every request to /slack/events must carry Slack's signature (slack-sdk's SignatureVerifier:
-v0 HMAC of `v0:{timestamp}:{body}`, timestamp within 5 minutes); anything else is 401 and nothing
-is stored. `url_verification` is answered with its challenge. An `event_callback` is written to
-the inbox and answered 200 at once, well inside Slack's 3 s; processing happens on the worker.
+Every request to either must carry Slack's signature (slack-sdk's SignatureVerifier: v0 HMAC of
+`v0:{timestamp}:{body}`, timestamp within 5 minutes); anything else is 401 and nothing is stored.
+`url_verification` is answered with its challenge. An `event_callback`, or a click
+(`block_actions`, form-encoded in `payload`), is written to the inbox and answered 200 at once,
+well inside Slack's 3 s; processing happens on the worker.
 A disk that cannot take the event answers 500, so Slack retries. Request lines, headers and
 bodies are never logged.
 """
@@ -26,6 +28,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from cxslack.errors import UsageError
 from cxslack.json_input import parse_json
+from cxslack.listen.interactivity import INTERACTIVITY_PATH, NotAClick, click_envelope, payload_from_form
 from cxslack.state.interface import EventInbox, InvalidEnvelope
 
 EVENTS_PATH = "/slack/events"
@@ -60,6 +63,7 @@ class EventsServer(HTTPServer):
         self.log = log
         self.accepting = True
         self.retries_received = 0  # requests with X-Slack-Retry-Num: Slack thought an answer was lost
+        self.clicks_received = 0
         self.dropped = 0  # connections that broke off mid-request, or were turned away
         self._in_flight = 0
         self._idle = threading.Condition()
@@ -157,7 +161,11 @@ class _EventsHandler(BaseHTTPRequestHandler):
 
     def _route(self, verb: str) -> None:
         path = urlsplit(self.path).path
-        routes = {EVENTS_PATH: ("POST", self._events), HEALTH_PATH: ("GET", self._health)}
+        routes = {
+            EVENTS_PATH: ("POST", self._events),
+            INTERACTIVITY_PATH: ("POST", self._interactivity),
+            HEALTH_PATH: ("GET", self._health),
+        }
         if path not in routes:
             self._reply(404, {"error": "not_found"})
         elif routes[path][0] != verb:
@@ -172,12 +180,12 @@ class _EventsHandler(BaseHTTPRequestHandler):
     def _health(self) -> None:
         self._reply(200, self.server.health())
 
-    def _events(self) -> None:
-        server = self.server
-        if not server.accepting:
+    def _signed_body(self) -> bytes | None:
+        """The request body when it is Slack's, signed; None once the answer was sent."""
+        if not self.server.accepting:
             self.close_connection = True
             self._reply(503, {"error": "shutting_down"})
-            return
+            return None
         try:
             length = int(self.headers.get("Content-Length") or "")
         except ValueError:
@@ -185,10 +193,44 @@ class _EventsHandler(BaseHTTPRequestHandler):
         if not 0 <= length <= MAX_BODY:
             self.close_connection = True  # the body, if any, is left unread
             self._reply(413 if length > MAX_BODY else 411, {"error": "bad_content_length"})
-            return
+            return None
         body = self.rfile.read(length)
         if not self._signed(body):
             self._reply(401, {"error": "invalid_signature"})
+            return None
+        return body
+
+    def _store(self, envelope: dict[str, Any], raw: bytes | None) -> None:
+        """Into the inbox, then 200; 500 when the disk cannot take it (Slack tries again)."""
+        try:
+            self.server.inbox.accept(envelope, raw)
+        except InvalidEnvelope:
+            self._reply(400, {"error": "invalid_event"})
+            return
+        except OSError:
+            self._reply(500, {"error": "inbox_unavailable"})  # Slack retries: nothing is lost
+            return
+        self._reply(200, None)
+
+    def _interactivity(self) -> None:
+        body = self._signed_body()
+        if body is None:
+            return
+        try:
+            envelope = click_envelope(payload_from_form(body))
+        except NotAClick:
+            self._reply(400, {"error": "invalid_payload"})
+            return
+        if envelope is None:  # shortcuts, modals and the like: not cxslack's to answer
+            self._reply(200, None)
+            return
+        self.server.clicks_received += 1
+        self._store(envelope, None)
+
+    def _events(self) -> None:
+        server = self.server
+        body = self._signed_body()
+        if body is None:
             return
         try:
             envelope = parse_json(body, "the request body")
@@ -205,15 +247,7 @@ class _EventsHandler(BaseHTTPRequestHandler):
             return
         if self.headers.get("X-Slack-Retry-Num"):
             server.retries_received += 1
-        try:
-            server.inbox.accept(envelope, body)
-        except InvalidEnvelope:
-            self._reply(400, {"error": "invalid_event"})
-            return
-        except OSError:
-            self._reply(500, {"error": "inbox_unavailable"})  # Slack retries: nothing is lost
-            return
-        self._reply(200, None)
+        self._store(envelope, body)
 
     def _signed(self, body: bytes) -> bool:
         timestamp = self.headers.get("X-Slack-Request-Timestamp")

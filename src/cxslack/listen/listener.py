@@ -98,6 +98,7 @@ class Listener:
             "dead_lettered": inbox.dead_lettered,
             "duplicates": inbox.duplicates,
             "retries_received": self._http.retries_received if self._http else 0,
+            "clicks_received": self._http.clicks_received if self._http else 0,
             "failed_attempts": self.worker.failed_attempts,
             "last_event_at": datetime.fromtimestamp(last, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             if last

@@ -2,8 +2,9 @@
 
 slack-sdk's built-in client does the protocol: `apps.connections.open` with the app-level
 (`xapp-`) token against CXSLACK_SLACK_API_URL, the WebSocket, pings, and reconnecting when Slack
-asks or the connection drops. Each `events_api` envelope is written to the inbox first and acked
-after; an envelope the inbox could not take is not acked, so Slack sends it again.
+asks or the connection drops. Each `events_api` envelope, and each `interactive` one holding a
+button click (`block_actions`), is written to the inbox first and acked after; an envelope the
+inbox could not take is not acked, so Slack sends it again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cxslack.errors import AuthError, CxError
+from cxslack.listen.interactivity import click_envelope
 from cxslack.redact import redact
 from cxslack.state.interface import EventInbox, InvalidEnvelope
 
@@ -99,13 +101,18 @@ class SocketModeTransport:
     def _on_request(self, client: Any, request: Any) -> None:
         from slack_sdk.socket_mode.response import SocketModeResponse
 
+        envelope = None
         if request.type == "events_api":
+            envelope = request.payload
+        elif request.type == "interactive" and isinstance(request.payload, dict):
+            envelope = click_envelope(request.payload)  # None: not a click (shortcuts, modals)
+        if envelope is not None:
             try:
-                self.inbox.accept(request.payload)
+                self.inbox.accept(envelope)
             except InvalidEnvelope:
                 self.log("Socket Mode: an events_api envelope without a valid event_id was acked and dropped")
             except OSError as exc:
                 self.log(redact(f"Socket Mode: cannot store an event ({exc}); Slack will send it again"))
                 return
-        # Acked whatever its type: interactivity and slash commands are not cxslack's to answer.
+        # Acked whatever its type: slash commands and other interactions are not cxslack's to answer.
         client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))

@@ -17,6 +17,7 @@ from typing import Any
 
 # The handlers' "not now" (a Slack or Coralogix outage): the one class both sides agree on.
 from cxslack.events import RetryableError
+from cxslack.listen.interactivity import CLICK_TYPE, describe
 from cxslack.redact import redact
 from cxslack.state.interface import EventInbox, InboxItem, Outcome
 
@@ -95,12 +96,15 @@ class Worker:
             self.on_finished()
 
     def _line(self, envelope: dict[str, Any], status: str, detail: str, event_id: str = "") -> None:
-        """`<time> <event type> <channel> <ts> → <status> (<event id>, <detail>)`."""
+        """`<time> <event type> <channel> <ts> → <status> (<event id>, <detail>)`; for a click,
+        `block_actions/<action id> <channel> <message ts>`."""
         event = envelope.get("event")
         event = event if isinstance(event, dict) else {}
         kind = "/".join(str(k) for k in (event.get("type") or "-", event.get("subtype")) if k)
         channel = event.get("channel") or "-"
         ts = event.get("ts") or event.get("message_ts") or "-"
+        if envelope.get("type") == CLICK_TYPE:
+            kind, channel, ts = describe(envelope)
         when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         event_id = event_id or str(envelope.get("event_id") or "-")
         self.log(redact(f"{when} {kind} {channel} {ts} → {status} ({event_id}, {_short(detail)})"))
