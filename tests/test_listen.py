@@ -451,6 +451,39 @@ def test_socket_mode_end_to_end(sandbox: SlackSandbox, events_dir: Path) -> None
     assert len(log) == 1 and "→ handled" in log[0]
 
 
+def test_sandbox_clicks_reach_the_listener_over_both_transports(
+    sandbox: SlackSandbox, listen: Callable[..., Running], tmp_path: Path
+) -> None:
+    bot = sandbox.issue_token()["access_token"]
+    blocks = [{"type": "actions", "block_id": "b", "elements": [
+        {"type": "button", "action_id": "case_acknowledge", "value": "CASE-1", "text": {"type": "plain_text", "text": "Acknowledge"}}]}]  # fmt: skip
+    posted = HTTP.post(sandbox.api_url + "chat.postMessage", headers={"Authorization": f"Bearer {bot}"},
+                       json={"channel": "alerts", "text": "CASE-1", "blocks": blocks}).json()  # fmt: skip
+    over_http = FakeHandler()
+    running = listen(over_http)
+    admin(
+        sandbox,
+        "events/subscribe",
+        interactivity_url=f"{running.url}/slack/interactivity",
+        signing_secret=SECRET,
+    )
+    sent = admin(sandbox, "click", channel="alerts", ts=posted["ts"], action_id="case_acknowledge")
+    admin(sandbox, "events/redeliver", event_id=sent["delivery"], count=2)
+    assert sandbox.events.drain(10) and running.listener.drain(5)
+    assert [e["payload"] for e in over_http.handled] == [sent["payload"]]
+
+    over_socket = FakeHandler()
+    token = admin(sandbox, "app-token")["token"]
+    with Listener(over_socket, Inbox(tmp_path / "socket-events"), app_token=token, api_url=sandbox.api_url,
+                  log=lambda line: None) as listener:  # fmt: skip
+        listener.serve_socket_mode()
+        sent = admin(sandbox, "click", channel="alerts", ts=posted["ts"], action_id="case_acknowledge")
+        assert sandbox.events.drain(10)
+        admin(sandbox, "events/redeliver", event_id=sent["delivery"], count=2)
+        assert sandbox.events.drain(10) and listener.drain(5)
+    assert [e["payload"] for e in over_socket.handled if e["type"] == "block_actions"] == [sent["payload"]]
+
+
 def test_socket_mode_reconnects_when_slack_asks(sandbox: SlackSandbox, events_dir: Path) -> None:
     token = admin(sandbox, "app-token")["token"]
     handler = FakeHandler()

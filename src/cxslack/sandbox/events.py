@@ -14,9 +14,9 @@ caused it, in one of two ways, as the app is configured:
 
 Admin routes (JSON, not Slack's API):
   POST /_sandbox/app-token                an app-level token for Socket Mode: {"token": "xapp-…"}
-  POST /_sandbox/events/subscribe         {"url": …} or {"socket_mode": true}, plus options below
+  POST /_sandbox/events/subscribe         {"url": …, "interactivity_url": …} or {"socket_mode": true}, plus options below
   GET  /_sandbox/events                   every delivery with its attempts and outcome
-  POST /_sandbox/events/redeliver         {"event_id", "count"}: send a past event again
+  POST /_sandbox/events/redeliver         {"event_id", "count"}: send a past event (or click, Ia…) again
   POST /_sandbox/events/disconnect        Socket Mode: ask connections to reconnect, as Slack does
   POST /_sandbox/edit                     {channel, ts, text}: a person edits a message
   POST /_sandbox/delete                   {channel, ts}: a person deletes a message
@@ -36,7 +36,7 @@ import uuid
 from collections import OrderedDict, deque
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from slack_sdk.signature import SignatureVerifier
 
@@ -63,6 +63,9 @@ MAX_RETRIES = 3  # Slack retries a failed delivery three times
 KEPT_DELIVERIES = 10_000  # GET /_sandbox/events shows the most recent ones
 Transport = Literal["http", "socket"]
 Outcome = Literal["pending", "delivered", "failed"]
+# What a delivery carries: an Events API envelope, or an interaction payload (a button click,
+# interactivity.py) — over Socket Mode the envelope's `type` says which.
+Kind = Literal["events_api", "interactive"]
 # Which installation an event is for: the app's bot in the sandbox's one workspace.
 _AUTHORIZATION = {
     "enterprise_id": None,
@@ -78,6 +81,7 @@ class Subscription:
     """How the app receives events; `POST /_sandbox/events/subscribe` replaces it whole."""
 
     url: str | None = None  # the Events API request URL
+    interactivity_url: str | None = None  # the Interactivity request URL (button clicks)
     socket_mode: bool = False  # deliver over WebSocket instead (apps.connections.open turns it on)
     signing_secret: str = SIGNING_SECRET  # sign with another secret to play a misconfigured app
     timeout: float = 3.0  # seconds Slack waits for the HTTP answer
@@ -90,16 +94,26 @@ class Subscription:
             return "socket"
         return "http" if self.url else None
 
+    def transport_for(self, kind: Kind) -> Transport | None:
+        if kind == "events_api":
+            return self.transport
+        return "socket" if self.socket_mode else "http" if self.interactivity_url else None
+
+    def request_url(self, kind: Kind) -> str | None:
+        return self.url if kind == "events_api" else self.interactivity_url
+
 
 @dataclass
 class Delivery:
     """One event and every attempt to deliver it."""
 
-    envelope: dict[str, Any]
+    envelope: dict[str, Any]  # for an interaction, its payload
     transport: Transport
     attempts: list[dict[str, Any]] = field(default_factory=list)
     delivered: bool = False  # some attempt got a 2xx or an ack
     sending: int = 0  # attempts (with their automatic retries) not settled yet
+    kind: Kind = "events_api"
+    ident: str = ""  # an interaction's id in the sandbox (Slack gives payloads none)
 
     @property
     def outcome(self) -> Outcome:
@@ -107,10 +121,17 @@ class Delivery:
 
     @property
     def event_id(self) -> str:
-        return str(self.envelope["event_id"])
+        return self.ident or str(self.envelope["event_id"])
+
+    def body(self) -> tuple[bytes, str]:
+        """What goes over HTTP: the envelope as JSON, or the payload form-encoded in `payload`."""
+        doc = json.dumps(self.envelope, separators=(",", ":"))
+        if self.kind == "interactive":
+            return urlencode({"payload": doc}).encode(), "application/x-www-form-urlencoded"
+        return doc.encode(), "application/json"
 
     def to_json(self) -> dict[str, Any]:
-        event = self.envelope["event"]
+        event: dict[str, Any] = self.envelope["event"] if self.kind == "events_api" else self.envelope
         return {
             "event_id": self.event_id,
             "type": event["type"],
@@ -294,6 +315,23 @@ class EventFeed:
             "is_ext_shared_channel": False,
         }
 
+    def deliver_interaction(self, payload: dict[str, Any]) -> Delivery | None:
+        """Send an interaction payload (a click) the way the app receives them: to the
+        Interactivity request URL, which Slack does not retry (the person sees an error instead),
+        or over Socket Mode, where an envelope not acked is sent again. None when the app has
+        neither: the click goes nowhere."""
+        transport = self.subscription.transport_for("interactive")
+        if transport is None:
+            return None
+        ident = f"Ia{next(self._serial):06d}{secrets.token_hex(4).upper()}"
+        delivery = Delivery(payload, transport, kind="interactive", ident=ident)
+        with self._cond:
+            self._deliveries[delivery.event_id] = delivery
+            while len(self._deliveries) > KEPT_DELIVERIES:
+                self._deliveries.popitem(last=False)
+        self._dispatch(delivery, 0, "", transport == "socket")
+        return delivery
+
     def _dispatch(self, delivery: Delivery, retry_num: int, reason: str, retry: bool) -> None:
         """Hand one attempt to its transport; `retry` lets a failed attempt be retried automatically."""
         with self._cond:
@@ -350,14 +388,16 @@ class EventFeed:
         import httpx
 
         sub = self.subscription
-        if sub.url is None:
+        url = sub.request_url(delivery.kind)
+        if url is None:
             self.record(delivery, {"retry_num": retry_num, "error": "no_request_url"})
             return "http_error"
-        body = json.dumps(delivery.envelope, separators=(",", ":")).encode()
+        body, content_type = delivery.body()
         headers = signed_headers(sub.signing_secret, body, retry_num=retry_num, reason=reason)
+        headers["Content-Type"] = content_type
         attempt: dict[str, Any] = {"retry_num": retry_num}
         try:
-            status = client.post(sub.url, content=body, headers=headers, timeout=sub.timeout).status_code
+            status = client.post(url, content=body, headers=headers, timeout=sub.timeout).status_code
         except httpx.TimeoutException:
             self.record(delivery, {**attempt, "error": "timeout"})
             return "http_timeout"
@@ -411,8 +451,11 @@ class EventFeed:
             raise AdminError(400, "unknown_setting", ", ".join(sorted(unknown)))
         subscription = replace(Subscription(), **body)
         url, secret = subscription.url, subscription.signing_secret
-        if url is not None and not (isinstance(url, str) and urlsplit(url).scheme in ("http", "https")):
-            raise AdminError(400, "invalid_url", "url must be an http(s) URL")
+        for name, value in (("url", url), ("interactivity_url", subscription.interactivity_url)):
+            if value is not None and not (
+                isinstance(value, str) and urlsplit(value).scheme in ("http", "https")
+            ):
+                raise AdminError(400, "invalid_url", f"{name} must be an http(s) URL")
         seconds = (subscription.timeout, subscription.retry_delay, subscription.ack_timeout)
         if not (
             isinstance(subscription.socket_mode, bool)
@@ -603,7 +646,7 @@ class SocketGateway:
         self._unacked[item.envelope_id] = item
         message = {
             "envelope_id": item.envelope_id,
-            "type": "events_api",
+            "type": item.delivery.kind,
             "payload": item.delivery.envelope,
             "accepts_response_payload": False,
             "retry_attempt": item.retry_num,

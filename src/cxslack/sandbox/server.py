@@ -27,6 +27,7 @@ from cxslack.sandbox.admin import AdminApi
 from cxslack.sandbox.case_actions import CaseActionsApi
 from cxslack.sandbox.coralogix import CoralogixApi
 from cxslack.sandbox.events import EventFeed
+from cxslack.sandbox.interactivity import Interactivity
 from cxslack.sandbox.notification_center import NotificationCenterApi
 from cxslack.sandbox.traffic import Traffic, TrafficSettings
 from cxslack.sandbox.wire import BadRequest, Request, Response, Router
@@ -62,6 +63,8 @@ class SlackSandbox:
         self.notification_center.register(self.router)  # NC connectors, routers; Integrations
         self.events = EventFeed(self)
         self.events.register(self.router)  # Events API delivery, apps.connections.open, Socket Mode
+        self.interactivity = Interactivity(self)
+        self.interactivity.register(self.router)  # clicks (block_actions), response_url, chat.postEphemeral
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -102,6 +105,7 @@ class SlackSandbox:
         self.case_actions.reset()
         self.notification_center.reset()
         self.events.reset()
+        self.interactivity.reset()
         self.traffic.configure(replace(self._default_traffic))
         self.traffic.clear_faults()
         self.traffic.reset_log()

@@ -26,6 +26,7 @@ METHOD_TIERS = {
     "auth.revoke": 3,
     "oauth.v2.access": 4,
     "chat.update": 3,
+    "chat.postEphemeral": 4,
     "chat.unfurl": 3,
     "conversations.join": 3,
     "conversations.info": 3,

@@ -279,6 +279,7 @@ class Workspace:
             self.codes: dict[str, AuthCode] = {}
             self.unfurls: dict[tuple[str, str], dict[str, Any]] = {}  # (channel id, ts) → unfurls map
             self.shared_links: dict[str, tuple[str, str]] = {}  # unfurl_id → (channel id, ts)
+            self.ephemeral: list[dict[str, Any]] = []  # messages only one person sees (interactivity.py)
             self.logins: list[AccessLogin] = []
             self._last_ts_us = 0
             self._serial = 0
