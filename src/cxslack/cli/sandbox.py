@@ -77,11 +77,20 @@ def serve(
     GET  /_sandbox/calls                 the call log and pending faults
     POST /_sandbox/reset                 back to the seeded workspace
     POST /_sandbox/app-token             an xapp- token for Socket Mode
-    POST /_sandbox/events/subscribe {url}   deliver Events API requests
+    POST /_sandbox/events/subscribe {url,interactivity_url}   deliver Events
+         API requests and button clicks
     GET  /_sandbox/events                deliveries and their answers
     POST /_sandbox/events/redeliver, /events/disconnect   retries, drops
+    POST /_sandbox/click {channel,ts,action_id,user?,confirm?}   a person
+         clicks a message's button (block_actions to the app)
+    GET  /_sandbox/ephemeral?user=U      messages only that person sees
     GET|POST /_sandbox/coralogix/cases, POST /_sandbox/coralogix/cases/update
     GET  /_sandbox/coralogix/comments, /logs, /syncs;  POST .../reset
+    GET  /_sandbox/coralogix/actions     acknowledge, assign, resolve, close
+    GET|POST /_sandbox/coralogix/team/members {username,status?}, POST
+         .../team/remove {username}   the Coralogix team (team id 4242)
+    GET|POST /_sandbox/coralogix/permissions {permissions}   the API key's
+         case:* permissions
     GET|POST /_sandbox/coralogix/integrations {version,id?,status?}  Slack
          integrations deployed in Coralogix; POST .../status, .../remove
     GET|POST /_sandbox/coralogix/nc/connectors, POST .../nc/routers   save
