@@ -89,14 +89,21 @@ def admin(url: str, action: str, **body: Any) -> Any:
     return response.json()
 
 
-def installed_integration(url: str, name: str, *, version: str = "0.1.0", two_way_sync: bool = False) -> str:
+def installed_integration(url: str, name: str, *, version: str = "0.1.0", two_way_sync: bool = False,
+                          channel_lookup: bool = False) -> str:  # fmt: skip
     """Add an integration in the current CXSLACK_HOME and install the app with a sandbox grant."""
     from cxslack.oauth.flow import _grant_from, install
     from cxslack.registry import NewIntegration, Registry
 
     registry = Registry()
     integration = registry.add(
-        NewIntegration(name=name, consent_us_data_transfer=True, version=version, two_way_sync=two_way_sync)
+        NewIntegration(
+            name=name,
+            consent_us_data_transfer=True,
+            version=version,
+            two_way_sync=two_way_sync,
+            channel_lookup=channel_lookup,
+        )  # fmt: skip
     )
     answer = admin(
         url, "tokens", scopes=integration.requested_bot_scopes, user_scopes=integration.requested_user_scopes

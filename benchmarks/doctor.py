@@ -1,6 +1,6 @@
 """`cxslack doctor` on a big workspace: Slack calls per method, wall time, and no 429 at Slack's tiers.
 
-5 integrations (two-way sync on), 1,000 connectors on 300 channels (every tenth private, a quarter
+5 integrations (two-way sync and --channel-lookup on), 1,000 connectors on 300 channels (every tenth private, a quarter
 of the connectors with a cases override), the sandbox in its own process with 50 ms per API call
 and its per-method Tier limits on. Channel existence and membership must come from paginated
 conversations.list, so the target is <= 3 calls per integration + 1 per 1,000 channels, and no
@@ -39,7 +39,10 @@ def build(url: str, integrations: int, connectors: int, channels: int) -> None:
     from cxslack.connectors import Connector, EntityType
     from cxslack.registry import Registry
 
-    ids = [installed_integration(url, f"Bench {n}", two_way_sync=True) for n in range(integrations)]
+    ids = [
+        installed_integration(url, f"Bench {n}", two_way_sync=True, channel_lookup=True)
+        for n in range(integrations)
+    ]
     names = [f"bench-{n:03d}" for n in range(channels)]
     # One client for the bulk of admin calls: `admin()` builds a new one (and TLS context, ~50 ms) per call.
     with httpx.Client(base_url=f"{url}/_sandbox/") as client:

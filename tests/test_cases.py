@@ -125,26 +125,63 @@ def test_case_json_from_stdin_for_webhooks(cli: Cli, cx: Any) -> None:
     )
 
 
-def test_a_root_posted_just_before_a_crash_is_found_not_repeated(cli: Cli, cx: Any) -> None:
-    """kill -9 while the root post is in flight: Slack has the message, the map does not."""
-    ready(cli, cx)
+def kill_while_posting(cx: Any, *args: str) -> None:
+    """Start `cases notify`, kill -9 it while its chat.postMessage is in flight, and let the
+    sandbox finish that post: Slack has the root, cxslack's thread map does not."""
     sandbox_admin(cx, "faults", method="chat.postMessage", kind="latency", seconds=1.5, count=1)
-    proc = subprocess.Popen([sys.executable, "-m", "cxslack", "cases", "notify", "CASE-1", "--connector", "on-call"],
+    before = httpx.get(f"{cx.url}/_sandbox/calls").json()["methods"].get("chat.postMessage", 0)
+    proc = subprocess.Popen([sys.executable, "-m", "cxslack", "cases", "notify", *args, "--connector", "on-call"],
                             env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 10
     while (
-        not httpx.get(f"{cx.url}/_sandbox/calls").json()["methods"].get("chat.postMessage")
+        httpx.get(f"{cx.url}/_sandbox/calls").json()["methods"].get("chat.postMessage", 0) == before
         and time.monotonic() < deadline
     ):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    while not top_level(cx) and time.monotonic() < deadline:  # the sandbox finishes the post
+    roots = len(top_level(cx))
+    while len(top_level(cx)) == roots and time.monotonic() < deadline:  # the sandbox finishes the post
         time.sleep(0.05)
-    assert len(top_level(cx)) == 1
+
+
+def test_a_root_posted_just_before_a_crash_is_found_not_repeated(cli: Cli, cx: Any) -> None:
+    """The channel's ID is remembered from an earlier post and the bot joined it (two-way sync):
+    the next notify reads the channel's history by ID and adopts the root."""
+    ready(cli, cx)
+    notify(cli, "CASE-2")  # an earlier post: cxslack learns #payments-alerts' ID and joins it
+    kill_while_posting(cx, "CASE-1")
+    assert len(top_level(cx)) == 2
     again = notify(cli, "CASE-1")
     assert again["recovered_root"] is True and again["action"] == "reply"
+    assert len(top_level(cx)) == 2
+
+
+def test_a_root_in_doubt_that_cannot_be_looked_up_is_not_posted_again(cli: Cli, cx: Any) -> None:
+    """The first post ever to the channel, channels:read/groups:read declined (the default): no
+    ID to read history by. cxslack says so and posts nothing until told what happened."""
+    ready(cli, cx)
+    kill_while_posting(cx, "CASE-1")
     assert len(top_level(cx)) == 1
+    run = cli("cases", "notify", "CASE-1", "--connector", "on-call")
+    assert run.exit_code == 1
+    assert "cannot tell whether it arrived" in run.stderr and "#payments-alerts" in run.stderr
+    assert "--root-link" in run.stderr and "--repost-root" in run.stderr
+    assert len(top_level(cx)) == 1  # nothing posted a second time
+    [root] = top_level(cx)
+    link = f"https://sandbox-workspace.slack.com/archives/C0PAYMENTSALERTS/p{root['ts'].replace('.', '')}"
+    adopted = notify(cli, "CASE-1", "--root-link", link)
+    assert adopted["action"] == "reply" and adopted["root_ts"] == root["ts"]
+    assert len(top_level(cx)) == 1 and len(replies(cx)) == 1
+
+
+def test_repost_root_after_looking(cli: Cli, cx: Any) -> None:
+    ready(cli, cx)
+    kill_while_posting(cx, "CASE-1")
+    sandbox_admin(cx, "delete", channel="payments-alerts", ts=top_level(cx)[0]["ts"])  # it is not there
+    assert cli("cases", "notify", "CASE-1", "--connector", "on-call").exit_code == 1
+    reposted = notify(cli, "CASE-1", "--repost-root")
+    assert reposted["action"] == "root" and len(top_level(cx)) == 1
 
 
 def test_two_notifies_at_once_make_one_root(cli: Cli, cx: Any) -> None:
@@ -193,3 +230,25 @@ def test_many_cases_in_one_run_and_partial_failure(cli: Cli, cx: Any) -> None:
     doc = run.json()
     assert sorted(n["case"] for n in doc["notifications"]) == ["CASE-1", "CASE-2"]
     assert doc["failed"][0]["case"] == "CASE-404"
+
+
+def test_a_public_channel_named_in_the_connector_is_joined_by_id_and_replies_sync_once(
+    cli: Cli, cx: Any
+) -> None:
+    """The product page's order on the strict sandbox: post by name (chat:write.public), take the
+    ID from chat.postMessage's answer, join by that ID; the bot is then a member, so a person's
+    reply reaches `cxslack sync` (and Slack's events) and becomes exactly one comment."""
+    ready(cli, cx)
+    channel = cx.workspace.channels["C0PAYMENTSALERTS"]
+    assert channel.bot_member is False
+    root = notify(cli, "CASE-1")
+    assert root["channel"] == "C0PAYMENTSALERTS" and channel.bot_member is True
+    sandbox_admin(cx, "reply", channel="payments-alerts", thread_ts=root["ts"], user="U0BOB", text="looking")
+    for _ in range(2):
+        cli.ok("sync")
+    comments = httpx.get(f"{cx.url}/_sandbox/coralogix/comments", params={"case": "CASE-1"}).json()[
+        "comments"
+    ]
+    assert len(comments) == 1
+    later = notify(cli, "CASE-1")  # by the remembered ID: no call needs the name any more
+    assert later["channel"] == "C0PAYMENTSALERTS" and later["action"] == "reply"

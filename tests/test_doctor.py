@@ -135,7 +135,7 @@ def test_offline_reports_the_recorded_failing_status(cli: Cli, slack: SlackSandb
 
 
 def test_bot_removed_from_a_private_channel_is_named_with_the_invite(cli: Cli, slack: SlackSandbox) -> None:
-    install(cli, slack, "Payments", "--two-way-sync")
+    install(cli, slack, "Payments", "--two-way-sync", "--channel-lookup")
     connector(cli, "DB", "payments", "private-db")
     assert doctor(cli)[0].exit_code == 0
     sandbox_admin(slack, "kick", channel="private-db")
@@ -152,6 +152,72 @@ def test_bot_removed_from_a_private_channel_is_named_with_the_invite(cli: Cli, s
 
     sandbox_admin(slack, "invite", channel="private-db")
     assert doctor(cli)[0].exit_code == 0
+
+
+def test_without_channel_lookup_membership_is_read_by_channel_id(cli: Cli, slack: SlackSandbox) -> None:
+    """The product page's scopes only (no channels:read / groups:read): membership comes from the
+    channel's history, read by the ID cxslack knows; a name it never posted to is a skip."""
+    install(cli, slack, "Payments", "--two-way-sync")
+    connector(cli, "DB", "payments", "G0PRIVATEDB", "C0OPSFALLBACK")  # by ID
+    connector(cli, "Secure", "payments", "secure-ops")  # by name, private, the app not in it
+    run, doc = doctor(cli, "--symptom", "no-timeline-updates")
+    db = find(doc, "timeline.membership", "connector DB")
+    assert db["status"] == "ok"
+    secure = find(doc, "timeline.membership", "connector Secure")
+    assert (
+        secure["status"] == "skip"
+        and "#secure-ops (channel): cxslack has not posted there yet" in secure["message"]
+    )
+    assert "cxslack integrations authorize Payments --channel-lookup" in secure["remediation"]
+
+    sandbox_admin(slack, "kick", channel="private-db")
+    run, doc = doctor(cli, "--symptom", "no-timeline-updates")
+    db = find(doc, "timeline.membership", "connector DB")
+    assert run.exit_code == 1 and db["status"] == "fail" and "private without the app" in db["message"]
+    assert db["remediation"] == "in Slack, run /invite @Coralogix in G0PRIVATEDB"
+    sandbox_admin(slack, "invite", channel="private-db")
+    assert (
+        find(doctor(cli, "--symptom", "no-timeline-updates")[1], "timeline.membership", "connector DB")[
+            "status"
+        ]
+        == "ok"
+    )
+
+    # a post by name that Slack refused is what doctor reports; after /invite and a post, the ID is known
+    assert cli("connectors", "test", "secure").exit_code in (0, 1)
+    secure = find(
+        doctor(cli, "--symptom", "no-timeline-updates")[1], "timeline.membership", "connector Secure"
+    )
+    assert (
+        secure["status"] == "fail" and "#secure-ops (channel) answered channel_not_found" in secure["message"]
+    )
+    sandbox_admin(slack, "invite", channel="secure-ops")
+    cli.ok("connectors", "test", "secure")
+    secure = find(
+        doctor(cli, "--symptom", "no-timeline-updates")[1], "timeline.membership", "connector Secure"
+    )
+    assert secure["status"] == "ok"
+
+
+def test_checks_that_need_channel_lookup_skip_with_the_command_that_grants_it(
+    cli: Cli, slack: SlackSandbox
+) -> None:
+    install(cli, slack, "Payments")
+    connector(cli, "Payments on-call", "payments", "payments-alerts")
+    run, doc = doctor(cli)
+    channels = find(doc, "routing.channels")
+    assert run.exit_code == 0 and channels["status"] == "skip"
+    assert "needs channels:read and groups:read" in channels["message"]
+    assert channels["remediation"] == "cxslack integrations authorize Payments --channel-lookup"
+    assert calls(slack)["methods"].get("conversations.list") is None  # never asked for what fails
+
+    # asked for, but declined on Slack's page: still a skip, never an `ok` built on missing_scope
+    install(
+        cli, slack, "Lookup", "--channel-lookup", scopes=["chat:write", "chat:write.public", "channels:read"]
+    )
+    connector(cli, "Lookup on-call", "lookup", "payments-alerts")
+    channels = find(doctor(cli, "Lookup")[1], "routing.channels")
+    assert channels["status"] == "skip" and "groups:read" in channels["message"]
 
 
 def test_public_channels_need_channels_join_when_the_bot_is_not_in_them(
@@ -248,7 +314,7 @@ def test_a_broken_template_fails_until_fixed(cli: Cli, slack: SlackSandbox) -> N
 
 
 def test_a_channel_an_override_renders_must_exist(cli: Cli, slack: SlackSandbox, tmp_path: Path) -> None:
-    install(cli, slack, "Payments")
+    install(cli, slack, "Payments", "--channel-lookup")
     template = '{{ _context.entityLabels["channel"][0] }}'  # db-incidents on the sample payload
     connector(cli, "Router", "payments", "alerts", "ops-fallback", "--override", f"cases={template}")
     channels = find(doctor(cli)[1], "routing.channels")
@@ -264,7 +330,7 @@ def test_a_channel_an_override_renders_must_exist(cli: Cli, slack: SlackSandbox,
 
 
 def test_an_archived_channel_fails_until_unarchived(cli: Cli, slack: SlackSandbox) -> None:
-    install(cli, slack, "Payments")
+    install(cli, slack, "Payments", "--channel-lookup")
     connector(cli, "Payments on-call", "payments", "C0PAYMENTSALERTS")  # by id: ids and names both match
     assert doctor(cli)[0].exit_code == 0
     sandbox_admin(slack, "archive", channel="ops-fallback")
@@ -439,7 +505,7 @@ def test_json_shape(cli: Cli, slack: SlackSandbox) -> None:
 
 
 def test_terminal_report_has_sections_rows_remediations_and_a_summary(cli: Cli, slack: SlackSandbox) -> None:
-    install(cli, slack, "Payments")
+    install(cli, slack, "Payments", "--channel-lookup")
     connector(cli, "Router", "payments", "alerts", "ops-fallback", "--override", f"cases={BROKEN_TEMPLATE}")
     run = cli("doctor")
     assert run.exit_code == 1
@@ -458,7 +524,7 @@ def test_channels_come_from_one_conversations_list_page_per_integration(
     cli: Cli, slack: SlackSandbox
 ) -> None:
     for name in ("Payments", "Billing"):
-        install(cli, slack, name, "--two-way-sync")
+        install(cli, slack, name, "--two-way-sync", "--channel-lookup")
         for n, channel in enumerate(("alerts", "payments-alerts", "cases", "db-cases", "private-db")):
             connector(cli, f"{name} {n}", name, channel)
     before = calls(slack)["methods"]

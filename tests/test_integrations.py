@@ -42,13 +42,30 @@ def test_requested_scopes_follow_the_features(cli: Cli) -> None:
         "groups:history",
         "links:read",
         "links:write",
-        "openid",
-        "admin",
+        "admin",  # openid is Sign in with Slack's scope, not the v2 install's (scopes.py)
     ]
     logs_only = add_integration(cli, "Logs", "--no-notifications", "--access-logs")
     assert logs_only["functionality"] == ["access_logs"]
     assert logs_only["link_previews"] is False
-    assert logs_only["requested_scopes"] == [*ALWAYS, "openid", "admin"]
+    assert logs_only["requested_scopes"] == ["admin"]  # the "always" scopes come with notifications
+
+
+def test_channel_lookup_is_opt_in_and_adds_cxslacks_own_scopes(cli: Cli) -> None:
+    plain = add_integration(cli, "Plain", "--two-way-sync")
+    assert plain["channel_lookup"] is False
+    assert not {"channels:read", "groups:read"} & set(plain["requested_scopes"])
+    lookup = add_integration(cli, "Lookup", "--channel-lookup")
+    assert lookup["channel_lookup"] is True and lookup["requested_scopes"][-2:] == [
+        "channels:read",
+        "groups:read",
+    ]
+    edited = cli.ok("integrations", "edit", "plain", "--channel-lookup", "-o", "json").json()["integration"]
+    assert {"channels:read", "groups:read"} <= set(edited["requested_scopes"])
+    off = cli.ok("integrations", "edit", "plain", "--no-channel-lookup", "-o", "json").json()["integration"]
+    assert off["channel_lookup"] is False
+    run = cli("integrations", "add", "--name", "Logs", "--no-notifications", "--access-logs", "--channel-lookup",
+              "--consent-us-data-transfer")  # fmt: skip
+    assert run.exit_code == 2 and "needs Send notifications" in run.stderr
 
 
 def test_earlier_version_can_be_registered_without_cases_features(cli: Cli) -> None:

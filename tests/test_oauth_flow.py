@@ -67,7 +67,7 @@ def test_allow_installs_the_app_and_makes_the_integration_active(cli: Cli, sandb
     assert integration["bot_user_id"]
     secrets = Store().read_credentials()["integrations"][integration["id"]]
     assert secrets["bot"]["access_token"].startswith("xoxb-")
-    assert secrets["user"]["access_token"].startswith("xoxp-")  # admin/openid are user scopes
+    assert secrets["user"]["access_token"].startswith("xoxp-")  # admin is a user scope
     assert "Active" in err
     no_secrets(out, err, page.text)
 
@@ -80,7 +80,8 @@ def test_authorize_url_carries_bot_and_user_scopes_and_state(cli: Cli, sandbox: 
     )
     query = httpx.URL(flow.url).params
     assert query["scope"].split(",")[:2] == ["chat:write", "chat:write.customize"]
-    assert query["user_scope"] == "openid,admin"
+    # openid is Sign in with Slack's (OpenID Connect) scope: the v2 install asks for admin alone
+    assert query["user_scope"] == "admin"
     assert len(query["state"]) >= 22  # ≥ 128 bits
     follow_callback(press(flow.url))
     assert flow.finish()[0] == 0
@@ -233,23 +234,48 @@ def test_declined_scopes_warn_what_stops_working(cli: Cli, sandbox: SlackSandbox
 
 
 def test_pkce_public_client_needs_no_secret(cli: Cli, sandbox: SlackSandbox) -> None:
-    add_integration(cli, "Payments")
+    """PKCE installs an access-logs-only integration: user scopes only, which a localhost
+    redirect may request."""
+    add_integration(cli, "Logs", "--no-notifications", "--access-logs")
     httpx.post(f"{sandbox.url}/_sandbox/settings", json={"pkce_enabled": True}).raise_for_status()
     env = {**sandbox_env(sandbox), "CXSLACK_SLACK_CLIENT_SECRET": ""}
     flow = start(
-        ["integrations", "authorize", "Payments", "--redirect-uri", HTTP_REDIRECT, "--no-browser", "--pkce"],
-        env,
+        ["integrations", "authorize", "Logs", "--redirect-uri", HTTP_REDIRECT, "--no-browser", "--pkce"], env
     )
     query = httpx.URL(flow.url).params
-    assert query["code_challenge_method"] == "S256"
+    assert (
+        query["code_challenge_method"] == "S256" and "scope" not in query and query["user_scope"] == "admin"
+    )
     follow_callback(press(flow.url))
     code, _, err = flow.finish()
     assert code == 0, err
+    integration = show(cli, "logs")
+    assert (integration["status"], integration["granted_scopes"], integration["bot_user_id"]) == (
+        "active",
+        ["admin"],
+        None,
+    )
+    secrets = Store().read_credentials()["integrations"][integration["id"]]
+    assert "bot" not in secrets and secrets["user"]["access_token"].startswith("xoxp-")
+    report = cli("doctor", "Logs", "--symptom", "failing", "-o", "json", env=sandbox_env(sandbox)).json()
+    assert [c["status"] for c in report["checks"] if c["id"] == "failing.token"] == ["ok"]
+
+
+def test_pkce_with_bot_scopes_is_a_usage_error_before_any_browser(cli: Cli, sandbox: SlackSandbox) -> None:
+    add_integration(cli, "Payments")
+    run = cli("integrations", "authorize", "Payments", "--pkce", "--no-browser", env=sandbox_env(sandbox))
+    assert run.exit_code == 2
+    assert "PKCE" in run.stderr and "bot scopes" in run.stderr and "chat:write" in run.stderr
+    assert "https://" not in run.stderr  # no authorize URL was offered
+    cli.ok("app", "configure", "--client-id", "123.456", "--pkce")
+    configured = cli("integrations", "authorize", "Payments", "--no-browser", env=sandbox_env(sandbox))
+    assert configured.exit_code == 2 and "cxslack app configure --pkce" in configured.stderr
+    assert show(cli, "payments")["status"] == "pending"
 
 
 def test_pkce_against_an_app_without_pkce_is_refused(cli: Cli, sandbox: SlackSandbox) -> None:
-    add_integration(cli, "Payments")
-    code, _, err, _ = authorize(sandbox, "--pkce")
+    add_integration(cli, "Logs", "--no-notifications", "--access-logs")
+    code, _, err, _ = authorize(sandbox, "--pkce", name="Logs")
     assert code == 4
     assert "PKCE" in err
 

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from cxslack.errors import EXIT_USAGE, UsageError
 from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SlackSandbox
+from cxslack.sandbox.server import DEFAULT_BOT_SCOPES
 
 REDIRECT = "http://127.0.0.1:53682/slack/callback"
 HTTP = httpx.Client(timeout=10)  # one client: building one per call costs more than the call
@@ -60,10 +61,13 @@ def bot_token(sb: SlackSandbox, *scopes: str) -> str:
     return sb.issue_token(scopes=list(scopes) if scopes else None)["access_token"]
 
 
+def lookup_token(sb: SlackSandbox) -> str:
+    """The product's bot scopes plus cxslack's own channels:read and groups:read."""
+    return bot_token(sb, *DEFAULT_BOT_SCOPES, "channels:read", "groups:read")
+
+
 def admin_token(sb: SlackSandbox) -> str:
-    return sb.issue_token(scopes=["chat:write"], user_scopes=["openid", "admin"])["authed_user"][
-        "access_token"
-    ]
+    return sb.issue_token(scopes=["chat:write"], user_scopes=["admin"])["authed_user"]["access_token"]
 
 
 def s256(verifier: str) -> str:
@@ -103,7 +107,7 @@ def exchange(sb: SlackSandbox, code: str, **params: str) -> httpx.Response:
 
 # -- OAuth --------------------------------------------------------------------------------
 def test_install_allow_then_exchange_gives_bot_and_user_tokens(sandbox: SlackSandbox) -> None:
-    callback = click(sandbox, user_scope="openid,admin")
+    callback = click(sandbox, user_scope="admin")
     assert callback["state"] == "st-1"
 
     installed = web(sandbox).oauth_v2_access(
@@ -116,7 +120,7 @@ def test_install_allow_then_exchange_gives_bot_and_user_tokens(sandbox: SlackSan
     assert installed["enterprise"] is None and installed["is_enterprise_install"] is False
     assert installed["bot_user_id"] and installed["app_id"]
     user = installed["authed_user"]
-    assert user["token_type"] == "user" and user["scope"] == "openid,admin"
+    assert user["token_type"] == "user" and user["scope"] == "admin"
     assert user["access_token"].startswith("xoxp-")
     assert "expires_in" not in installed and "refresh_token" not in installed
 
@@ -159,19 +163,24 @@ def test_code_expires_after_ten_minutes(sandbox: SlackSandbox) -> None:
 
 
 def test_pkce_public_client(sandbox: SlackSandbox) -> None:
+    """PKCE to a localhost redirect installs user scopes only (Slack: desktop redirects cannot
+    request bot scopes)."""
     verifier = "v" * 43
     admin(sandbox, "settings", pkce_enabled=True)
-    code = click(sandbox, code_challenge=s256(verifier), code_challenge_method="S256")["code"]
+    code = click(sandbox, scope="", user_scope="admin", code_challenge=s256(verifier),
+                 code_challenge_method="S256")["code"]  # fmt: skip
 
     assert exchange(sandbox, code, code_verifier="w" * 43).json()["error"] == "invalid_code_verifier"
     assert exchange(sandbox, code).json()["error"] == "invalid_code_verifier"
     answer = exchange(sandbox, code, code_verifier=verifier).json()
-    assert answer["ok"] is True and answer["access_token"].startswith("xoxb-")
+    assert answer["ok"] is True and "access_token" not in answer
+    assert answer["authed_user"]["access_token"].startswith("xoxp-")
 
 
 def test_pkce_exchange_needs_pkce_enabled_app(sandbox: SlackSandbox) -> None:
     verifier = "v" * 43
-    code = click(sandbox, code_challenge=s256(verifier), code_challenge_method="S256")["code"]
+    code = click(sandbox, scope="", user_scope="admin", code_challenge=s256(verifier),
+                 code_challenge_method="S256")["code"]  # fmt: skip
     assert exchange(sandbox, code, code_verifier=verifier).json()["error"] == "pkce_not_allowed"
     # a confidential client may still use PKCE on top of its secret
     assert exchange(sandbox, code, code_verifier=verifier, client_secret=CLIENT_SECRET).json()["ok"] is True
@@ -264,7 +273,7 @@ def test_unknown_or_missing_token(sandbox: SlackSandbox, token: str | None, erro
 
 
 def test_token_accepted_as_bearer_form_json_or_query(sandbox: SlackSandbox) -> None:
-    token = bot_token(sandbox)
+    token = lookup_token(sandbox)
     url = sandbox.api_url + "conversations.info"
     assert HTTP.post(url, data={"token": token, "channel": "C0GENERAL"}).json()["ok"] is True
     assert HTTP.get(url, params={"token": token, "channel": "C0GENERAL"}).json()["ok"] is True
@@ -316,7 +325,7 @@ def test_post_by_id_hash_name_or_name(sandbox: SlackSandbox) -> None:
 
 
 def test_private_channel_looks_missing_to_a_non_member(sandbox: SlackSandbox) -> None:
-    client = web(sandbox, bot_token(sandbox))
+    client = web(sandbox, lookup_token(sandbox))
     assert (
         slack_error(lambda: client.chat_postMessage(channel="secure-ops", text="x"))["error"]
         == "channel_not_found"
@@ -329,7 +338,7 @@ def test_private_channel_looks_missing_to_a_non_member(sandbox: SlackSandbox) ->
 
 
 def test_archived_channel(sandbox: SlackSandbox) -> None:
-    client = web(sandbox, bot_token(sandbox))
+    client = web(sandbox, lookup_token(sandbox))
     assert (
         slack_error(lambda: client.chat_postMessage(channel="old-alerts", text="x"))["error"] == "is_archived"
     )
@@ -371,7 +380,7 @@ def test_no_text_and_invalid_blocks(sandbox: SlackSandbox) -> None:
 
 
 def test_kick_and_invite_change_membership(sandbox: SlackSandbox) -> None:
-    client = web(sandbox, bot_token(sandbox))
+    client = web(sandbox, lookup_token(sandbox))
     admin(sandbox, "kick", channel="general")
     assert client.conversations_info(channel="C0GENERAL")["channel"]["is_member"] is False
     admin(sandbox, "invite", channel="secure-ops")
@@ -379,7 +388,7 @@ def test_kick_and_invite_change_membership(sandbox: SlackSandbox) -> None:
 
 
 def test_conversations_list_pages_with_cursor(sandbox: SlackSandbox) -> None:
-    client = web(sandbox, bot_token(sandbox))
+    client = web(sandbox, lookup_token(sandbox))
     names, cursor, pages = [], None, 0
     while True:
         page = client.conversations_list(types="public_channel,private_channel", limit=5, cursor=cursor)
@@ -515,7 +524,9 @@ def test_users_info_shows_email_only_with_users_read_email(sandbox: SlackSandbox
 
 
 def test_access_logs_need_an_admin_user_token_and_a_paid_plan(sandbox: SlackSandbox) -> None:
-    assert slack_error(lambda: web(sandbox, bot_token(sandbox)).team_accessLogs())["needed"] == "admin"
+    no_admin = sandbox.issue_token(scopes=["chat:write"], user_scopes=["users:read"])["authed_user"]
+    assert slack_error(web(sandbox, no_admin["access_token"]).team_accessLogs)["needed"] == "admin"
+    assert slack_error(web(sandbox, bot_token(sandbox)).team_accessLogs)["error"] == "not_allowed_token_type"
     client = web(sandbox, admin_token(sandbox))
     assert len(client.team_accessLogs()["logins"]) == 3
     admin(sandbox, "settings", paid=False)

@@ -56,9 +56,13 @@ class Receiver:
     slow_first: float = 0.0  # seconds the first request waits before answering
     gate: threading.Event | None = None  # when set, every request waits for it
     requests: list[Received] = field(default_factory=list)
+    verifications: list[Received] = field(default_factory=list)  # url_verification requests
     url: str = ""
 
     def answer(self, received: Received) -> int:
+        if received.envelope.get("type") == "url_verification":
+            self.verifications.append(received)
+            return self.statuses.pop(0) if self.statuses else 200
         self.requests.append(received)
         if self.gate is not None:
             self.gate.wait(10)
@@ -76,10 +80,14 @@ def receiver() -> Iterator[Receiver]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            status = recorder.answer(Received(dict(self.headers.items()), body))
+            received = Received(dict(self.headers.items()), body)
+            status = recorder.answer(received)
+            # a request URL answers Slack's url_verification with the challenge, as Bolt does
+            reply = received.envelope.get("challenge", "") if status == 200 else ""
             self.send_response(status)
-            self.send_header("Content-Length", "0")
+            self.send_header("Content-Length", str(len(reply)))
             self.end_headers()
+            self.wfile.write(reply.encode())
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -135,7 +143,7 @@ def test_every_change_in_a_channel_is_an_event(sandbox: SlackSandbox, subscribed
     bot = sandbox.issue_token()["access_token"]
     metadata = {"event_type": "cx_case", "event_payload": {"case": "42"}}
     posted = web_api(sandbox, bot, "chat.postMessage", channel="alerts", text="Case 42", metadata=metadata)
-    web_api(sandbox, bot, "chat.update", channel="alerts", ts=posted["ts"], text="Case 42 ✔")
+    web_api(sandbox, bot, "chat.update", channel=posted["channel"], ts=posted["ts"], text="Case 42 ✔")
     admin(sandbox, "edit", channel="alerts", ts=reply["ts"], text="on it (edited)")
     admin(sandbox, "delete", channel="alerts", ts=reply["ts"])
 
@@ -148,7 +156,8 @@ def test_every_change_in_a_channel_is_an_event(sandbox: SlackSandbox, subscribed
     assert len({e["event_id"] for e in envelopes}) == len(envelopes)
     _, link, in_thread, from_bot, updated, edited, deleted = (e["event"] for e in envelopes)
     assert link == {
-        "type": "link_shared", "channel": "C0ALERTS", "user": "U0BOB", "message_ts": root["ts"],
+        "type": "link_shared", "channel": "C0ALERTS", "is_bot_user_member": True, "user": "U0BOB",
+        "message_ts": root["ts"],
         "unfurl_id": root["unfurl_id"], "source": "conversations_history", "event_ts": root["ts"],
         "links": [{"url": "https://eu2.coralogix.com/#/cases/42", "domain": "eu2.coralogix.com"}],
     }  # fmt: skip
@@ -239,6 +248,69 @@ def test_another_signing_secret_plays_a_misconfigured_app(sandbox: SlackSandbox,
     [request] = receiver.requests
     assert not SignatureVerifier(SIGNING_SECRET).is_valid_request(request.body, request.headers)
     assert "signing_secret" not in json.dumps(HTTP.get(f"{sandbox.url}/_sandbox/events").json())
+
+
+# -- url_verification -------------------------------------------------------------------------
+def test_a_request_url_is_saved_only_after_it_answers_the_challenge(
+    sandbox: SlackSandbox, receiver: Receiver
+) -> None:
+    admin(sandbox, "events/subscribe", url=receiver.url)
+    [check] = receiver.verifications
+    assert SignatureVerifier(SIGNING_SECRET).is_valid_request(check.body, check.headers)
+    assert set(check.envelope) == {"token", "challenge", "type"} and check.envelope["challenge"]
+
+    receiver.statuses = [401]  # an app that refuses the request (say, a wrong signing secret)
+    refused = HTTP.post(f"{sandbox.url}/_sandbox/events/subscribe", json={"url": receiver.url + "?v=2"})
+    assert (refused.status_code, refused.json()["error"]) == (400, "url_verification_failed")
+    assert HTTP.get(f"{sandbox.url}/_sandbox/events").json()["subscription"]["url"] == receiver.url
+    nobody = HTTP.post(f"{sandbox.url}/_sandbox/events/subscribe", json={"url": "http://127.0.0.1:9/x"})
+    assert nobody.json()["error"] == "url_verification_failed"
+
+
+# -- which events reach the app ------------------------------------------------------------------
+def test_message_events_come_only_from_channels_the_bot_is_in(
+    sandbox: SlackSandbox, subscribed: Receiver
+) -> None:
+    admin(sandbox, "post", channel="payments-alerts", text="the bot is not here")
+    admin(sandbox, "post", channel="secure-ops", text="nor here")
+    token = sandbox.issue_token()["access_token"]
+    web_api(
+        sandbox, token, "chat.postMessage", channel="payments-alerts", text="posted by name"
+    )  # not a member
+    assert delivered(sandbox, subscribed) == []
+    admin(sandbox, "invite", channel="secure-ops")
+    web_api(sandbox, token, "conversations.join", channel="C0PAYMENTSALERTS")
+    admin(sandbox, "post", channel="payments-alerts", text="now it is")
+    admin(sandbox, "post", channel="secure-ops", text="here too")
+    assert [e["event"]["channel"] for e in delivered(sandbox, subscribed)] == [
+        "C0PAYMENTSALERTS",
+        "G0SECUREOPS",
+    ]
+
+
+def test_link_shared_comes_from_any_channel_saying_whether_the_bot_is_in_it(
+    sandbox: SlackSandbox, subscribed: Receiver
+) -> None:
+    admin(
+        sandbox, "post", channel="payments-alerts", text="see https://team.app.coralogix.com/#/cases/CASE-1"
+    )
+    [shared] = [e["event"] for e in delivered(sandbox, subscribed)]
+    assert shared["type"] == "link_shared" and shared["is_bot_user_member"] is False
+    assert shared["source"] == "conversations_history" and shared["channel"] == "C0PAYMENTSALERTS"
+
+
+def test_links_typed_in_the_composer_arrive_from_channel_composer(
+    sandbox: SlackSandbox, subscribed: Receiver
+) -> None:
+    typed = admin(sandbox, "compose", text="https://team.app.coralogix.com/#/cases/CASE-2", user="U0CAROL")
+    [event] = [e["event"] for e in delivered(sandbox, subscribed)]
+    assert event["channel"] == "COMPOSER" and event["source"] == "composer"
+    assert event["unfurl_id"] == typed["unfurl_id"] and not event["message_ts"].replace(".", "").isdigit()
+    token = sandbox.issue_token()["access_token"]
+    unfurls = {"https://team.app.coralogix.com/#/cases/CASE-2": {"text": "CASE-2"}}
+    answer = HTTP.post(sandbox.api_url + "chat.unfurl", headers={"Authorization": f"Bearer {token}"},
+                       json={"unfurl_id": event["unfurl_id"], "source": "composer", "unfurls": unfurls}).json()  # fmt: skip
+    assert answer["ok"] is True
 
 
 def test_nothing_is_delivered_or_kept_without_a_subscriber(sandbox: SlackSandbox) -> None:

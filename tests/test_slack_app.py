@@ -62,7 +62,8 @@ def test_manifest_has_the_scopes_and_events_for_the_features(cli: Cli) -> None:
     )
     scopes = doc["oauth_config"]["scopes"]
     assert "channels:history" in scopes["bot"] and "links:write" in scopes["bot"]
-    assert scopes["user"] == ["openid", "admin"]
+    assert scopes["user"] == ["admin"]  # openid belongs to Sign in with Slack, not the v2 install
+    assert not {"channels:read", "groups:read"} & set(scopes["bot"])  # cxslack's own: opt-in
     assert doc["oauth_config"]["redirect_urls"] == ["https://localhost:8976/slack/oauth/callback"]
     assert set(doc["settings"]["event_subscriptions"]["bot_events"]) == {
         "message.channels",
@@ -71,6 +72,8 @@ def test_manifest_has_the_scopes_and_events_for_the_features(cli: Cli) -> None:
     }
     assert "coralogix.com" in doc["features"]["unfurl_domains"]
     assert doc["settings"]["socket_mode_enabled"] is True
+    lookup = json.loads(cli.ok("app", "manifest", "--channel-lookup", "--format", "json").stdout)
+    assert lookup["oauth_config"]["scopes"]["bot"][-2:] == ["channels:read", "groups:read"]
     minimal = json.loads(
         cli.ok("app", "manifest", "--format", "json", "--events-url", "https://x.example/slack/events").stdout
     )

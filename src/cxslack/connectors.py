@@ -18,11 +18,11 @@ from typing import Any
 from cxslack.errors import ConfigError, NotFoundError, UsageError
 from cxslack.model import utc_now, validate_name
 from cxslack.registry import ConfigView, Registry, quote
+from cxslack.slack.channels import CHANNEL_ID
 
 ID_PATTERN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]*")
 ID_MAX, NAME_MAX, DESCRIPTION_MAX = 128, 200, 5000
 CHANNEL_NAME_MAX = 80
-CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{6,}")
 REPLY_MODES = ("new-message", "thread", "thread-broadcast")
 
 

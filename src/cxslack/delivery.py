@@ -3,6 +3,11 @@
 Resolution follows Notification Center: the entity type's override template is rendered; a
 render error or an empty result means `channel`. Delivery failure on that channel means the
 `fallback_channel`.
+
+Posting follows the product page's order: chat.postMessage reaches a public channel by name
+(chat:write.public), its answer carries the channel's ID, which is remembered per integration
+(slack/channels.py), and with two-way sync the bot then joins by that ID (conversations.join
+takes IDs only) so Slack sends it the thread's replies. Later calls use the ID.
 """
 
 from __future__ import annotations
@@ -16,7 +21,16 @@ from cxslack.connectors import Connector, EntityType, missing_integration, norma
 from cxslack.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, CxError
 from cxslack.model import Integration
 from cxslack.registry import Registry
+from cxslack.scopes import LIST_TYPE_BY_SCOPE
+from cxslack.slack.channels import IntegrationChannels, channel_name, is_channel_id
 from cxslack.slack.client import SlackAccess, SlackError
+
+# What a history search for an in-doubt message cannot get past, and why (for the message).
+_UNSEARCHABLE = {
+    "not_in_channel": "the app is not a member, so Slack will not show it the channel's history",
+    "channel_not_found": "Slack does not show the app that channel (private without the app, or gone)",
+    "missing_scope": "reading its history needs channels:history / groups:history, which were not granted",
+}
 
 
 @dataclass
@@ -97,6 +111,28 @@ class TestResult:
         }
 
 
+@dataclass
+class Found:
+    """Where an in-doubt message turned up, or why some channels could not be searched."""
+
+    channel: str | None = None
+    message: dict[str, Any] | None = None
+    unsearchable: list[str] = field(default_factory=list)
+
+    @property
+    def certain(self) -> bool:
+        """Found, or searched everywhere it could be: a second post would not be a duplicate."""
+        return self.message is not None or not self.unsearchable
+
+
+def metadata_of(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(event_type, event_payload) of a message's Slack metadata ("" and {} when it has none)."""
+    meta = message.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    payload = meta.get("event_payload")
+    return str(meta.get("event_type") or ""), payload if isinstance(payload, dict) else {}
+
+
 class Deliverer:
     """Posts through one integration: its bot token (or, for earlier versions, its webhook)."""
 
@@ -109,34 +145,118 @@ class Deliverer:
         secrets = read_secrets(registry.store, integration.id)
         self.webhook_url = secrets.webhook_url if secrets.bot is None else None
         self.access: SlackAccess | None = None if self.webhook_url else bot_access(registry, integration)
+        from cxslack.state import open_state
+
+        self.channels = IntegrationChannels(open_state(registry.store).channels, integration.id)
         self._joined: set[str] = set()
 
     def post(self, channel: str, text: str, blocks: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        """Post by the channel's ID when it is known, else by name; learn the ID from the answer."""
         if self.access is None:
             return self._post_webhook(text, blocks)
-        self._join_for_sync(channel)
-        return self.access.post_message(channel, text, blocks=blocks, **extra)
+        known = self.channels.id_for(channel)
+        try:
+            body = self.access.post_message(known or channel, text, blocks=blocks, **extra)
+        except SlackError as exc:
+            if known and known != channel and exc.code == "channel_not_found":
+                # the remembered channel is gone (deleted, or private and the app removed): Slack
+                # refused the post, so posting by name once more cannot duplicate it
+                self.channels.forget(channel)
+                return self.post(channel, text, blocks, **extra)
+            if not known and exc.code in {"channel_not_found", "not_in_channel", "is_archived"}:
+                self.channels.refused(channel, exc.code)
+            raise
+        channel_id = str(body.get("channel") or "")
+        if channel_id:
+            self.channels.learn(channel, channel_id)
+            self._join_for_sync(channel_id)
+        return body
 
-    def _join_for_sync(self, channel: str) -> None:
-        """With two-way sync the bot joins public channels so it can read thread replies (seed)."""
+    def _join_for_sync(self, channel_id: str) -> None:
+        """With two-way sync the bot joins the public channel it just posted to, by ID, so Slack
+        sends it the thread's replies (message.channels reaches members only). A failed join
+        never fails the post: doctor reports membership and scopes, the next post tries again."""
         if (
             not (self.integration.two_way_sync and self.integration.supports_cases_features)
-            or channel in self._joined
+            or channel_id in self._joined
         ):
             return
         assert self.access is not None
         try:
-            self.access.call("conversations.join", channel=channel)
+            self.access.call("conversations.join", channel=channel_id)
         except SlackError as exc:
-            # Private channels cannot be joined (the app must be invited); posting will say so.
-            if exc.code not in {
-                "method_not_supported_for_channel_type",
-                "channel_not_found",
-                "is_archived",
-                "missing_scope",
-            }:
-                raise
-        self._joined.add(channel)
+            if exc.code != "method_not_supported_for_channel_type":  # private: the app is in it already
+                return
+        self._joined.add(channel_id)
+
+    # -- finding a message whose post was in doubt ----------------------------------------------
+    def channel_id(self, ref: str) -> str | None:
+        """A channel's ID without posting: `ref` itself, the one remembered from an earlier post,
+        or (with cxslack's own channels:read / groups:read) conversations.list. None: unknown."""
+        known = self.channels.id_for(ref)
+        if known or self.access is None:
+            return known
+        types = [t for scope, t in LIST_TYPE_BY_SCOPE.items() if scope in self.integration.granted_scopes]
+        if not types:
+            return None
+        name, cursor = channel_name(ref), None
+        while True:
+            body, _ = self.access.call("conversations.list", types=",".join(types), exclude_archived=False,
+                                       limit=1000, cursor=cursor, http_verb="GET")  # fmt: skip
+            for item in body.get("channels") or []:
+                if isinstance(item, dict) and item.get("name") == name and item.get("id"):
+                    self.channels.learn(name, str(item["id"]))
+                    return str(item["id"])
+            cursor = (body.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+
+    def find_posted(
+        self, channels: Iterable[str], since: float, matches: Callable[[dict[str, Any]], bool]
+    ) -> Found:
+        """Look for a message cxslack may have posted (found by `matches` on its metadata) in each
+        channel's history since `since`. Slack errors other than "cannot look" propagate."""
+        found = Found()
+        for ref in dict.fromkeys(channels):
+            shown = ref if is_channel_id(ref) else f"#{channel_name(ref)}"
+            channel_id = self.channel_id(ref) if self.access is not None else None
+            if self.access is None:
+                found.unsearchable.append(
+                    f"{shown}: delivered through an incoming webhook, which cannot be read back"
+                )
+                continue
+            if channel_id is None:
+                found.unsearchable.append(
+                    f"{shown}: cxslack does not know its channel ID (Slack takes only IDs for reading history; "
+                    "it learns one from a post's answer, or by name with --channel-lookup)"
+                )
+                continue
+            try:
+                message = self._search(channel_id, since, matches)
+            except SlackError as exc:
+                if exc.code not in _UNSEARCHABLE:
+                    raise
+                found.unsearchable.append(f"{shown}: {_UNSEARCHABLE[exc.code]} ({exc.code})")
+                continue
+            if message is not None:
+                found.channel, found.message = channel_id, message
+                return found
+        return found
+
+    def _search(
+        self, channel_id: str, since: float, matches: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any] | None:
+        assert self.access is not None
+        cursor = None
+        while True:
+            body, _ = self.access.call("conversations.history", channel=channel_id, oldest=f"{max(0.0, since - 60):.6f}",
+                                       limit=200, cursor=cursor, include_all_metadata=True, http_verb="GET")  # fmt: skip
+            for message in body.get("messages") or []:
+                if isinstance(message, dict) and matches(message):
+                    return message
+            cursor = (body.get("response_metadata") or {}).get("next_cursor")
+            if not body.get("has_more") or not cursor:
+                return None
 
     def _post_webhook(self, text: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
         import httpx

@@ -10,7 +10,9 @@ up in batches (rewriting it per connector would cost ~70 ms at 1,000 connectors)
 the store lock and only for connectors still on their old integration. A rerun replays
 journaled switches, skips finished work, and resolves an in-doubt test send (the process died
 mid-call) by finding the message's metadata in the channel's history, so a switch never costs
-two test notifications.
+two test notifications. When that history cannot be read (no channel ID known, no *:history
+scope, the app not in the channel), the connector fails with the reason and nothing is sent:
+`--no-test` switches it if the test did arrive, `--resend-test` sends one more if it did not.
 """
 
 from __future__ import annotations
@@ -195,6 +197,7 @@ class Mover:
 
     journal: MigrationJournal
     progress: Progress
+    resend_test = False  # the operator looked: in-doubt test notifications never arrived
 
     def journal_of(self, state: State) -> MigrationJournal:
         return state.migrations
@@ -227,8 +230,9 @@ class Migrator:
         self.journal = self.mover.journal_of(open_state(registry.store))
         self.mover.journal, self.mover.progress = self.journal, self.progress
 
-    def run(self, plan: Plan, *, test: bool, fail_fast: bool) -> Outcome:
+    def run(self, plan: Plan, *, test: bool, fail_fast: bool, resend_test: bool = False) -> Outcome:
         """Migrate the plan's connectors; a concurrent run waits, then finds its work done."""
+        self.mover.resend_test = resend_test
         with self.journal.exclusive(self.progress.waiting):
             try:
                 return self._run(plan, test, fail_fast)
@@ -324,8 +328,12 @@ class LocalMover(Mover):
         from cxslack.slack.messages import build_test_message
 
         in_doubt = _in_doubt_attempt(history, connector.id, target.id)
-        if in_doubt is not None and self._landed(deliverer, in_doubt):
-            return None, in_doubt.attempt  # it did land before the crash: do not send another
+        if in_doubt is not None and not self.resend_test:
+            landed = self._landed(deliverer, in_doubt)
+            if isinstance(landed, CxError):
+                return landed, in_doubt.attempt  # cannot tell: send nothing
+            if landed:
+                return None, in_doubt.attempt  # it did land before the crash: do not send another
         attempt = uuid.uuid4().hex
         self.progress.step(connector, f"testing {channel_label(connector.channel)}")
         self.journal.append(
@@ -348,36 +356,27 @@ class LocalMover(Mover):
             return exc, attempt
         return None, attempt
 
-    def _landed(self, deliverer: Any, attempt: MigrationEvent) -> bool:
-        """Did the in-doubt test message reach Slack? Look for its metadata in the channel history."""
-        from cxslack.slack.client import SlackError
+    def _landed(self, deliverer: Any, attempt: MigrationEvent) -> bool | CxError:
+        """Did the in-doubt test message reach Slack? Its metadata in the channel's history says;
+        a CxError when the history cannot be read, so that nobody gets a second test."""
+        from cxslack.delivery import metadata_of
 
-        access = deliverer.access
-        if access is None:
-            return False
-        if attempt.channel is None or attempt.at is None:
-            return False
-        try:
-            channel = access.channel_id(attempt.channel)
-            if channel is None:
-                return False
-            body, _ = access.call(
-                "conversations.history",
-                channel=channel,
-                oldest=f"{attempt.at - 60:.6f}",
-                limit=200,
-                include_all_metadata=True,
-            )
-        except SlackError:
-            return False  # no history scope, say: re-test (the only case a second notification can happen)
-        for message in body.get("messages", []):
-            meta = message.get("metadata") or {}
-            if (
-                meta.get("event_type") == TEST_EVENT
-                and (meta.get("event_payload") or {}).get("attempt") == attempt.attempt
-            ):
-                return True
-        return False
+        def is_test(message: dict[str, Any]) -> bool:
+            kind, payload = metadata_of(message)
+            return kind == TEST_EVENT and payload.get("attempt") == attempt.attempt
+
+        found = deliverer.find_posted([attempt.channel or ""], float(attempt.at or 0), is_test)
+        if found.certain:
+            return found.message is not None
+        connector, to = str(attempt.connector), str(attempt.to)
+        return CxError(
+            "test_in_doubt",
+            f"a test notification for {connector} was being sent when cxslack stopped, and cxslack cannot "
+            "tell whether it arrived, so it sends no second one: " + "; ".join(found.unsearchable),
+            f"Look in the channel. If it arrived, switch without a new test: cxslack connectors migrate "
+            f"{connector} --to {to} --no-test; if not: cxslack connectors migrate {connector} "
+            f"--to {to} --test --resend-test",
+        )
 
     def _switch(self, connector: Connector, target_id: str, attempt: str | None) -> None:
         self.journal.append(
@@ -429,8 +428,10 @@ def _in_doubt_attempt(history: list[MigrationEvent], connector: str, target: str
             continue
         if event.event == "testing" and event.to == target and event.attempt:
             last = event
-        elif event.event in {"failed", "switched"}:
-            last = None
+        elif event.event == "switched" or (
+            event.event == "failed" and (event.error or {}).get("code") != "test_in_doubt"
+        ):
+            last = None  # settled (a failure that was only "cannot tell" settles nothing)
     return last
 
 

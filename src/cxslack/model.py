@@ -39,9 +39,10 @@ FUNCTIONALITY_LABEL = {
 }
 
 
-def utc_now() -> str:
-    """RFC 3339 UTC, second precision: 2026-11-29T08:30:00Z."""
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+def utc_now(epoch: float | None = None) -> str:
+    """RFC 3339 UTC, second precision: 2026-11-29T08:30:00Z (now, or the given epoch seconds)."""
+    moment = datetime.now(UTC) if epoch is None else datetime.fromtimestamp(epoch, UTC)
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
@@ -127,6 +128,7 @@ class Integration:
     functionality: list[Functionality] = field(default_factory=lambda: [Functionality.NOTIFICATIONS])
     two_way_sync: bool = False
     link_previews: bool = False
+    channel_lookup: bool = False  # cxslack's own channels:read + groups:read (--channel-lookup)
     consent_us_data_transfer: bool = True
     status: Status = Status.PENDING
     status_reason: str = ""
@@ -157,7 +159,11 @@ class Integration:
 
     @property
     def features(self) -> set[Feature]:
-        out = {Feature.ALWAYS}
+        """The features whose scopes the install requests. The product page's "always" scopes
+        come with Send notifications; an access-logs-only integration needs only its user scope."""
+        out = {Feature.ALWAYS} if self.sends_notifications else set()
+        if self.channel_lookup:
+            out.add(Feature.CHANNEL_LOOKUP)
         if self.two_way_sync:
             out.add(Feature.TWO_WAY_SYNC)
         if self.link_previews:
@@ -192,6 +198,12 @@ class Integration:
                 "consent_required",
                 "the Slack integration requires consent to U.S. data transfer",
                 "Pass --consent-us-data-transfer to confirm it.",
+            )
+        if self.channel_lookup and not self.sends_notifications:
+            raise UsageError(
+                "feature_needs_notifications",
+                "--channel-lookup looks up the channels notifications go to, and needs Send notifications",
+                "Add --notifications, or drop --channel-lookup.",
             )
         for flag, enabled, label in (
             ("--two-way-sync", self.two_way_sync, "Two-way comment sync"),
@@ -232,6 +244,7 @@ class Integration:
             "functionality": [f.value for f in self.functionality],
             "two_way_sync": self.two_way_sync,
             "link_previews": self.link_previews,
+            "channel_lookup": self.channel_lookup,
             "consent_us_data_transfer": self.consent_us_data_transfer,
             "connectors": connectors,
             "workspace": self.workspace.to_dict() if self.workspace else None,
@@ -251,6 +264,7 @@ class Integration:
             "functionality": [f.value for f in self.functionality],
             "two_way_sync": self.two_way_sync,
             "link_previews": self.link_previews,
+            "channel_lookup": self.channel_lookup,
             "consent_us_data_transfer": self.consent_us_data_transfer,
             "status": self.status.value,
             "status_reason": self.status_reason,
@@ -275,7 +289,8 @@ class Integration:
             ws = _Reader(workspace_doc, source, f"integrations.{ident}.workspace")
             workspace = Workspace(team_id=ws.string("team_id"), team_name=ws.string("team_name"))
         known = {
-            "name", "version", "functionality", "two_way_sync", "link_previews", "consent_us_data_transfer",
+            "name", "version", "functionality", "two_way_sync", "link_previews", "channel_lookup",
+            "consent_us_data_transfer",
             "status", "status_reason", "bot_user_id", "granted_scopes", "created_at", "updated_at", "workspace",
             "coralogix_id",
         }  # fmt: skip
@@ -286,6 +301,7 @@ class Integration:
             functionality=[Functionality(v) for v in reader.choices("functionality", Functionality)],
             two_way_sync=reader.boolean("two_way_sync", False),
             link_previews=reader.boolean("link_previews", False),
+            channel_lookup=reader.boolean("channel_lookup", False),
             consent_us_data_transfer=reader.boolean("consent_us_data_transfer", True),
             status=Status(reader.choice("status", Status, Status.PENDING.value)),
             status_reason=reader.string("status_reason", ""),

@@ -124,6 +124,7 @@ class NewIntegration:
     access_logs: bool = False
     two_way_sync: bool = False
     link_previews: bool | None = None  # None: on where the version and functionality allow it
+    channel_lookup: bool = False
     consent_us_data_transfer: bool = False
     version: str = CURRENT_VERSION
     coralogix_id: str | None = None
@@ -136,6 +137,7 @@ class IntegrationChanges:
     access_logs: bool | None = None
     two_way_sync: bool | None = None
     link_previews: bool | None = None
+    channel_lookup: bool | None = None
     version: str | None = None
     coralogix_id: str | None = None  # "" unlinks
 
@@ -183,6 +185,7 @@ class Registry:
             functionality=functionality,
             two_way_sync=spec.two_way_sync,
             link_previews=bool(spec.link_previews),
+            channel_lookup=spec.channel_lookup,
             consent_us_data_transfer=spec.consent_us_data_transfer,
             status=Status.PENDING,
             status_reason="not authorized yet: the Slack app has not been installed",
@@ -251,10 +254,13 @@ class Registry:
                 integration.two_way_sync = changes.two_way_sync
             if changes.link_previews is not None:
                 integration.link_previews = changes.link_previews
+            if changes.channel_lookup is not None:
+                integration.channel_lookup = changes.channel_lookup
             if not integration.sends_notifications and changes.notifications is False:
                 # Turning notifications off turns off the notification settings with it.
                 integration.two_way_sync = integration.two_way_sync and changes.two_way_sync is True
                 integration.link_previews = integration.link_previews and changes.link_previews is True
+                integration.channel_lookup = integration.channel_lookup and changes.channel_lookup is True
             integration.validate()
             integration.touch()
             if integration.status is Status.ACTIVE:

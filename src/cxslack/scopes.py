@@ -1,7 +1,18 @@
-"""The one table of OAuth scopes per feature, as the product page lists them.
+"""The one table of OAuth scopes per feature, as the product page lists them, plus cxslack's own.
 
 Everything else (authorize URL, app manifest, doctor's missing-scope checks, declined-scope
-warnings) derives from FEATURE_SCOPES.
+warnings) derives from FEATURE_SCOPES. By default cxslack requests exactly the product page's
+scopes (least privilege is a promise of the product); `--channel-lookup` adds channels:read and
+groups:read, cxslack's own, for looking channels up by name (doctor's channel checks, name → ID
+before a first post). Everything works without them: channel IDs come from chat.postMessage's
+answers and are remembered per integration (slack/channels.py).
+
+`openid` is on the product page, but Slack documents it as a Sign in with Slack (OpenID Connect)
+scope, requested at https://slack.com/openid/connect/authorize and exchanged through
+openid.connect.token — not in the OAuth v2 install's `user_scope`
+(docs.slack.dev/authentication/sign-in-with-slack, docs.slack.dev/reference/scopes/openid).
+The v2 install for access logs therefore asks for `admin` alone, the one scope team.accessLogs
+needs (docs.slack.dev/reference/scopes/admin); who installed comes back in `authed_user.id`.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ class Feature(StrEnum):
     TWO_WAY_SYNC = "two_way_sync"
     LINK_PREVIEWS = "link_previews"
     ACCESS_LOGS = "access_logs"
+    CHANNEL_LOOKUP = "channel_lookup"  # cxslack's own (--channel-lookup), not on the product page
 
 
 @dataclass(frozen=True)
@@ -23,6 +35,8 @@ class Scope:
     feature: Feature
     reason: str
     user: bool = False  # a user-token scope (user_scope=), not a bot scope
+    own: bool = False  # cxslack's own addition, not in the product page's table
+    oauth_v2: bool = True  # requested by the OAuth v2 install (False: another Slack flow's scope)
 
 
 FEATURE_SCOPES: tuple[Scope, ...] = (
@@ -71,13 +85,29 @@ FEATURE_SCOPES: tuple[Scope, ...] = (
         "Display a rich preview when a Coralogix Case URL is shared in Slack.",
     ),
     Scope(
-        "openid", Feature.ACCESS_LOGS, "Connect the Slack user account with the Coralogix account.", user=True
+        "openid",
+        Feature.ACCESS_LOGS,
+        "Connect the Slack user account with the Coralogix account.",
+        user=True,
+        oauth_v2=False,  # Sign in with Slack's scope: not accepted by the v2 install (see above)
     ),
     Scope(
         "admin",
         Feature.ACCESS_LOGS,
         "Read access logs for the current team and forward them to Coralogix.",
         user=True,
+    ),
+    Scope(
+        "channels:read",
+        Feature.CHANNEL_LOOKUP,
+        "Look public channels up by name: doctor's channel checks, and a channel's ID before a first post.",
+        own=True,
+    ),
+    Scope(
+        "groups:read",
+        Feature.CHANNEL_LOOKUP,
+        "Look private channels the app is in up by name: doctor's channel checks.",
+        own=True,
     ),
 )
 
@@ -87,15 +117,17 @@ FEATURE_CONSEQUENCE: dict[Feature, str] = {
     Feature.TWO_WAY_SYNC: "Slack thread replies will not reach the Case timeline",
     Feature.LINK_PREVIEWS: "Coralogix Case URLs will not preview in Slack",
     Feature.ACCESS_LOGS: "Slack access logs cannot be collected",
+    Feature.CHANNEL_LOOKUP: "channels cannot be looked up by name (doctor skips its channel checks)",
 }
+CHANNEL_LOOKUP_SCOPES = tuple(s.name for s in FEATURE_SCOPES if s.feature is Feature.CHANNEL_LOOKUP)
+# conversations.list `types` each lookup scope lets cxslack list
+LIST_TYPE_BY_SCOPE = {"channels:read": "public_channel", "groups:read": "private_channel"}
 
 
 def scopes_for(features: set[Feature]) -> tuple[list[str], list[str]]:
-    """(bot scopes, user scopes) for a set of enabled features; ALWAYS is implied."""
-    wanted = features | {Feature.ALWAYS}
-    bot = [s.name for s in FEATURE_SCOPES if s.feature in wanted and not s.user]
-    user = [s.name for s in FEATURE_SCOPES if s.feature in wanted and s.user]
-    return bot, user
+    """(bot scopes, user scopes) the OAuth v2 install requests for a set of enabled features."""
+    requested = [s for s in FEATURE_SCOPES if s.feature in features and s.oauth_v2]
+    return [s.name for s in requested if not s.user], [s.name for s in requested if s.user]
 
 
 def scope_feature(name: str) -> Feature | None:

@@ -3,12 +3,17 @@
 The (Case, connector) → (channel, root ts) map lives in the state dir. Every message carries
 Slack message metadata (event type and Case id); if cxslack dies between posting a root and
 saving the map, the next notify finds the root in the channel's history instead of posting a
-second one. A per-(Case, connector) file lock makes concurrent notifies take turns.
+second one. Reading history needs the channel's ID (remembered from earlier posts, or looked up
+with --channel-lookup), a *:history scope and membership; when any of that is missing, notify
+says so and posts nothing, until the operator adopts the root (`--root-link`) or confirms it is
+not there (`--repost-root`). A per-(Case, connector) file lock makes concurrent notifies take turns.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from cxslack.cases.model import (
@@ -20,7 +25,8 @@ from cxslack.cases.model import (
     case_name,
     template_context,
 )
-from cxslack.connectors import Connector, EntityType
+from cxslack.connectors import Connector, EntityType, channel_label
+from cxslack.errors import CxError, UsageError
 from cxslack.slack.messages import case_root_message, case_update_message
 from cxslack.state import open_state
 from cxslack.state.records import CaseThread, PendingRoot
@@ -61,7 +67,10 @@ class CaseNotifier:
         )
         return ReplyMode(mode)
 
-    def notify(self, case: dict[str, Any], event: CaseEvent, link: str | None) -> NotifyResult:
+    def notify(self, case: dict[str, Any], event: CaseEvent, link: str | None, *,
+               root_link: str | None = None, repost_root: bool = False) -> NotifyResult:  # fmt: skip
+        """Post the root or an update. `root_link` adopts that Slack message as the Case's root on
+        this connector; `repost_root` confirms that a root whose post was in doubt never arrived."""
         from cxslack.delivery import resolve_channel
 
         key, connector = case_key(case), self.connector.id
@@ -69,12 +78,20 @@ class CaseNotifier:
         with self.threads.turn(key, connector):
             found = self.threads.get(key, connector)
             recovered = False
-            if isinstance(found, PendingRoot):
+            if root_link is not None:
+                channel_id, ts = parse_message_link(root_link)
+                found = CaseThread(
+                    key, connector, channel_id, ts, self.deliverer.integration.id, case_name(case)
+                )
+                self.threads.map(found)
+            elif isinstance(found, PendingRoot) and not repost_root:
                 # A root post was in flight when cxslack last died: adopt it if it landed.
-                found = self._find_root(key, list(found.channels))
+                found = self._find_root(case, found)
                 recovered = found is not None
                 if found is not None:
                     self.threads.map(found)
+            elif isinstance(found, PendingRoot):
+                found = None  # the operator looked: the in-doubt root never arrived
             thread = found
             if thread is None:
                 channel = resolve_channel(
@@ -138,31 +155,55 @@ class CaseNotifier:
             raise
         return True
 
-    def _find_root(self, key: str, channels: list[str]) -> CaseThread | None:
-        """A root posted just before a crash, found by its metadata in the channel's history."""
-        from cxslack.slack.client import SlackError
+    def _find_root(self, case: dict[str, Any], pending: PendingRoot) -> CaseThread | None:
+        """A root posted just before a crash, found by its metadata in the channels' history.
+        None only when every channel it could be in was searched; CxError (root_in_doubt) otherwise."""
+        from cxslack.delivery import metadata_of
 
-        access = self.deliverer.access
-        if access is None:
+        key, connector = case_key(case), self.connector.id
+
+        def is_root(message: dict[str, Any]) -> bool:
+            kind, payload = metadata_of(message)
+            return (
+                kind == ROOT_EVENT and payload.get("case_id") == key and payload.get("connector") == connector
+            )
+
+        since = _epoch(pending.updated)
+        found = self.deliverer.find_posted(pending.channels, since, is_root)
+        if found.message is not None and found.channel is not None:
+            return CaseThread(key, connector, found.channel, str(found.message["ts"]),
+                              self.deliverer.integration.id, case_name(case))  # fmt: skip
+        if found.certain:
             return None
-        for channel in channels:
-            try:
-                channel_id = access.channel_id(channel)
-                if channel_id is None:
-                    continue
-                body, _ = access.call(
-                    "conversations.history", channel=channel_id, limit=200, include_all_metadata=True
-                )
-            except SlackError:
-                continue  # no history scope or no access: then a crash in that window can repeat the root
-            for message in body.get("messages", []):
-                meta = message.get("metadata") or {}
-                payload = meta.get("event_payload") or {}
-                if (
-                    meta.get("event_type") == ROOT_EVENT
-                    and payload.get("case_id") == key
-                    and payload.get("connector") == self.connector.id
-                ):
-                    return CaseThread(key, self.connector.id, channel_id, message["ts"],
-                                      self.deliverer.integration.id)  # fmt: skip
-        return None
+        name = case_name(case)
+        when = f" at {pending.updated}" if pending.updated else ""
+        retry = f"cxslack cases notify {name} --connector {connector}"
+        raise CxError(
+            "root_in_doubt",
+            f"{name} on connector {connector}: cxslack stopped{when} while posting the Case's root message "
+            f"(to {' or '.join(channel_label(c) for c in pending.channels)}) and cannot tell whether it "
+            "arrived, so it posts nothing rather than risk a second one: " + "; ".join(found.unsearchable),
+            f"Look in Slack. If the root is there, adopt it: {retry} --root-link <its message link>. "
+            f"If it is not: {retry} --repost-root",
+        )
+
+
+def _epoch(stamp: str | None) -> float:
+    """Seconds since the epoch of an RFC 3339 time (0 when there is none)."""
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp() if stamp else 0.0
+    except ValueError:
+        return 0.0
+
+
+def parse_message_link(link: str) -> tuple[str, str]:
+    """(channel ID, ts) from a Slack message link (…/archives/C0123ABCD/p1700000000000100)."""
+    match = re.search(r"/archives/([CG][A-Z0-9]+)/p(\d{7,})(?:[?#]|$)", link.strip())
+    if not match:
+        raise UsageError(
+            "invalid_message_link",
+            f"{link[:120]!r} is not a Slack message link",
+            "Copy it in Slack with the message's ⋮ menu → Copy link (…/archives/C…/p…).",
+        )
+    digits = match.group(2)
+    return match.group(1), f"{digits[:-6]}.{digits[-6:]}"

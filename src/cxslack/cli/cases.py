@@ -98,6 +98,22 @@ def notify(
             max=64,
         ),
     ] = 8,
+    root_link: Annotated[
+        str | None,
+        typer.Option(
+            "--root-link",
+            help="Adopt this Slack message (its link: …/archives/C…/p…) as the Case's root on the connector, "
+            "e.g. after a root whose post was in doubt turned up.",
+            show_default=False,
+        ),
+    ] = None,
+    repost_root: Annotated[
+        bool,
+        typer.Option(
+            "--repost-root",
+            help="A root whose post was in doubt is not in Slack (you looked): post it again.",
+        ),
+    ] = False,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> int:
     """Post a Case to Slack: the first notification posts the root message, later ones follow the
@@ -119,6 +135,11 @@ def notify(
         raise missing_integration(chosen)
     notifier = CaseNotifier(store.registry, chosen, Deliverer(store.registry, integration))
     preset = None
+    for flag, given in (("--root-link", root_link is not None), ("--repost-root", repost_root)):
+        if given and len(case_ids) != 1:
+            raise UsageError("usage_error", f"{flag} takes exactly one CASE argument")
+    if root_link is not None and repost_root:
+        raise UsageError("usage_error", "--root-link and --repost-root exclude each other")
     if case_json is not None:
         if len(case_ids) != 1:
             raise UsageError("usage_error", "--case-json takes exactly one CASE argument",
@@ -135,7 +156,9 @@ def notify(
             link = _deep_link(client, case_key(case))
         from cxslack.cases.previews import refresh_previews
 
-        result = notifier.notify(case, event_for(case, event), link)
+        result = notifier.notify(
+            case, event_for(case, event), link, root_link=root_link, repost_root=repost_root
+        )
         refresh_previews(store.registry, case)  # pasted Case URLs show the new status too
         return result
 

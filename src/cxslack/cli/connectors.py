@@ -568,6 +568,13 @@ def migrate(
     status: Annotated[
         bool, typer.Option("--status", help="Show what the last run (for --from) did, failed and left.")
     ] = False,
+    resend_test: Annotated[
+        bool,
+        typer.Option(
+            "--resend-test",
+            help="A test notification whose sending was in doubt did not arrive (you looked): send another.",
+        ),
+    ] = False,
     remote: Annotated[
         bool,
         typer.Option(
@@ -621,7 +628,7 @@ def migrate(
         if dry_run:
             return out.result(plan.to_json(test), lambda: _print_plan(out, plan, test))
         outcome = Migrator(registry, progress=_progress(out), mover=mover).run(
-            plan, test=test, fail_fast=fail_fast
+            plan, test=test, fail_fast=fail_fast, resend_test=resend_test
         )
 
     def human() -> None:

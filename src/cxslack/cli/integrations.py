@@ -45,8 +45,17 @@ PasteOpt = Annotated[
     bool, typer.Option("--paste", help="Read the redirected URL from stdin (a browser on another machine).")
 ]
 PkceOpt = Annotated[
-    bool, typer.Option("--pkce", help="PKCE public client: S256 challenge, no client secret.")
+    bool,
+    typer.Option(
+        "--pkce",
+        help="PKCE public client: S256 challenge, no client secret. Slack allows it only for flows "
+        "without bot scopes (an access-logs-only integration).",
+    ),
 ]
+CHANNEL_LOOKUP_HELP = (
+    "Also request channels:read and groups:read (cxslack's own, not the product page's) to look "
+    "channels up by name: doctor's channel checks. Everything works without them."
+)
 TimeoutOpt = Annotated[
     float,
     typer.Option(
@@ -86,6 +95,7 @@ def show_integration(out: Output, integration: Integration, connectors: list[tup
             ("Functionality", ", ".join(FUNCTIONALITY_LABEL[f] for f in integration.functionality)),
             ("Two-way comment sync", "on" if integration.two_way_sync else "off"),
             ("Rich link previews", "on" if integration.link_previews else "off"),
+            ("Channel lookup", "on" if integration.channel_lookup else "off"),
             ("Workspace", f"{ws.team_name} ({ws.team_id})" if ws else "-"),
             ("Bot user", integration.bot_user_id or "-"),
             ("Requested scopes", ", ".join(integration.requested_scopes)),
@@ -130,6 +140,7 @@ def add(
             show_default=False,
         ),
     ] = None,
+    channel_lookup: Annotated[bool, typer.Option("--channel-lookup", help=CHANNEL_LOOKUP_HELP)] = False,
     consent: Annotated[
         bool,
         typer.Option(
@@ -183,6 +194,7 @@ def add(
             access_logs=access_logs,
             two_way_sync=two_way_sync,
             link_previews=link_previews,
+            channel_lookup=channel_lookup,
             consent_us_data_transfer=consent,
             version=version,
             coralogix_id=coralogix_id,
@@ -262,6 +274,14 @@ def run_authorize(out: Output, ref: str, options: "AuthorizeOptions") -> Integra
 @app.command("authorize")
 def authorize_cmd(
     name: NameArg,
+    channel_lookup: Annotated[
+        bool | None,
+        typer.Option(
+            "--channel-lookup/--no-channel-lookup",
+            help="Turn channel lookup on (or off) before installing. " + CHANNEL_LOOKUP_HELP,
+            show_default=False,
+        ),
+    ] = None,
     redirect_uri: RedirectUriOpt = None,
     no_browser: NoBrowserOpt = False,
     paste: PasteOpt = False,
@@ -286,6 +306,8 @@ def authorize_cmd(
     """
     out = Output(output)
     options = authorize_options(out, redirect_uri, no_browser, paste, pkce, timeout, tls_cert, tls_key)
+    if channel_lookup is not None:
+        Registry().edit(name, IntegrationChanges(channel_lookup=channel_lookup))
     integration = run_authorize(out, name, options)
     connectors = Registry().view().connectors_of(integration.id)
     out.emit(
@@ -435,6 +457,10 @@ def edit(
         bool | None,
         typer.Option("--link-previews/--no-link-previews", help="Rich link previews.", show_default=False),
     ] = None,
+    channel_lookup: Annotated[
+        bool | None,
+        typer.Option("--channel-lookup/--no-channel-lookup", help=CHANNEL_LOOKUP_HELP, show_default=False),
+    ] = None,
     version: Annotated[
         str | None,
         typer.Option(
@@ -464,6 +490,7 @@ def edit(
         access_logs=access_logs,
         two_way_sync=two_way_sync,
         link_previews=link_previews,
+        channel_lookup=channel_lookup,
         version=version,
         coralogix_id="" if unlink_coralogix else coralogix_id,
     )

@@ -109,6 +109,13 @@ def manifest(
     access_logs: Annotated[
         bool, typer.Option("--access-logs", help="Include Slack access logs (user scopes).")
     ] = False,
+    channel_lookup: Annotated[
+        bool,
+        typer.Option(
+            "--channel-lookup",
+            help="Include channels:read and groups:read (cxslack's own, for looking channels up by name).",
+        ),
+    ] = False,
     redirect_uri: Annotated[
         str | None, typer.Option("--redirect-uri", help="Redirect URL (default: the configured one).")
     ] = None,
@@ -143,6 +150,7 @@ def manifest(
             (two_way_sync, Feature.TWO_WAY_SYNC),
             (link_previews, Feature.LINK_PREVIEWS),
             (access_logs, Feature.ACCESS_LOGS),
+            (channel_lookup, Feature.CHANNEL_LOOKUP),
         ):
             if on:
                 features.add(feature)

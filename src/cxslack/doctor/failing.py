@@ -43,7 +43,7 @@ def _verdict(integration: Integration, probe: TokenProbe) -> tuple[CheckStatus, 
         restored = "; status restored to Active" if probe.status_change is Status.ACTIVE else ""
         return (
             CheckStatus.OK,
-            f"Slack accepts the bot token ({info.team_name}, {info.team_id}){restored}",
+            f"Slack accepts the {'bot' if info.bot_id else 'user'} token ({info.team_name}, {info.team_id}){restored}",
             None,
         )
     error = probe.error

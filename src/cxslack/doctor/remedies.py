@@ -15,6 +15,11 @@ def authorize(integration: Integration) -> str:
     return f"cxslack integrations authorize {quote(integration.name)}"
 
 
+def grant_channel_lookup(integration: Integration) -> str:
+    """Turn on cxslack's own channels:read + groups:read and reinstall, so Slack grants them."""
+    return f"{authorize(integration)} --channel-lookup"
+
+
 def enable(integration: Integration, flag: str) -> str:
     """Turn a feature on and authorize again, so Slack grants the scopes it needs."""
     return f"cxslack integrations edit {quote(integration.name)} {flag} && {authorize(integration)}"

@@ -1,8 +1,12 @@
 """One integration's view of Slack for a doctor run: auth.test once, the channel list once.
 
-Channel existence and membership for every connector come from one paginated
-`conversations.list` per integration (Tier 2), never one `conversations.info` per channel, so
-doctor stays inside Slack's limits on workspaces with thousands of connectors.
+With cxslack's own channels:read and groups:read (`--channel-lookup`), channel existence and
+membership for every connector come from one paginated `conversations.list` per integration
+(Tier 2), never one `conversations.info` per channel, so doctor stays inside Slack's limits on
+workspaces with thousands of connectors. Without them (the product page's scopes), the channel
+list is not available: checks that need it are skipped with the command that grants them, and
+membership is read per channel ID cxslack knows (from earlier posts) with one
+`conversations.history` call each, which needs the two-way sync scopes, never a name.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from cxslack.doctor.report import Check, CheckStatus, Subject, Symptom
 from cxslack.errors import CxError
 from cxslack.model import Integration, Status
 from cxslack.registry import Registry
-from cxslack.scopes import FEATURE_SCOPES, Feature
+from cxslack.scopes import CHANNEL_LOOKUP_SCOPES, FEATURE_SCOPES, LIST_TYPE_BY_SCOPE, Feature
+from cxslack.slack.channels import IntegrationChannels
 from cxslack.slack.client import AuthInfo, SlackAccess, SlackError
 
 LIST_PAGE = 1000  # conversations.list's maximum page size
@@ -91,6 +96,14 @@ def _channel(doc: dict[str, Any]) -> ChannelInfo:
 
 
 @dataclass(frozen=True)
+class Membership:
+    """Whether the bot is in a channel, as far as Slack can be asked without a name lookup."""
+
+    state: str  # member | outside (public, not a member) | invisible (private without the app, or gone) | unknown
+    detail: str = ""  # follows "#channel (role)" in a message
+
+
+@dataclass(frozen=True)
 class TokenProbe:
     """What auth.test said about the bot token, or why Slack was not asked."""
 
@@ -123,10 +136,14 @@ class SlackSession:
         self.registry = registry
         self.integration = integration
         self.offline = offline
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # directory() asks probe() for the scopes under it
         self._probe: TokenProbe | None = None
         self._access: SlackAccess | None = None
         self._directory: ChannelDirectory | SlackUnavailable | None = None
+        self._probes: dict[str, Membership] = {}
+        from cxslack.state import open_state
+
+        self.channels = IntegrationChannels(open_state(registry.store).channels, integration.id)
 
     def probe(self) -> TokenProbe:
         with self._lock:
@@ -149,7 +166,14 @@ class SlackSession:
         if self.offline:
             return TokenProbe(not_called="not checked: --offline")
         try:
-            self._access = bot_access(self.registry, integration)  # refreshes an expiring rotation token
+            if secrets.bot is None and secrets.user is not None:  # an access-logs-only install
+                from cxslack.oauth.flow import fresh_tokens
+
+                user = fresh_tokens(self.registry, integration).user
+                assert user is not None
+                self._access = SlackAccess(user.access_token)
+            else:
+                self._access = bot_access(self.registry, integration)  # refreshes an expiring rotation token
             info = self._access.auth_test()
         except SlackError as exc:
             mark_failing_if_token_error(self.registry, integration.id, exc)
@@ -197,20 +221,87 @@ class SlackSession:
                 raise self._directory
             return self._directory
 
+    def lookup_missing(self) -> list[str]:
+        """Which of cxslack's own channel-lookup scopes the token lacks."""
+        granted = set(self.scopes())
+        return [s for s in CHANNEL_LOOKUP_SCOPES if s not in granted]
+
+    def _no_lookup(self, missing: list[str]) -> SlackUnavailable:
+        from cxslack.doctor import remedies
+
+        return SlackUnavailable(
+            CheckStatus.SKIP,
+            f"needs {' and '.join(missing)} to look channels up by name; cxslack requests them only with "
+            "--channel-lookup (they are not on the product page's scope list)",
+            remedies.grant_channel_lookup(self.integration),
+        )
+
     def _fetch_directory(self, probe: TokenProbe) -> ChannelDirectory | SlackUnavailable:
         if probe.not_called:
             return SlackUnavailable(CheckStatus.SKIP, probe.not_called)
         if probe.error is not None or self._access is None:
             return SlackUnavailable(CheckStatus.SKIP, TOKEN_REJECTED)
+        missing = self.lookup_missing()
+        if missing:
+            return self._no_lookup(missing)
         try:
             return ChannelDirectory.fetch(self._access)
         except SlackError as exc:
+            if exc.code == "missing_scope":  # granted once, gone now: never an `ok` built on it
+                return self._no_lookup([str(exc.data.get("needed") or ", ".join(CHANNEL_LOOKUP_SCOPES))])
             return SlackUnavailable(CheckStatus.WARN, f"could not list channels: {exc.message}", exc.hint)
+
+    def membership(self, ref: str) -> Membership:
+        """Is the bot in this channel? From the channel list when cxslack may list channels,
+        else by reading one message of the channel's history by its ID (not_in_channel and
+        channel_not_found are the answers that matter). SlackUnavailable when Slack cannot be
+        asked at all (Pending, token rejected, offline)."""
+        try:
+            directory = self.directory()
+        except SlackUnavailable:
+            if self._access is None or not self.lookup_missing():
+                raise
+            directory = None
+        if directory is not None:
+            info = directory.lookup(ref)
+            if info is None:
+                return Membership("invisible", "not found, or private without the app")
+            return Membership("member" if info.is_member or info.is_archived else "outside")
+        channel_id = self.channels.id_for(ref)
+        if channel_id is None:
+            refused = self.channels.refusal(ref)
+            if refused is not None and refused.error == "channel_not_found":
+                return Membership(
+                    "invisible",
+                    f"answered channel_not_found when cxslack last posted there ({refused.at}): "
+                    "a private channel without the app, or no such channel",
+                )
+            return Membership(
+                "unknown",
+                "cxslack has not posted there yet, so it knows no channel ID to ask Slack about, and "
+                f"looking it up by name needs {' and '.join(self.lookup_missing())}",
+            )
+        with self._lock:
+            if channel_id not in self._probes:
+                self._probes[channel_id] = self._probe_history(channel_id)
+            return self._probes[channel_id]
+
+    def _probe_history(self, channel_id: str) -> Membership:
+        assert self._access is not None
+        try:
+            self._access.call("conversations.history", channel=channel_id, limit=1, http_verb="GET")
+        except SlackError as exc:
+            if exc.code == "not_in_channel":
+                return Membership("outside", "the app is not a member")
+            if exc.code == "channel_not_found":
+                return Membership("invisible", f"is private without the app, or gone ({channel_id})")
+            return Membership("unknown", f"could not read its history: {exc.message}")
+        return Membership("member")
 
 
 # conversations.list needs channels:read to list public channels and groups:read for private ones
-# (Slack's method page); neither is on the product page's scope table, so most installs cannot look.
-LIST_SCOPES = {"public_channel": "channels:read", "private_channel": "groups:read"}
+# (Slack's method page); neither is on the product page's scope table: cxslack's own --channel-lookup.
+LIST_SCOPES = {kind: scope for scope, kind in LIST_TYPE_BY_SCOPE.items()}
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from cxslack.doctor.context import Context, SymptomChecks
 from cxslack.doctor.report import Check, CheckStatus, Symptom
 from cxslack.doctor.slack_state import SlackUnavailable, bot_scopes
 from cxslack.model import Integration
+from cxslack.registry import quote
 from cxslack.scopes import Feature
 
 
@@ -86,34 +87,36 @@ class TimelineChecks(SymptomChecks):
             return
         subject = ctx.connector_subject(connector, integration)
         session = ctx.session(integration)
-        try:
-            directory = session.directory()
-        except SlackUnavailable as why:
-            yield why.check(subject, "timeline.membership", self.symptom)
-            return
-        can_join = "channels:join" in session.scopes()
         problems: list[tuple[str, str]] = []
+        unknown: list[str] = []
         # Replies sync on Case notification threads: the channels Case notifications can land in.
         for target in ctx.targets(connector, (EntityType.CASES,)):
-            info = directory.lookup(target.channel)
+            try:
+                seen = session.membership(target.channel)
+            except SlackUnavailable as why:
+                yield why.check(subject, "timeline.membership", self.symptom)
+                return
             shown = channel_label(target.channel)
-            if info is None:
-                problems.append(
-                    (
-                        f"{shown} ({target.role}) not found, or private without the app",
-                        remedies.invite(target.channel),
-                    )
-                )
-            elif info.is_member or info.is_archived:  # archived channels are routing.channels' finding
-                continue
-            elif not can_join:
+            if seen.state == "invisible":
+                problems.append((f"{shown} ({target.role}) {seen.detail}", remedies.invite(target.channel)))
+            elif seen.state == "outside" and "channels:join" not in session.scopes():
                 problems.append(
                     (
                         f"the app is not in {shown} ({target.role}) and cannot join it: channels:join not granted",
                         f"{remedies.invite(target.channel)}, or grant channels:join: {remedies.authorize(integration)}",
                     )
                 )
-        ok = "the app is in, or joins on first post, every channel Case notifications can go to"
+            elif seen.state == "unknown":
+                unknown.append(f"{shown} ({target.role}): {seen.detail}")
+        if not problems and unknown:
+            yield subject.check(
+                "timeline.membership", self.symptom, CheckStatus.SKIP,
+                "cannot tell whether the app is in every channel Case notifications can go to: " + "; ".join(unknown),
+                f"{remedies.grant_channel_lookup(integration)}   (or post once: "
+                f"cxslack connectors test {quote(connector.name)})",
+            )  # fmt: skip
+            return
+        ok = "the app is in, or joins after its first post, every channel Case notifications can go to"
         yield subject.findings("timeline.membership", self.symptom, problems, ok)
 
 

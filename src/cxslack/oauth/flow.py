@@ -94,6 +94,8 @@ def authorize(registry: Registry, ref: str, options: AuthorizeOptions, io: FlowI
     integration = registry.view().find(ref)
     settings = app_settings(store)
     pkce = options.pkce or bool(settings.get("pkce"))
+    if pkce:
+        refuse_pkce_with_bot_scopes(integration, from_settings=not options.pkce)
     app = app_credentials(store, need_secret=not pkce)
     uri = (
         options.redirect_uri
@@ -144,6 +146,30 @@ def authorize(registry: Registry, ref: str, options: AuthorizeOptions, io: FlowI
     return outcome
 
 
+def refuse_pkce_with_bot_scopes(integration: Integration, *, from_settings: bool) -> None:
+    """Slack: "Desktop redirects are not allowed to request bot scopes" — a PKCE flow to a
+    localhost redirect (the only kind cxslack's loopback callback is) installs user scopes only
+    (docs.slack.dev/authentication/using-pkce). Anything that sends notifications needs bot scopes."""
+    from cxslack.errors import UsageError
+
+    bot = integration.requested_bot_scopes
+    if not bot:
+        return
+    why = (
+        "the Slack app is configured as a PKCE app (cxslack app configure --pkce)"
+        if from_settings
+        else "--pkce"
+    )
+    raise UsageError(
+        "pkce_needs_no_bot_scopes",
+        f"{why} cannot install {integration.name}: Slack does not let PKCE flows to a localhost "
+        f"redirect request bot scopes, and {integration.name} needs {', '.join(bot)}",
+        "Install with the app's client secret instead (drop --pkce; cxslack app configure "
+        "--client-secret-stdin, or --no-pkce). PKCE suits an access-logs-only integration "
+        "(--no-notifications --access-logs).",
+    )
+
+
 def _certificate(state_dir: Path, options: AuthorizeOptions) -> tuple[Path, Path]:
     """The TLS certificate and key for the https listener: --tls-cert/--tls-key, or cxslack's own."""
     from cxslack.oauth.tls import ensure_loopback_certificate
@@ -159,9 +185,10 @@ def _certificate(state_dir: Path, options: AuthorizeOptions) -> tuple[Path, Path
 
 @dataclass
 class Grant:
-    """What oauth.v2.access returned, normalised."""
+    """What oauth.v2.access returned, normalised. An install that asked for user scopes only
+    (access logs) has no bot token."""
 
-    bot: TokenSet
+    bot: TokenSet | None
     user: TokenSet | None
     team_id: str
     team_name: str
@@ -202,21 +229,24 @@ def _token_set(token: Any, refresh: Any, expires_in: Any, scope: Any) -> TokenSe
 
 
 def _grant_from(body: dict[str, Any]) -> Grant:
-    if not body.get("access_token"):
-        raise AuthError(
-            "oauth_no_token", "Slack's answer carried no bot token", "Run the authorize command again."
-        )
     authed: dict[str, Any] = body["authed_user"] if isinstance(body.get("authed_user"), dict) else {}
+    if not body.get("access_token") and not authed.get("access_token"):
+        raise AuthError(
+            "oauth_no_token", "Slack's answer carried no token", "Run the authorize command again."
+        )
     user = None
     if authed.get("access_token"):
         user = _token_set(
             authed["access_token"], authed.get("refresh_token"), authed.get("expires_in"), authed.get("scope")
         )
+    bot = None
+    if body.get("access_token"):
+        bot = _token_set(
+            body["access_token"], body.get("refresh_token"), body.get("expires_in"), body.get("scope")
+        )
     team: dict[str, Any] = body["team"] if isinstance(body.get("team"), dict) else {}
     return Grant(
-        bot=_token_set(
-            body["access_token"], body.get("refresh_token"), body.get("expires_in"), body.get("scope")
-        ),
+        bot=bot,
         user=user,
         team_id=str(team.get("id", "")),
         team_name=str(team.get("name", "")),
@@ -233,20 +263,27 @@ def exchange_code(app: AppCredentials, code: str, redirect_uri: str, code_verifi
 
 
 def install(registry: Registry, integration_id: str, grant: Grant) -> AuthorizeOutcome:
-    """auth.test the new bot token, then store tokens and mark the integration Active.
+    """auth.test the new bot token (the user token when there is none), then store tokens and
+    mark the integration Active.
 
     The old tokens are replaced only here, after the whole exchange succeeded.
     """
-    info = SlackAccess(grant.bot.access_token).auth_test()
-    granted = info.scopes or list(grant.bot.scopes or [])
-    if grant.user and grant.user.scopes:
-        granted += [s for s in grant.user.scopes if s not in granted]
+    tested = grant.bot or grant.user
+    if tested is None:
+        raise AuthError(
+            "oauth_no_token", "Slack's answer carried no token", "Run the authorize command again."
+        )
+    info = SlackAccess(tested.access_token).auth_test()
+    granted = info.scopes or list(tested.scopes or [])
+    for other in (grant.bot, grant.user):
+        if other is not None and other is not tested:
+            granted += [s for s in other.scopes or [] if s not in granted]
     with registry.editing() as (view, docs):
         integration = view.integrations[integration_id]
         integration.workspace = Workspace(
             team_id=info.team_id or grant.team_id, team_name=info.team_name or grant.team_name
         )
-        integration.bot_user_id = grant.bot_user_id or info.user_id or None
+        integration.bot_user_id = grant.bot_user_id or (info.user_id if grant.bot else None) or None
         integration.granted_scopes = granted
         if info.bot_id:
             integration.extra["bot_id"] = info.bot_id

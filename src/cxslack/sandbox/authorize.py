@@ -36,8 +36,21 @@ _HEADERS = {
 }
 
 
+# Sign in with Slack's OpenID Connect scopes: requested at /openid/connect/authorize and
+# exchanged through openid.connect.token, not part of the v2 install flow
+# (docs.slack.dev/authentication/sign-in-with-slack).
+OIDC_SCOPES = frozenset({"openid", "email", "profile"})
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
 def scope_list(value: str) -> list[str]:
     return [s for s in re.split(r"[,\s]+", value) if s]
+
+
+def is_desktop_redirect(uri: str) -> bool:
+    """A localhost or custom-scheme redirect: what Slack calls a desktop redirect."""
+    parts = urlsplit(uri)
+    return parts.scheme not in ("http", "https") or (parts.hostname or "") in LOOPBACK_HOSTS
 
 
 def _problem(params: dict[str, str]) -> str | None:
@@ -47,10 +60,21 @@ def _problem(params: dict[str, str]) -> str | None:
     redirect = urlsplit(params.get("redirect_uri", ""))
     if redirect.scheme not in ("http", "https") or not redirect.netloc:
         return "redirect_uri must be an absolute http(s) URL."
-    if not scope_list(params.get("scope", "")) and not scope_list(params.get("user_scope", "")):
+    bot, user = scope_list(params.get("scope", "")), scope_list(params.get("user_scope", ""))
+    if not bot and not user:
         return "No scopes were requested (scope or user_scope)."
+    oidc = sorted(OIDC_SCOPES.intersection(bot + user))
+    if oidc:
+        return (
+            f"Invalid permissions requested: {', '.join(oidc)} belong to Sign in with Slack "
+            "(/openid/connect/authorize), not to the OAuth v2 install."
+        )
     if params.get("code_challenge") and params.get("code_challenge_method") != "S256":
         return "code_challenge_method must be S256."
+    if params.get("code_challenge") and bot and is_desktop_redirect(redirect.geturl()):
+        # docs.slack.dev/authentication/using-pkce: "Desktop redirects are not allowed to request
+        # bot scopes" (custom URI schemes and localhost redirects of PKCE flows)
+        return "Desktop redirects (localhost or a custom URI scheme) cannot request bot scopes with PKCE."
     return None
 
 

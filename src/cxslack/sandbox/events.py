@@ -20,6 +20,11 @@ Admin routes (JSON, not Slack's API):
   POST /_sandbox/events/disconnect        Socket Mode: ask connections to reconnect, as Slack does
   POST /_sandbox/edit                     {channel, ts, text}: a person edits a message
   POST /_sandbox/delete                   {channel, ts}: a person deletes a message
+  POST /_sandbox/compose                  {text, user?}: a person types URLs into the composer
+
+Message events reach the app only from channels its bot is a member of; link_shared from any
+channel. Setting a request URL sends a signed `url_verification` first: a URL that does not
+answer the challenge is refused (400 url_verification_failed), as Slack refuses to save it.
 """
 
 from __future__ import annotations
@@ -50,7 +55,16 @@ from cxslack.sandbox.wire import (
     json_route,
     text_field,
 )
-from cxslack.sandbox.workspace import APP_ID, APP_NAME, BOT_ID, BOT_USER_ID, TEAM_ID, Channel, Message
+from cxslack.sandbox.workspace import (
+    APP_ID,
+    APP_NAME,
+    BOT_ID,
+    BOT_USER_ID,
+    TEAM_ID,
+    URL_PATTERN,
+    Channel,
+    Message,
+)
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import Server, ServerConnection
@@ -189,9 +203,12 @@ def _message_deleted(channel: Channel, message: Message, ts: str) -> dict[str, A
 
 
 def _link_shared(channel: Channel, message: Message, unfurl_id: str, links: list[str]) -> dict[str, Any]:
+    """link_shared as docs.slack.dev/reference/events/link_shared shows it. It is sent whether or
+    not the bot is in the channel (`is_bot_user_member` says which)."""
     event: dict[str, Any] = {
         "type": "link_shared",
         "channel": channel.id,
+        "is_bot_user_member": channel.bot_member,
         "user": message.user,
         "message_ts": message.ts,
         "unfurl_id": unfurl_id,
@@ -202,6 +219,23 @@ def _link_shared(channel: Channel, message: Message, unfurl_id: str, links: list
     if message.is_reply:
         event["thread_ts"] = message.thread_ts
     return event
+
+
+def _composer_link_shared(user: str, unfurl_id: str, links: list[str], event_ts: str) -> dict[str, Any]:
+    """A link typed into the message composer, not posted yet: the channel is `COMPOSER`, the
+    `message_ts` is not a timestamp, and only unfurl_id + source can unfurl it (api.slack.com/
+    changelog/2021-08-changes-to-unfurls)."""
+    return {
+        "type": "link_shared",
+        "channel": "COMPOSER",
+        "is_bot_user_member": False,
+        "user": user,
+        "message_ts": f"{user}-{uuid.uuid4()}",
+        "unfurl_id": unfurl_id,
+        "source": "composer",
+        "links": [{"url": url, "domain": urlsplit(url).hostname or ""} for url in links],
+        "event_ts": event_ts,
+    }
 
 
 def signed_headers(
@@ -224,6 +258,34 @@ def signed_headers(
     if retry_num:
         headers.update({"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": reason})
     return headers
+
+
+def _verify_request_url(subscription: Subscription) -> None:
+    """Slack saves an Events API request URL only after it answers a signed `url_verification`
+    request with its `challenge` (as plain text, JSON or a form), within the timeout
+    (docs.slack.dev/reference/events/url_verification)."""
+    import httpx
+
+    assert subscription.url is not None
+    challenge = secrets.token_urlsafe(24)
+    doc = {"token": "sandbox-verification-token", "challenge": challenge, "type": "url_verification"}
+    body = json.dumps(doc, separators=(",", ":")).encode()
+    headers = signed_headers(subscription.signing_secret, body)
+    failed = f"{subscription.url} did not answer Slack's url_verification request with its challenge"
+    try:
+        with httpx.Client(trust_env=False) as client:
+            answer = client.post(
+                subscription.url, content=body, headers=headers, timeout=subscription.timeout
+            )
+    except httpx.HTTPError as exc:
+        raise AdminError(400, "url_verification_failed", f"{failed} ({type(exc).__name__})") from None
+    echoed = {answer.text.strip()} | set(parse_qs(answer.text).get("challenge", []))
+    with contextlib.suppress(ValueError):
+        reply = answer.json()
+        if isinstance(reply, dict):
+            echoed.add(str(reply.get("challenge")))
+    if not 200 <= answer.status_code < 300 or challenge not in echoed:
+        raise AdminError(400, "url_verification_failed", f"{failed} (HTTP {answer.status_code})")
 
 
 # -- the feed ------------------------------------------------------------------------------
@@ -256,6 +318,7 @@ class EventFeed:
             ("POST", "events/disconnect", self.disconnect),
             ("POST", "edit", self.edit),
             ("POST", "delete", self.delete),
+            ("POST", "compose", self.compose),
         ]
         for verb, name, action in routes:
             router.add(verb, ADMIN_PREFIX + name, json_route(verb, action))
@@ -286,6 +349,11 @@ class EventFeed:
         transport = self.subscription.transport
         if transport is None:  # nobody listens: cost nothing
             return
+        if change != "link_shared" and not channel.bot_member:
+            # message.channels / message.groups reach an app only for channels its bot is in
+            # (docs.slack.dev/reference/events/message.channels): posting with chat:write.public
+            # does not make it a member, conversations.join or an /invite does.
+            return
         if change == "message":
             event = _message_event(channel, message)
         elif change == "message_changed":
@@ -294,6 +362,9 @@ class EventFeed:
             event = _message_deleted(channel, message, detail["ts"])
         else:
             event = _link_shared(channel, message, detail["unfurl_id"], detail["links"])
+        self._deliver(transport, event)
+
+    def _deliver(self, transport: Transport, event: dict[str, Any]) -> None:
         delivery = Delivery(self._envelope(event), transport)
         with self._cond:
             self._deliveries[delivery.event_id] = delivery
@@ -445,6 +516,25 @@ class EventFeed:
             self.app_tokens.add(token)
         return {"token": token}
 
+    def compose(self, body: Body) -> Body:
+        """A person types {text} with URLs into the message composer (not posted yet): Slack sends
+        link_shared from the `COMPOSER`, to be unfurled by unfurl_id + source only."""
+        text = text_field(body, "text")
+        user = body.get("user") or "U0BOB"
+        links = URL_PATTERN.findall(text)
+        if not links:
+            raise AdminError(400, "no_links", "text has no http(s) URL")
+        with self.ws.lock:
+            if user not in self.ws.users:
+                raise AdminError(404, "user_not_found", f"no person {user!r}")
+            unfurl_id = f"COMPOSER.{secrets.token_hex(16)}"
+            event = _composer_link_shared(str(user), unfurl_id, links, self.ws.next_ts())
+            self.ws.shared_links[unfurl_id] = ("COMPOSER", event["message_ts"])
+            transport = self.subscription.transport
+            if transport is not None:
+                self._deliver(transport, event)
+        return {"unfurl_id": unfurl_id, "message_ts": event["message_ts"], "links": links}
+
     def subscribe(self, body: Body) -> Body:
         unknown = set(body) - {f.name for f in fields(Subscription)}
         if unknown:
@@ -465,6 +555,8 @@ class EventFeed:
         ):
             raise AdminError(400, "invalid_setting", "socket_mode: a boolean; signing_secret: a non-empty "
                              "string; timeout, retry_delay, ack_timeout: seconds >= 0")  # fmt: skip
+        if url is not None:
+            _verify_request_url(subscription)
         with self._cond:
             self.subscription = subscription
         return self._mode()

@@ -67,9 +67,11 @@ RESPONSE_URL_USES = 5
 RESPONSE_URL_TTL = 30 * 60
 
 
-@api_method("chat.postEphemeral", "chat:write")
-def chat_post_ephemeral(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
-    channel = slack_api._writable_channel(ws, token, params.get("channel"))
+@api_method("chat.postEphemeral")
+def chat_post_ephemeral(
+    ws: Workspace, params: Params, token: Token, channel: Channel | None
+) -> dict[str, Any]:
+    channel = slack_api._writable(channel, token)
     user = ws.users.get(str(params.get("user") or ""))
     if user is None or user.is_bot:
         raise SlackError("user_not_in_channel")

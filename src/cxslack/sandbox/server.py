@@ -34,8 +34,8 @@ from cxslack.sandbox.wire import BadRequest, Request, Response, Router
 from cxslack.sandbox.workspace import AppSettings, Clock, Workspace
 from cxslack.scopes import FEATURE_SCOPES
 
-# What issue_token grants by default: every bot scope the product asks for.
-DEFAULT_BOT_SCOPES = [s.name for s in FEATURE_SCOPES if not s.user]
+# What issue_token grants by default: every bot scope on the product page (not cxslack's own).
+DEFAULT_BOT_SCOPES = [s.name for s in FEATURE_SCOPES if not s.user and not s.own]
 
 
 class SlackSandbox:

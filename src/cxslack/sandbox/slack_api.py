@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from operator import attrgetter
 from typing import Any, TypeVar
 
+from cxslack.sandbox.rules import LIST_TYPE_SCOPES, RULES, ChannelArg, MethodRule
 from cxslack.sandbox.workspace import (
     APP_ID,
     BOT_ID,
@@ -59,21 +60,23 @@ class SlackError(Exception):
 
 @dataclass(frozen=True)
 class _Method:
-    fn: Callable[..., dict[str, Any]]  # (workspace, params, token) or, when public, (workspace, params)
-    scope: str | None
+    # (workspace, params, token, channel) or, when public, (workspace, params); `channel` is the
+    # one the method's rule resolved (rules.py), or None when the method names none
+    fn: Callable[..., dict[str, Any]]
     public: bool
 
 
 _METHODS: dict[str, _Method] = {}
 
 
-def api_method(
-    name: str, scope: str | None = None, *, public: bool = False
-) -> Callable[[MethodFn], MethodFn]:
-    """Register a Web API method; `scope` is checked before it runs, `public` needs no token."""
+def api_method(name: str, *, public: bool = False) -> Callable[[MethodFn], MethodFn]:
+    """Register a Web API method; its rule (rules.RULES) is applied before it runs, `public`
+    methods need no token."""
+    if not public and name not in RULES:
+        raise ValueError(f"{name} has no row in sandbox/rules.py")
 
     def register(fn: MethodFn) -> MethodFn:
-        _METHODS[name] = _Method(fn, scope, public)
+        _METHODS[name] = _Method(fn, public)
         return fn
 
     return register
@@ -91,12 +94,36 @@ def call(ws: Workspace, method: str, params: Params, token: str | None) -> ApiRe
             else:
                 caller = authenticate(ws, token)
                 headers["x-oauth-scopes"] = ",".join(caller.scopes)
-                if entry.scope:
-                    require(caller, entry.scope)
-                body = entry.fn(ws, params, caller)
+                channel = apply_rule(ws, RULES[method], params, caller)
+                body = entry.fn(ws, params, caller, channel)
         except SlackError as exc:
             return 200, exc.body(), headers
     return 200, {"ok": True, **body}, headers
+
+
+def apply_rule(ws: Workspace, rule: MethodRule, params: Params, token: Token) -> Channel | None:
+    """Check a call against its method's row: scopes, then the channel (ID only where Slack takes
+    IDs), the scope for that kind of channel, then membership. Returns the channel."""
+    if rule.user_token_only and token.kind != "user":
+        raise SlackError("not_allowed_token_type")
+    if rule.scope:
+        require(token, rule.scope)
+    kinds = rule.channel_scopes
+    if kinds and not any(s in token.scopes for s in kinds):
+        # no channel to tell which one applies (or no scope of either kind): Slack names them all
+        raise SlackError("missing_scope", needed=",".join(kinds), provided=",".join(token.scopes))
+    ref = str(params.get("channel") or "")
+    if rule.channel is ChannelArg.NONE or (not ref and not rule.channel_required):
+        return None
+    found = ws.channel(ref) if rule.channel is ChannelArg.ID_OR_NAME else ws.channel_by_id(ref)
+    if found is None or (found.is_private and not _is_member(found, token)):
+        raise SlackError("channel_not_found")  # a private channel the caller is not in is invisible
+    kind_scope = rule.private_scope if found.is_private else rule.public_scope
+    if kind_scope:
+        require(token, kind_scope)
+    if rule.member and not _is_member(found, token):
+        raise SlackError("not_in_channel")
+    return found
 
 
 def authenticate(ws: Workspace, value: str | None) -> Token:
@@ -249,16 +276,10 @@ def _is_member(channel: Channel, token: Token) -> bool:
     return token.kind == "user" or channel.bot_member
 
 
-def _visible_channel(ws: Workspace, token: Token, ref: Any) -> Channel:
-    """Slack shows a private channel the caller is not in as if it did not exist."""
-    channel = ws.channel(str(ref or ""))
-    if channel is None or (channel.is_private and not _is_member(channel, token)):
-        raise SlackError("channel_not_found")
-    return channel
-
-
-def _writable_channel(ws: Workspace, token: Token, ref: Any) -> Channel:
-    channel = _visible_channel(ws, token, ref)
+def _writable(channel: Channel | None, token: Token) -> Channel:
+    """Posting: not into an archived channel, and into a public one the caller is not in only
+    with chat:write.public."""
+    assert channel is not None
     if channel.is_archived:
         raise SlackError("is_archived")
     if not _is_member(channel, token) and "chat:write.public" not in token.scopes:
@@ -266,17 +287,9 @@ def _writable_channel(ws: Workspace, token: Token, ref: Any) -> Channel:
     return channel
 
 
-def _readable_channel(ws: Workspace, token: Token, ref: Any) -> Channel:
-    channel = _visible_channel(ws, token, ref)
-    require(token, "groups:history" if channel.is_private else "channels:history")
-    if not _is_member(channel, token):
-        raise SlackError("not_in_channel")
-    return channel
-
-
 # -- auth ---------------------------------------------------------------------------------
 @api_method("auth.test")
-def auth_test(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
+def auth_test(ws: Workspace, params: Params, token: Token, channel: Channel | None) -> dict[str, Any]:
     user = ws.users[token.user_id]
     body = {
         "url": f"https://{TEAM_DOMAIN}.slack.com/",
@@ -293,7 +306,7 @@ def auth_test(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
 
 
 @api_method("auth.revoke")
-def auth_revoke(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
+def auth_revoke(ws: Workspace, params: Params, token: Token, channel: Channel | None) -> dict[str, Any]:
     if _flag(params, "test"):
         return {"revoked": False}
     ws.revoke(token.value)
@@ -390,9 +403,9 @@ def oauth_v2_access(ws: Workspace, params: Params) -> dict[str, Any]:
 
 
 # -- chat ---------------------------------------------------------------------------------
-@api_method("chat.postMessage", "chat:write")
-def chat_post_message(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
-    channel = _writable_channel(ws, token, params.get("channel"))
+@api_method("chat.postMessage")
+def chat_post_message(ws: Workspace, params: Params, token: Token, channel: Channel | None) -> dict[str, Any]:
+    channel = _writable(channel, token)
     text = _text(params)
     blocks, attachments = _blocks(params), _attachments(params)
     if not (text or blocks or attachments):
@@ -423,9 +436,9 @@ def chat_post_message(ws: Workspace, params: Params, token: Token) -> dict[str, 
     return {"channel": channel.id, "ts": message.ts, "message": message.to_api(include_metadata=True)}
 
 
-@api_method("chat.update", "chat:write")
-def chat_update(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
-    channel = _writable_channel(ws, token, params.get("channel"))
+@api_method("chat.update")
+def chat_update(ws: Workspace, params: Params, token: Token, channel: Channel | None) -> dict[str, Any]:
+    channel = _writable(channel, token)
     message = channel.messages.get(str(params.get("ts") or ""))
     if message is None:
         raise SlackError("message_not_found")
@@ -460,8 +473,8 @@ def chat_update(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
     }
 
 
-@api_method("chat.unfurl", "links:write")
-def chat_unfurl(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
+@api_method("chat.unfurl")
+def chat_unfurl(ws: Workspace, params: Params, token: Token, channel: Channel | None) -> dict[str, Any]:
     unfurls = _json_param(params, "unfurls", "invalid_unfurls_format")
     if not isinstance(unfurls, dict) or not unfurls:
         raise SlackError("invalid_unfurls_format")
@@ -476,7 +489,8 @@ def chat_unfurl(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
         if target is None:
             raise SlackError("cannot_find_message")
     else:
-        channel = _visible_channel(ws, token, params.get("channel"))
+        if channel is None:
+            raise SlackError("invalid_arguments", detail="channel and ts, or unfurl_id and source")
         ts = str(params.get("ts") or "")
         if ts not in channel.messages:
             raise SlackError("cannot_find_message")
@@ -486,13 +500,11 @@ def chat_unfurl(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
 
 
 # -- conversations ------------------------------------------------------------------------
-# conversations.info/list do not check channels:read or groups:read: the product's scope table
-# (scopes.py) has neither, and cxslack still needs membership answers from these two methods.
-@api_method("conversations.join", "channels:join")
-def conversations_join(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
-    channel = ws.channel(str(params.get("channel") or ""))
-    if channel is None:
-        raise SlackError("channel_not_found")
+@api_method("conversations.join")
+def conversations_join(
+    ws: Workspace, params: Params, token: Token, channel: Channel | None
+) -> dict[str, Any]:
+    assert channel is not None
     if channel.is_private:
         raise SlackError("method_not_supported_for_channel_type")
     if channel.is_archived:
@@ -507,14 +519,23 @@ def conversations_join(ws: Workspace, params: Params, token: Token) -> dict[str,
 
 
 @api_method("conversations.info")
-def conversations_info(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
-    channel = _visible_channel(ws, token, params.get("channel"))
+def conversations_info(
+    ws: Workspace, params: Params, token: Token, channel: Channel | None
+) -> dict[str, Any]:
+    assert channel is not None
     return {"channel": channel.to_api(is_member=_is_member(channel, token))}
 
 
 @api_method("conversations.list")
-def conversations_list(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
-    types = {t.strip() for t in str(params.get("types") or "public_channel").split(",")}
+def conversations_list(
+    ws: Workspace, params: Params, token: Token, channel: Channel | None
+) -> dict[str, Any]:
+    types = {t.strip() for t in str(params.get("types") or "public_channel").split(",") if t.strip()}
+    unknown = types - set(LIST_TYPE_SCOPES)
+    if unknown:
+        raise SlackError("invalid_types", detail=f"unknown type(s): {', '.join(sorted(unknown))}")
+    for kind in sorted(types):
+        require(token, LIST_TYPE_SCOPES[kind])
     exclude_archived = _flag(params, "exclude_archived")
     listed = [
         c
@@ -541,15 +562,19 @@ def _messages_page(messages: list[Message], params: Params, default_limit: int) 
 
 
 @api_method("conversations.history")
-def conversations_history(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
-    channel = _readable_channel(ws, token, params.get("channel"))
+def conversations_history(
+    ws: Workspace, params: Params, token: Token, channel: Channel | None
+) -> dict[str, Any]:
+    assert channel is not None
     newest_first = [m for m in reversed(channel.messages.values()) if not m.is_reply or m.broadcast]
     return _messages_page(newest_first, params, 100)
 
 
 @api_method("conversations.replies")
-def conversations_replies(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
-    channel = _readable_channel(ws, token, params.get("channel"))
+def conversations_replies(
+    ws: Workspace, params: Params, token: Token, channel: Channel | None
+) -> dict[str, Any]:
+    assert channel is not None
     root = ws.thread_root(channel, str(params.get("ts") or ""))
     if root is None:
         raise SlackError("thread_not_found")
@@ -586,16 +611,18 @@ def _user_doc(user: User, token: Token) -> dict[str, Any]:
     }
 
 
-@api_method("users.info", "users:read")
-def users_info(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
+@api_method("users.info")
+def users_info(ws: Workspace, params: Params, token: Token, channel: Channel | None) -> dict[str, Any]:
     user = ws.users.get(str(params.get("user") or ""))
     if user is None:
         raise SlackError("user_not_found")
     return {"user": _user_doc(user, token)}
 
 
-@api_method("users.lookupByEmail", "users:read.email")
-def users_lookup_by_email(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
+@api_method("users.lookupByEmail")
+def users_lookup_by_email(
+    ws: Workspace, params: Params, token: Token, channel: Channel | None
+) -> dict[str, Any]:
     user = ws.user_by_email(str(params.get("email") or ""))
     if user is None:
         raise SlackError("users_not_found")
@@ -603,8 +630,8 @@ def users_lookup_by_email(ws: Workspace, params: Params, token: Token) -> dict[s
 
 
 # -- team ---------------------------------------------------------------------------------
-@api_method("team.accessLogs", "admin")
-def team_access_logs(ws: Workspace, params: Params, token: Token) -> dict[str, Any]:
+@api_method("team.accessLogs")
+def team_access_logs(ws: Workspace, params: Params, token: Token, channel: Channel | None) -> dict[str, Any]:
     if not ws.settings.paid:
         raise SlackError("paid_only")
     before = _int(params, "before", 0, minimum=0)

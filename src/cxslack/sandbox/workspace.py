@@ -36,7 +36,7 @@ CODE_TTL = 600  # Slack's authorization codes are valid for ten minutes
 TokenKind = Literal["bot", "user"]
 TokenStatus = Literal["active", "revoked", "inactive"]
 
-_URL = re.compile(r"https?://[^\s<>|]+")
+URL_PATTERN = re.compile(r"https?://[^\s<>|]+")
 
 
 class Clock:
@@ -286,8 +286,12 @@ class Workspace:
             self.add_logins(3)
 
     # -- lookups ----------------------------------------------------------------------------
+    def channel_by_id(self, ref: str | None) -> Channel | None:
+        """A channel by its ID only, as every Slack method but chat.postMessage looks it up."""
+        return self.channels.get(ref or "")
+
     def channel(self, ref: str | None) -> Channel | None:
-        """A channel by id, `#name` or `name`, as chat.postMessage accepts it."""
+        """A channel by id, `#name` or `name`, as chat.postMessage accepts it (and the admin API)."""
         if not ref:
             return None
         if ref in self.channels:
@@ -327,7 +331,7 @@ class Workspace:
 
     def share_links(self, channel: Channel, message: Message) -> tuple[str | None, list[str]]:
         """A person posting URLs: Slack would send link_shared with an unfurl_id for chat.unfurl."""
-        links = _URL.findall(message.text)
+        links = URL_PATTERN.findall(message.text)
         if not links:
             return None, []
         unfurl_id = f"{message.ts}.{secrets.token_hex(8)}"

@@ -84,7 +84,9 @@ def describe_error(method: str, error: str, data: Mapping[str, Any], channel: st
         return SlackError(
             error,
             f"{method} needs scope {needed}, which was not granted (granted: {provided or 'none'})",
-            f"Reauthorize the Slack app so it can grant the scope: {authorize}",
+            f"cxslack requests channels:read and groups:read only with --channel-lookup: {authorize} --channel-lookup"
+            if needed in ("channels:read", "groups:read")
+            else f"Reauthorize the Slack app so it can grant the scope: {authorize}",
             exit_code=EXIT_AUTH,
             method=method,
             data=data,
@@ -249,7 +251,6 @@ class SlackAccess:
         policy = policy or RetryPolicy()
         self.policy = policy
         self.integration = integration  # the name hints use ("cxslack integrations authorize Payments")
-        self._channel_ids: dict[str, str] = {}  # name → id, filled by channel_id()
         register_secret(token)
         backoff = BackoffRetryIntervalCalculator(backoff_factor=policy.backoff)
         self.base_url = base_url or api_url()
@@ -339,29 +340,6 @@ class SlackAccess:
             app_id=body.get("app_id"),
             scopes=[s.strip() for s in scopes.split(",") if s.strip()],
         )
-
-    def channel_id(self, channel: str) -> str | None:
-        """A channel's id from its id or name (conversations.list pages; history calls need ids)."""
-        import re
-
-        if re.fullmatch(r"[CG][A-Z0-9]{6,}", channel):
-            return channel
-        name, cursor = channel.removeprefix("#"), None
-        if name in self._channel_ids:
-            return self._channel_ids[name]
-        while True:
-            body, _ = self.call(
-                "conversations.list",
-                types="public_channel,private_channel",
-                limit=1000,
-                cursor=cursor,
-                http_verb="GET",
-            )
-            for item in body.get("channels", []):
-                self._channel_ids[str(item.get("name"))] = str(item["id"])
-            cursor = (body.get("response_metadata") or {}).get("next_cursor")
-            if not cursor or name in self._channel_ids:
-                return self._channel_ids.get(name)
 
     def post_message(self, channel: str, text: str, **params: Any) -> dict[str, Any]:
         body, _ = self.call("chat.postMessage", channel=channel, text=text, **params)

@@ -22,6 +22,7 @@ from cxslack.state.records import (
     CaseThread,
     CheckpointSnapshot,
     DeliveredBatch,
+    LearnedChannel,
     MigrationEvent,
     PendingRoot,
     PreviewPlace,
@@ -52,6 +53,19 @@ class CaseThreads(Protocol):
         """The Case thread whose root is (channel, ts), if cxslack posted one there."""
 
     def all(self) -> list[CaseThread]: ...
+
+
+class ChannelBook(Protocol):
+    """Per integration: channel name → the ID chat.postMessage answered with (Slack takes names
+    nowhere else), or the error with which it refused a post by that name."""
+
+    def get(self, integration: str, name: str) -> LearnedChannel | None: ...
+
+    def learn(self, integration: str, name: str, channel_id: str) -> None: ...
+
+    def refused(self, integration: str, name: str, error: str) -> None: ...
+
+    def forget(self, integration: str, name: str) -> None: ...
 
 
 class CaseSettingsBook(Protocol):
@@ -217,6 +231,9 @@ class State(Protocol):
 
     @property
     def settings(self) -> CaseSettingsBook: ...
+
+    @property
+    def channels(self) -> ChannelBook: ...
 
     @property
     def ledger(self) -> SyncLedger: ...

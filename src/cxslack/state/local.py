@@ -4,6 +4,7 @@
     cases/settings.json       Case id or readable id → settings                       JsonDoc
     cases/previews.json       Case → where its previews live                          JsonDoc
     cases/locks/<digest>.lock one notify per (Case, connector)
+    slack/channels.json       integration → channel name → ID Slack answered (or its refusal)  JsonDoc
     sync/ledger.json          (channel, ts) → comment; sync cursors; last poll        JsonDoc
     sync/locks/<n>.lock       one sync per reply (64 stripes)
     actions/ledger.json       click key → what it did to a Case (7 days, 50,000 kept)  JsonDoc
@@ -37,6 +38,7 @@ from cxslack.state.records import (
     CaseThread,
     CheckpointSnapshot,
     DeliveredBatch,
+    LearnedChannel,
     MigrationEvent,
     PendingRoot,
     PreviewPlace,
@@ -234,6 +236,37 @@ class FileActionLedger:
             yield _FileActionClaim(self, _digest(key, 32))
 
 
+class FileChannelBook:
+    def __init__(self, directory: Path):
+        self.doc = JsonDoc(directory / "channels.json", indent=1)
+        self._cache: dict[str, object] | None = None  # read once: IDs do not change under a process
+
+    def get(self, integration: str, name: str) -> LearnedChannel | None:
+        if self._cache is None:
+            self._cache = self.doc.read()
+        table = self._cache.get(integration)
+        return LearnedChannel.from_json(name, table.get(name)) if isinstance(table, dict) else None
+
+    def _set(self, integration: str, name: str, entry: LearnedChannel | None) -> None:
+        with self.doc.transaction() as doc:
+            table = doc.get(integration)
+            table = doc[integration] = table if isinstance(table, dict) else {}
+            if entry is None:
+                table.pop(name, None)
+            else:
+                table[name] = entry.to_json()
+            self._cache = dict(doc)
+
+    def learn(self, integration: str, name: str, channel_id: str) -> None:
+        self._set(integration, name, LearnedChannel(name, id=channel_id, at=_now()))
+
+    def refused(self, integration: str, name: str, error: str) -> None:
+        self._set(integration, name, LearnedChannel(name, error=error, at=_now()))
+
+    def forget(self, integration: str, name: str) -> None:
+        self._set(integration, name, None)
+
+
 class FilePreviewBook:
     def __init__(self, directory: Path):
         self.doc = JsonDoc(directory / "previews.json", indent=1)
@@ -333,6 +366,7 @@ class FileState:
         self.dir = state_dir
         self.threads = FileCaseThreads(state_dir / "cases")
         self.settings = FileCaseSettings(state_dir / "cases")
+        self.channels = FileChannelBook(state_dir / "slack")
         self.previews = FilePreviewBook(state_dir / "cases")
         self.ledger = FileSyncLedger(state_dir / "sync")
         self.actions = FileActionLedger(state_dir / "actions")

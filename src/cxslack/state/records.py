@@ -25,6 +25,26 @@ def _compact(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if v is not None and v is not False}
 
 
+# -- Slack channels --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LearnedChannel:
+    """What Slack answered a post to a channel *name*: its ID, or why it refused the post."""
+
+    name: str
+    id: str | None = None
+    error: str | None = None  # channel_not_found, not_in_channel, is_archived
+    at: str | None = None  # RFC 3339
+
+    def to_json(self) -> dict[str, Any]:
+        return _compact({"id": self.id, "error": self.error, "at": self.at})
+
+    @classmethod
+    def from_json(cls, name: str, doc: Any) -> LearnedChannel | None:
+        if not isinstance(doc, dict) or not (_str(doc, "id") or _str(doc, "error")):
+            return None
+        return cls(name, _str(doc, "id"), _str(doc, "error"), _str(doc, "at"))
+
+
 # -- Case threads ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CaseThread:
