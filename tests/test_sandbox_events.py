@@ -47,6 +47,17 @@ class Received:
     def envelope(self) -> dict[str, Any]:
         return dict(json.loads(self.body))
 
+    @property
+    def challenge(self) -> str | None:
+        """The challenge of a url_verification request (None for anything else)."""
+        try:
+            doc = json.loads(self.body)
+        except ValueError:
+            return None  # a form post (interactivity), not JSON
+        return (
+            str(doc["challenge"]) if isinstance(doc, dict) and doc.get("type") == "url_verification" else None
+        )
+
 
 @dataclass
 class Receiver:
@@ -60,7 +71,7 @@ class Receiver:
     url: str = ""
 
     def answer(self, received: Received) -> int:
-        if received.envelope.get("type") == "url_verification":
+        if received.challenge is not None:
             self.verifications.append(received)
             return self.statuses.pop(0) if self.statuses else 200
         self.requests.append(received)
@@ -83,7 +94,7 @@ def receiver() -> Iterator[Receiver]:
             received = Received(dict(self.headers.items()), body)
             status = recorder.answer(received)
             # a request URL answers Slack's url_verification with the challenge, as Bolt does
-            reply = received.envelope.get("challenge", "") if status == 200 else ""
+            reply = received.challenge or "" if status == 200 else ""
             self.send_response(status)
             self.send_header("Content-Length", str(len(reply)))
             self.end_headers()

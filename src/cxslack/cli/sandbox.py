@@ -62,6 +62,7 @@ def serve(
     POST /_sandbox/post {channel,text}   a person posts (links get an unfurl_id)
     POST /_sandbox/reply {channel,thread_ts,text}   a person replies in a thread
     POST /_sandbox/edit, /delete {channel,ts}       a person edits or deletes
+    POST /_sandbox/compose {text,user?}  a person types links in the composer
     POST /_sandbox/revoke {token?}       revoke one token, or all of them
     POST /_sandbox/uninstall             the workspace removes the app
     POST /_sandbox/archive, /unarchive {channel}    archive or restore
@@ -78,7 +79,7 @@ def serve(
     POST /_sandbox/reset                 back to the seeded workspace
     POST /_sandbox/app-token             an xapp- token for Socket Mode
     POST /_sandbox/events/subscribe {url,interactivity_url}   deliver Events
-         API requests and button clicks
+         API requests (after url answers a url_verification) and clicks
     GET  /_sandbox/events                deliveries and their answers
     POST /_sandbox/events/redeliver, /events/disconnect   retries, drops
     POST /_sandbox/click {channel,ts,action_id,user?,confirm?}   a person
