@@ -22,7 +22,7 @@ from tests.sandbox_fixture import sandbox  # noqa: F401  (the `sandbox` fixture,
 
 ENV_TO_CLEAR = (
     "CXSLACK_OUTPUT", "CXSLACK_SLACK_API_URL", "CXSLACK_SLACK_AUTHORIZE_URL", "CXSLACK_SLACK_CLIENT_ID",
-    "CXSLACK_SLACK_CLIENT_SECRET", "CX_API_KEY", "CX_REGION", "CX_PROFILE", "CX_SEND_KEY", "NO_COLOR",
+    "CXSLACK_SLACK_CLIENT_SECRET", "CX_API_KEY", "CX_REGION", "CX_PROFILE", "CX_SEND_KEY", "CX_TEAM_ID", "NO_COLOR",
     "FORCE_COLOR", "CXSLACK_DEBUG",
 )  # fmt: skip
 
@@ -186,11 +186,13 @@ def sandbox_messages(sb: Any, channel: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def cx(slack: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The sandbox as Slack *and* Coralogix (Cases API, ingestion), with cxslack pointed at both."""
+    from cxslack.sandbox.case_actions import CORALOGIX_TEAM_ID
     from cxslack.sandbox.coralogix import CORALOGIX_API_KEY
 
     monkeypatch.setenv("CXSLACK_CORALOGIX_API_URL", slack.url)
     monkeypatch.setenv("CXSLACK_CORALOGIX_INGRESS_URL", slack.url)
     monkeypatch.setenv("CX_API_KEY", CORALOGIX_API_KEY)
+    monkeypatch.setenv("CX_TEAM_ID", str(CORALOGIX_TEAM_ID))  # whose members Case assignees are
     return slack
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cxslack.sandbox.coralogix import CORALOGIX_READONLY_API_KEY
+from cxslack.sandbox.coralogix import CORALOGIX_READONLY_API_KEY, member_id
 
 from .conftest import Cli, install, sandbox_admin, sandbox_messages
 
@@ -47,8 +47,16 @@ def test_show_prints_the_case_and_its_link(cli: Cli, cx: Any) -> None:
     doc = cli.ok("cases", "show", "case-1", "-o", "json").json()
     assert doc["case"]["readableId"] == "CASE-1"
     assert doc["link"].startswith(cx.url) and doc["case"]["id"] in doc["link"]
+    assert doc["assignee"] == "Alice Anderson"  # the team member behind UserDetails.userId
     text = cli.ok("cases", "show", "CASE-1").stdout
-    assert "P1" in text and "alice@example.com" in text
+    assert "P1" in text and "Alice Anderson" in text and "userId" not in text and "{" not in text
+
+
+def test_show_without_a_team_id_names_no_assignee(cli: Cli, cx: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CX_TEAM_ID")
+    text = cli.ok("cases", "show", "CASE-1").stdout
+    assert "assigned (to name them: cxslack coralogix configure --team-id ID)" in text
+    assert "userId" not in text and "{" not in text
 
 
 def test_thread_mode_posts_one_root_and_replies_and_keeps_the_root_current(cli: Cli, cx: Any) -> None:
@@ -103,7 +111,8 @@ def test_case_routing_uses_the_cases_override(cli: Cli, cx: Any) -> None:
         cli,
         cx,
         "--override",
-        'cases={% if "checkout" in _context.entityLabels["tags"] %}cases{% else %}db-cases{% endif %}',
+        'cases={% if _context.entityLabels.service is defined and "checkout" in _context.entityLabels.service %}'
+        "cases{% else %}db-cases{% endif %}",
     )
     assert notify(cli, "CASE-1")["channel"] == "C0CASES"
     assert notify(cli, "CASE-3")["channel"] == "C0DBCASES"
@@ -252,3 +261,55 @@ def test_a_public_channel_named_in_the_connector_is_joined_by_id_and_replies_syn
     assert len(comments) == 1
     later = notify(cli, "CASE-1")  # by the remembered ID: no call needs the name any more
     assert later["channel"] == "C0PAYMENTSALERTS" and later["action"] == "reply"
+
+
+def slack_texts(value: Any) -> list[str]:
+    """Every string a person can read in a message: its text and every text in its blocks."""
+    if isinstance(value, dict):
+        return [
+            t
+            for k, v in value.items()
+            if k in ("text", "blocks", "fields", "elements")
+            for t in slack_texts(v)
+        ]
+    if isinstance(value, list):
+        return [t for item in value for t in slack_texts(item)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_a_v5_case_renders_as_people_read_it(cli: Cli, cx: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Assignee UserDetails {userId}, labels [{key, value}], CASE_PRIORITY_/CASE_STATUS_ enums: the
+    card says who (a Slack mention of the team member), key:value, P1 and Active — and no text
+    anywhere holds a `{`, a userId or a Python repr."""
+    ready(cli, cx)
+    root = notify(cli, "CASE-1")
+    [card] = top_level(cx)
+    fields = [f["text"] for f in card["blocks"][1]["fields"]]
+    assert fields == [
+        "*Status*\nActive",
+        "*Priority*\nP1",
+        "*Assignee*\n<@U0ALICE>",
+        "*Labels*\nenv:prod, service:checkout",
+    ]
+    set_case(cx, "CASE-1", assignee="carol@example.com")
+    notify(cli, "CASE-1", "--event", "assignee-changed")
+    assert "assigned to *<@U0CAROL>*" in replies(cx)[-1]["blocks"][0]["text"]["text"]
+    monkeypatch.delenv("CX_TEAM_ID")  # nobody to ask who the userId is: the assignee is left out
+    set_case(cx, "CASE-1", priority="CASE_PRIORITY_P2")
+    notify(cli, "CASE-1", "--event", "priority-changed")
+    [card] = top_level(cx)
+    assert [f["text"].split("\n")[0] for f in card["blocks"][1]["fields"]] == [
+        "*Status*",
+        "*Priority*",
+        "*Labels*",
+    ]
+    notify(cli, "CASE-1", "--event", "assignee-changed")
+    assert replies(cx)[-1]["text"] == "CASE-1: Assignee changed (assigned)"
+    httpx.post(f"{cx.url}/_sandbox/coralogix/cases/update", json={"id": "CASE-1", "assignee": None})
+    notify(cli, "CASE-1", "--event", "assignee-changed")
+    assert "unassigned" in replies(cx)[-1]["text"]
+    for message in sandbox_messages(cx, "payments-alerts"):
+        for text in slack_texts(message):
+            assert "{" not in text and "userId" not in text and "None" not in text, text
+            assert not any(member_id(p) in text for p in ("alice@example.com", "carol@example.com")), text
+    assert root["action"] == "root"

@@ -24,7 +24,7 @@ def comments(sandbox: Any) -> list[str]:
     events = httpx.get(f"{sandbox.url}/_sandbox/coralogix/comments", params={"case": "CASE-1"}).json()[
         "comments"
     ]
-    return [str((e.get("comment") or {}).get("text", "")) for e in events]
+    return [str(e["eventData"]["comment"].get("unsafeText", "")) for e in events]
 
 
 @pytest.fixture(params=["http", "socket-mode"])

@@ -63,7 +63,7 @@ def test_acknowledge_names_the_actor_and_answers_the_case(
     [call] = actions(sandbox)
     assert (call["verb"], call["path"], call["status"]) == ("POST", "/cases/acknowledged/v1", 200)
     assert call["body"] == {"ids": ["CASE-1"], "actor": {"userId": ALICE}}
-    changed = [e for e in client.list_events("CASE-1") if "statusChanged" in e]
+    changed = [e for e in client.list_events("CASE-1") if "statusChanged" in e["eventData"]]
     assert changed[-1]["actor"] == {"user": {"id": ALICE}}
 
 

@@ -18,7 +18,9 @@ from cxslack.sandbox.coralogix import (
     CORALOGIX_READONLY_API_KEY,
     CORALOGIX_SEND_KEY,
     MAX_INGEST_BYTES,
+    RULES,
     case_uuid,
+    member_id,
 )
 
 HTTP = httpx.Client(timeout=10)
@@ -68,7 +70,10 @@ def test_a_case_by_readable_id_or_uuid(client: CoralogixClient) -> None:
     case = client.get_case("CASE-1")
     assert case["id"] == case_uuid(1) and case["readableId"] == "CASE-1"
     assert case["status"] == "CASE_STATUS_ACTIVE" and case["priority"] == "CASE_PRIORITY_P1"
-    assert case["assignee"] == "alice@example.com" and case["labels"] == ["prod", "checkout"]
+    # cases.v1.UserDetails and v1.KeyValue, as the published OpenAPI v5 has them
+    assert case["assignee"] == {"userId": member_id("alice@example.com")}
+    assert case["labels"] == [{"key": "env", "value": "prod"}, {"key": "service", "value": "checkout"}]
+    assert {"category", "groupings", "impactedEntities", "priorityDetails"} <= set(case)
     assert case["createTime"].endswith("Z") and case["updateTime"] == case["createTime"]
     assert client.get_case(case_uuid(1)) == case
 
@@ -94,21 +99,62 @@ def test_the_deep_link_is_an_absolute_url_on_the_sandbox(
 
 def test_a_comment_lands_on_the_timeline(sandbox: SlackSandbox, client: CoralogixClient) -> None:
     event = client.add_comment("CASE-3", "Restarted db-3", [{"url": "https://example.com/graph.png"}])
-    assert event["comment"] == {
-        "text": "Restarted db-3",
-        "attachments": [{"url": "https://example.com/graph.png"}],
+    assert set(event) == {"eventId", "actor", "createTime", "eventTime", "eventData"}  # CaseEvent
+    assert event["eventData"] == {
+        "comment": {"unsafeText": "Restarted db-3", "attachments": [{"url": "https://example.com/graph.png"}]}
     }
-    assert event["caseId"] == case_uuid(3)
+    assert "apiKey" in event["actor"]
     assert client.list_events("CASE-3")[-1] == event
     assert admin_get(sandbox, "coralogix/comments", case="CASE-3")["comments"] == [event]
     assert client.get_case("CASE-3")["updateTime"] == event["createTime"]
+
+
+def test_a_comment_is_updated_and_deleted_by_its_event_id(
+    sandbox: SlackSandbox, client: CoralogixClient
+) -> None:
+    event = client.add_comment("CASE-3", "Restarted db-3")
+    updated = client.update_comment(event["eventId"], "Restarted db-3 and db-4")
+    assert updated["eventId"] == event["eventId"] and updated["updateTime"]
+    assert updated["eventData"]["comment"]["unsafeText"] == "Restarted db-3 and db-4"
+    assert client.get_event(event["eventId"]) == updated
+    assert [e for e in client.list_events("CASE-3") if "comment" in e["eventData"]] == [updated]
+    client.delete_comment(event["eventId"])
+    assert [e for e in client.list_events("CASE-3") if "comment" in e["eventData"]] == []
+    gone = failure(lambda: client.update_comment(event["eventId"], "again"))
+    assert gone.exit_code == EXIT_NOT_FOUND
+
+
+def test_comment_event_rules(sandbox: SlackSandbox, client: CoralogixClient) -> None:
+    """One check per row of RULES that concerns Case events (each row names its place in cases.yaml)."""
+    assert all(rule.source.startswith("coralogix-openapi-v5/") or "gRPC" in rule.source for rule in RULES)
+    base = f"{sandbox.url}/mgmt/openapi/5/cases/events/v1"
+    key = {"Authorization": f"Bearer {CORALOGIX_API_KEY}"}
+    comment = client.add_comment("CASE-2", "Looking")["eventId"]
+    created = client.list_events("CASE-2")[0]["eventId"]  # the `created` event: not a comment
+
+    def status(verb: str, path: str, headers: dict[str, str] = key, **body: Any) -> tuple[int, int]:
+        answer = HTTP.request(verb, f"{base}/{path}", json=body or None, headers=headers)
+        return answer.status_code, answer.json().get("code", 0)
+
+    assert status("PUT", f"{comment}/comments", {}, text="x") == (401, 16)
+    read_only = {"Authorization": f"Bearer {CORALOGIX_READONLY_API_KEY}"}
+    assert status("PUT", f"{comment}/comments", read_only, text="x") == (403, 7)
+    assert status("DELETE", f"{comment}/comments", read_only) == (403, 7)
+    assert status("GET", comment, read_only)[0] == 200  # reading needs case:Read only
+    assert status("PUT", f"{comment}/comments", attachments=[]) == (400, 3)  # text is required
+    assert status("PUT", f"{created}/comments", text="x") == (400, 3)
+    assert status("DELETE", f"{created}/comments") == (400, 3)
+    assert status("PUT", "no-such-event/comments", text="x") == (404, 5)
+    assert status("GET", "no-such-event") == (404, 5)
 
 
 def test_admin_changes_and_creates_cases(sandbox: SlackSandbox, client: CoralogixClient) -> None:
     changed = admin_post(sandbox, "coralogix/cases/update", id="CASE-1", status="CASE_STATUS_RESOLVED")
     assert changed["case"]["status"] == "CASE_STATUS_RESOLVED" == client.get_case("CASE-1")["status"]
     update = client.list_events("CASE-1")[-1]
-    assert update["updated"]["status"] == {"from": "CASE_STATUS_ACTIVE", "to": "CASE_STATUS_RESOLVED"}
+    assert update["eventData"] == {
+        "statusChanged": {"oldStatus": "CASE_STATUS_ACTIVE", "newStatus": "CASE_STATUS_RESOLVED"}
+    }
 
     created = admin_post(sandbox, "coralogix/cases", title="Queue backlog", priority="CASE_PRIORITY_P2")
     assert created["case"]["readableId"] == "CASE-6"
@@ -126,7 +172,7 @@ def test_sync_requests_are_recorded(sandbox: SlackSandbox) -> None:
     url = f"{sandbox.url}/mgmt/openapi/5/cases/cases/v1/CASE-1/sync-external-thread-comments"
     body = {"slack": {"channelId": "C0ALERTS", "threadId": "1700000000.000100"}}
     sent = HTTP.post(url, json=body, headers={"Authorization": f"Bearer {CORALOGIX_API_KEY}"})
-    assert sent.status_code == 200
+    assert sent.status_code == 200 and sent.json() == {"syncRegistered": True}
     assert admin_get(sandbox, "coralogix/syncs")["syncs"] == [{"caseId": case_uuid(1), "request": body}]
     read_only = HTTP.post(url, json=body, headers={"Authorization": f"Bearer {CORALOGIX_READONLY_API_KEY}"})
     assert read_only.status_code == 403

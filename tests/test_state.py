@@ -48,7 +48,7 @@ def assert_every_file_whole(home: Path) -> None:
 # -- two `sync` runs and one `listen` on the same replies ----------------------------------------
 def comments_on(sandbox: Any, case: str) -> list[str]:
     events = httpx.get(f"{sandbox.url}/_sandbox/coralogix/comments", params={"case": case}).json()["comments"]
-    return [str((e.get("comment") or {}).get("text", "")) for e in events]
+    return [str(e["eventData"]["comment"].get("unsafeText", "")) for e in events]
 
 
 @pytest.fixture

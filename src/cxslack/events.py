@@ -31,8 +31,9 @@ class RetryableError(CxError):
 
 
 def thread_of(event: dict[str, Any]) -> str | None:
-    for source in (event, event.get("message") or {}, event.get("previous_message") or {}):
-        if source.get("thread_ts"):
+    """The thread a message event is about: its own, or its edited or deleted message's."""
+    for source in (event, event.get("message"), event.get("previous_message")):
+        if isinstance(source, dict) and isinstance(source.get("thread_ts"), str) and source["thread_ts"]:
             return str(source["thread_ts"])
     return None
 
@@ -59,7 +60,9 @@ class SlackEventHandler:
         return bot_access(self.registry, integration)
 
     def __call__(self, envelope: dict[str, Any]) -> Any:
-        event = envelope.get("event") or {}
+        event = envelope.get("event")
+        if not isinstance(event, dict):
+            return None
         try:
             if event.get("type") == "message":
                 return self._message(event)
@@ -81,10 +84,10 @@ class SlackEventHandler:
         from cxslack.cases.twoway import ReplySync
         from cxslack.state import open_state
 
-        thread_ts = thread_of(event)
-        if thread_ts is None:
+        thread_ts, channel = thread_of(event), event.get("channel")
+        if thread_ts is None or not isinstance(channel, str):
             return None
-        thread = open_state(self.registry.store).threads.at(str(event.get("channel")), thread_ts)
+        thread = open_state(self.registry.store).threads.at(channel, thread_ts)
         if thread is None:
             return None  # not a thread cxslack posted
         integration = self.registry.view().integrations.get(thread.integration)

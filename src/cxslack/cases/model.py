@@ -47,12 +47,15 @@ STATUS_EVENT = {
 
 
 def status_label(case: dict[str, Any]) -> str:
+    """CASE_STATUS_PENDING_ACTIVATION → "Pending activation" (the CaseStatus enum, as read)."""
     raw = str(case.get("status") or "UNKNOWN").removeprefix("CASE_STATUS_")
     return raw.replace("_", " ").capitalize()
 
 
 def priority_label(case: dict[str, Any]) -> str:
-    return str(case.get("priority") or "").removeprefix("CASE_PRIORITY_") or "-"
+    """CASE_PRIORITY_P1 → "P1" (the CasePriority enum, as read); unspecified → "-"."""
+    raw = str(case.get("priority") or "").removeprefix("CASE_PRIORITY_")
+    return "-" if raw in ("", "UNSPECIFIED") else raw.replace("_", " ")
 
 
 def case_key(case: dict[str, Any]) -> str:
@@ -83,17 +86,9 @@ def case_labels(case: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def label_text(case: dict[str, Any]) -> str:
-    """Labels as Coralogix shows them, `key:value`; bare tags as they are."""
-    return ", ".join(value if key == "tags" else f"{key}:{value}"
+    """Labels as Coralogix shows them, `key:value`; a key without a value, and bare tags, as they are."""
+    return ", ".join(value if key == "tags" else f"{key}:{value}" if value else key
                      for key, values in case_labels(case).items() for value in values) or "-"  # fmt: skip
-
-
-def assignee_text(case: dict[str, Any], nobody: str) -> str:
-    """The assignee: a name as given, or the UserDetails object's name, email or user id."""
-    assignee = case.get("assignee")
-    if isinstance(assignee, dict):
-        assignee = assignee.get("name") or assignee.get("email") or assignee.get("userId")
-    return str(assignee or nobody)
 
 
 def template_context(case: dict[str, Any], event: CaseEvent) -> dict[str, Any]:

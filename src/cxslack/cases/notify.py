@@ -25,6 +25,7 @@ from cxslack.cases.model import (
     case_name,
     template_context,
 )
+from cxslack.cases.people import Assignee, People
 from cxslack.connectors import Connector, EntityType, channel_label
 from cxslack.errors import CxError, UsageError
 from cxslack.slack.messages import case_root_message, case_update_message
@@ -52,10 +53,12 @@ class NotifyResult:
 class CaseNotifier:
     """Posts a Case's notifications for one connector through its integration."""
 
-    def __init__(self, registry: Any, connector: Connector, deliverer: Any):
+    def __init__(self, registry: Any, connector: Connector, deliverer: Any, people: People | None = None):
         self.registry = registry
         self.connector = connector
         self.deliverer = deliverer
+        # who the assignee is; without a Coralogix client an assigned Case shows no assignee
+        self.people = people or People(None, slack=deliverer.access)
         state = open_state(registry.store)
         self.threads, self.settings = state.threads, state.settings
 
@@ -75,6 +78,7 @@ class CaseNotifier:
 
         key, connector = case_key(case), self.connector.id
         mode = self.reply_mode(case)
+        assignee = self.people.assignee_for_slack(case)
         with self.threads.turn(key, connector):
             found = self.threads.get(key, connector)
             recovered = False
@@ -98,24 +102,24 @@ class CaseNotifier:
                     self.connector, EntityType.CASES, template_context(case, event)
                 ).channel
                 self.threads.mark_pending(key, connector, [channel, self.connector.fallback_channel])
-                body, used_fallback = self._post_root(case, event, link, channel, ROOT_EVENT)
+                body, used_fallback = self._post_root(case, event, link, channel, ROOT_EVENT, assignee)
                 thread = CaseThread(key, connector, body["channel"], body["ts"], self.deliverer.integration.id,
                                     case_name(case))  # fmt: skip
                 self.threads.map(thread)
                 return NotifyResult(case_name(case), connector, thread.channel, thread.ts, thread.ts, "root",
                                     mode.value, False, used_fallback)  # fmt: skip
             if mode is ReplyMode.NEW_MESSAGE:  # only the first card is the root
-                body, _ = self._post_root(case, event, link, thread.channel, UPDATE_EVENT)
+                body, _ = self._post_root(case, event, link, thread.channel, UPDATE_EVENT, assignee)
                 posted_channel, posted_ts, action = body["channel"], body["ts"], "new-message"
             else:
-                text, blocks = case_update_message(case, event)
+                text, blocks = case_update_message(case, event, assignee)
                 body = self.deliverer.post(
                     thread.channel, text, blocks, thread_ts=thread.ts,
                     reply_broadcast=mode is ReplyMode.THREAD_BROADCAST or None,
                     metadata=self._metadata(UPDATE_EVENT, key, event),
                 )  # fmt: skip
                 posted_channel, posted_ts, action = thread.channel, body["ts"], "reply"
-            root_updated = self._refresh_root(case, thread, link)
+            root_updated = self._refresh_root(case, thread, link, assignee)
             self.threads.map(replace(thread, case_name=case_name(case)))  # and when it was last notified
             return NotifyResult(case_name(case), connector, posted_channel, posted_ts, thread.ts, action,
                                 mode.value, root_updated, recovered_root=recovered)  # fmt: skip
@@ -127,10 +131,10 @@ class CaseNotifier:
         }
 
     def _post_root(self, case: dict[str, Any], event: CaseEvent, link: str | None, channel: str,
-                   kind: str) -> tuple[dict[str, Any], bool]:  # fmt: skip
+                   kind: str, assignee: Assignee) -> tuple[dict[str, Any], bool]:  # fmt: skip
         from cxslack.slack.client import SlackError
 
-        text, blocks = case_root_message(case, link)
+        text, blocks = case_root_message(case, link, assignee)
         metadata = self._metadata(kind, case_key(case), event)
         try:
             return self.deliverer.post(channel, text, blocks, metadata=metadata), False
@@ -139,11 +143,13 @@ class CaseNotifier:
                 raise
             return self.deliverer.post(self.connector.fallback_channel, text, blocks, metadata=metadata), True
 
-    def _refresh_root(self, case: dict[str, Any], thread: CaseThread, link: str | None) -> bool:
+    def _refresh_root(
+        self, case: dict[str, Any], thread: CaseThread, link: str | None, assignee: Assignee
+    ) -> bool:
         """Edit the root in place so it always shows the Case's current status and priority."""
         from cxslack.slack.client import SlackError
 
-        text, blocks = case_root_message(case, link)
+        text, blocks = case_root_message(case, link, assignee)
         access = self.deliverer.access
         if access is None:
             return False

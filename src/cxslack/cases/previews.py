@@ -4,6 +4,11 @@ On `link_shared`, every link that is a Case URL is answered with `chat.unfurl`: 
 priority and assignee, no interactive elements. Where each preview lives is remembered, so
 when `cases notify` sees a status or priority change, the previews are refreshed (calling
 chat.unfurl again for the same message replaces the preview).
+
+A link typed into the message composer arrives from channel `COMPOSER` with a `message_ts` that
+is no timestamp: only `unfurl_id` + `source` address it (api.slack.com/changelog/2021-08-changes-
+to-unfurls), and it is not remembered — once posted, Slack sends link_shared for the message.
+Without `unfurl_id` (older payloads) the preview goes to `channel` + `message_ts`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from cxslack.cases.model import case_key
+from cxslack.cases.people import People
 from cxslack.model import Integration, Status
 from cxslack.slack.messages import case_preview
 from cxslack.state import open_state
@@ -66,29 +72,35 @@ def unfurl_shared_links(
     access: Any, coralogix: Any, book: PreviewBook, integration: Integration, event: dict[str, Any]
 ) -> list[str]:
     """Answer a link_shared event; returns the Case ids previewed."""
+    channel, ts = str(event.get("channel") or ""), str(event.get("message_ts") or "")
+    unfurl_id = str(event["unfurl_id"]) if event.get("unfurl_id") else None
+    composer = channel == "COMPOSER" or event.get("source") == "composer"
+    if unfurl_id is None and (composer or not channel or not ts):
+        return []  # nothing chat.unfurl could address
+    source = str(event.get("source") or ("composer" if composer else "conversations_history"))
     pattern = case_url_pattern()
+    people = People(coralogix, slack=access)
     unfurls: dict[str, Any] = {}
     shown: list[tuple[str, str, dict[str, Any]]] = []
     for link in event.get("links") or []:
-        url = str(link.get("url") or "")
-        case_id = case_id_from_url(url, pattern)
-        if case_id is None:
+        url = str(link.get("url") or "") if isinstance(link, dict) else ""
+        case_id = case_id_from_url(url, pattern) if url else None
+        if case_id is None or url in unfurls:
             continue
         case = coralogix.get_case(case_id)
-        unfurls[url] = case_preview(case, url)
+        unfurls[url] = case_preview(case, url, people.assignee_for_slack(case))
         shown.append((url, case_key(case), case))
     if not unfurls:
         return []
-    channel, ts = str(event.get("channel")), str(event.get("message_ts"))
-    unfurl_id = str(event["unfurl_id"]) if event.get("unfurl_id") else None
     places = [
         PreviewPlace(channel, ts, url, integration.id, _text(case.get("status")), _text(case.get("priority")),
-                     unfurl_id, str(event.get("source") or "conversations_history") if unfurl_id else None)
+                     unfurl_id, source if unfurl_id else None)
         for url, _, case in shown
     ]  # fmt: skip
     access.call("chat.unfurl", unfurls=unfurls, **places[0].target())
-    for place, (_, key, _) in zip(places, shown, strict=True):
-        book.remember(key, place)
+    if not composer:  # a composer preview is gone once the message is posted (or abandoned)
+        for place, (_, key, _) in zip(places, shown, strict=True):
+            book.remember(key, place)
     return [key for _, key, _ in shown]
 
 
@@ -96,7 +108,7 @@ def _text(value: Any) -> str | None:
     return str(value) if value else None
 
 
-def refresh_previews(registry: Any, case: dict[str, Any]) -> int:
+def refresh_previews(registry: Any, case: dict[str, Any], coralogix: Any = None) -> int:
     """Re-unfurl the Case's previews whose status or priority is out of date; returns how many."""
     from cxslack.oauth.flow import bot_access
     from cxslack.slack.client import SlackError
@@ -114,8 +126,10 @@ def refresh_previews(registry: Any, case: dict[str, Any]) -> int:
         if integration is None or not previews_enabled(integration):
             continue
         try:
-            bot_access(registry, integration).call(
-                "chat.unfurl", unfurls={place.url: case_preview(case, place.url)}, **place.target()
+            access = bot_access(registry, integration)
+            assignee = People(coralogix, slack=access).assignee_for_slack(case)
+            access.call(
+                "chat.unfurl", unfurls={place.url: case_preview(case, place.url, assignee)}, **place.target()
             )
         except SlackError:
             continue  # the message may be gone; the next notify tries again

@@ -6,14 +6,23 @@ cxslack does not track. Each Slack message syncs once, keyed by (channel, ts), w
 arrives as an event (`cxslack listen`), a retried event, or a poll (`cxslack sync`). Slack users
 are mapped to an email only when they belong to the installed team: a Slack Connect guest
 keeps their display name and gets no email, so nobody can pose as a member.
+
+An edited reply updates the comment it became (`PUT /cases/events/v1/{event_id}/comments`), a
+deleted one deletes it (`DELETE …/comments`); when Coralogix refuses the deletion, the comment
+is rewritten to say the reply was deleted. A `message_changed` that leaves the text as it was
+(Slack sends one when a link unfurls) changes nothing. Events are read defensively: the edited
+message's `ts` may be missing (then `previous_message`'s is used), a `previous_message` may come
+alone, fields may be absent or of another type; what cannot be placed is skipped, never guessed.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cxslack.cases.model import ROOT_EVENT, UPDATE_EVENT
+from cxslack.errors import AuthError, NotFoundError, UsageError
 from cxslack.model import Integration, Status
 from cxslack.registry import Registry
 from cxslack.state import open_state
@@ -75,24 +84,29 @@ class ReplySync:
 
     def handle_message(self, event: dict[str, Any]) -> SyncResult:
         subtype = event.get("subtype")
+        channel = event.get("channel")
+        if not isinstance(channel, str) or not channel or channel == "COMPOSER":
+            return SyncResult("skipped", "no channel")
         if subtype == "message_changed":
-            return self._edited(event)
+            return self._edited(channel, event)
         if subtype == "message_deleted":
-            return self._deleted(event)
+            return self._deleted(channel, event)
         if subtype not in (None, "thread_broadcast", "file_share"):
             return SyncResult("skipped", f"subtype {subtype}")
-        return self.sync_reply(str(event.get("channel")), event)
+        return self.sync_reply(channel, event)
 
     def sync_reply(self, channel: str, message: dict[str, Any]) -> SyncResult:
         thread, skipped = self._case_thread_of(channel, message)
         if thread is None:
             return skipped
-        with self.ledger.claim(channel, str(message.get("ts"))) as claim:
+        with self.ledger.claim(channel, str(message["ts"])) as claim:
             return self._comment(claim, thread, channel, message)
 
     def _case_thread_of(self, channel: str, message: dict[str, Any]) -> tuple[CaseThread | None, SyncResult]:
         """The Case thread a human reply belongs to, or why the message is not synced."""
-        thread_ts, ts = message.get("thread_ts"), str(message.get("ts"))
+        thread_ts, ts = _ts(message.get("thread_ts")), _ts(message.get("ts"))
+        if ts is None:
+            return None, SyncResult("skipped", "the message has no ts")
         if not thread_ts or thread_ts == ts:
             return None, SyncResult("skipped", "not a thread reply")
         reason = self._skip(message)
@@ -112,45 +126,65 @@ class ReplySync:
         number of `sync` runs never both post it)."""
         if claim.synced is not None:
             return SyncResult("skipped", "already synced", thread.case_id)
-        ts = str(message.get("ts"))
+        ts, text = str(message["ts"]), _text(message)
         author = self.author(str(message.get("user") or ""))
-        text = self._comment_text(author, str(message.get("text") or ""), channel, ts, "replied in Slack")
-        comment = self.coralogix.add_comment(thread.case_id, text)
-        claim.record(SyncedReply(thread.case_id, thread.case_name, _event_id(comment), author.user_id))
+        comment = self.coralogix.add_comment(thread.case_id, self._comment_text(author, text, channel, ts))
+        claim.record(SyncedReply(thread.case_id, thread.case_name, _event_id(comment), author.user_id,
+                                 edited_text=text))  # fmt: skip
         return SyncResult("comment", case=thread.case_id, comment=comment)
 
-    def _edited(self, event: dict[str, Any]) -> SyncResult:
-        channel, message = str(event.get("channel")), event.get("message") or {}
-        ts = str(message.get("ts"))
+    def _edited(self, channel: str, event: dict[str, Any]) -> SyncResult:
+        """message_changed: the comment the reply became now says what the reply says."""
+        message, previous = _dict(event.get("message")), _dict(event.get("previous_message"))
+        ts = _ts(message.get("ts")) or _ts(previous.get("ts"))
+        if ts is None:
+            return SyncResult("skipped", "message_changed names no message (no ts)")
+        # the edited message as a whole: what the event left out, the previous version says
+        message = {**previous, **message, "ts": ts}
         with self.ledger.claim(channel, ts) as claim:
             synced = claim.synced
             if synced is None:  # an edit of a reply we never saw: sync it now
                 thread, skipped = self._case_thread_of(channel, message)
                 return skipped if thread is None else self._comment(claim, thread, channel, message)
-            if self._muted(synced.case, synced.readable) or synced.edited_text == message.get("text"):
-                return SyncResult("skipped", "muted or unchanged", synced.case)
+            text = _text(message)
+            if synced.deleted or synced.edited_text == text or self._muted(synced.case, synced.readable):
+                return SyncResult("skipped", "deleted, unchanged or muted", synced.case)
+            if synced.comment is None:
+                return SyncResult("skipped", "no comment id was recorded for this reply", synced.case)
             author = self.author(str(message.get("user") or synced.user or ""))
-            text = self._comment_text(
-                author, str(message.get("text") or ""), channel, ts, "edited their Slack reply"
-            )
-            comment = self.coralogix.add_comment(synced.case, text)
-            claim.record(replace(synced, edited_text=message.get("text"), edit_comment=_event_id(comment)))
+            try:
+                comment = self.coralogix.update_comment(
+                    synced.comment, self._comment_text(author, text, channel, ts)
+                )
+            except NotFoundError:  # the comment was deleted in Coralogix: nothing to keep current
+                claim.record(replace(synced, edited_text=text))
+                return SyncResult("skipped", "the comment no longer exists", synced.case)
+            claim.record(replace(synced, edited_text=text))
             return SyncResult("edit", case=synced.case, comment=comment)
 
-    def _deleted(self, event: dict[str, Any]) -> SyncResult:
-        channel = str(event.get("channel"))
-        previous = event.get("previous_message") or {}
-        ts = str(event.get("deleted_ts") or previous.get("ts"))
+    def _deleted(self, channel: str, event: dict[str, Any]) -> SyncResult:
+        """message_deleted: the comment the reply became is deleted (or, when Coralogix refuses,
+        rewritten to say so)."""
+        previous = _dict(event.get("previous_message"))
+        ts = _ts(event.get("deleted_ts")) or _ts(previous.get("ts"))
+        if ts is None:
+            return SyncResult("skipped", "message_deleted names no message (no deleted_ts)")
         with self.ledger.claim(channel, ts) as claim:
             synced = claim.synced
             if synced is None or synced.deleted:
                 return SyncResult("skipped", "not synced, or deletion already recorded")
-            author = self.author(str(previous.get("user") or synced.user or ""))
-            link = self.permalink(channel, ts)
-            comment = self.coralogix.add_comment(
-                synced.case, f"{author.name} deleted their Slack reply ({link})."
-            )
-            claim.record(replace(synced, deleted=True, delete_comment=_event_id(comment)))
+            if synced.comment is None:
+                return SyncResult("skipped", "no comment id was recorded for this reply", synced.case)
+            try:
+                self.coralogix.delete_comment(synced.comment)
+                comment = None
+            except NotFoundError:
+                comment = None  # already gone
+            except (AuthError, UsageError):  # Coralogix refuses: say so in the comment itself
+                author = self.author(str(previous.get("user") or synced.user or ""))
+                marker = f"{author.name} deleted this reply in Slack ({self.permalink(channel, ts)})."
+                comment = self.coralogix.update_comment(synced.comment, marker)
+            claim.record(replace(synced, deleted=True))
             return SyncResult("delete", case=synced.case, comment=comment)
 
     def _muted(self, case_id: str, readable: str | None = None) -> bool:
@@ -185,9 +219,9 @@ class ReplySync:
             self._workspace_url = self.access.auth_test().url or "https://slack.com/"
         return f"{self._workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
 
-    def _comment_text(self, author: Author, text: str, channel: str, ts: str, verb: str) -> str:
+    def _comment_text(self, author: Author, text: str, channel: str, ts: str) -> str:
         who = f"{author.name} <{author.email}>" if author.email else author.name
-        return f"{who} {verb}:\n{text}\n\n{self.permalink(channel, ts)}"
+        return f"{who} replied in Slack:\n{text}\n\n{self.permalink(channel, ts)}"
 
     # -- polling (`cxslack sync`) ------------------------------------------------------------------
     def poll(self, case_filter: set[str] | None = None) -> list[SyncResult]:
@@ -207,10 +241,11 @@ class ReplySync:
                     limit=200, cursor=cursor, include_all_metadata=True, http_verb="GET",
                 )  # fmt: skip
                 for message in body.get("messages", []):
-                    if str(message.get("ts")) == root:
+                    ts = _ts(message.get("ts")) if isinstance(message, dict) else None
+                    if ts is None or ts == root:
                         continue
                     results.append(self.sync_reply(channel, message))
-                    self.ledger.advance(cursor_key, str(message["ts"]))
+                    self.ledger.advance(cursor_key, ts)
                 cursor = (body.get("response_metadata") or {}).get("next_cursor")
                 if not body.get("has_more") or not cursor:
                     break
@@ -219,6 +254,24 @@ class ReplySync:
 
 
 def _event_id(comment: Any) -> str | None:
+    """A CaseEvent's `eventId` (cases.yaml)."""
     if isinstance(comment, dict):
-        return str(comment.get("id") or comment.get("eventId") or "") or None
+        return str(comment.get("eventId") or "") or None
     return None
+
+
+_TS = re.compile(r"\d{1,12}\.\d{1,9}")
+
+
+def _ts(value: Any) -> str | None:
+    """A Slack message timestamp ("1700000000.000100"), or None for anything else."""
+    return value if isinstance(value, str) and _TS.fullmatch(value) else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(message: dict[str, Any]) -> str:
+    text = message.get("text")
+    return text if isinstance(text, str) else ""

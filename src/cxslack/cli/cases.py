@@ -30,7 +30,8 @@ def coralogix() -> Any:
 @app.command("show")
 def show(case_id: CaseArg, output: OutputOpt = OutputFormat.TABLE) -> None:
     """Show a Case: status, priority, assignee, labels and its Coralogix link."""
-    from cxslack.cases.model import assignee_text, case_key, label_text, priority_label, status_label
+    from cxslack.cases.model import case_key, label_text, priority_label, status_label
+    from cxslack.cases.people import People
     from cxslack.connectors import channel_label
     from cxslack.state import open_state
     from cxslack.store import Store
@@ -39,10 +40,20 @@ def show(case_id: CaseArg, output: OutputOpt = OutputFormat.TABLE) -> None:
     with coralogix() as client:
         case = client.get_case(case_id)
         link = client.case_deep_link(case_key(case))
+        people = People(client)
+        assignee = people.assignee(case)
     threads = [
         {"connector": t.connector, **t.to_json()} for t in open_state(Store()).threads.of_case(case_key(case))
     ]
-    doc = {"case": case, "link": link, "slack_threads": threads}
+    doc = {"case": case, "link": link, "assignee": assignee.shown, "slack_threads": threads}
+    if assignee.shown:
+        who = assignee.shown
+    elif not assignee.assigned:
+        who = "unassigned"
+    elif people.team_id is None:
+        who = "assigned (to name them: cxslack coralogix configure --team-id ID)"
+    else:
+        who = f"assigned to someone who is not a member of Coralogix team {people.team_id}"
     out.emit(
         doc,
         lambda: out.fields(
@@ -51,7 +62,7 @@ def show(case_id: CaseArg, output: OutputOpt = OutputFormat.TABLE) -> None:
                 ("Title", str(case.get("title", ""))),
                 ("Status", status_label(case)),
                 ("Priority", priority_label(case)),
-                ("Assignee", assignee_text(case, "unassigned")),
+                ("Assignee", who),
                 ("Labels", label_text(case)),
                 ("Link", link),
                 (
@@ -122,6 +133,7 @@ def notify(
 
     from cxslack.cases.model import case_from_doc, case_key, event_for
     from cxslack.cases.notify import CaseNotifier, NotifyResult
+    from cxslack.cases.people import People
     from cxslack.connectors import ConnectorStore, channel_label, missing_integration
     from cxslack.delivery import Deliverer
     from cxslack.json_input import read_json_file
@@ -133,7 +145,12 @@ def notify(
     integration = view.integrations.get(chosen.integration)
     if integration is None:
         raise missing_integration(chosen)
-    notifier = CaseNotifier(store.registry, chosen, Deliverer(store.registry, integration))
+    deliverer = Deliverer(store.registry, integration)
+    try:  # one client for the team directory the assignees are found in, shared by every Case
+        directory: Any = coralogix()
+    except CxError:
+        directory = None  # no Coralogix connection (--case-json): assignees are left out
+    notifier = CaseNotifier(store.registry, chosen, deliverer, People(directory, slack=deliverer.access))
     preset = None
     for flag, given in (("--root-link", root_link is not None), ("--repost-root", repost_root)):
         if given and len(case_ids) != 1:
@@ -159,20 +176,24 @@ def notify(
         result = notifier.notify(
             case, event_for(case, event), link, root_link=root_link, repost_root=repost_root
         )
-        refresh_previews(store.registry, case)  # pasted Case URLs show the new status too
+        refresh_previews(store.registry, case, directory)  # pasted Case URLs show the new status too
         return result
 
     results: list[NotifyResult] = []
     failed: list[dict[str, Any]] = []
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(case_ids)))) as pool:
-        futures = [(case_id, pool.submit(one, case_id)) for case_id in case_ids]
-        errors: list[CxError] = []
-        for case_id, future in futures:
-            try:
-                results.append(future.result())
-            except CxError as exc:
-                errors.append(exc)
-                failed.append({"case": case_id, "error": exc.to_dict()})
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(case_ids)))) as pool:
+            futures = [(case_id, pool.submit(one, case_id)) for case_id in case_ids]
+            errors: list[CxError] = []
+            for case_id, future in futures:
+                try:
+                    results.append(future.result())
+                except CxError as exc:
+                    errors.append(exc)
+                    failed.append({"case": case_id, "error": exc.to_dict()})
+    finally:
+        if directory is not None:
+            directory.close()
 
     def human() -> None:
         for r in results:

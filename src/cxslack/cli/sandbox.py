@@ -101,6 +101,7 @@ def serve(
     """
     from cxslack.hosts import is_loopback, is_valid_host
     from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SIGNING_SECRET, SlackSandbox
+    from cxslack.sandbox.case_actions import CORALOGIX_TEAM_ID
     from cxslack.sandbox.coralogix import CORALOGIX_API_KEY, CORALOGIX_SEND_KEY
 
     if not is_valid_host(host):
@@ -141,6 +142,7 @@ def serve(
         say(f"export CXSLACK_CORALOGIX_INGRESS_URL={sandbox.url}")
         say(f"export CX_API_KEY={CORALOGIX_API_KEY}")
         say(f"export CX_SEND_KEY={CORALOGIX_SEND_KEY}")
+        say(f"export CX_TEAM_ID={CORALOGIX_TEAM_ID}")
         say(f"export CXSLACK_SLACK_SIGNING_SECRET={SIGNING_SECRET}")
         say("Events for `cxslack listen`: start it, then subscribe its request URL (Slack checks it with a")
         say("url_verification challenge first), or get an app token for --socket-mode:")

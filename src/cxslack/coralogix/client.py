@@ -167,6 +167,31 @@ class CoralogixClient:
         doc = self._cases("POST", f"/{case_id}/comments", call, body)
         return _expect(doc, "event", dict, f"the comment on Case {case_id}")
 
+    def get_event(self, event_id: str) -> dict[str, Any]:
+        """One timeline event (`GET /cases/events/v1/{event_id}`)."""
+        event_id = _check_event_id(event_id)
+        call = Call(f"read Case event {event_id}", "case:Read", f"no Case event {event_id}")
+        doc = self.management("GET", f"/cases/events/v1/{event_id}", call)
+        return _expect(doc, "event", dict, f"Case event {event_id}")
+
+    def update_comment(
+        self, event_id: str, text: str, attachments: Sequence[Mapping[str, Any]] = ()
+    ) -> dict[str, Any]:
+        """Replace a comment's text (`PUT /cases/events/v1/{event_id}/comments`); the event after."""
+        event_id = _check_event_id(event_id)
+        if not text.strip():
+            raise UsageError("invalid_comment", "a Case comment needs some text")
+        call = Call(f"update Case comment {event_id}", "case:Comment", f"no Case comment {event_id}")
+        body = {"text": text, "attachments": [dict(a) for a in attachments]}
+        doc = self.management("PUT", f"/cases/events/v1/{event_id}/comments", call, body)
+        return _expect(doc, "event", dict, f"the updated comment {event_id}")
+
+    def delete_comment(self, event_id: str) -> None:
+        """Remove a comment from its Case's timeline (`DELETE /cases/events/v1/{event_id}/comments`)."""
+        event_id = _check_event_id(event_id)
+        call = Call(f"delete Case comment {event_id}", "case:Comment", f"no Case comment {event_id}")
+        self.management("DELETE", f"/cases/events/v1/{event_id}/comments", call)
+
     def list_events(self, case_id: str) -> list[dict[str, Any]]:
         """The Case's timeline events."""
         case_id = check_case_id(case_id)
@@ -367,6 +392,14 @@ def user_details(user_id: str) -> dict[str, str]:
     if not _UUID.fullmatch(user_id.strip()):
         raise UsageError("invalid_user_id", f"{user_id[:80]!r} is not a Coralogix user id (a UUID)")
     return {"userId": user_id.strip().lower()}
+
+
+def _check_event_id(event_id: str) -> str:
+    """An event id goes into a URL path: nothing that could leave its segment."""
+    value = event_id.strip()
+    if not value or len(value) > 128 or not re.fullmatch(r"[A-Za-z0-9_.:-]+", value):
+        raise UsageError("invalid_event_id", f"{value[:80]!r} is not a Case event id")
+    return value
 
 
 def _read(case_id: str, verb: str) -> Call:

@@ -26,12 +26,13 @@ from __future__ import annotations
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cxslack.sandbox.coralogix import (
+    API_KEY_ACTOR,
+    CASES_YAML,
     CORALOGIX_ADMIN_PREFIX,
     CORALOGIX_API_KEY,
     CORALOGIX_READONLY_API_KEY,
@@ -40,6 +41,8 @@ from cxslack.sandbox.coralogix import (
     PERMISSION_DENIED,
     UNAUTHENTICATED,
     Case,
+    Rule,
+    member_id,
 )
 from cxslack.sandbox.wire import (
     AdminError,
@@ -56,7 +59,6 @@ if TYPE_CHECKING:
     from cxslack.sandbox.server import SlackSandbox
 
 API = "/mgmt/openapi/5"
-CASES_YAML = "coralogix-openapi-v5/cases.yaml"
 TEAM_YAML = "coralogix-openapi-v5/team-members.yaml"
 CORALOGIX_TEAM_ID = 4242  # the sandbox's one team (`cxslack coralogix configure --team-id 4242`)
 CASE_PERMISSIONS = (
@@ -83,12 +85,6 @@ _CASE_REF = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-@dataclass(frozen=True)
-class Rule:
-    what: str
-    source: str
-
-
 # What the sandbox refuses, and where Coralogix's published API says so.
 RULES: tuple[Rule, ...] = (
     Rule("a missing or unknown API key: 401 UNAUTHENTICATED", f"{CASES_YAML} and {TEAM_YAML}: 401 Unauthorized request"),
@@ -105,11 +101,6 @@ RULES: tuple[Rule, ...] = (
     Rule("a team id other than the sandbox's: 404 Team not found", f"{TEAM_YAML}: search, 404 Team not found"),
     Rule("page_size, page_token not integers; status not a UserStatus: 400", f"{TEAM_YAML}: search parameters (int64, UserStatus enum)"),
 )  # fmt: skip
-
-
-def member_id(username: str) -> str:
-    """Seeded members keep the same userId across runs, so tests and docs can name them."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"https://sandbox.cxslack.invalid/users/{username.lower()}"))
 
 
 @dataclass
@@ -268,17 +259,14 @@ class CaseActionsApi:
     def _status(self, case: Case, status: str, actor: dict[str, Any]) -> None:
         old, case.status = case.status, status
         if old != status:
-            self._timeline(case, "CASE_EVENT_TYPE_STATUS_CHANGED",
-                           {"statusChanged": {"oldStatus": old, "newStatus": status}}, actor)  # fmt: skip
+            self._timeline(case, {"statusChanged": {"oldStatus": old, "newStatus": status}}, actor)
 
-    def _timeline(self, case: Case, kind: str, payload: dict[str, Any], actor: dict[str, Any]) -> None:
-        event = self.cases._event(case, kind, payload, actor=actor)
-        case.events.append(event)
-        case.update_time = event["createTime"]
+    def _timeline(self, case: Case, data: dict[str, Any], actor: dict[str, Any]) -> None:
+        self.cases.record(case, data, actor)
 
     @staticmethod
     def _api_key_actor() -> dict[str, Any]:
-        return {"apiKey": {"name": "sandbox"}}
+        return API_KEY_ACTOR
 
     def _acknowledge(self, request: Request, ref: str | None) -> dict[str, Any]:
         body = request.json_object()
@@ -302,7 +290,7 @@ class CaseActionsApi:
             assigned = {"assigneeUserId": assignee.user_id}
             if previous:
                 assigned["previousAssigneeUserId"] = member_id(previous)
-            self._timeline(case, "CASE_EVENT_TYPE_ASSIGNED", {"assigned": assigned}, self._api_key_actor())
+            self._timeline(case, {"assigned": assigned}, self._api_key_actor())
             return {"case": case.to_api()}
 
     def _resolve(self, request: Request, ref: str | None) -> dict[str, Any]:
@@ -314,8 +302,7 @@ class CaseActionsApi:
             case = self._case(ref)
             self._status(case, "CASE_STATUS_RESOLVED", self._api_key_actor())
             if reason:
-                self._timeline(case, "CASE_EVENT_TYPE_RESOLUTION_REASON_CHANGED",
-                               {"resolutionReasonChangedEvent": {"to": reason}}, self._api_key_actor())  # fmt: skip
+                self._timeline(case, {"resolutionReasonChangedEvent": {"to": reason}}, self._api_key_actor())
             return {"case": case.to_api()}
 
     def _close(self, request: Request, ref: str | None) -> dict[str, Any]:

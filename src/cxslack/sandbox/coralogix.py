@@ -3,9 +3,16 @@
 Served on the Slack sandbox's port: point CXSLACK_CORALOGIX_API_URL and
 CXSLACK_CORALOGIX_INGRESS_URL at `sandbox.url`, with CX_API_KEY=CORALOGIX_API_KEY and
 CX_SEND_KEY=CORALOGIX_SEND_KEY. Every call passes through the sandbox's traffic layer under a
-method name (`coralogix.cases.get`, …, see ROUTES), so the usual fault injection reaches it:
+method name (`coralogix.cases.get`, …), so the usual fault injection reaches it:
 `POST /_sandbox/faults {"kind": "status", "method": "coralogix.cases.get", "status": 503, "count": 2}`.
-Errors are shaped like Coralogix's gRPC-gateway answers: `{"code": <gRPC code>, "message": …}`.
+
+Shapes are the published OpenAPI v5's (../shared/reference/coralogix-openapi-v5/cases.yaml): a
+Case has `assignee` as `cases.v1.UserDetails {userId}`, `labels` as `v1.KeyValue [{key, value}]`,
+`priority`/`status` as `CASE_PRIORITY_P1…P5`/`CASE_STATUS_…`; timeline events are `CaseEvent
+{eventId, actor, createTime, eventTime, eventData: {comment | statusChanged | …}}`; a comment's
+text is `eventData.comment.unsafeText`, and comments are changed and removed with
+`PUT`/`DELETE /cases/events/v1/{event_id}/comments`. Errors are Coralogix's gRPC-gateway answers
+(`{"code": <gRPC code>, "message", "details"}`). RULES lists what is enforced and where it is written.
 """
 
 from __future__ import annotations
@@ -37,7 +44,11 @@ if TYPE_CHECKING:
 CORALOGIX_API_KEY = "sandbox-coralogix-api-key"
 CORALOGIX_READONLY_API_KEY = "sandbox-coralogix-readonly-key"  # case:Read only: 403 on writes
 CORALOGIX_SEND_KEY = "sandbox-send-key"
+# EventActorApiKey: what the timeline shows for changes made with the sandbox's API key
+API_KEY_ACTOR = {"apiKey": {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, CORALOGIX_API_KEY)), "name": "sandbox"}}
 CASES_PREFIX = "/mgmt/openapi/5/cases/cases/v1"
+EVENTS_PREFIX = "/mgmt/openapi/5/cases/events/v1"
+CASES_YAML = "coralogix-openapi-v5/cases.yaml"
 CORALOGIX_ADMIN_PREFIX = ADMIN_PREFIX + "coralogix/"
 INGEST_ROUTES = {"/logs/v1/singles": "coralogix.logs.singles", "/logs/v1/bulk": "coralogix.logs.bulk"}
 MAX_INGEST_BYTES = 2_000_000  # Coralogix's "keep a request under 2 MB", read strictly
@@ -50,12 +61,19 @@ CASE_STATUSES = (
     "CASE_STATUS_CLOSED",
 )
 CASE_PRIORITIES = tuple(f"CASE_PRIORITY_P{n}" for n in range(1, 6))
-# (title, CASE_STATUS_…, CASE_PRIORITY_…, labels, assignee); emails match the Slack sandbox's people
+# (title, CASE_STATUS_…, CASE_PRIORITY_…, labels as key:value, assignee: a team member's username,
+# which is the email of one of the Slack sandbox's people)
 SEED_CASES: tuple[tuple[str, str, str, tuple[str, ...], str | None], ...] = (
-    ("CPU above 90% on checkout-api", "ACTIVE", "P1", ("prod", "checkout"), "alice@example.com"),
-    ("Error rate spike in payments", "ACKNOWLEDGED", "P2", ("prod", "payments"), "bob@example.com"),
-    ("Disk usage above 80% on db-3", "PENDING_ACTIVATION", "P3", ("infra",), None),
-    ("Slow queries on search", "RESOLVED", "P4", ("search",), "carol@example.com"),
+    ("CPU above 90% on checkout-api", "ACTIVE", "P1", ("env:prod", "service:checkout"), "alice@example.com"),
+    (
+        "Error rate spike in payments",
+        "ACKNOWLEDGED",
+        "P2",
+        ("env:prod", "service:payments"),
+        "bob@example.com",
+    ),
+    ("Disk usage above 80% on db-3", "PENDING_ACTIVATION", "P3", ("team:infra",), None),
+    ("Slow queries on search", "RESOLVED", "P4", ("service:search",), "carol@example.com"),
     ("TLS certificate expires in 7 days", "CLOSED", "P5", (), "dave@example.com"),
 )
 _READABLE_ID = re.compile(r"[A-Z]+-[0-9]+")
@@ -73,8 +91,36 @@ def case_uuid(number: int) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"https://sandbox.cxslack.invalid/cases/{number}"))
 
 
+def member_id(username: str) -> str:
+    """A team member's userId; seeded members keep the same one across runs, so tests and docs can
+    name them (team-members.yaml rbac.v2.User.userId, the id cases.v1.UserDetails carries)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"https://sandbox.cxslack.invalid/users/{username.lower()}"))
+
+
 def _error(status: int, code: int, message: str) -> Response:
     return Response.json(status, {"code": code, "message": message, "details": []})
+
+
+@dataclass(frozen=True)
+class Rule:
+    what: str
+    source: str
+
+
+# What the Cases and Case events endpoints refuse, and where Coralogix's published API says so.
+RULES: tuple[Rule, ...] = (
+    Rule("a missing or unknown API key: 401 UNAUTHENTICATED", f"{CASES_YAML}: 401 Unauthorized request"),
+    Rule("writing (comments) with a key whose role lacks case:Comment: 403 PERMISSION_DENIED",
+         f"{CASES_YAML}: x-coralogixPermissions case:Comment of CreateComment, UpdateComment, DeleteComment"),
+    Rule("a Case id that is neither a UUID nor a readable id: 400 INVALID_ARGUMENT",
+         f"{CASES_YAML}: the case_id/id pattern ^(uuid|[A-Z]+-[0-9]+)$"),
+    Rule("a Case that does not exist: 404 NOT_FOUND", f"{CASES_YAML}: 404 Case not found"),
+    Rule("a comment without `text`: 400", f"{CASES_YAML}: Create/Update comment event request, required: text"),
+    Rule("an event that does not exist: 404 Event not found", f"{CASES_YAML}: GetEvent, UpdateComment, DeleteComment 404"),
+    Rule("updating or deleting an event that is not a comment: 400",
+         f"{CASES_YAML}: UpdateComment 'modify the content of an existing comment event'"),
+    Rule("pagination.pageSize outside 1..1000 or an unknown pageToken: 400", f"{CASES_YAML}: cases.v1.PaginationRequest"),
+)  # fmt: skip
 
 
 @dataclass
@@ -84,24 +130,31 @@ class Case:
     title: str
     status: str
     priority: str
-    labels: list[str]
-    assignee: str | None
+    labels: list[tuple[str, str]]  # v1.KeyValue pairs
+    assignee: str | None  # the assigned team member's username (the API shows their userId)
     create_time: str
     update_time: str
     events: list[dict[str, Any]] = field(default_factory=list)
 
     def to_api(self) -> dict[str, Any]:
-        return {
+        """components.schemas.Case, with its required fields."""
+        doc: dict[str, Any] = {
             "id": self.id,
             "readableId": self.readable_id,
             "title": self.title,
             "status": self.status,
             "priority": self.priority,
-            "labels": list(self.labels),
-            "assignee": self.assignee,
+            "priorityDetails": {"system": self.priority},
+            "category": "CASE_CATEGORY_AVAILABILITY",
+            "labels": [{"key": k, "value": v} for k, v in self.labels],
+            "groupings": [],
+            "impactedEntities": [],
             "createTime": self.create_time,
             "updateTime": self.update_time,
         }
+        if self.assignee:
+            doc["assignee"] = {"userId": member_id(self.assignee)}
+        return doc
 
 
 @dataclass(frozen=True)
@@ -126,6 +179,12 @@ class CoralogixApi:
             ("POST", "comments"): Route("coralogix.cases.comment", True, self._comment),
             ("POST", "sync-external-thread-comments"): Route("coralogix.cases.sync", True, self._sync),
         }
+        # /cases/events/v1/{event_id}[/comments]: (verb, suffix) → (traffic name, write, handler)
+        self.event_routes: dict[tuple[str, str], tuple[str, bool, Callable[[Request, Case, dict[str, Any]], Response]]] = {
+            ("GET", ""): ("coralogix.events.get", False, self._get_event),
+            ("PUT", "comments"): ("coralogix.events.update_comment", True, self._update_comment),
+            ("DELETE", "comments"): ("coralogix.events.delete_comment", True, self._delete_comment),
+        }  # fmt: skip
         self.reset()
 
     def reset(self) -> None:
@@ -139,7 +198,7 @@ class CoralogixApi:
                     title,
                     f"CASE_STATUS_{status}",
                     f"CASE_PRIORITY_{priority}",
-                    list(labels),
+                    key_values(list(labels)),
                     assignee,
                     created=now - 3600,
                 )
@@ -147,6 +206,8 @@ class CoralogixApi:
     def register(self, router: Router) -> None:
         for verb in ("GET", "POST"):
             router.add(verb, CASES_PREFIX, self._cases_api)
+        for verb in ("GET", "PUT", "DELETE"):
+            router.add(verb, EVENTS_PREFIX, self._events_api)
         for path in INGEST_ROUTES:
             router.add("POST", path, self._ingest)
         admin: list[tuple[str, str, Callable[[Body], Body]]] = [
@@ -163,30 +224,42 @@ class CoralogixApi:
 
     # -- state (callers hold the lock) ------------------------------------------------------
     def _create(
-        self, title: str, status: str, priority: str, labels: list[str], assignee: str | None, created: float
-    ) -> Case:
+        self, title: str, status: str, priority: str, labels: list[tuple[str, str]], assignee: str | None,
+        created: float,
+    ) -> Case:  # fmt: skip
         number = len(self.cases) + 1
         stamp = rfc3339(created)
         case = Case(
             case_uuid(number), f"CASE-{number}", title, status, priority, labels, assignee, stamp, stamp
         )
-        case.events.append(
-            self._event(case, "CASE_EVENT_TYPE_CREATED", {"created": {"title": title}}, at=stamp)
-        )
+        case.events.append(self._event({"created": {"priority": priority}}, at=stamp))
         self.cases[case.id] = case
         return case
 
-    def _event(
-        self, case: Case, kind: str, payload: dict[str, Any], *, actor: Any = None, at: str | None = None
-    ) -> dict[str, Any]:
+    def _event(self, data: dict[str, Any], *, actor: Any = None, at: str | None = None) -> dict[str, Any]:
+        """A CaseEvent: `data` is its eventData (one key: comment, statusChanged, assigned, …)."""
+        stamp = at or rfc3339(self.sandbox.clock.time())
         return {
-            "id": str(uuid.uuid4()),
-            "caseId": case.id,
-            "type": kind,
-            "createTime": at or rfc3339(self.sandbox.clock.time()),
+            "eventId": str(uuid.uuid4()),
             "actor": actor or {"system": {}},
-            **payload,
+            "createTime": stamp,
+            "eventTime": stamp,
+            "eventData": data,
         }
+
+    def record(self, case: Case, data: dict[str, Any], actor: Any = None) -> dict[str, Any]:
+        """Append an event to the Case's timeline (callers hold the lock)."""
+        event = self._event(data, actor=actor)
+        case.events.append(event)
+        case.update_time = event["createTime"]
+        return event
+
+    def _find_event(self, event_id: str) -> tuple[Case, dict[str, Any]] | None:
+        for case in self.cases.values():
+            for event in case.events:
+                if event["eventId"] == event_id:
+                    return case, event
+        return None
 
     def _find(self, ref: str) -> Case | None:
         if _UUID.fullmatch(ref):
@@ -202,14 +275,9 @@ class CoralogixApi:
             return json.loads(json.dumps(items))
 
     # -- the Cases API ----------------------------------------------------------------------
-    def _cases_api(self, request: Request) -> Response:
-        parts = [p for p in request.path.removeprefix(CASES_PREFIX).split("/") if p]
-        ref = parts[0] if parts else None
-        action = "/".join(parts[1:]) if ref else None
-        route = self.routes.get((request.verb, action))
-        if route is None:
-            return _error(404, NOT_FOUND, f"no such endpoint: {request.verb} {request.path}")
-        admission = self.sandbox.traffic.admit(route.method, None)
+    def _admit(self, request: Request, method: str, write: bool) -> Response | None:
+        """The traffic layer (faults, latency), then the API key: the answer that stops the call."""
+        admission = self.sandbox.traffic.admit(method, None)
         if admission.delay:
             time.sleep(admission.delay)
         if admission.response is not None:
@@ -217,8 +285,20 @@ class CoralogixApi:
         key = request.bearer_token()
         if key not in (CORALOGIX_API_KEY, CORALOGIX_READONLY_API_KEY):
             return _error(401, UNAUTHENTICATED, "missing or invalid API key")
-        if route.write and key == CORALOGIX_READONLY_API_KEY:
+        if write and key == CORALOGIX_READONLY_API_KEY:
             return _error(403, PERMISSION_DENIED, "the API key lacks permission case:Comment")
+        return None
+
+    def _cases_api(self, request: Request) -> Response:
+        parts = [p for p in request.path.removeprefix(CASES_PREFIX).split("/") if p]
+        ref = parts[0] if parts else None
+        action = "/".join(parts[1:]) if ref else None
+        route = self.routes.get((request.verb, action))
+        if route is None:
+            return _error(404, NOT_FOUND, f"no such endpoint: {request.verb} {request.path}")
+        refused = self._admit(request, route.method, route.write)
+        if refused is not None:
+            return refused
         with self.lock:
             case = None
             if ref is not None:
@@ -242,7 +322,7 @@ class CoralogixApi:
             raise BadRequest("invalid_argument", "invalid pagination.pageToken")
         cases = list(self.cases.values())
         start = int(token)
-        page: dict[str, Any] = {"totalSize": len(cases)}
+        page: dict[str, Any] = {}
         if start + size < len(cases):
             page["nextPageToken"] = str(start + size)
         return Response.json(
@@ -269,15 +349,55 @@ class CoralogixApi:
             raise BadRequest("invalid_argument", "text must be a non-empty string")
         if not isinstance(attachments, list):
             raise BadRequest("invalid_argument", "attachments must be a list")
-        comment = {"comment": {"text": text, "attachments": attachments}}
-        event = self._event(case, "CASE_EVENT_TYPE_COMMENT", comment, actor={"apiKey": {"name": "sandbox"}})
-        case.events.append(event)
-        case.update_time = event["createTime"]
-        return Response.json(200, {"event": event})
+        comment = {"comment": {"unsafeText": text, "attachments": attachments}}
+        return Response.json(200, {"event": self.record(case, comment, API_KEY_ACTOR)})
 
     def _sync(self, request: Request, case: Case | None) -> Response:
         assert case is not None
         self.syncs.append({"caseId": case.id, "request": request.json_object()})
+        return Response.json(200, {"syncRegistered": True})
+
+    # -- Case events: /cases/events/v1/{event_id}[/comments] --------------------------------
+    def _events_api(self, request: Request) -> Response:
+        parts = [p for p in request.path.removeprefix(EVENTS_PREFIX).split("/") if p]
+        route = self.event_routes.get((request.verb, "/".join(parts[1:]))) if parts else None
+        if route is None:
+            return _error(404, NOT_FOUND, f"no such endpoint: {request.verb} {request.path}")
+        method, write, handle = route
+        refused = self._admit(request, method, write)
+        if refused is not None:
+            return refused
+        with self.lock:
+            found = self._find_event(parts[0])
+            if found is None:
+                return _error(404, NOT_FOUND, f"event {parts[0]} not found")
+            case, event = found
+            if write and "comment" not in event["eventData"]:
+                return _error(400, INVALID_ARGUMENT, f"event {parts[0]} is not a comment")
+            try:
+                return handle(request, case, event)
+            except BadRequest as exc:
+                return _error(400, INVALID_ARGUMENT, exc.detail or exc.error)
+
+    def _get_event(self, request: Request, case: Case, event: dict[str, Any]) -> Response:
+        return Response.json(200, {"event": event})
+
+    def _update_comment(self, request: Request, case: Case, event: dict[str, Any]) -> Response:
+        body = request.json_object()
+        text, attachments = body.get("text"), body.get("attachments")
+        if not isinstance(text, str) or not text.strip():
+            raise BadRequest("invalid_argument", "text must be a non-empty string")
+        comment = event["eventData"]["comment"]
+        comment["unsafeText"] = text
+        if isinstance(attachments, list):
+            comment["attachments"] = attachments
+        event["updateTime"] = rfc3339(self.sandbox.clock.time())
+        case.update_time = event["updateTime"]
+        return Response.json(200, {"event": event})
+
+    def _delete_comment(self, request: Request, case: Case, event: dict[str, Any]) -> Response:
+        case.events.remove(event)
+        case.update_time = rfc3339(self.sandbox.clock.time())
         return Response.json(200, {})
 
     # -- log ingestion ----------------------------------------------------------------------
@@ -311,7 +431,7 @@ class CoralogixApi:
                 fields["title"],
                 fields.get("status", "CASE_STATUS_ACTIVE"),
                 fields.get("priority", "CASE_PRIORITY_P3"),
-                fields.get("labels", []),
+                key_values(fields.get("labels", [])),
                 fields.get("assignee"),
                 self.sandbox.clock.time(),
             )
@@ -322,23 +442,22 @@ class CoralogixApi:
         title and labels. The change is recorded on the Case's timeline."""
         ref = body.get("id")
         changes = _case_fields({k: v for k, v in body.items() if k != "id"}, required=())
+        if "labels" in changes:
+            changes["labels"] = key_values(changes["labels"])
         with self.lock:
             case = self._find(ref) if isinstance(ref, str) else None
             if case is None:
                 raise AdminError(404, "case_not_found", f"no Case {ref!r}")
-            before = case.to_api()
+            person = {"user": {"id": member_id("admin@example.com")}}
             for name, value in changes.items():
+                old = getattr(case, name)
+                if old == value:
+                    continue
                 setattr(case, name, value)
-            after = case.to_api()
-            diff = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
-            event = self._event(
-                case,
-                "CASE_EVENT_TYPE_UPDATED",
-                {"updated": diff},
-                actor={"user": {"email": "admin@example.com"}},
-            )
-            case.events.append(event)
-            case.update_time = event["createTime"]
+                data = _change_event(name, old, value)
+                if data is not None:
+                    self.record(case, data, person)
+            case.update_time = rfc3339(self.sandbox.clock.time())
             return {"case": case.to_api()}
 
     def admin_reset(self, body: Body) -> Body:
@@ -355,9 +474,7 @@ class CoralogixApi:
                 if found is None:
                     raise AdminError(404, "case_not_found", f"no Case {body['case']!r}")
                 cases = [found]
-            return {
-                "comments": [e for c in cases for e in c.events if e["type"] == "CASE_EVENT_TYPE_COMMENT"]
-            }
+            return {"comments": [e for c in cases for e in c.events if "comment" in e["eventData"]]}
 
 
 def _case_fields(body: Body, required: tuple[str, ...]) -> dict[str, Any]:
@@ -367,7 +484,7 @@ def _case_fields(body: Body, required: tuple[str, ...]) -> dict[str, Any]:
         "status": lambda v: v in CASE_STATUSES,
         "priority": lambda v: v in CASE_PRIORITIES,
         "assignee": lambda v: v is None or isinstance(v, str),
-        "labels": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        "labels": lambda v: isinstance(v, list) and all(_is_label(x) for x in v),
     }
     problems = {
         "unknown": sorted(set(body) - set(checks)),
@@ -380,6 +497,40 @@ def _case_fields(body: Body, required: tuple[str, ...]) -> dict[str, Any]:
             400, "invalid_arguments", f"{found} (status is CASE_STATUS_…, priority CASE_PRIORITY_P1…P5)"
         )
     return dict(body)
+
+
+def _is_label(item: Any) -> bool:
+    if isinstance(item, dict):
+        return isinstance(item.get("key"), str) and isinstance(item.get("value", ""), str)
+    return isinstance(item, str)
+
+
+def key_values(labels: list[Any]) -> list[tuple[str, str]]:
+    """Admin labels — `{key, value}` objects or "key:value" strings — as v1.KeyValue pairs."""
+    pairs = []
+    for item in labels:
+        if isinstance(item, dict):
+            pairs.append((str(item["key"]), str(item.get("value", ""))))
+        else:
+            key, _, value = str(item).partition(":")
+            pairs.append((key, value))
+    return pairs
+
+
+def _change_event(name: str, old: Any, new: Any) -> dict[str, Any] | None:
+    """The CaseEventData a change of one Case field makes (labels have no event type)."""
+    if name == "status":
+        return {"statusChanged": {"oldStatus": old, "newStatus": new}}
+    if name == "priority":
+        return {"priorityDetailsChanged": {"from": {"system": old}, "to": {"system": new}}}
+    if name == "title":
+        return {"titleChangedEvent": {"from": old, "to": new}}
+    if name == "assignee" and new:
+        assigned = {"assigneeUserId": member_id(new)}
+        return {"assigned": {**assigned, "previousAssigneeUserId": member_id(old)} if old else assigned}
+    if name == "assignee":
+        return {"unassigned": {"previousAssigneeUserId": member_id(old)}}
+    return None
 
 
 def _log_problem(entries: Any) -> str | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cxslack.sandbox.case_actions import CORALOGIX_TEAM_ID
 from cxslack.sandbox.server import SlackSandbox
 
 REDIRECT = "http://127.0.0.1:0/slack/oauth/callback"
@@ -92,7 +93,8 @@ def _timeline(sandbox: SlackSandbox) -> str:
     events = httpx.get(
         f"{sandbox.url}/_sandbox/coralogix/comments", params={"case": "CASE-1"}, timeout=10
     ).json()["comments"]
-    first = str((events[0].get("comment") or {}).get("text", "")).splitlines()[0] if events else "nothing"
+    comment = events[0]["eventData"]["comment"] if events else {}
+    first = (str(comment.get("unsafeText") or "").splitlines() or ["nothing"])[0]
     return f"CASE-1's timeline in Coralogix now has {len(events)} comment from Slack: {first!r}"
 
 
@@ -224,6 +226,7 @@ def run_demo(say: Callable[[str], None]) -> list[StepResult]:
             "CXSLACK_CORALOGIX_API_URL": sandbox.url,
             "CXSLACK_CORALOGIX_INGRESS_URL": sandbox.url,
             "CX_API_KEY": "sandbox-coralogix-api-key",
+            "CX_TEAM_ID": str(CORALOGIX_TEAM_ID),  # whose members Case assignees are
             "NO_PROXY": "127.0.0.1,localhost,::1",
             "CI": "1",  # the demo's commands never prompt
         }

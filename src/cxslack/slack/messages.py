@@ -9,15 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cxslack.cases.model import (
-    EVENT_TEXT,
-    CaseEvent,
-    assignee_text,
-    case_name,
-    label_text,
-    priority_label,
-    status_label,
-)
+from cxslack.cases.model import EVENT_TEXT, CaseEvent, case_name, label_text, priority_label, status_label
+from cxslack.cases.people import Assignee
 from cxslack.slack.limits import (
     HEADER_TEXT_MAX,
     MESSAGE_TEXT_MAX,
@@ -52,24 +45,37 @@ def build_test_message(connector: Connector, integration: Integration) -> Messag
     return text, [b.to_dict() for b in blocks]
 
 
+def escape(text: str) -> str:
+    """Text from Coralogix inside mrkdwn: Slack's three control characters escaped, so a title can
+    neither @-mention a channel (`<!channel>`) nor forge a link (api.slack.com/reference/surfaces/formatting)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _field(label: str, value: str) -> Any:
     from slack_sdk.models.blocks import MarkdownTextObject
 
     return MarkdownTextObject(text=clip(f"*{label}*\n{value}", SECTION_FIELD_TEXT_MAX))
 
 
-def case_root_message(case: dict[str, Any], link: str | None) -> Message:
+def _assignee_fields(assignee: Assignee) -> list[Any]:
+    """The Assignee field: a person, "Unassigned", or nothing when the person is not known."""
+    if not assignee.assigned:
+        return [_field("Assignee", "Unassigned")]
+    return [_field("Assignee", assignee.shown)] if assignee.shown else []
+
+
+def case_root_message(case: dict[str, Any], link: str | None, assignee: Assignee) -> Message:
     """The Case card: title, status, priority, assignee, labels, link; plus the fallback text."""
     from slack_sdk.models.blocks import ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 
     name, title = case_name(case), str(case.get("title") or "(untitled)")
     status, priority = status_label(case), priority_label(case)
-    text = clip(f"{name} [{priority}] {title}: {status}", MESSAGE_TEXT_MAX)
+    text = clip(escape(f"{name} [{priority}] {title}: {status}"), MESSAGE_TEXT_MAX)
     fields = [
         _field("Status", status),
         _field("Priority", priority),
-        _field("Assignee", assignee_text(case, "unassigned")),
-        _field("Labels", label_text(case)),
+        *_assignee_fields(assignee),
+        _field("Labels", escape(label_text(case))),
     ]
     blocks = [
         HeaderBlock(text=clip(f"{name} · {title}", HEADER_TEXT_MAX)),
@@ -81,23 +87,31 @@ def case_root_message(case: dict[str, Any], link: str | None) -> Message:
     return text, [b.to_dict() for b in blocks]
 
 
-def case_update_message(case: dict[str, Any], event: CaseEvent) -> Message:
+def _assignment(assignee: Assignee) -> str:
+    if not assignee.assigned:
+        return "unassigned"
+    return f"assigned to *{assignee.shown}*" if assignee.shown else "assigned"
+
+
+def case_update_message(case: dict[str, Any], event: CaseEvent, assignee: Assignee) -> Message:
     """One change to a Case (status, priority, assignee), posted in its thread or as a new message."""
     from slack_sdk.models.blocks import SectionBlock
 
     detail = {
         CaseEvent.PRIORITY_CHANGED: f"priority is now *{priority_label(case)}*",
-        CaseEvent.ASSIGNEE_CHANGED: f"assigned to *{assignee_text(case, 'nobody')}*",
+        CaseEvent.ASSIGNEE_CHANGED: _assignment(assignee),
     }.get(event, f"status is now *{status_label(case)}*")
-    text = clip(f"{case_name(case)}: {EVENT_TEXT[event]} ({detail.replace('*', '')})", MESSAGE_TEXT_MAX)
+    text = clip(
+        f"{escape(case_name(case))}: {EVENT_TEXT[event]} ({detail.replace('*', '')})", MESSAGE_TEXT_MAX
+    )
     return text, [SectionBlock(text=clip(f"*{EVENT_TEXT[event]}*: {detail}", SECTION_TEXT_MAX)).to_dict()]
 
 
-def case_preview(case: dict[str, Any], url: str) -> dict[str, Any]:
+def case_preview(case: dict[str, Any], url: str, assignee: Assignee) -> dict[str, Any]:
     """The unfurl of a Case URL: title (linked), status, priority and assignee."""
     from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
-    name, title = case_name(case), str(case.get("title") or "(untitled)")
+    name, title = escape(case_name(case)), escape(str(case.get("title") or "(untitled)"))
     room = SECTION_TEXT_MAX - len(f"*<{url}|{name} · >*")  # the title is cut, never the link markup
     blocks = [
         SectionBlock(text=MarkdownTextObject(text=f"*<{url}|{name} · {clip(title, max(room, 20))}>*")),
@@ -105,7 +119,7 @@ def case_preview(case: dict[str, Any], url: str) -> dict[str, Any]:
             fields=[
                 _field("Status", status_label(case)),
                 _field("Priority", priority_label(case)),
-                _field("Assignee", assignee_text(case, "unassigned")),
+                *_assignee_fields(assignee),
             ]
         ),
         ContextBlock(elements=[MarkdownTextObject(text="Coralogix Case")]),
