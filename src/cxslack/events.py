@@ -22,6 +22,7 @@ RETRYABLE_CODES = frozenset(
         "ratelimited",
         "coralogix_unavailable",
         "coralogix_unreachable",
+        "state_unavailable",  # the shared state database: the event waits, nothing is acted on twice
     }
 )
 
@@ -93,11 +94,13 @@ class SlackEventHandler:
         integration = self.registry.view().integrations.get(thread.integration)
         if integration is None or not ReplySync.enabled_for(integration):
             return None  # doctor reports why (earlier version, sync off, not Active)
+        access = self._access(integration)  # per event: a rotating token may have been refreshed
         sync = self._sync.get(integration.id)
         if sync is None:
             sync = self._sync[integration.id] = ReplySync(
-                self.registry, integration, self._access(integration), self.coralogix()
+                self.registry, integration, access, self.coralogix()
             )
+        sync.access = access
         return sync.handle_message(event)
 
     def _link_shared(self, team: Any, event: dict[str, Any]) -> Any:

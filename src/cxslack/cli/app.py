@@ -25,6 +25,7 @@ LAZY_GROUPS = {
     "coralogix": "cxslack.cli.coralogix",
     "integrations": "cxslack.cli.integrations",
     "sandbox": "cxslack.cli.sandbox",
+    "state": "cxslack.cli.state",
 }
 
 

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cxslack.cli.common import OutputOpt, command_group
+from cxslack.cli.common import OutputOpt, StateUrlOpt, command_group
 from cxslack.cli.render import Output, OutputFormat, paint
 from cxslack.errors import EXIT_OK, EXIT_PARTIAL, CxError, UsageError
 from cxslack.registry import quote
@@ -28,8 +28,15 @@ def coralogix() -> Any:
 
 
 @app.command("show")
-def show(case_id: CaseArg, output: OutputOpt = OutputFormat.TABLE) -> None:
+def show(case_id: CaseArg, output: OutputOpt = OutputFormat.TABLE, state_url: StateUrlOpt = None) -> None:
     """Show a Case: status, priority, assignee, labels and its Coralogix link."""
+    from cxslack.state import use_state_url
+
+    with use_state_url(state_url):
+        _show(case_id, output)
+
+
+def _show(case_id: str, output: OutputFormat) -> None:
     from cxslack.cases.model import case_key, label_text, priority_label, status_label
     from cxslack.cases.people import People
     from cxslack.connectors import channel_label
@@ -126,9 +133,18 @@ def notify(
         ),
     ] = False,
     output: OutputOpt = OutputFormat.TABLE,
+    state_url: StateUrlOpt = None,
 ) -> int:
     """Post a Case to Slack: the first notification posts the root message, later ones follow the
     Case's reply mode (thread by default), and the root is edited to show the current status."""
+    from cxslack.state import use_state_url
+
+    with use_state_url(state_url):
+        return _notify(case_ids, connector, event, case_json, workers, output)
+
+
+def _notify(case_ids: list[str], connector: str, event: str | None, case_json: str | None, workers: int,
+            output: OutputFormat) -> int:  # fmt: skip
     from concurrent.futures import ThreadPoolExecutor
 
     from cxslack.cases.model import case_from_doc, case_key, event_for
@@ -242,8 +258,16 @@ def settings(
         ),
     ] = None,
     output: OutputOpt = OutputFormat.TABLE,
+    state_url: StateUrlOpt = None,
 ) -> None:
     """Show or change a Case's Slack settings: reply mode for updates, and two-way sync mute."""
+    from cxslack.state import use_state_url
+
+    with use_state_url(state_url):
+        _settings(case_id, reply_mode, mute_sync, output)
+
+
+def _settings(case_id: str, reply_mode: str | None, mute_sync: bool | None, output: OutputFormat) -> None:
     from cxslack.cases.model import ReplyMode
     from cxslack.coralogix.client import check_case_id
     from cxslack.state import open_state

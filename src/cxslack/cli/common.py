@@ -40,6 +40,18 @@ OutputOpt = Annotated[
     ),
 ]
 
+StateUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--state-url",
+        envvar="CXSLACK_STATE_URL",
+        metavar="URL",
+        help="Keep what listen replicas share in this PostgreSQL database (postgresql://USER@HOST/DB) "
+        "instead of files; needs cxslack[postgres] and `cxslack state migrate` once.",
+        show_default=False,
+    ),
+]
+
 YesOpt = Annotated[
     bool,
     typer.Option("--yes", "-y", help="Do not ask for confirmation (required when not on a terminal)."),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cxslack.cli.common import single_command
+from cxslack.cli.common import StateUrlOpt, single_command
 from cxslack.cli.render import say
 from cxslack.errors import CxError, UsageError
 from cxslack.redact import register_secret
@@ -51,13 +51,25 @@ def listen(
             "--signing-secret-stdin", help=f"Read the signing secret from stdin, not {SIGNING_SECRET_ENV}."
         ),
     ] = False,
+    state_url: StateUrlOpt = None,
 ) -> None:
     """Receive Slack events and process them until Ctrl-C or SIGTERM.
 
     Each event is stored before Slack gets its answer, then processed once and in arrival order.
 
     Slack's retries are recognised by event id; a Slack or Coralogix outage is retried until it ends.
+
+    With --state-url, any number of replicas share one PostgreSQL database: each event is stored
+    and handled once whichever replica Slack reaches, and a replica that dies leaves its work to
+    the others.
     """
+    from cxslack.state import use_state_url
+
+    with use_state_url(state_url):
+        _listen(http, socket_mode, once, signing_secret_stdin)
+
+
+def _listen(http: str | None, socket_mode: bool, once: bool, signing_secret_stdin: bool) -> None:
     from cxslack.listen import Listener
     from cxslack.slack.client import api_url
     from cxslack.state import open_state
@@ -85,6 +97,9 @@ def listen(
         once=once,
         log=say,
     )
+    storage = listener.inbox.storage()
+    if storage.get("backend") == "postgresql":
+        say(f"Events and shared state in {storage.get('database')}, with any other replica using it.")
     stop_signals = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, lambda *_: listener.done.set()) for sig in stop_signals}
     try:

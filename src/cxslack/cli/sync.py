@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from cxslack.cli.common import OutputOpt, single_command
+from cxslack.cli.common import OutputOpt, StateUrlOpt, single_command
 from cxslack.cli.render import Output, OutputFormat
 
 app = single_command()
@@ -17,12 +17,20 @@ def sync(
         typer.Argument(help="Only these Cases (default: every tracked thread).", show_default=False),
     ] = None,
     output: OutputOpt = OutputFormat.TABLE,
+    state_url: StateUrlOpt = None,
 ) -> None:
     """Copy new Slack replies in Case notification threads into the Case timelines.
 
     Reads conversations.replies from each thread's checkpoint, so every reply is synced once,
     whether it arrived here or through `cxslack listen`.
     """
+    from cxslack.state import use_state_url
+
+    with use_state_url(state_url):
+        _sync(cases, output)
+
+
+def _sync(cases: list[str] | None, output: OutputFormat) -> None:
     from cxslack.cases.twoway import ReplySync
     from cxslack.coralogix.client import CoralogixClient, check_case_id
     from cxslack.coralogix.config import resolve_settings

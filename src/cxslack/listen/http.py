@@ -6,8 +6,9 @@ Every request to either must carry Slack's signature (slack-sdk's SignatureVerif
 `url_verification` is answered with its challenge. An `event_callback`, or a click
 (`block_actions`, form-encoded in `payload`), is written to the inbox and answered 200 at once,
 well inside Slack's 3 s; processing happens on the worker.
-A disk that cannot take the event answers 500, so Slack retries. Request lines, headers and
-bodies are never logged.
+A disk or database that cannot take it answers 500, so Slack retries (through a load balancer,
+perhaps at another replica): nothing is acked that was not stored. /healthz answers 503 while the
+event store cannot be reached. Request lines, headers and bodies are never logged.
 """
 
 from __future__ import annotations
@@ -178,7 +179,8 @@ class _EventsHandler(BaseHTTPRequestHandler):
                 self.server.track(-1)
 
     def _health(self) -> None:
-        self._reply(200, self.server.health())
+        health = self.server.health()
+        self._reply(503 if health.get("status") == "unavailable" else 200, health)
 
     def _signed_body(self) -> bytes | None:
         """The request body when it is Slack's, signed; None once the answer was sent."""
@@ -201,7 +203,8 @@ class _EventsHandler(BaseHTTPRequestHandler):
         return body
 
     def _store(self, envelope: dict[str, Any], raw: bytes | None) -> None:
-        """Into the inbox, then 200; 500 when the disk cannot take it (Slack tries again)."""
+        """Into the inbox, then 200; 500 when the disk or database cannot take it (Slack tries again,
+        perhaps at another replica)."""
         try:
             self.server.inbox.accept(envelope, raw)
         except InvalidEnvelope:

@@ -86,14 +86,28 @@ class Listener:
         return self.inbox.drain(timeout)
 
     def health(self) -> dict[str, Any]:
-        """What /healthz answers: counts and times, never a secret or event content."""
+        """What /healthz answers: counts and times, never a secret or event content. `status` is
+        "unavailable" (and /healthz 503) while the event store cannot be reached: a load balancer
+        then sends Slack's deliveries to a replica that can store them."""
         inbox = self.inbox
+        storage = inbox.storage()
         last = inbox.last_done_at
+        if not storage.get("ok"):
+            status = "unavailable"
+        else:
+            status = "retrying" if self.worker.failed_attempts else "ok"
+        depth: int | None = None
+        if storage.get("ok"):
+            try:
+                depth = inbox.depth
+            except OSError:  # gone between the two questions
+                status = "unavailable"
         return {
-            "status": "retrying" if self.worker.failed_attempts else "ok",
+            "status": status,
             "transport": self.transport,
             "uptime_seconds": round(time.monotonic() - self._started, 1),
-            "inbox_depth": inbox.depth,
+            "storage": storage,
+            "inbox_depth": depth,
             "processed": inbox.processed,
             "dead_lettered": inbox.dead_lettered,
             "duplicates": inbox.duplicates,

@@ -1,8 +1,9 @@
 """The worker of `cxslack listen`: hands inbox events to the handler, one at a time, oldest first.
 
-A handler raising RetryableError (Slack or Coralogix unavailable) keeps its event at the head of
-the inbox and is called again after a capped exponential backoff, for as long as it takes: the
-events behind it wait, so order is kept and nothing is lost in an outage. Any other exception is
+A handler raising RetryableError (Slack or Coralogix unavailable) puts its event back, first in its
+order, and the worker takes it again after a capped exponential backoff, for as long as it takes:
+the events behind it wait, so order is kept and nothing is lost in an outage. An event store that
+cannot be reached (a database down) is waited out the same way. Any other exception is
 permanent: the event goes to the dead-letter directory and the worker moves on. Each finished
 event, and each retry, is one log line; no event content beyond type, channel and ts is logged.
 """
@@ -19,7 +20,7 @@ from typing import Any
 from cxslack.events import RetryableError
 from cxslack.listen.interactivity import CLICK_TYPE, describe
 from cxslack.redact import redact
-from cxslack.state.interface import EventInbox, InboxItem, Outcome
+from cxslack.state.interface import EventInbox, InboxItem, Outcome, StateUnavailable
 
 EventHandler = Callable[[dict[str, Any]], None]
 Log = Callable[[str], None]
@@ -41,7 +42,8 @@ class Worker:
         self.log = log
         self.backoff, self.backoff_cap = backoff, backoff_cap
         self.on_finished = on_finished
-        self.failed_attempts = 0  # of the event at the head: > 0 while an outage lasts
+        self.failed_attempts = 0  # handler attempts since the last success: > 0 while an outage lasts
+        self.state_failures = 0  # inbox calls that failed in a row: > 0 while the event store is away
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cxslack-listen-worker", daemon=True)
 
@@ -58,35 +60,48 @@ class Worker:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            item = self.inbox.head(timeout=5.0, interrupted=self._stopping.is_set)
-            if item is not None and not self._stopping.is_set():
-                self._process(item)
+            try:
+                item = self.inbox.head(timeout=5.0, interrupted=self._stopping.is_set)
+                if item is not None and self._stopping.is_set():
+                    self.inbox.release(item)  # taken just as the listener stops: it waits for the next start
+                elif item is not None:
+                    self._process(item)
+            except StateUnavailable as exc:  # the database went away: what is claimed is claimed again later
+                self.state_failures += 1
+                delay = min(self.backoff_cap, self.backoff * 2 ** min(self.state_failures - 1, 16))
+                self.log(
+                    redact(
+                        f"{_now()} the event store is unavailable ({_short(str(exc))}); retrying in {delay:g}s"
+                    )
+                )
+                self._stopping.wait(delay)
+            else:
+                self.state_failures = 0
 
     def _process(self, item: InboxItem) -> None:
         try:
             envelope = item.envelope()
         except (OSError, ValueError) as exc:
+            if isinstance(exc, StateUnavailable):
+                raise
             self._finish(item, {}, Outcome.DEAD_LETTER, f"unreadable: {exc}")
             return
-        self.failed_attempts = 0
-        while True:
-            started = time.monotonic()
-            try:
-                self.handler(envelope)
-            except RetryableError as exc:
-                self.failed_attempts += 1
-                delay = min(self.backoff_cap, self.backoff * 2 ** (self.failed_attempts - 1))
-                self._line(
-                    envelope, f"retrying in {delay:g}s", f"attempt {self.failed_attempts}: {exc.message}"
-                )
-                if self._stopping.wait(delay):
-                    return  # shutting down: the event stays in the inbox for the next start
-                continue
-            except Exception as exc:
-                self._finish(item, envelope, Outcome.DEAD_LETTER, f"{type(exc).__name__}: {exc}")
-                return
-            self._finish(item, envelope, Outcome.HANDLED, f"{(time.monotonic() - started) * 1000:.0f} ms")
+        started = time.monotonic()
+        try:
+            self.handler(envelope)
+        except (RetryableError, StateUnavailable) as exc:
+            # The event waits again, first in its order; the same (or, with a shared inbox, another
+            # replica's) worker takes it after the backoff. Order is kept and nothing is lost.
+            self.failed_attempts += 1
+            delay = min(self.backoff_cap, self.backoff * 2 ** min(self.failed_attempts - 1, 16))
+            self._line(envelope, f"retrying in {delay:g}s", f"attempt {self.failed_attempts}: {exc.message}")
+            self.inbox.release(item)
+            self._stopping.wait(delay)  # shutting down: the event stays in the inbox for the next start
             return
+        except Exception as exc:
+            self._finish(item, envelope, Outcome.DEAD_LETTER, f"{type(exc).__name__}: {exc}")
+            return
+        self._finish(item, envelope, Outcome.HANDLED, f"{(time.monotonic() - started) * 1000:.0f} ms")
 
     def _finish(self, item: InboxItem, envelope: dict[str, Any], outcome: Outcome, detail: str) -> None:
         self.failed_attempts = 0
@@ -105,9 +120,13 @@ class Worker:
         ts = event.get("ts") or event.get("message_ts") or "-"
         if envelope.get("type") == CLICK_TYPE:
             kind, channel, ts = describe(envelope)
-        when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        when = _now()
         event_id = event_id or str(envelope.get("event_id") or "-")
         self.log(redact(f"{when} {kind} {channel} {ts} → {status} ({event_id}, {_short(detail)})"))
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -291,11 +291,11 @@ def install(registry: Registry, integration_id: str, grant: Grant) -> AuthorizeO
             integration.extra["app_id"] = grant.app_id
         integration.set_status(Status.ACTIVE)
         old = read_secrets(docs, integration_id)
-        write_secrets(
-            docs,
-            integration_id,
-            IntegrationSecrets(bot=grant.bot, user=grant.user, webhook_url=old.webhook_url),
-        )
+        secrets = IntegrationSecrets(bot=grant.bot, user=grant.user, webhook_url=old.webhook_url)
+        write_secrets(docs, integration_id, secrets)
+    from cxslack.state import open_state
+
+    open_state(registry.store).tokens.installed(integration_id, secrets)  # replicas take the new ones
     return AuthorizeOutcome(integration, missing_by_feature(integration.requested_scopes, granted))
 
 
@@ -312,21 +312,30 @@ def _refresh(app: AppCredentials, tokens: TokenSet, integration: str) -> TokenSe
 def fresh_tokens(registry: Registry, integration: Integration) -> IntegrationSecrets:
     """The integration's secrets, with rotating tokens refreshed when within 10 minutes of expiry.
 
-    The refresh runs under the store lock, so two processes never both spend the same refresh
-    token (Slack would invalidate the loser's pair).
+    The refresh runs under the state's token hold (the store lock with files, a row lock in a
+    shared database), so two processes — or two `listen` replicas — never both spend the same
+    single-use refresh token: the second finds the first one's fresh token and uses it.
     """
-    secrets = read_secrets(registry.store, integration.id)
-    if not any(t and t.expiring() and t.refresh_token for t in (secrets.bot, secrets.user)):
+    from cxslack.state import open_state
+
+    tokens = open_state(registry.store).tokens
+    secrets = tokens.current(integration.id)
+    if not _refresh_due(secrets):
         return secrets
     app = app_credentials(registry.store, need_secret=False)
-    with registry.store.transaction() as docs:
-        secrets = read_secrets(docs, integration.id)  # another process may have refreshed already
+
+    def renew(latest: IntegrationSecrets) -> IntegrationSecrets:
         for kind in ("bot", "user"):
-            tokens: TokenSet | None = getattr(secrets, kind)
-            if tokens and tokens.expiring() and tokens.refresh_token:
-                setattr(secrets, kind, _refresh(app, tokens, integration.name))
-        write_secrets(docs, integration.id, secrets)
-    return secrets
+            current: TokenSet | None = getattr(latest, kind)
+            if current and current.expiring() and current.refresh_token:  # still due: nobody refreshed it
+                setattr(latest, kind, _refresh(app, current, integration.name))
+        return latest
+
+    return tokens.refresh(integration.id, renew)
+
+
+def _refresh_due(secrets: IntegrationSecrets) -> bool:
+    return any(t and t.expiring() and t.refresh_token for t in (secrets.bot, secrets.user))
 
 
 def bot_access(registry: Registry, integration: Integration) -> SlackAccess:
@@ -345,7 +354,10 @@ def bot_access(registry: Registry, integration: Integration) -> SlackAccess:
             f"Install the app with: cxslack integrations authorize {quote(integration.name)}",
             exit_code=EXIT_AUTH,
         )
-    return SlackAccess(secrets.bot.access_token, integration=integration.name)
+    from cxslack.state import open_state
+
+    pacing = open_state(registry.store).pacing  # shared by every replica on one database
+    return SlackAccess(secrets.bot.access_token, integration=integration.name, pacing=pacing)
 
 
 def mark_failing_if_token_error(registry: Registry, integration_id: str, error: SlackError) -> None:

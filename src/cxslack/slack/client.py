@@ -22,6 +22,7 @@ from typing import Any
 
 from cxslack.errors import EXIT_AUTH, EXIT_FAILED, CxError
 from cxslack.redact import register_secret
+from cxslack.slack.pacing import LOCAL, Pacing
 
 DEFAULT_API_URL = "https://slack.com/api/"
 # Slack tells us how long to wait; beyond this we give up with a clear error instead of hanging.
@@ -120,60 +121,50 @@ def describe_error(method: str, error: str, data: Mapping[str, Any], channel: st
 
 
 class RetryGate:
-    """Process-wide pacing per (token, method, channel).
+    """Process-wide pacing per (token, method, channel), kept in a `Pacing` store.
 
-    Requests that name a channel go one at a time per key: Slack allows about one message per
-    second per channel anyway, and while one request waits out a 429 the others wait behind it
-    instead of arriving inside the Retry-After window. Channel-less keys are not serialised;
-    they only wait out a Retry-After that an earlier call published.
+    Requests that name a channel go one at a time per key in this process: Slack allows about one
+    message per second per channel anyway, and while one request waits out a 429 the others wait
+    behind it instead of arriving inside the Retry-After window. Channel-less keys are not
+    serialised; they only wait out a Retry-After that an earlier call published. Where the keys'
+    slots and holds live is the store's business: this process (`LocalPacing`), or a database that
+    every `listen` replica shares.
     """
 
     def __init__(self) -> None:
-        self._until: dict[tuple[str, ...], float] = {}
         self._locks: dict[tuple[str, ...], threading.Lock] = {}
-        self._buckets: dict[tuple[str, ...], tuple[float, float]] = {}  # key → (tokens, last refill)
         self._lock = threading.Lock()
 
-    def block(self, key: tuple[str, ...], seconds: float) -> None:
-        with self._lock:
-            until = time.monotonic() + seconds
-            if until > self._until.get(key, 0.0):
-                self._until[key] = until
+    @staticmethod
+    def _name(key: tuple[str, ...]) -> str:
+        return "|".join(key)
 
-    def _wait(self, key: tuple[str, ...]) -> None:
-        while True:
-            with self._lock:
-                remaining = self._until.get(key, 0.0) - time.monotonic()
-            if remaining <= 0:
-                return
-            time.sleep(remaining)
-
-    def _pace(self, key: tuple[str, ...], rate: float, burst: int) -> None:
-        """Take a token from the key's bucket, sleeping until one is there (no 429 provoked)."""
-        with self._lock:
-            now = time.monotonic()
-            tokens, last = self._buckets.get(key, (float(burst), now))
-            tokens = min(float(burst), tokens + (now - last) * rate)
-            wait = 0.0 if tokens >= 1 else (1 - tokens) / rate
-            self._buckets[key] = (tokens - 1, now + wait) if wait == 0 else (0.0, now + wait)
-        if wait:
-            time.sleep(wait)
+    def block(self, key: tuple[str, ...], seconds: float, pacing: Pacing = LOCAL) -> None:
+        pacing.hold(self._name(key), seconds)
 
     @contextmanager
     def turn(
-        self, key: tuple[str, ...], serialise: bool, pace: tuple[float, int] | None = None
+        self,
+        key: tuple[str, ...],
+        serialise: bool,
+        pace: tuple[float, int] | None = None,
+        pacing: Pacing = LOCAL,
     ) -> Iterator[None]:
+        name = self._name(key)
         if not serialise:
-            self._wait(key)
+            _sleep(pacing.held(name))
             yield
             return
         with self._lock:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
-            self._wait(key)
-            if pace:
-                self._pace(key, *pace)
+            _sleep(pacing.take(name, *pace) if pace else pacing.held(name))
             yield
+
+
+def _sleep(seconds: float) -> None:
+    if seconds > 0:
+        time.sleep(seconds)
 
 
 GATE = RetryGate()
@@ -198,9 +189,10 @@ def _rate_limit_handler(max_retries: int, max_wait: float) -> Any:
             wait = _retry_after(response.headers if response is not None else None) + random.uniform(
                 0.05, 0.25
             )
-            key = getattr(_current_key, "value", None)
-            if key is not None:
-                GATE.block(key, wait)
+            current = getattr(_current_key, "value", None)
+            if current is not None:
+                key, pacing = current
+                GATE.block(key, wait, pacing)
             state.next_attempt_requested = True
             time.sleep(wait)
             state.increment_current_attempt()
@@ -243,7 +235,8 @@ class SlackAccess:
     """Calls Slack's Web API with one token and cxslack's retry and error policies."""
 
     def __init__(self, token: str | None = None, *, base_url: str | None = None, timeout: float = 15.0,
-                 policy: RetryPolicy | None = None, integration: str | None = None):  # fmt: skip
+                 policy: RetryPolicy | None = None, integration: str | None = None,
+                 pacing: Pacing = LOCAL):  # fmt: skip
         from slack_sdk import WebClient
         from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, ServerErrorRetryHandler
         from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
@@ -251,6 +244,7 @@ class SlackAccess:
         policy = policy or RetryPolicy()
         self.policy = policy
         self.integration = integration  # the name hints use ("cxslack integrations authorize Payments")
+        self.pacing = pacing  # the state's: shared by every process on one database
         register_secret(token)
         backoff = BackoffRetryIntervalCalculator(backoff_factor=policy.backoff)
         self.base_url = base_url or api_url()
@@ -282,7 +276,7 @@ class SlackAccess:
         pace = None
         if method == "chat.postMessage" and self.policy.channel_rate:
             pace = (self.policy.channel_rate, self.policy.channel_burst)
-        with GATE.turn(key, serialise=bool(channel), pace=pace):
+        with GATE.turn(key, serialise=bool(channel), pace=pace, pacing=self.pacing):
             return self._send(method, key, http_verb, auth, params)
 
     def _send(self, method: str, key: tuple[str, ...], http_verb: str, auth: dict[str, str] | None,
@@ -290,7 +284,7 @@ class SlackAccess:
         from slack_sdk.errors import SlackApiError, SlackRequestError
 
         channel = params.get("channel")
-        _current_key.value = key
+        _current_key.value = (key, self.pacing)
         try:
             if http_verb == "GET":
                 response = self.client.api_call(method, http_verb="GET", params=_drop_none(params))

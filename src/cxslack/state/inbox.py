@@ -175,6 +175,22 @@ class Inbox:
                 )
                 self._done_lines = len(self._done)
 
+    def finished(self) -> list[tuple[str, float]]:
+        """(event id, when it finished) of the events in the dedupe record, oldest first."""
+        with self._cond:
+            return list(self._done.items())
+
+    def waiting(self) -> list[Pending]:
+        """The events not processed yet, in arrival order."""
+        with self._cond:
+            return list(self._queue)
+
+    def release(self, item: InboxItem) -> None:
+        """The event stays first in the queue: the next `head` hands it out again."""
+
+    def storage(self) -> dict[str, Any]:
+        return {"backend": "files", "ok": not self._closed}
+
     def _dead_letter(self, item: Pending, error: str, now: float) -> None:
         try:
             envelope: Any = json.loads(item.path.read_bytes())

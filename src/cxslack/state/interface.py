@@ -7,6 +7,9 @@ operation is atomic on its own; where the domain needs more than one to hold tog
 notify per Case and connector at a time, one comment per Slack reply, one action per click),
 there is an explicit exclusive section (`CaseThreads.turn`, `SyncLedger.claim`,
 `ActionLedger.claim`) that a database maps to an advisory lock or a row lock.
+
+A state that cannot be reached (a database gone) raises `StateUnavailable`, an OSError: what
+`listen` answers 500 for (Slack retries, another replica takes it) instead of acking.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from cxslack.errors import CxError
 from cxslack.state.records import (
     CaseSettings,
     CaseThread,
@@ -29,6 +33,10 @@ from cxslack.state.records import (
     SyncedReply,
     TakenAction,
 )
+
+if TYPE_CHECKING:
+    from cxslack.credentials import IntegrationSecrets
+    from cxslack.slack.pacing import Pacing
 
 OnWait = Callable[[], None]  # called once when another process holds what we wait for
 
@@ -174,6 +182,28 @@ class CheckpointFiles(Protocol):
     def has_batches(self) -> bool: ...
 
 
+class TokenBook(Protocol):
+    """Each integration's Slack tokens as every process should use them now. A rotating token is
+    refreshed by one process at a time, and the others then use what it got (Slack's refresh
+    tokens are single-use: a second refresh with the same one would fail)."""
+
+    def current(self, integration_id: str) -> IntegrationSecrets: ...
+
+    def refresh(
+        self, integration_id: str, renew: Callable[[IntegrationSecrets], IntegrationSecrets]
+    ) -> IntegrationSecrets:
+        """Under a hold no other process gets past: `renew(latest)` (which calls Slack only when the
+        latest tokens are still due) is saved and returned."""
+
+    def installed(self, integration_id: str, secrets: IntegrationSecrets) -> None:
+        """A fresh install replaced the tokens in credentials.toml: they win over any refreshed ones."""
+
+
+class StateUnavailable(CxError, OSError):
+    """The state cannot be reached or written right now (a database down or unreachable): an
+    OSError to the listener (answer 500, Slack retries), a CxError with a hint to a command."""
+
+
 class Accepted(StrEnum):
     STORED = "stored"
     DUPLICATE = "duplicate"
@@ -186,6 +216,27 @@ class Outcome(StrEnum):
 
 class InvalidEnvelope(ValueError):
     """Not an event_callback envelope the inbox can keep (no or malformed event_id)."""
+
+
+def order_key(envelope: dict[str, Any]) -> str:
+    """What an event must be kept in order with: its Slack thread (a reply, its edit and its deletion;
+    the previews of one message), else its channel. Events with the same key are handed out one at
+    a time, oldest first; different keys may be handled at once (by different `listen` replicas)."""
+    event = envelope.get("event")
+    event = event if isinstance(event, dict) else {}
+    channel = str(event.get("channel") or event.get("channel_id") or "")
+    for source in (event, event.get("message"), event.get("previous_message")):
+        if isinstance(source, dict) and source.get("thread_ts"):
+            return f"{channel}|{source['thread_ts']}"
+    for source, name in (
+        (event.get("message"), "ts"),
+        (event, "deleted_ts"),
+        (event, "message_ts"),
+        (event, "ts"),
+    ):
+        if isinstance(source, dict) and source.get(name):
+            return f"{channel}|{source[name]}"
+    return channel or str(envelope.get("event_id") or "")
 
 
 class InboxItem(Protocol):
@@ -214,6 +265,12 @@ class EventInbox(Protocol):
         when `interrupted()` turns true (checked whenever `wake()` is called)."""
 
     def finish(self, item: InboxItem, outcome: Outcome, error: str = "") -> None: ...
+
+    def release(self, item: InboxItem) -> None:
+        """Not now (the handler asked to retry later): the event waits again, still first in its order."""
+
+    def storage(self) -> dict[str, Any]:
+        """Where events are kept and whether it answers (`/healthz`): {"backend", "ok", …}; never raises."""
 
     @property
     def depth(self) -> int: ...
@@ -250,6 +307,13 @@ class State(Protocol):
     @property
     def remote_migrations(self) -> MigrationJournal:
         """The journal of `connectors migrate --remote` (shares the one-run-at-a-time lock)."""
+
+    @property
+    def tokens(self) -> TokenBook: ...
+
+    @property
+    def pacing(self) -> Pacing:
+        """Where the Slack client keeps its per-key pacing and Retry-After holds."""
 
     def checkpoint(self, integration_id: str, destination: str) -> CheckpointFiles: ...
 

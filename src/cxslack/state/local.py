@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cxslack.errors import CxError
 from cxslack.state.docs import JsonDoc, read_json
@@ -48,6 +49,10 @@ from cxslack.state.records import (
     split_thread_key,
     thread_key,
 )
+
+if TYPE_CHECKING:
+    from cxslack.credentials import IntegrationSecrets
+    from cxslack.store import Store
 
 REPLY_LOCK_STRIPES = 64
 # Clicks are remembered long after Slack could send one again (retries come within minutes, a
@@ -359,11 +364,41 @@ class FileCheckpoint:
         )
 
 
-class FileState:
-    """`State` on files under one state directory (created, 0700, as it is first written)."""
+class FileTokens:
+    """Tokens live in credentials.toml; a refresh happens under the store's lock."""
 
-    def __init__(self, state_dir: Path):
+    def __init__(self, store: Store):
+        self.store = store
+
+    def current(self, integration_id: str) -> IntegrationSecrets:
+        from cxslack.credentials import read_secrets
+
+        return read_secrets(self.store, integration_id)
+
+    def refresh(
+        self, integration_id: str, renew: Callable[[IntegrationSecrets], IntegrationSecrets]
+    ) -> IntegrationSecrets:
+        from cxslack.credentials import read_secrets, write_secrets
+
+        with self.store.transaction() as docs:
+            secrets = renew(read_secrets(docs, integration_id))  # another process may have refreshed already
+            write_secrets(docs, integration_id, secrets)
+        return secrets
+
+    def installed(self, integration_id: str, secrets: IntegrationSecrets) -> None:
+        """credentials.toml is where they are: nothing more to do."""
+
+
+class FileState:
+    """`State` on files under one state directory (created, 0700, as it is first written), with
+    the tokens in the store's credentials.toml."""
+
+    def __init__(self, state_dir: Path, store: Store | None = None):
+        from cxslack.slack.pacing import LOCAL
+
         self.dir = state_dir
+        self._store = store
+        self.pacing = LOCAL  # one process's pacing: files are not shared by listen replicas
         self.threads = FileCaseThreads(state_dir / "cases")
         self.settings = FileCaseSettings(state_dir / "cases")
         self.channels = FileChannelBook(state_dir / "slack")
@@ -372,6 +407,12 @@ class FileState:
         self.actions = FileActionLedger(state_dir / "actions")
         self.migrations = FileMigrationJournal(state_dir / "migrations")
         self.remote_migrations = FileMigrationJournal(state_dir / "migrations", "remote")
+
+    @property
+    def tokens(self) -> FileTokens:
+        from cxslack.store import Store
+
+        return FileTokens(self._store or Store())
 
     def checkpoint(self, integration_id: str, destination: str) -> FileCheckpoint:
         return FileCheckpoint(self.dir / "access-logs" / integration_id, destination)
