@@ -2,7 +2,7 @@
 # Install: source this file, or copy it to ~/.local/share/bash-completion/completions/cxslack
 _cxslack_subcommands() {
     case "$1" in
-        "") subs="access-logs app cases completion config connectors coralogix doctor integrations listen sandbox sync" ;;
+        "") subs="access-logs app cases completion config connectors coralogix doctor integrations listen sandbox state sync" ;;
         "access-logs") subs="collect" ;;
         "app") subs="configure manifest" ;;
         "cases") subs="show notify settings" ;;
@@ -11,6 +11,7 @@ _cxslack_subcommands() {
         "coralogix") subs="configure show" ;;
         "integrations") subs="add authorize list show edit remove" ;;
         "sandbox") subs="serve demo" ;;
+        "state") subs="migrate copy" ;;
         *) subs="" ;;
     esac
     printf '%s' "$subs"
@@ -46,14 +47,17 @@ _cxslack() {
         "app manifest:--name") COMPREPLY=(); return ;;
         "app manifest:--format") COMPREPLY=($(compgen -W "json yaml" -- "$cur")); return ;;
         "cases show:--output"|"cases show:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
+        "cases show:--state-url") COMPREPLY=(); return ;;
         "cases notify:--connector") COMPREPLY=(); return ;;
         "cases notify:--event") COMPREPLY=(); return ;;
         "cases notify:--case-json") COMPREPLY=(); return ;;
         "cases notify:--workers") COMPREPLY=(); return ;;
         "cases notify:--root-link") COMPREPLY=(); return ;;
         "cases notify:--output"|"cases notify:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
+        "cases notify:--state-url") COMPREPLY=(); return ;;
         "cases settings:--reply-mode") COMPREPLY=(); return ;;
         "cases settings:--output"|"cases settings:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
+        "cases settings:--state-url") COMPREPLY=(); return ;;
         "config path:--output"|"config path:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
         "connectors create:--integration") COMPREPLY=(); return ;;
         "connectors create:--channel") COMPREPLY=(); return ;;
@@ -120,11 +124,18 @@ _cxslack() {
         "integrations edit:--output"|"integrations edit:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
         "integrations remove:--output"|"integrations remove:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
         "listen:--http") COMPREPLY=(); return ;;
+        "listen:--state-url") COMPREPLY=(); return ;;
         "sandbox serve:--host") COMPREPLY=(); return ;;
         "sandbox serve:--port") COMPREPLY=(); return ;;
         "sandbox serve:--latency") COMPREPLY=(); return ;;
         "sandbox demo:--output"|"sandbox demo:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
+        "state migrate:--state-url") COMPREPLY=(); return ;;
+        "state migrate:--output"|"state migrate:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
+        "state copy:--to") COMPREPLY=(); return ;;
+        "state copy:--from") COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        "state copy:--output"|"state copy:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
         "sync:--output"|"sync:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
+        "sync:--state-url") COMPREPLY=(); return ;;
     esac
     if [[ "$cur" == -* ]]; then
         case "$path" in
@@ -135,9 +146,9 @@ _cxslack() {
         "app configure") opts="--client-id --client-secret-stdin --redirect-uri --pkce --no-pkce --output -o --help -h" ;;
         "app manifest") opts="--integration --two-way-sync --link-previews --access-logs --channel-lookup --redirect-uri --events-url --name --format --help -h" ;;
         "cases") opts="--help -h" ;;
-        "cases show") opts="--output -o --help -h" ;;
-        "cases notify") opts="--connector --event --case-json --workers --root-link --repost-root --output -o --help -h" ;;
-        "cases settings") opts="--reply-mode --mute-sync --unmute-sync --output -o --help -h" ;;
+        "cases show") opts="--output -o --state-url --help -h" ;;
+        "cases notify") opts="--connector --event --case-json --workers --root-link --repost-root --output -o --state-url --help -h" ;;
+        "cases settings") opts="--reply-mode --mute-sync --unmute-sync --output -o --state-url --help -h" ;;
         "completion") opts="--help -h" ;;
         "config") opts="--help -h" ;;
         "config path") opts="--output -o --help -h" ;;
@@ -166,11 +177,14 @@ _cxslack() {
         "integrations show") opts="--output -o --help -h" ;;
         "integrations edit") opts="--name --notifications --no-notifications --access-logs --no-access-logs --two-way-sync --no-two-way-sync --link-previews --no-link-previews --channel-lookup --no-channel-lookup --integration-version --webhook-url-stdin --coralogix-id --unlink-coralogix --output -o --help -h" ;;
         "integrations remove") opts="--yes -y --output -o --help -h" ;;
-        "listen") opts="--http --socket-mode --once --signing-secret-stdin --help -h" ;;
+        "listen") opts="--http --socket-mode --once --signing-secret-stdin --state-url --help -h" ;;
         "sandbox") opts="--help -h" ;;
         "sandbox serve") opts="--host --port --allow-remote --no-rate-limits --latency --auto-approve --help -h" ;;
         "sandbox demo") opts="--output -o --help -h" ;;
-        "sync") opts="--output -o --help -h" ;;
+        "state") opts="--help -h" ;;
+        "state migrate") opts="--state-url --output -o --help -h" ;;
+        "state copy") opts="--to --from --output -o --help -h" ;;
+        "sync") opts="--output -o --state-url --help -h" ;;
         esac
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
         return

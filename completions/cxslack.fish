@@ -3,7 +3,7 @@
 function __cxslack_subcommands
     switch $argv[1]
         case ""
-            echo access-logs app cases completion config connectors coralogix doctor integrations listen sandbox sync
+            echo access-logs app cases completion config connectors coralogix doctor integrations listen sandbox state sync
         case "access-logs"
             echo collect
         case "app"
@@ -20,6 +20,8 @@ function __cxslack_subcommands
             echo add authorize list show edit remove
         case "sandbox"
             echo serve demo
+        case "state"
+            echo migrate copy
     end
 end
 
@@ -46,6 +48,7 @@ complete -c cxslack -n 'test (__cxslack_path) = ""' -a doctor -d 'Diagnose integ
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a integrations -d 'Add, list, show, edit and remove Slack integrations'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a listen -d 'Receive Slack events and process them until Ctrl-C or SIGTERM'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a sandbox -d 'Run the built-in Slack sandbox: a local Slack Web API emulator for tests and demos'
+complete -c cxslack -n 'test (__cxslack_path) = ""' -a state -d 'Shared state in PostgreSQL for running listen as replicas: migrate the schema, copy files over'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -a sync -d 'Copy new Slack replies in Case notification threads into the Case timelines'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -l version -d 'Print the version and exit'
 complete -c cxslack -n 'test (__cxslack_path) = ""' -l no-color -d 'Disable colour (NO_COLOR works too)'
@@ -88,6 +91,7 @@ complete -c cxslack -n 'test (__cxslack_path) = "cases"' -a notify -d 'Post a Ca
 complete -c cxslack -n 'test (__cxslack_path) = "cases"' -a settings -d 'Show or change a Case\'s Slack settings: reply mode for updates, and two-way sync mute'
 complete -c cxslack -n 'test (__cxslack_path) = "cases"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "cases show"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
+complete -c cxslack -n 'test (__cxslack_path) = "cases show"' -l state-url -x -d 'Keep what listen replicas share in this PostgreSQL database (a postgresql:// URL) instead of files; needs cxslack[postgres] and `cxslack state migrate` once'
 complete -c cxslack -n 'test (__cxslack_path) = "cases show"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l connector -x -d 'The connector whose channel routing to use'
 complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l event -x -d 'activated, acknowledged, resolved, closed, priority-changed or assignee-changed (default: from the status)'
@@ -96,10 +100,12 @@ complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l workers -x -d
 complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l root-link -x -d 'Adopt this Slack message (its link: …/archives/C…/p…) as the Case\'s root on the connector, e.g. after a root whose post was in doubt turned up'
 complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l repost-root -d 'A root whose post was in doubt is not in Slack (you looked): post it again'
 complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
+complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l state-url -x -d 'Keep what listen replicas share in this PostgreSQL database (a postgresql:// URL) instead of files; needs cxslack[postgres] and `cxslack state migrate` once'
 complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "cases settings"' -l reply-mode -x -d 'new-message, thread or thread-broadcast'
 complete -c cxslack -n 'test (__cxslack_path) = "cases settings"' -l mute-sync -l unmute-sync -d 'Stop or resume syncing Slack replies into this Case'
 complete -c cxslack -n 'test (__cxslack_path) = "cases settings"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
+complete -c cxslack -n 'test (__cxslack_path) = "cases settings"' -l state-url -x -d 'Keep what listen replicas share in this PostgreSQL database (a postgresql:// URL) instead of files; needs cxslack[postgres] and `cxslack state migrate` once'
 complete -c cxslack -n 'test (__cxslack_path) = "cases settings"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "completion"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "config"' -a path -d 'Print where config, credentials and state live (CXSLACK_HOME overrides all)'
@@ -260,6 +266,7 @@ complete -c cxslack -n 'test (__cxslack_path) = "listen"' -l http -x -d 'Serve t
 complete -c cxslack -n 'test (__cxslack_path) = "listen"' -l socket-mode -d 'Connect out to Slack over Socket Mode instead (behind a firewall); needs CXSLACK_SLACK_APP_TOKEN'
 complete -c cxslack -n 'test (__cxslack_path) = "listen"' -l once -d 'Exit after the first event is processed (tests and smoke checks)'
 complete -c cxslack -n 'test (__cxslack_path) = "listen"' -l signing-secret-stdin -d 'Read the signing secret from stdin, not CXSLACK_SLACK_SIGNING_SECRET'
+complete -c cxslack -n 'test (__cxslack_path) = "listen"' -l state-url -x -d 'Keep what listen replicas share in this PostgreSQL database (a postgresql:// URL) instead of files; needs cxslack[postgres] and `cxslack state migrate` once'
 complete -c cxslack -n 'test (__cxslack_path) = "listen"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "sandbox"' -a serve -d 'Serve the sandbox until Ctrl-C or SIGTERM, printing the environment that points cxslack at it'
 complete -c cxslack -n 'test (__cxslack_path) = "sandbox"' -a demo -d 'Run the main job end to end against a throw-away sandbox: add and install an integration,'
@@ -273,5 +280,16 @@ complete -c cxslack -n 'test (__cxslack_path) = "sandbox serve"' -l auto-approve
 complete -c cxslack -n 'test (__cxslack_path) = "sandbox serve"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "sandbox demo"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "sandbox demo"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "state"' -a migrate -d 'Create or upgrade cxslack\'s tables in the database (versioned; safe to run again, and from'
+complete -c cxslack -n 'test (__cxslack_path) = "state"' -a copy -d 'Copy the file state of a cxslack home into the database: Case threads, settings, the sync'
+complete -c cxslack -n 'test (__cxslack_path) = "state"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "state migrate"' -l state-url -x -d 'The PostgreSQL database: postgresql://HOST[:PORT]/DATABASE?user=USER (libpq\'s URI form; the password from PGPASSWORD or ~/.pgpass)'
+complete -c cxslack -n 'test (__cxslack_path) = "state migrate"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
+complete -c cxslack -n 'test (__cxslack_path) = "state migrate"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "state copy"' -l to -x -d 'The PostgreSQL database to copy into (migrated first with `cxslack state migrate`)'
+complete -c cxslack -n 'test (__cxslack_path) = "state copy"' -l from -r -F -d 'Another cxslack home to copy from (default: this one, CXSLACK_HOME)'
+complete -c cxslack -n 'test (__cxslack_path) = "state copy"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
+complete -c cxslack -n 'test (__cxslack_path) = "state copy"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "sync"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
+complete -c cxslack -n 'test (__cxslack_path) = "sync"' -l state-url -x -d 'Keep what listen replicas share in this PostgreSQL database (a postgresql:// URL) instead of files; needs cxslack[postgres] and `cxslack state migrate` once'
 complete -c cxslack -n 'test (__cxslack_path) = "sync"' -l help -s h -d 'Show help and exit'

@@ -46,8 +46,8 @@ StateUrlOpt = Annotated[
         "--state-url",
         envvar="CXSLACK_STATE_URL",
         metavar="URL",
-        help="Keep what listen replicas share in this PostgreSQL database (postgresql://USER@HOST/DB) "
-        "instead of files; needs cxslack[postgres] and `cxslack state migrate` once.",
+        help="Keep what listen replicas share in this PostgreSQL database (a postgresql:// URL) instead "
+        "of files; needs cxslack[postgres] and `cxslack state migrate` once.",
         show_default=False,
     ),
 ]

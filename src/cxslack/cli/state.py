@@ -8,6 +8,7 @@ import typer
 from cxslack.cli.common import OutputOpt, command_group
 from cxslack.cli.render import Column, Output, OutputFormat
 from cxslack.errors import UsageError
+from cxslack.state.postgres.db import EXAMPLE_URL
 
 app = command_group(
     "Shared state in PostgreSQL for running listen as replicas: migrate the schema, copy files over."
@@ -19,7 +20,8 @@ UrlArg = Annotated[
         "--state-url",
         envvar="CXSLACK_STATE_URL",
         metavar="URL",
-        help="The PostgreSQL database: postgresql://USER@HOST[:PORT]/DATABASE (password from PGPASSWORD or ~/.pgpass).",
+        help="The PostgreSQL database: postgresql://HOST[:PORT]/DATABASE?user=USER (libpq's URI form; the "
+        "password from PGPASSWORD or ~/.pgpass).",
         show_default=False,
     ),
 ]
@@ -30,7 +32,7 @@ def _required(url: str | None, flag: str) -> str:
         raise UsageError(
             "missing_state_url",
             f"{flag} is required (or set CXSLACK_STATE_URL)",
-            f"For example: cxslack state migrate {flag} postgresql://cxslack@db.internal/cxslack",
+            f"For example: cxslack state migrate {flag} {EXAMPLE_URL}",
         )
     return url
 

@@ -35,12 +35,12 @@ def state_url() -> str | None:
 
 @contextmanager
 def use_state_url(url: str | None) -> Iterator[None]:
-    """Open state at `url` (None: as without this block) inside the block; the database pool it
-    opened is closed at the end."""
+    """Open state at `url` (None: as without this block) inside the block: the database is checked
+    (reachable, at this cxslack's schema version) on the way in, and its pool closed at the end."""
     if url:
-        from cxslack.state.postgres.db import check_url
+        from cxslack.state.postgres import database
 
-        check_url(url)
+        database(url)
     _selected.append(url or None)
     try:
         yield

@@ -27,7 +27,8 @@ from cxslack.state.interface import StateUnavailable
 
 POOL_SIZE = 8  # per process: a listen replica's transports, its handler and `cases notify --workers`
 CONNECT_TIMEOUT = 3  # seconds: Slack waits 3 s for an ack, so a database that does not answer is an error
-POOL_TIMEOUT = 5.0  # seconds to wait for a free connection of the pool
+POOL_TIMEOUT = 10.0  # seconds an operation waits for a free connection of the pool
+QUICK_TIMEOUT = 2.0  # … when Slack waits for the answer (accepting an event), or a health check does
 SCHEMES = ("postgresql", "postgres")
 
 
@@ -107,6 +108,9 @@ class Database:
             max_size=pool_size,
             timeout=POOL_TIMEOUT,
             check=psycopg_pool.ConnectionPool.check_connection,  # a connection the server dropped is replaced
+            # Give up reconnecting in the background after 2 s (instead of backing off for minutes):
+            # the next request tries again at once, so a database that is back is used at once.
+            reconnect_timeout=2.0,
             name="cxslack-state",
             open=False,
         )
@@ -120,14 +124,15 @@ class Database:
             return self._psycopg.connect(self.url, **connect_options())
 
     @contextmanager
-    def connection(self) -> Iterator[Any]:
-        """The thread's pinned connection inside an exclusive section, else one from the pool."""
+    def connection(self, timeout: float = POOL_TIMEOUT) -> Iterator[Any]:
+        """The thread's pinned connection inside an exclusive section, else one from the pool
+        (waiting up to `timeout` seconds for one)."""
         pinned = getattr(self._local, "connection", None)
         if pinned is not None:
             with self.errors():
                 yield pinned
             return
-        with self.errors(), self.pool.connection() as connection:
+        with self.errors(), self.pool.connection(timeout=timeout) as connection:
             yield connection
 
     @contextmanager

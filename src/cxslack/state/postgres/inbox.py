@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cxslack.state.interface import Accepted, InboxItem, InvalidEnvelope, Outcome, StateUnavailable, order_key
-from cxslack.state.postgres.db import Database, replica_name
+from cxslack.state.postgres.db import QUICK_TIMEOUT, Database, replica_name
 
 KEEP_DONE_SECONDS = 7 * 86400
 PRUNE_EVERY = 600.0  # seconds between sweeps of finished events past the dedupe window
@@ -80,7 +80,7 @@ class PgInbox:
         if self._closed:
             raise OSError("the inbox is closed")
         body = raw if raw is not None else json.dumps(envelope).encode()
-        with self.db.connection() as connection:
+        with self.db.connection(QUICK_TIMEOUT) as connection:  # an answer well inside Slack's 3 s
             row = connection.execute(
                 """WITH stored AS (
                     INSERT INTO cxslack_events (event_id, order_key, envelope, received_by)
@@ -243,7 +243,7 @@ class PgInbox:
     def storage(self) -> dict[str, Any]:
         started = time.perf_counter()
         try:
-            with self.db.connection() as connection:
+            with self.db.connection(QUICK_TIMEOUT) as connection:
                 connection.execute("SELECT 1")
         except (StateUnavailable, OSError) as exc:
             return {
