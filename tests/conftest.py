@@ -18,6 +18,7 @@ import typer
 from typer.testing import CliRunner
 
 from cxslack.cli.app import app
+from tests.postgres_fixture import pg_url, postgres  # noqa: F401  (a throwaway PostgreSQL, for every module)
 from tests.sandbox_fixture import sandbox  # noqa: F401  (the `sandbox` fixture, for every test module)
 
 ENV_TO_CLEAR = (

@@ -24,7 +24,7 @@ from cxslack.state.interface import Accepted, Outcome, State, StateUnavailable, 
 from cxslack.state.records import CaseSettings, CaseThread, PendingRoot, PreviewPlace, SyncedReply
 from cxslack.store import Store
 from tests.conftest import Cli
-from tests.postgres_fixture import PostgresServer, pg_url, postgres  # noqa: F401
+from tests.postgres_fixture import PostgresServer
 
 NEVER = lambda: False  # noqa: E731  (head's `interrupted`)
 
@@ -163,7 +163,9 @@ def test_replicas_dedupe_and_claim_each_event_once_keeping_thread_order(pg_url: 
     import psycopg
 
     with psycopg.connect(pg_url) as connection:
-        rows = dict(connection.execute("SELECT event_id, envelope IS NOT NULL FROM cxslack_events").fetchall())
+        rows = dict(
+            connection.execute("SELECT event_id, envelope IS NOT NULL FROM cxslack_events").fetchall()
+        )
     assert rows == {"Ev00000001": True, "Ev00000002": False, "Ev00000003": False}  # dead letters keep theirs
 
 
@@ -220,7 +222,9 @@ def test_pacing_is_shared_between_processes(pg_url: str) -> None:
 def test_a_rotating_token_is_refreshed_once_by_racing_processes(cli: Cli, slack: Any, pg_url: str) -> None:
     from tests.conftest import install
 
-    httpx.post(f"{slack.url}/_sandbox/settings", json={"token_rotation": True, "expires_in": 300}).raise_for_status()
+    httpx.post(
+        f"{slack.url}/_sandbox/settings", json={"token_rotation": True, "expires_in": 300}
+    ).raise_for_status()
     created = install(cli, slack, "Payments")
     httpx.post(f"{slack.url}/_sandbox/settings", json={"expires_in": 43200}).raise_for_status()
     before = httpx.get(f"{slack.url}/_sandbox/calls").json()["methods"]
@@ -250,10 +254,17 @@ with use_state_url(sys.argv[1]):
 def test_schema_is_versioned_idempotent_and_required(postgres: PostgresServer, cli: Cli) -> None:
     url = postgres.new_database()
     refused = cli("sync", "--state-url", url)
-    assert refused.exit_code == 1 and "state migrate" in refused.stderr and "schema version 0" in refused.stderr
+    assert (
+        refused.exit_code == 1 and "state migrate" in refused.stderr and "schema version 0" in refused.stderr
+    )
     runs = [cli("state", "migrate", "--state-url", url, "-o", "json") for _ in range(2)]
     first, second = (r.json() for r in runs)
-    assert first["before"] == 0 and first["applied"] and second["applied"] == [] and second["after"] == first["after"]
+    assert (
+        first["before"] == 0
+        and first["applied"]
+        and second["applied"] == []
+        and second["after"] == first["after"]
+    )
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as connection:
@@ -279,13 +290,17 @@ def test_a_lost_database_refuses_events_instead_of_acking_them(postgres: Postgre
 
     dbname = pg_url.rsplit("/", 1)[1]
     handled: list[str] = []
-    with Listener(lambda e: handled.append(e["event_id"]), _inbox(pg_url), signing_secret="s3cr3t-value") as listener:
+    with Listener(
+        lambda e: handled.append(e["event_id"]), _inbox(pg_url), signing_secret="s3cr3t-value"
+    ) as listener:
         port = listener.serve_http("127.0.0.1", 0)
         base = f"http://127.0.0.1:{port}"
 
         def post(n: int) -> int:
             body = json.dumps(envelope(n)).encode()
-            return httpx.post(f"{base}/slack/events", content=body, headers=signed_headers("s3cr3t-value", body)).status_code
+            return httpx.post(
+                f"{base}/slack/events", content=body, headers=signed_headers("s3cr3t-value", body)
+            ).status_code
 
         assert post(1) == 200 and listener.drain(10)
         postgres.admin(f"ALTER DATABASE {dbname} ALLOW_CONNECTIONS false")
