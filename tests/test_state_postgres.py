@@ -21,7 +21,14 @@ import pytest
 
 from cxslack.state import open_state, use_state_url
 from cxslack.state.interface import Accepted, Outcome, State, StateUnavailable, order_key
-from cxslack.state.records import CaseSettings, CaseThread, PendingRoot, PreviewPlace, SyncedReply
+from cxslack.state.records import (
+    CaseSettings,
+    CaseThread,
+    PendingRoot,
+    PreviewPlace,
+    SyncedReply,
+    TakenAction,
+)
 from cxslack.store import Store
 from tests.conftest import Cli
 from tests.postgres_fixture import PostgresServer
@@ -98,6 +105,21 @@ def test_preview_book(state: State) -> None:
     assert [(p.channel, p.status) for p in book.of_case("case-1")] == [("C1", "Resolved"), ("C2", "Open")]
 
 
+def test_action_ledger_one_click_once(state: State) -> None:
+    key = "acknowledge|C1|1.1|U0ALICE|1700000000.5"
+    with state.actions.claim(key) as claim:
+        assert claim.taken is None
+        claim.record(TakenAction("case-1", "acknowledge", "U0ALICE", "acting"))
+    with state.actions.claim(key) as claim:
+        assert claim.taken is not None and claim.taken.outcome == "acting"
+        claim.record(TakenAction("case-1", "acknowledge", "U0ALICE", "done", "user-1"))
+    with state.actions.claim(key) as claim:
+        assert claim.taken is not None and claim.taken.actor == "user-1"
+        claim.forget()
+    with state.actions.claim(key) as claim:
+        assert claim.taken is None
+
+
 def test_one_holder_at_a_time_per_reply(state: State) -> None:
     """Eight threads claim the same reply; each records only when nothing is there yet."""
     made: list[int] = []
@@ -127,6 +149,9 @@ def test_order_keys_follow_the_slack_thread() -> None:
     shared = {"event_id": "Ev4", "event": {"type": "link_shared", "channel": "C0CASES", "message_ts": "6.6"}}
     assert order_key(reply) == order_key(edit) == "C0CASES|5.5"
     assert order_key(delete) == order_key(shared) == "C0CASES|6.6"
+    click = {"type": "block_actions", "event_id": "Ia1", "payload": {"type": "block_actions",
+             "container": {"channel_id": "C0CASES", "message_ts": "5.5"}, "message": {"ts": "5.5"}}}  # fmt: skip
+    assert order_key(click) == "C0CASES|5.5"  # a click on the root: in order with its thread's replies
 
 
 def _inbox(url: str) -> Any:
@@ -251,7 +276,9 @@ with use_state_url(sys.argv[1]):
     assert methods["auth.test"] - before["auth.test"] == 4  # and all four worked with it
 
 
-def test_schema_is_versioned_idempotent_and_required(postgres: PostgresServer, cli: Cli) -> None:
+def test_schema_is_versioned_idempotent_and_required(
+    postgres: PostgresServer, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = postgres.new_database()
     refused = cli("sync", "--state-url", url)
     assert (
@@ -331,6 +358,8 @@ def test_state_copy_moves_a_homes_file_state(cli: Cli, pg_url: str, tmp_path: Pa
     files.ledger.advance("C1|1.1", "1.2")
     files.ledger.polled()
     files.previews.remember("case-1", PreviewPlace("C1", "3.3", "https://x/#/cases/CASE-1", "int-1", "Open"))
+    with files.actions.claim("acknowledge|C1|1.1|U0ALICE|1.5") as click:
+        click.record(TakenAction("case-1", "acknowledge", "U0ALICE", "done"))
     inbox = Inbox(Store().paths.state_dir / "events")
     for n in (1, 2):
         inbox.accept(envelope(n))
@@ -342,7 +371,7 @@ def test_state_copy_moves_a_homes_file_state(cli: Cli, pg_url: str, tmp_path: Pa
     report = cli.ok("state", "copy", "--to", pg_url, "-o", "json").json()
     copied = {part: n["copied"] for part, n in report["parts"].items()}
     assert copied == {"threads": 1, "pending_roots": 1, "settings": 1, "replies": 1, "cursors": 1, "previews": 1,
-                      "events_waiting": 1, "events_done": 1, "dead_letters": 0}  # fmt: skip
+                      "actions": 1, "events_waiting": 1, "events_done": 1, "dead_letters": 0}  # fmt: skip
     again = cli.ok("state", "copy", "--to", pg_url, "-o", "json").json()
     assert all(n["copied"] == 0 and n["found"] for n in again["parts"].values() if n["found"])
 
@@ -353,6 +382,8 @@ def test_state_copy_moves_a_homes_file_state(cli: Cli, pg_url: str, tmp_path: Pa
         assert shared.settings.get("CASE-1") == CaseSettings("thread-broadcast", True)
         assert shared.ledger.get("C1", "1.2") is not None and shared.ledger.cursor("C1|1.1") == "1.2"
         assert shared.ledger.last_poll() and [p.ts for p in shared.previews.of_case("case-1")] == ["3.3"]
+        with shared.actions.claim("acknowledge|C1|1.1|U0ALICE|1.5") as click:
+            assert click.taken is not None and click.taken.outcome == "done"
         replica = shared.open_inbox()
         try:
             assert replica.accept(envelope(1)) is Accepted.DUPLICATE  # finished at home: still a duplicate

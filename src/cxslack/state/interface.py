@@ -222,8 +222,14 @@ def order_key(envelope: dict[str, Any]) -> str:
     """What an event must be kept in order with: its Slack thread (a reply, its edit and its deletion;
     the previews of one message), else its channel. Events with the same key are handed out one at
     a time, oldest first; different keys may be handled at once (by different `listen` replicas)."""
-    event = envelope.get("event")
-    event = event if isinstance(event, dict) else {}
+    payload = envelope.get("payload")
+    if isinstance(payload, dict):  # a click on a Case message: in order with that message's thread
+        container, message = _dict(payload.get("container")), _dict(payload.get("message"))
+        where = container.get("channel_id") or _dict(payload.get("channel")).get("id")
+        ts = message.get("thread_ts") or container.get("message_ts") or message.get("ts")
+        if where and ts:
+            return f"{where}|{ts}"
+    event = _dict(envelope.get("event"))
     channel = str(event.get("channel") or event.get("channel_id") or "")
     for source in (event, event.get("message"), event.get("previous_message")):
         if isinstance(source, dict) and source.get("thread_ts"):
@@ -237,6 +243,10 @@ def order_key(envelope: dict[str, Any]) -> str:
         if isinstance(source, dict) and source.get(name):
             return f"{channel}|{source[name]}"
     return channel or str(envelope.get("event_id") or "")
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 class InboxItem(Protocol):

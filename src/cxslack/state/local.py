@@ -229,6 +229,11 @@ def _prune(clicks: dict[str, object], now: float) -> None:
         del clicks[key]
 
 
+def click_digest(key: str) -> str:
+    """How a click key is kept (the key names who clicked what: kept only as a digest)."""
+    return _digest(key, 32)
+
+
 class FileActionLedger:
     def __init__(self, directory: Path):
         self.dir = directory
@@ -238,7 +243,7 @@ class FileActionLedger:
     def claim(self, key: str) -> Iterator[_FileActionClaim]:
         stripe = int(_digest(key, 8), 16) % REPLY_LOCK_STRIPES
         with locked(self.dir / "locks" / f"click-{stripe:02d}.lock"):
-            yield _FileActionClaim(self, _digest(key, 32))
+            yield _FileActionClaim(self, click_digest(key))
 
 
 class FileChannelBook:

@@ -6,6 +6,7 @@
     cxslack_synced_replies  (channel, ts) → the comment it became
     cxslack_sync_cursors    `cxslack sync`'s read position per thread; cxslack_marks: last poll
     cxslack_previews        where each Case's URL previews live
+    cxslack_case_actions    Case actions taken from Slack buttons, one per click
     cxslack_slack_tokens    rotating tokens, refreshed under a row lock
     cxslack_slack_pacing    per-key Slack pacing and Retry-After holds
     cxslack_schema          the migrations applied (schema.py)
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from cxslack.state.local import FileCheckpoint, FileState
 from cxslack.state.postgres.books import (
+    PgActionLedger,
     PgCaseSettings,
     PgCaseThreads,
     PgPacing,
@@ -45,6 +47,7 @@ class PgState:
         self.settings = PgCaseSettings(db)
         self.ledger = PgSyncLedger(db)
         self.previews = PgPreviewBook(db)
+        self.actions = PgActionLedger(db)
         self.tokens = PgTokens(db, store)
         self.pacing = PgPacing(db)
 

@@ -13,7 +13,15 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from cxslack.state.postgres.db import Database
-from cxslack.state.records import CaseSettings, CaseThread, PendingRoot, PreviewPlace, SyncedReply, thread_key
+from cxslack.state.records import (
+    CaseSettings,
+    CaseThread,
+    PendingRoot,
+    PreviewPlace,
+    SyncedReply,
+    TakenAction,
+    thread_key,
+)
 
 if TYPE_CHECKING:
     from cxslack.credentials import IntegrationSecrets, TokenSet
@@ -193,6 +201,49 @@ def read_mark(db: Database, name: str) -> float | None:
     with db.connection() as connection:
         row = connection.execute("SELECT at FROM cxslack_marks WHERE name = %s", [name]).fetchone()
     return float(row[0]) if row else None
+
+
+class _PgActionClaim:
+    def __init__(self, db: Database, click: str):
+        self._db, self._click = db, click
+        with db.connection() as connection:
+            row = connection.execute(
+                "SELECT action FROM cxslack_case_actions WHERE click = %s", [click]
+            ).fetchone()
+        self._taken = TakenAction.from_json(row[0]) if row else None
+
+    @property
+    def taken(self) -> TakenAction | None:
+        return self._taken
+
+    def record(self, action: TakenAction) -> None:
+        action = replace(action, at=time.time())
+        with self._db.connection() as connection:
+            connection.execute(
+                """INSERT INTO cxslack_case_actions (click, action) VALUES (%s, %s)
+                ON CONFLICT (click) DO UPDATE SET action = EXCLUDED.action, at = now()""",
+                [self._click, json.dumps(action.to_json())],
+            )
+        self._taken = action
+
+    def forget(self) -> None:
+        with self._db.connection() as connection:
+            connection.execute("DELETE FROM cxslack_case_actions WHERE click = %s", [self._click])
+        self._taken = None
+
+
+class PgActionLedger:
+    """Clicks are kept by the digest of their key, as in the files (so `state copy` carries them)."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    @contextmanager
+    def claim(self, key: str) -> Iterator[_PgActionClaim]:
+        from cxslack.state.local import click_digest
+
+        with self.db.advisory_lock("click", key):
+            yield _PgActionClaim(self.db, click_digest(key))
 
 
 class PgPreviewBook:

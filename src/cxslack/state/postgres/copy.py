@@ -1,7 +1,7 @@
 """`cxslack state copy`: a home's file state into a PostgreSQL database, in one transaction.
 
 What moves: Case threads (pending roots too), per-Case settings, the sync ledger with its cursors
-and last poll, the preview book, and the event inbox — events still waiting (to be processed by
+and last poll, the preview book, the Case actions taken from buttons, and the event inbox — events still waiting (to be processed by
 the replicas), the ids of events finished within the dedupe window (so Slack's redeliveries of
 them stay duplicates) and the dead letters. What the database has already wins: copying twice,
 or into a database replicas already use, adds only what is missing (a cursor only moves forward).
@@ -25,14 +25,15 @@ from cxslack.state.records import (
     PendingRoot,
     PreviewPlace,
     SyncedReply,
+    TakenAction,
     split_thread_key,
 )
 
 if TYPE_CHECKING:
     from cxslack.state.inbox import Inbox
 
-PARTS = ("threads", "pending_roots", "settings", "replies", "cursors", "previews", "events_waiting",
-         "events_done", "dead_letters")  # fmt: skip
+PARTS = ("threads", "pending_roots", "settings", "replies", "cursors", "previews", "actions",
+         "events_waiting", "events_done", "dead_letters")  # fmt: skip
 
 
 @dataclass
@@ -68,6 +69,7 @@ def copy_file_state(state_dir: Path, db: Database) -> CopyReport:
             run.settings(_doc(state_dir / "cases" / "settings.json"))
             run.ledger(_doc(state_dir / "sync" / "ledger.json"))
             run.previews(_doc(state_dir / "cases" / "previews.json"))
+            run.actions(_doc(state_dir / "actions" / "ledger.json"))
             if inbox is not None:
                 run.inbox(inbox)
     finally:
@@ -150,6 +152,14 @@ class _Copy:
                 if place is not None:
                     self._insert("previews", "INSERT INTO cxslack_previews (case_key, channel, ts, url, place) VALUES (%s, %s, %s, %s, %s)",
                                  [case_key, *place.key, json.dumps(place.to_json())])  # fmt: skip
+
+    def actions(self, doc: dict[str, Any]) -> None:
+        clicks = doc.get("clicks")
+        for click, body in clicks.items() if isinstance(clicks, dict) else []:
+            action = TakenAction.from_json(body)
+            if action is not None:
+                self._insert("actions", """INSERT INTO cxslack_case_actions (click, action, at)
+                    VALUES (%s, %s, to_timestamp(%s))""", [click, json.dumps(action.to_json()), action.at or 0])  # fmt: skip
 
     def inbox(self, inbox: Inbox) -> None:
         """Finished ids first (oldest first), then what waits in arrival order, then dead letters."""

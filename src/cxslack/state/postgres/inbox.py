@@ -204,13 +204,17 @@ class PgInbox:
                 worker.close()
 
     def _prune(self, connection: Any) -> None:
-        """Now and then: forget handled events past the dedupe window, and idle pacing keys."""
+        """Now and then: forget handled events and clicks past the dedupe window, and idle pacing keys."""
         now = time.monotonic()
         if now - self._pruned < PRUNE_EVERY:
             return
         self._pruned = now
         connection.execute(
             "DELETE FROM cxslack_events WHERE state = 'handled' AND finished_at < now() - make_interval(secs => %s)",
+            [KEEP_DONE_SECONDS],
+        )
+        connection.execute(
+            "DELETE FROM cxslack_case_actions WHERE at < now() - make_interval(secs => %s)",
             [KEEP_DONE_SECONDS],
         )
         connection.execute(

@@ -103,6 +103,14 @@ CREATE TABLE cxslack_slack_pacing (
     held_until double precision NOT NULL DEFAULT 0
 );
 """),
+    Migration(2, "Case actions taken from Slack buttons, one per click", """
+CREATE TABLE cxslack_case_actions (
+    click  text PRIMARY KEY,
+    action jsonb NOT NULL,
+    at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX cxslack_case_actions_at ON cxslack_case_actions (at);
+"""),
 )  # fmt: skip
 
 LATEST = MIGRATIONS[-1].version
