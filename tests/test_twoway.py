@@ -237,3 +237,42 @@ def test_doctor_warns_while_nothing_reads_tracked_threads(cli: Cli, cx: Any) -> 
     assert silent["status"] == "warn" and "cxslack listen" in silent["remediation"]
     cli.ok("sync")
     assert listener_check()["status"] == "ok"
+
+
+def test_a_comment_left_in_doubt_by_a_dead_process_is_found_not_sent_again(cli: Cli, cx: Any) -> None:
+    """A process that sent a comment and died before recording it leaves the text as `posting`:
+    the next one adopts the comment it finds on the Case, waits while one could still land, and
+    sends it again only when it never did."""
+    import time
+    from dataclasses import replace
+
+    from cxslack.state import open_state
+    from cxslack.state.records import SyncedReply
+    from cxslack.store import Store
+
+    root = tracked_case(cli, cx)
+    handle = make_handler()
+    landed = reply(cx, root, text="landed before the crash")
+    handle(envelope(landed))
+    (sent,) = comments(cx)
+    ledger = open_state(Store()).ledger
+
+    def crashed(ts: str, text: str, ago: float) -> None:
+        with ledger.claim(root["channel"], ts) as claim:
+            before = claim.synced or SyncedReply(sent["caseId"])
+            claim.record(replace(before, comment=None, posting=text, posting_at=time.time() - ago))
+
+    crashed(landed["ts"], comment_text(sent), ago=1)
+    assert handle(envelope(landed)).action == "comment"  # adopted from the timeline
+    assert len(comments(cx)) == 1 and ledger.get(root["channel"], landed["ts"]).comment == sent["id"]  # type: ignore[union-attr]
+
+    lost = reply(cx, root, text="never reached Coralogix")
+    crashed(lost["ts"], "a comment that never landed", ago=1)
+    with pytest.raises(RetryableError):  # it could still land: wait
+        handle(envelope(lost))
+    crashed(lost["ts"], "a comment that never landed", ago=60)
+    assert handle(envelope(lost)).action == "comment"  # long enough: it never will, send it
+    assert [comment_text(c).split("\n")[1] for c in comments(cx)] == [
+        "landed before the crash",
+        "never reached Coralogix",
+    ]

@@ -18,11 +18,13 @@ alone, fields may be absent or of another type; what cannot be placed is skipped
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cxslack.cases.model import ROOT_EVENT, UPDATE_EVENT
-from cxslack.errors import AuthError, NotFoundError, UsageError
+from cxslack.errors import AuthError, CxError, NotFoundError, UsageError
+from cxslack.events import RetryableError
 from cxslack.model import Integration, Status
 from cxslack.registry import Registry
 from cxslack.state import open_state
@@ -30,6 +32,9 @@ from cxslack.state.interface import ReplyClaim
 from cxslack.state.records import CaseThread, SyncedReply
 
 CXSLACK_EVENTS = {ROOT_EVENT, UPDATE_EVENT, "cxslack_migration_test"}
+# How long a comment sent by a process that then died could still land: the Coralogix client's
+# request timeout (15 s), and a margin. Until then the reply waits; after it, it is sent again.
+IN_DOUBT_SECONDS = 20.0
 
 
 @dataclass
@@ -124,14 +129,45 @@ class ReplySync:
     ) -> SyncResult:
         """Post the reply as a comment unless it was (checked under the claim: `listen` and any
         number of `sync` runs never both post it)."""
-        if claim.synced is not None:
+        if claim.synced is not None and claim.synced.posting is None:
             return SyncResult("skipped", "already synced", thread.case_id)
         ts, text = str(message["ts"]), _text(message)
         author = self.author(str(message.get("user") or ""))
-        comment = self.coralogix.add_comment(thread.case_id, self._comment_text(author, text, channel, ts))
+        comment = self._once(claim, thread.case_id, self._comment_text(author, text, channel, ts))
         claim.record(SyncedReply(thread.case_id, thread.case_name, _event_id(comment), author.user_id,
                                  edited_text=text))  # fmt: skip
         return SyncResult("comment", case=thread.case_id, comment=comment)
+
+    def _once(self, claim: ReplyClaim, case_id: str, text: str) -> Any:
+        """Add the comment once, even across a crash: its text is recorded as `posting` before it is
+        sent, so whoever holds the claim next looks for it on the Case's timeline (a process that
+        died after sending it) instead of sending it again, waiting while it could still land."""
+        prior = claim.synced
+        if prior is not None and prior.posting is not None:
+            landed = self._landed(prior.case, prior.posting)
+            if landed is not None:
+                return landed
+            if time.time() - (prior.posting_at or 0) < IN_DOUBT_SECONDS:
+                raise RetryableError(
+                    "comment_in_doubt",
+                    f"a comment for this reply was sent to Case {prior.case} by a process that stopped; "
+                    "waiting to see whether it landed before sending it again",
+                )
+        claim.record(SyncedReply(case_id, posting=text, posting_at=time.time()))
+        try:
+            return self.coralogix.add_comment(case_id, text)
+        except CxError as exc:
+            if exc.code != "coralogix_unreachable":  # Coralogix answered: it did not take the comment
+                claim.forget()
+            raise  # no answer: in doubt, and the marker says so
+
+    def _landed(self, case_id: str, text: str) -> dict[str, Any] | None:
+        """The comment with exactly this text on the Case's timeline, if there is one."""
+        for event in self.coralogix.list_events(case_id):
+            comment = _dict(_dict(_dict(event).get("eventData")).get("comment"))  # v5: eventData.comment
+            if comment.get("unsafeText") == text:
+                return _dict(event)
+        return None
 
     def _edited(self, channel: str, event: dict[str, Any]) -> SyncResult:
         """message_changed: the comment the reply became now says what the reply says."""
@@ -143,7 +179,7 @@ class ReplySync:
         message = {**previous, **message, "ts": ts}
         with self.ledger.claim(channel, ts) as claim:
             synced = claim.synced
-            if synced is None:  # an edit of a reply we never saw: sync it now
+            if synced is None or synced.posting is not None:  # never seen (or in doubt): sync it now
                 thread, skipped = self._case_thread_of(channel, message)
                 return skipped if thread is None else self._comment(claim, thread, channel, message)
             text = _text(message)

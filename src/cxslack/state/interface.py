@@ -96,6 +96,9 @@ class ReplyClaim(Protocol):
     def record(self, reply: SyncedReply) -> None:
         """Save what it became (replacing the earlier record)."""
 
+    def forget(self) -> None:
+        """Nothing came of it (Coralogix refused the comment): as if it had never been tried."""
+
 
 class SyncLedger(Protocol):
     """Slack replies → Case comments, each (channel, ts) once; and `cxslack sync`'s cursors."""

@@ -149,6 +149,13 @@ class _FileReplyClaim:
             messages[reply_key(self._channel, self._ts)] = reply.to_json()
         self._synced = reply
 
+    def forget(self) -> None:
+        with self._ledger.doc.transaction() as doc:
+            messages = doc.get("messages")
+            if isinstance(messages, dict):
+                messages.pop(reply_key(self._channel, self._ts), None)
+        self._synced = None
+
 
 class FileSyncLedger:
     def __init__(self, directory: Path):

@@ -130,7 +130,9 @@ class CaseSettings:
 # -- the sync ledger -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SyncedReply:
-    """What a Slack reply (channel, ts) became in Coralogix."""
+    """What a Slack reply (channel, ts) became in Coralogix. `posting` is the text of a comment
+    sent for it whose answer is not recorded yet: a process that died in between leaves it, and
+    the next one looks for that comment on the Case before sending another."""
 
     case: str
     readable: str | None = None
@@ -141,11 +143,14 @@ class SyncedReply:
     deleted: bool = False
     delete_comment: str | None = None
     at: float | None = None
+    posting: str | None = None
+    posting_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return _compact({"case": self.case, "readable": self.readable, "comment": self.comment, "user": self.user,
                          "edited_text": self.edited_text, "edit_comment": self.edit_comment,
-                         "deleted": self.deleted, "delete_comment": self.delete_comment, "at": self.at})  # fmt: skip
+                         "deleted": self.deleted, "delete_comment": self.delete_comment, "at": self.at,
+                         "posting": self.posting, "posting_at": self.posting_at})  # fmt: skip
 
     @classmethod
     def from_json(cls, doc: Any) -> SyncedReply | None:
@@ -155,6 +160,7 @@ class SyncedReply:
             str(doc["case"]), _str(doc, "readable"), _str(doc, "comment"), _str(doc, "user"),
             doc.get("edited_text") if isinstance(doc.get("edited_text"), str) else None,
             _str(doc, "edit_comment"), doc.get("deleted") is True, _str(doc, "delete_comment"), _float(doc, "at"),
+            _str(doc, "posting"), _float(doc, "posting_at"),
         )  # fmt: skip
 
 

@@ -148,6 +148,13 @@ class _PgReplyClaim:
             )
         self._synced = reply
 
+    def forget(self) -> None:
+        with self._ledger.db.connection() as connection:
+            connection.execute(
+                "DELETE FROM cxslack_synced_replies WHERE channel = %s AND ts = %s", [self._channel, self._ts]
+            )
+        self._synced = None
+
 
 class PgSyncLedger:
     def __init__(self, db: Database):
