@@ -79,10 +79,12 @@ class TwoAtOnce:
         class Forward(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = balancer.forward(self.path, body, dict(self.headers))
+                status, answer = balancer.forward(self.path, body, dict(self.headers))
                 self.send_response(status)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
+                self.wfile.write(answer)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -92,7 +94,7 @@ class TwoAtOnce:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def forward(self, path: str, body: bytes, headers: dict[str, str]) -> int:
+    def forward(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         n = next(self.turn)
         pair = [self.replicas[n % len(self.replicas)], self.replicas[(n + 1) % len(self.replicas)]]
         keep = {
@@ -100,16 +102,15 @@ class TwoAtOnce:
         }
         retry = {**keep, "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
 
-        def send(replica: Replica, with_headers: dict[str, str]) -> int:
+        def send(replica: Replica, with_headers: dict[str, str]) -> tuple[int, bytes]:
             try:
-                return httpx.post(
-                    f"{replica.base}{path}", content=body, headers=with_headers, timeout=5
-                ).status_code
+                answer = httpx.post(f"{replica.base}{path}", content=body, headers=with_headers, timeout=5)
             except httpx.HTTPError:
-                return 599
+                return 599, b""
+            return answer.status_code, answer.content
 
-        statuses = list(self.pool.map(send, pair, [keep, retry]))
-        return 200 if 200 in statuses else 503
+        answers = list(self.pool.map(send, pair, [keep, retry]))
+        return next((a for a in answers if a[0] == 200), (503, b""))
 
     def close(self) -> None:
         self.server.shutdown()

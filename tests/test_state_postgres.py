@@ -105,6 +105,19 @@ def test_preview_book(state: State) -> None:
     assert [(p.channel, p.status) for p in book.of_case("case-1")] == [("C1", "Resolved"), ("C2", "Open")]
 
 
+def test_channel_book(state: State) -> None:
+    book = state.channels
+    assert book.get("int-1", "payments") is None
+    book.refused("int-1", "payments", "channel_not_found")
+    refused = book.get("int-1", "payments")
+    assert refused is not None and refused.error == "channel_not_found" and refused.id is None
+    book.learn("int-1", "payments", "C0PAYMENTS")
+    learned = book.get("int-1", "payments")
+    assert learned is not None and learned.id == "C0PAYMENTS" and book.get("int-2", "payments") is None
+    book.forget("int-1", "payments")
+    assert book.get("int-1", "payments") is None
+
+
 def test_action_ledger_one_click_once(state: State) -> None:
     key = "acknowledge|C1|1.1|U0ALICE|1700000000.5"
     with state.actions.claim(key) as claim:
@@ -360,6 +373,7 @@ def test_state_copy_moves_a_homes_file_state(cli: Cli, pg_url: str, tmp_path: Pa
     files.previews.remember("case-1", PreviewPlace("C1", "3.3", "https://x/#/cases/CASE-1", "int-1", "Open"))
     with files.actions.claim("acknowledge|C1|1.1|U0ALICE|1.5") as click:
         click.record(TakenAction("case-1", "acknowledge", "U0ALICE", "done"))
+    files.channels.learn("int-1", "payments", "C0PAYMENTS")
     inbox = Inbox(Store().paths.state_dir / "events")
     for n in (1, 2):
         inbox.accept(envelope(n))
@@ -371,7 +385,7 @@ def test_state_copy_moves_a_homes_file_state(cli: Cli, pg_url: str, tmp_path: Pa
     report = cli.ok("state", "copy", "--to", pg_url, "-o", "json").json()
     copied = {part: n["copied"] for part, n in report["parts"].items()}
     assert copied == {"threads": 1, "pending_roots": 1, "settings": 1, "replies": 1, "cursors": 1, "previews": 1,
-                      "actions": 1, "events_waiting": 1, "events_done": 1, "dead_letters": 0}  # fmt: skip
+                      "actions": 1, "channels": 1, "events_waiting": 1, "events_done": 1, "dead_letters": 0}  # fmt: skip
     again = cli.ok("state", "copy", "--to", pg_url, "-o", "json").json()
     assert all(n["copied"] == 0 and n["found"] for n in again["parts"].values() if n["found"])
 
@@ -384,6 +398,7 @@ def test_state_copy_moves_a_homes_file_state(cli: Cli, pg_url: str, tmp_path: Pa
         assert shared.ledger.last_poll() and [p.ts for p in shared.previews.of_case("case-1")] == ["3.3"]
         with shared.actions.claim("acknowledge|C1|1.1|U0ALICE|1.5") as click:
             assert click.taken is not None and click.taken.outcome == "done"
+        assert (shared.channels.get("int-1", "payments") or Any).id == "C0PAYMENTS"
         replica = shared.open_inbox()
         try:
             assert replica.accept(envelope(1)) is Accepted.DUPLICATE  # finished at home: still a duplicate

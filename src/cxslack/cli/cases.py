@@ -140,11 +140,11 @@ def notify(
     from cxslack.state import use_state_url
 
     with use_state_url(state_url):
-        return _notify(case_ids, connector, event, case_json, workers, output)
+        return _notify(case_ids, connector, event, case_json, workers, root_link, repost_root, output)
 
 
 def _notify(case_ids: list[str], connector: str, event: str | None, case_json: str | None, workers: int,
-            output: OutputFormat) -> int:  # fmt: skip
+            root_link: str | None, repost_root: bool, output: OutputFormat) -> int:  # fmt: skip
     from concurrent.futures import ThreadPoolExecutor
 
     from cxslack.cases.model import case_from_doc, case_key, event_for

@@ -9,6 +9,7 @@
     cxslack_case_actions    Case actions taken from Slack buttons, one per click
     cxslack_slack_tokens    rotating tokens, refreshed under a row lock
     cxslack_slack_pacing    per-key Slack pacing and Retry-After holds
+    cxslack_slack_channels  channel IDs learned from Slack's answers, per integration
     cxslack_schema          the migrations applied (schema.py)
 
 What one machine's commands keep for themselves — the migration journals and access-log
@@ -26,6 +27,7 @@ from cxslack.state.postgres.books import (
     PgActionLedger,
     PgCaseSettings,
     PgCaseThreads,
+    PgChannelBook,
     PgPacing,
     PgPreviewBook,
     PgSyncLedger,
@@ -45,6 +47,7 @@ class PgState:
         self.files = FileState(store.paths.state_dir, store)
         self.threads = PgCaseThreads(db)
         self.settings = PgCaseSettings(db)
+        self.channels = PgChannelBook(db)
         self.ledger = PgSyncLedger(db)
         self.previews = PgPreviewBook(db)
         self.actions = PgActionLedger(db)

@@ -16,6 +16,7 @@ from cxslack.state.postgres.db import Database
 from cxslack.state.records import (
     CaseSettings,
     CaseThread,
+    LearnedChannel,
     PendingRoot,
     PreviewPlace,
     SyncedReply,
@@ -97,6 +98,51 @@ class PgCaseThreads:
     def at(self, channel: str, ts: str) -> CaseThread | None:
         found = self._mapped("channel = %s AND ts = %s", [channel, ts])
         return found[0] if found else None
+
+
+class PgChannelBook:
+    """Learned channel IDs, shared: what one replica's post taught, every replica uses. An ID once
+    read is kept for the process (IDs do not change under it), as with files."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._known: dict[tuple[str, str], LearnedChannel] = {}
+
+    def get(self, integration: str, name: str) -> LearnedChannel | None:
+        known = self._known.get((integration, name))
+        if known is not None:
+            return known
+        with self.db.connection() as connection:
+            row = connection.execute(
+                "SELECT id, error, at FROM cxslack_slack_channels WHERE integration = %s AND name = %s",
+                [integration, name],
+            ).fetchone()
+        found = LearnedChannel.from_json(name, {"id": row[0], "error": row[1], "at": row[2]}) if row else None
+        if found is not None and found.id:
+            self._known[(integration, name)] = found
+        return found
+
+    def _set(self, integration: str, name: str, entry: LearnedChannel) -> None:
+        with self.db.connection() as connection:
+            connection.execute(
+                """INSERT INTO cxslack_slack_channels (integration, name, id, error, at) VALUES (%s, %s, %s, %s, %s)
+                ON CONFLICT (integration, name) DO UPDATE SET id = EXCLUDED.id, error = EXCLUDED.error, at = EXCLUDED.at""",
+                [integration, name, entry.id, entry.error, entry.at],
+            )
+        self._known.pop((integration, name), None)
+
+    def learn(self, integration: str, name: str, channel_id: str) -> None:
+        self._set(integration, name, LearnedChannel(name, id=channel_id, at=_now()))
+
+    def refused(self, integration: str, name: str, error: str) -> None:
+        self._set(integration, name, LearnedChannel(name, error=error, at=_now()))
+
+    def forget(self, integration: str, name: str) -> None:
+        with self.db.connection() as connection:
+            connection.execute(
+                "DELETE FROM cxslack_slack_channels WHERE integration = %s AND name = %s", [integration, name]
+            )
+        self._known.pop((integration, name), None)
 
 
 class PgCaseSettings:

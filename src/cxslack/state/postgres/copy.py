@@ -1,7 +1,8 @@
 """`cxslack state copy`: a home's file state into a PostgreSQL database, in one transaction.
 
 What moves: Case threads (pending roots too), per-Case settings, the sync ledger with its cursors
-and last poll, the preview book, the Case actions taken from buttons, and the event inbox — events still waiting (to be processed by
+and last poll, the preview book, the Case actions taken from buttons, the channel IDs learned from
+Slack, and the event inbox — events still waiting (to be processed by
 the replicas), the ids of events finished within the dedupe window (so Slack's redeliveries of
 them stay duplicates) and the dead letters. What the database has already wins: copying twice,
 or into a database replicas already use, adds only what is missing (a cursor only moves forward).
@@ -22,6 +23,7 @@ from cxslack.state.postgres.db import Database
 from cxslack.state.records import (
     CaseSettings,
     CaseThread,
+    LearnedChannel,
     PendingRoot,
     PreviewPlace,
     SyncedReply,
@@ -32,7 +34,7 @@ from cxslack.state.records import (
 if TYPE_CHECKING:
     from cxslack.state.inbox import Inbox
 
-PARTS = ("threads", "pending_roots", "settings", "replies", "cursors", "previews", "actions",
+PARTS = ("threads", "pending_roots", "settings", "replies", "cursors", "previews", "actions", "channels",
          "events_waiting", "events_done", "dead_letters")  # fmt: skip
 
 
@@ -70,6 +72,7 @@ def copy_file_state(state_dir: Path, db: Database) -> CopyReport:
             run.ledger(_doc(state_dir / "sync" / "ledger.json"))
             run.previews(_doc(state_dir / "cases" / "previews.json"))
             run.actions(_doc(state_dir / "actions" / "ledger.json"))
+            run.channels(_doc(state_dir / "slack" / "channels.json"))
             if inbox is not None:
                 run.inbox(inbox)
     finally:
@@ -160,6 +163,14 @@ class _Copy:
             if action is not None:
                 self._insert("actions", """INSERT INTO cxslack_case_actions (click, action, at)
                     VALUES (%s, %s, to_timestamp(%s))""", [click, json.dumps(action.to_json()), action.at or 0])  # fmt: skip
+
+    def channels(self, doc: dict[str, Any]) -> None:
+        for integration, table in sorted(doc.items()):
+            for name, body in sorted(table.items()) if isinstance(table, dict) else []:
+                learned = LearnedChannel.from_json(name, body)
+                if learned is not None:
+                    self._insert("channels", """INSERT INTO cxslack_slack_channels (integration, name, id, error, at)
+                        VALUES (%s, %s, %s, %s, %s)""", [integration, name, learned.id, learned.error, learned.at])  # fmt: skip
 
     def inbox(self, inbox: Inbox) -> None:
         """Finished ids first (oldest first), then what waits in arrival order, then dead letters."""

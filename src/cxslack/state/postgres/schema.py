@@ -111,6 +111,16 @@ CREATE TABLE cxslack_case_actions (
 );
 CREATE INDEX cxslack_case_actions_at ON cxslack_case_actions (at);
 """),
+    Migration(3, "channel IDs learned from Slack's answers, per integration", """
+CREATE TABLE cxslack_slack_channels (
+    integration text NOT NULL,
+    name        text NOT NULL,
+    id          text,
+    error       text,
+    at          text,
+    PRIMARY KEY (integration, name)
+);
+"""),
 )  # fmt: skip
 
 LATEST = MIGRATIONS[-1].version
