@@ -263,3 +263,37 @@ def test_a_file_state_copied_over_carries_on_without_duplicates(
         balancer.close()
         for replica in replicas:
             replica.stop()
+
+
+def test_two_replicas_refreshing_a_rotating_token_at_once_refresh_it_once(
+    cli: Cli, cx: Any, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tokens that live 5 minutes are inside the 10-minute refresh margin from the start; the refresh
+    # brings a 12-hour one.
+    httpx.post(
+        f"{cx.url}/_sandbox/settings", json={"token_rotation": True, "expires_in": 300}
+    ).raise_for_status()
+    monkeypatch.setenv("CXSLACK_STATE_URL", pg_url)
+    roots = {"CASE-1": tracked_case(cli, cx)}
+    roots["CASE-2"] = cli.ok("cases", "notify", "CASE-2", "--connector", "on-call", "-o", "json").json()[
+        "notifications"
+    ][0]
+    httpx.post(f"{cx.url}/_sandbox/settings", json={"expires_in": 43200}).raise_for_status()
+    before = httpx.get(f"{cx.url}/_sandbox/calls").json()["methods"].get("oauth.v2.access", 0)
+    replicas = [start_replica(pg_url) for _ in range(2)]
+    balancer = TwoAtOnce(replicas)
+    sandbox_admin(cx, "events/subscribe", url=f"{balancer.url}/slack/events")
+    try:
+        wanted = replies_in_order(cx, roots, per_case=3)  # both replicas busy at once from the start
+        for case, texts in wanted.items():
+            assert wait_for(
+                lambda case=case, texts=texts: synced_texts(cx, case) == texts or None, timeout=60
+            )
+        refreshes = httpx.get(f"{cx.url}/_sandbox/calls").json()["methods"].get("oauth.v2.access", 0) - before
+        assert refreshes == 1  # one refresh; the other replica used the token it got
+        assert all(r.health()["dead_lettered"] == 0 for r in replicas)  # both kept working
+        assert sum(1 for r in replicas if r.health()["processed"]) == 2
+    finally:
+        balancer.close()
+        for replica in replicas:
+            replica.stop()

@@ -421,3 +421,35 @@ def test_an_unreachable_database_is_a_clear_error(cli: Cli) -> None:
 
 def test_state_unavailable_is_an_oserror_for_the_transports() -> None:
     assert issubclass(StateUnavailable, OSError)
+
+
+def test_two_processes_posting_to_one_channel_share_its_pace(sandbox: Any, pg_url: str) -> None:
+    """Each process alone keeps to ~1 message/s per channel; two sharing the database's pacing keep
+    to it together, so Slack (the sandbox: 1/s per channel, bursts of 3) never answers 429."""
+    from cxslack.slack.client import SlackAccess
+    from cxslack.state.postgres.books import PgPacing
+    from cxslack.state.postgres.db import Database
+
+    token = sandbox.issue_token(scopes=["chat:write", "chat:write.public"])["access_token"]
+    pools = [Database(pg_url), Database(pg_url)]  # two replicas' own pools
+    try:
+        senders = [SlackAccess(token, base_url=sandbox.api_url, pacing=PgPacing(db)) for db in pools]
+        errors: list[Exception] = []
+
+        def post(access: SlackAccess) -> None:
+            try:
+                for n in range(3):
+                    access.post_message("general", f"message {n}")
+            except Exception as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=post, args=(access,)) for access in senders]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for db in pools:
+            db.close()
+    calls = httpx.get(f"{sandbox.url}/_sandbox/calls").json()
+    assert errors == [] and calls["methods"]["chat.postMessage"] == 6 and calls["ratelimited"] == 0

@@ -411,13 +411,14 @@ def _row(integration_id: str, kind: str, tokens: TokenSet) -> list[Any]:
 
 
 def _newest(secrets: IntegrationSecrets, rows: list[Any]) -> IntegrationSecrets:
-    """`secrets` with each token set the database has that expires later than the local one."""
+    """`secrets` with each token set of `rows` (the database's) that expires no earlier than the
+    local one: on a tie the database wins, since every refresh is written there first."""
     from cxslack.credentials import IntegrationSecrets, TokenSet
 
     merged = IntegrationSecrets(secrets.bot, secrets.user, secrets.webhook_url)
     for kind, access, refresh, expires_at, scopes in rows:
         mine = getattr(merged, kind)
-        if mine is None or (expires_at or 0) > (mine.expires_at or 0):
+        if mine is None or (expires_at or 0) >= (mine.expires_at or 0):
             stored = TokenSet.from_toml(
                 {
                     "access_token": access,
