@@ -147,7 +147,7 @@ def cluster(cli: Cli, cx: Any, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> 
 
 def comments(cx: Any, case: str) -> list[str]:
     events = httpx.get(f"{cx.url}/_sandbox/coralogix/comments", params={"case": case}).json()["comments"]
-    return [str((e.get("comment") or {}).get("text", "")) for e in events]
+    return [str(e["eventData"]["comment"].get("unsafeText", "")) for e in events]
 
 
 def replies_in_order(cx: Any, roots: dict[str, dict[str, Any]], per_case: int) -> dict[str, list[str]]:

@@ -244,7 +244,6 @@ def test_a_comment_left_in_doubt_by_a_dead_process_is_found_not_sent_again(cli: 
     the next one adopts the comment it finds on the Case, waits while one could still land, and
     sends it again only when it never did."""
     import time
-    from dataclasses import replace
 
     from cxslack.state import open_state
     from cxslack.state.records import SyncedReply
@@ -256,15 +255,17 @@ def test_a_comment_left_in_doubt_by_a_dead_process_is_found_not_sent_again(cli: 
     handle(envelope(landed))
     (sent,) = comments(cx)
     ledger = open_state(Store()).ledger
+    synced = ledger.get(root["channel"], landed["ts"])
+    assert synced is not None and synced.comment == sent["eventId"]
 
     def crashed(ts: str, text: str, ago: float) -> None:
-        with ledger.claim(root["channel"], ts) as claim:
-            before = claim.synced or SyncedReply(sent["caseId"])
-            claim.record(replace(before, comment=None, posting=text, posting_at=time.time() - ago))
+        with ledger.claim(root["channel"], ts) as claim:  # what a process that died after sending leaves
+            claim.record(SyncedReply(synced.case, posting=text, posting_at=time.time() - ago))
 
     crashed(landed["ts"], comment_text(sent), ago=1)
     assert handle(envelope(landed)).action == "comment"  # adopted from the timeline
-    assert len(comments(cx)) == 1 and ledger.get(root["channel"], landed["ts"]).comment == sent["id"]  # type: ignore[union-attr]
+    adopted = ledger.get(root["channel"], landed["ts"])
+    assert len(comments(cx)) == 1 and adopted is not None and adopted.comment == sent["eventId"]
 
     lost = reply(cx, root, text="never reached Coralogix")
     crashed(lost["ts"], "a comment that never landed", ago=1)
