@@ -265,6 +265,10 @@ def test_pkce_with_bot_scopes_is_a_usage_error_before_any_browser(cli: Cli, sand
     add_integration(cli, "Payments")
     run = cli("integrations", "authorize", "Payments", "--pkce", "--no-browser", env=sandbox_env(sandbox))
     assert run.exit_code == 2
+    added = cli("integrations", "add", "--name", "Other", "--consent-us-data-transfer", "--authorize", "--pkce",
+                "--no-browser", env=sandbox_env(sandbox))  # fmt: skip
+    assert added.exit_code == 2 and "bot scopes" in added.stderr
+    assert "Other" not in cli.ok("integrations", "list").stdout  # nothing was created
     assert "PKCE" in run.stderr and "bot scopes" in run.stderr and "chat:write" in run.stderr
     assert "https://" not in run.stderr  # no authorize URL was offered
     cli.ok("app", "configure", "--client-id", "123.456", "--pkce")

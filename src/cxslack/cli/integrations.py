@@ -186,6 +186,14 @@ def add(
         authorize = is_interactive()
     # how the browser part happens is settled before anything is created
     options = authorize_options(out, redirect_uri, no_browser, paste, pkce, timeout) if authorize else None
+    if pkce and authorize and notifications:  # refused before anything is created, as `authorize` would
+        from cxslack.model import Functionality
+        from cxslack.oauth.flow import refuse_pkce_with_bot_scopes
+
+        functionality = [Functionality.NOTIFICATIONS, *([Functionality.ACCESS_LOGS] if access_logs else [])]
+        refuse_pkce_with_bot_scopes(
+            Integration(id="", name=name, version=version, functionality=functionality), from_settings=False
+        )
     registry = Registry()
     integration = registry.add(
         NewIntegration(
