@@ -224,25 +224,20 @@ class Run:
 
 
 def run_file(bodies: list[bytes], args: argparse.Namespace) -> Run:
-    with server_process(_listener, work_ms=args.handler_ms) as (port, finish):
-        send_all(port, warmup(bodies), args.senders, 0)
-        wait_processed(port, len(WARMUP))
-        started = time.perf_counter()
-        acks = send_all(port, bodies, args.senders, args.events)
-        wait_processed(port, args.events + len(WARMUP))
-        wall = time.perf_counter() - started
-        return Run(acks, wall, [h for h in finish() if h not in WARMUP])
+    return measure(bodies, args, _listener, None, 1)
 
 
 def run_replicas(bodies: list[bytes], args: argparse.Namespace, replicas: int) -> Run:
+    reset(args.state_url)
+    return measure(bodies, args, _replica, args.state_url, replicas)
+
+
+def measure(bodies: list[bytes], args: argparse.Namespace, target: Any, where: str | None, count: int) -> Run:
+    """`count` listener processes warmed up, then every delivery; until all were processed."""
     from contextlib import ExitStack
 
-    reset(args.state_url)
     with ExitStack() as stack:
-        servers = [
-            stack.enter_context(server_process(_replica, args.state_url, args.handler_ms))
-            for _ in range(replicas)
-        ]
+        servers = [stack.enter_context(server_process(target, where, args.handler_ms)) for _ in range(count)]
         ports = [port for port, _ in servers]
         send_all(ports, warmup(bodies), args.senders, 0)
         wait_processed(ports, len(WARMUP))

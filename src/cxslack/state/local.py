@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cxslack.errors import CxError
 from cxslack.state.docs import JsonDoc, read_json
@@ -133,10 +133,13 @@ class FileCaseSettings:
         return current
 
 
-class _FileReplyClaim:
-    def __init__(self, ledger: FileSyncLedger, channel: str, ts: str):
+class HeldReply:
+    """A reply held by `SyncLedger.claim`: what it was when the hold began, and saving what it
+    becomes through the ledger's `put` and `drop` (whichever implementation keeps it)."""
+
+    def __init__(self, ledger: Any, channel: str, ts: str):
         self._ledger, self._channel, self._ts = ledger, channel, ts
-        self._synced = ledger.get(channel, ts)
+        self._synced: SyncedReply | None = ledger.get(channel, ts)
 
     @property
     def synced(self) -> SyncedReply | None:
@@ -144,16 +147,11 @@ class _FileReplyClaim:
 
     def record(self, reply: SyncedReply) -> None:
         reply = replace(reply, at=time.time())
-        with self._ledger.doc.transaction() as doc:
-            messages = doc.setdefault("messages", {})
-            messages[reply_key(self._channel, self._ts)] = reply.to_json()
+        self._ledger.put(self._channel, self._ts, reply)
         self._synced = reply
 
     def forget(self) -> None:
-        with self._ledger.doc.transaction() as doc:
-            messages = doc.get("messages")
-            if isinstance(messages, dict):
-                messages.pop(reply_key(self._channel, self._ts), None)
+        self._ledger.drop(self._channel, self._ts)
         self._synced = None
 
 
@@ -163,12 +161,12 @@ class FileSyncLedger:
         self.doc = JsonDoc(directory / "ledger.json")
 
     @contextmanager
-    def claim(self, channel: str, ts: str) -> Iterator[_FileReplyClaim]:
+    def claim(self, channel: str, ts: str) -> Iterator[HeldReply]:
         # Striped: a lock file per message would grow without end; 64 stripes rarely collide,
         # and a collision only makes two different replies take turns.
         stripe = int(_digest(reply_key(channel, ts), 8), 16) % REPLY_LOCK_STRIPES
         with locked(self.dir / "locks" / f"reply-{stripe:02d}.lock"):
-            yield _FileReplyClaim(self, channel, ts)
+            yield HeldReply(self, channel, ts)
 
     def get(self, channel: str, ts: str) -> SyncedReply | None:
         messages = self.doc.read().get("messages")
@@ -177,6 +175,16 @@ class FileSyncLedger:
             if isinstance(messages, dict)
             else None
         )
+
+    def put(self, channel: str, ts: str, reply: SyncedReply) -> None:
+        with self.doc.transaction() as doc:
+            doc.setdefault("messages", {})[reply_key(channel, ts)] = reply.to_json()
+
+    def drop(self, channel: str, ts: str) -> None:
+        with self.doc.transaction() as doc:
+            messages = doc.get("messages")
+            if isinstance(messages, dict):
+                messages.pop(reply_key(channel, ts), None)
 
     def cursor(self, thread: str) -> str | None:
         cursors = self.doc.read().get("checkpoints")

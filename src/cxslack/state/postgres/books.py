@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from cxslack.state.local import HeldReply
 from cxslack.state.postgres.db import Database
 from cxslack.state.records import (
     CaseSettings,
@@ -175,41 +176,14 @@ class PgCaseSettings:
         return CaseSettings(mode, mute)
 
 
-class _PgReplyClaim:
-    def __init__(self, ledger: PgSyncLedger, channel: str, ts: str):
-        self._ledger, self._channel, self._ts = ledger, channel, ts
-        self._synced = ledger.get(channel, ts)
-
-    @property
-    def synced(self) -> SyncedReply | None:
-        return self._synced
-
-    def record(self, reply: SyncedReply) -> None:
-        reply = replace(reply, at=time.time())
-        with self._ledger.db.connection() as connection:
-            connection.execute(
-                """INSERT INTO cxslack_synced_replies (channel, ts, reply) VALUES (%s, %s, %s)
-                ON CONFLICT (channel, ts) DO UPDATE SET reply = EXCLUDED.reply""",
-                [self._channel, self._ts, json.dumps(reply.to_json())],
-            )
-        self._synced = reply
-
-    def forget(self) -> None:
-        with self._ledger.db.connection() as connection:
-            connection.execute(
-                "DELETE FROM cxslack_synced_replies WHERE channel = %s AND ts = %s", [self._channel, self._ts]
-            )
-        self._synced = None
-
-
 class PgSyncLedger:
     def __init__(self, db: Database):
         self.db = db
 
     @contextmanager
-    def claim(self, channel: str, ts: str) -> Iterator[_PgReplyClaim]:
+    def claim(self, channel: str, ts: str) -> Iterator[HeldReply]:
         with self.db.advisory_lock("reply", f"{channel}|{ts}"):
-            yield _PgReplyClaim(self, channel, ts)
+            yield HeldReply(self, channel, ts)
 
     def get(self, channel: str, ts: str) -> SyncedReply | None:
         with self.db.connection() as connection:
@@ -217,6 +191,20 @@ class PgSyncLedger:
                 "SELECT reply FROM cxslack_synced_replies WHERE channel = %s AND ts = %s", [channel, ts]
             ).fetchone()
         return SyncedReply.from_json(row[0]) if row else None
+
+    def put(self, channel: str, ts: str, reply: SyncedReply) -> None:
+        with self.db.connection() as connection:
+            connection.execute(
+                """INSERT INTO cxslack_synced_replies (channel, ts, reply) VALUES (%s, %s, %s)
+                ON CONFLICT (channel, ts) DO UPDATE SET reply = EXCLUDED.reply""",
+                [channel, ts, json.dumps(reply.to_json())],
+            )
+
+    def drop(self, channel: str, ts: str) -> None:
+        with self.db.connection() as connection:
+            connection.execute(
+                "DELETE FROM cxslack_synced_replies WHERE channel = %s AND ts = %s", [channel, ts]
+            )
 
     def cursor(self, thread: str) -> str | None:
         with self.db.connection() as connection:
