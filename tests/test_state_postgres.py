@@ -453,3 +453,17 @@ def test_two_processes_posting_to_one_channel_share_its_pace(sandbox: Any, pg_ur
             db.close()
     calls = httpx.get(f"{sandbox.url}/_sandbox/calls").json()
     assert errors == [] and calls["methods"]["chat.postMessage"] == 6 and calls["ratelimited"] == 0
+
+
+def test_a_running_replica_is_seen_as_listening(pg_url: str) -> None:
+    from cxslack.state.postgres import postgres_state
+
+    state = postgres_state(pg_url, Store())
+    assert state.listening() is False
+    inbox = state.open_inbox()
+    try:
+        assert inbox.head(0.1, NEVER) is None  # the worker connects (and holds the lock) on its first look
+        assert state.listening() is True
+    finally:
+        inbox.close()
+    assert state.listening() is False

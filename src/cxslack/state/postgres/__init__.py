@@ -75,6 +75,17 @@ class PgState:
             ).fetchone()
         return float(at) if at is not None else None
 
+    def listening(self) -> bool:
+        """A replica's worker holds the listening lock (shared) while it runs: if it cannot be taken
+        exclusively, some `cxslack listen` on this database is running."""
+        from cxslack.state.postgres.inbox import LISTENING_LOCK
+
+        with self.db.connection() as connection:
+            (free,) = connection.execute("SELECT pg_try_advisory_lock(%s)", [LISTENING_LOCK]).fetchone()
+            if free:
+                connection.execute("SELECT pg_advisory_unlock(%s)", [LISTENING_LOCK])
+        return not free
+
 
 _DATABASES: dict[str, Database] = {}
 _LOCK = threading.Lock()

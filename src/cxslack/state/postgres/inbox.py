@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from cxslack.state.interface import Accepted, InboxItem, InvalidEnvelope, Outcome, StateUnavailable, order_key
-from cxslack.state.postgres.db import QUICK_TIMEOUT, Database, replica_name
+from cxslack.state.postgres.db import QUICK_TIMEOUT, Database, lock_id, replica_name
 
 KEEP_DONE_SECONDS = 7 * 86400
 PRUNE_EVERY = 600.0  # seconds between sweeps of finished events past the dedupe window
 POLL = 1.0  # seconds between claim attempts without a notification (a dead replica's events come back)
 _EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _CHANNEL = "cxslack_events"
+LISTENING_LOCK = lock_id("listening", "cxslack")
 
 _CLAIM = """SELECT e.seq, e.event_id, e.envelope FROM cxslack_events e
 WHERE e.state = 'waiting'
@@ -114,6 +115,8 @@ class PgInbox:
             self._worker = self.db.connect()
             with self.db.errors():
                 self._worker.execute(f"LISTEN {_CHANNEL}")
+                # held while this replica listens: `PgState.listening` sees any replica's
+                self._worker.execute("SELECT pg_advisory_lock_shared(%s)", [LISTENING_LOCK])
         return self._worker
 
     def _claim(self) -> Claimed | None:
