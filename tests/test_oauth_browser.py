@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -71,14 +72,22 @@ def browser_factory() -> Iterator[Any]:
 def click_allow_and_read(browser: Any, url: str) -> str:
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
+    # The authorize URL itself names the callback (redirect_uri=…), so wait for the browser to be
+    # *on* the callback and for its page to have loaded, then read the text in one script call: an
+    # element looked up while the page was still changing would go stale.
+    callback = parse_qs(urlsplit(url).query)["redirect_uri"][0].split("?")[0]
     try:
         browser.get(url)
         browser.find_element(By.ID, "allow").click()
-        WebDriverWait(browser, 20).until(expected_conditions.url_contains("/slack/oauth/callback"))
-        return str(browser.find_element(By.TAG_NAME, "body").text)
+        WebDriverWait(browser, 20).until(
+            lambda b: (
+                b.current_url.startswith(callback)
+                and b.execute_script("return document.readyState") == "complete"
+            )
+        )
+        return str(browser.execute_script("return document.body.innerText"))
     except WebDriverException as exc:  # say where the browser was, so a failure explains itself
         raise AssertionError(
             f"{type(exc).__name__} at {browser.current_url}: {browser.page_source[:500]}"
