@@ -4,14 +4,11 @@ one summary line (a progress bar on a terminal), both export formats."""
 from __future__ import annotations
 
 import json
-import os
-import pty
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from .conftest import Cli, add_integration
+from .terminal import on_terminal
 
 
 def nc(ident: str, name: str, integration: str, channel: str = "alerts") -> dict[str, Any]:
@@ -106,22 +103,9 @@ def test_its_own_cxslack_export_imports_back(cli: Cli, tmp_path: Path) -> None:
 def test_a_progress_bar_on_a_terminal_and_none_when_piped(cli: Cli, tmp_path: Path) -> None:
     payments = add_integration(cli, "Payments")["id"]
     path = write(tmp_path, [nc(f"c{n}", f"C {n}", payments) for n in range(200)])
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "cxslack", "connectors", "import", path], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=follower, env={**os.environ, "NO_COLOR": "1"})  # fmt: skip
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    assert proc.wait(timeout=60) == 0
-    terminal = b"".join(chunks).decode()
+    run = on_terminal("connectors", "import", path, stream="stderr", env={"NO_COLOR": "1"})
+    assert run.exit_code == 0
+    terminal = run.terminal
     assert "Importing connectors" in terminal and "/200" in terminal
     assert "Imported 200 connector(s)" in terminal
     piped = cli.ok("connectors", "import", path)

@@ -6,14 +6,7 @@ pseudo-terminal of a chosen width; piped output stays tab-separated with every c
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
 import re
-import struct
-import subprocess
-import sys
-import termios
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,31 +15,16 @@ import typer
 from cxslack.cli.app import app
 
 from .conftest import Cli, add_integration
+from .terminal import on_terminal
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def on_terminal(columns: int, *args: str) -> str:
-    """stdout of `cxslack ARGS` on a pseudo-terminal `columns` wide (stderr appended)."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    env = {**os.environ, "COLUMNS": str(columns), "NO_COLOR": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "cxslack", *args], stdin=subprocess.DEVNULL,
-                            stdout=follower, stderr=subprocess.PIPE, env=env)  # fmt: skip
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    assert proc.wait(timeout=60) == 0
-    assert proc.stderr is not None
-    return ANSI.sub("", b"".join(chunks).decode().replace("\r\n", "\n")) + proc.stderr.read().decode()
+def table_on_terminal(columns: int, *args: str) -> str:
+    """stdout of `cxslack ARGS` on a terminal `columns` wide, without colour (stderr appended)."""
+    run = on_terminal(*args, columns=columns, env={"NO_COLOR": "1"})
+    assert run.exit_code == 0
+    return ANSI.sub("", run.terminal) + run.other
 
 
 def commands(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -71,7 +49,7 @@ def test_tables_at_80_columns_keep_ids_and_headers_whole(cli: Cli) -> None:
     ids = [add_integration(cli, name)["id"] for name in ("Payments", "Legacy Billing Team")]
     cli.ok("connectors", "create", "Payments on-call", "--integration", "payments",
            "--channel", "payments-alerts-and-escalations", "--fallback-channel", "ops-fallback")  # fmt: skip
-    listing = on_terminal(80, "integrations", "list")
+    listing = table_on_terminal(80, "integrations", "list")
     lines = listing.splitlines()
     for ident in ids:
         assert any(ident in line for line in lines), listing  # one piece, on one line
@@ -79,9 +57,9 @@ def test_tables_at_80_columns_keep_ids_and_headers_whole(cli: Cli) -> None:
     assert not re.search(r"INTEGRATI\s*$|^\s*ON\b", listing, re.M)
     assert all(len(line) <= 80 for line in lines if "hidden" not in line), listing
     assert "-o wide shows every column" in listing
-    wide = on_terminal(80, "integrations", "list", "-o", "wide")
+    wide = table_on_terminal(80, "integrations", "list", "-o", "wide")
     assert "CONNECTORS" in wide and all(any(i in line for line in wide.splitlines()) for i in ids)
-    connectors = on_terminal(80, "connectors", "list")
+    connectors = table_on_terminal(80, "connectors", "list")
     assert any("payments-alerts-and-escalations" in line for line in connectors.splitlines())
     assert any("payments-on-call" in line for line in connectors.splitlines())
 

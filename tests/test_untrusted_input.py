@@ -15,7 +15,7 @@ import pytest
 
 from cxslack.slack.limits import HEADER_TEXT_MAX, MARKER, MESSAGE_TEXT_MAX
 
-from .conftest import Cli, add_integration, install, sandbox_messages
+from .conftest import Cli, add_integration, install, run_process, sandbox_messages
 
 CASE = {"id": "11111111-2222-3333-4444-555555555555", "readableId": "CASE-123", "title": "Disk full",
         "status": "CASE_STATUS_ACTIVE", "priority": "CASE_PRIORITY_P2",
@@ -55,7 +55,10 @@ def test_json_inputs_are_bounded_in_size_and_depth(cli: Cli, slack: Any, tmp_pat
 # -- durations, addresses, times -------------------------------------------------------------
 @pytest.mark.parametrize("value", ["", ":3000", "local host:3000", "127.0.0.1:70000", "127.0.0.1:"])
 def test_listen_refuses_an_empty_or_malformed_address(cli: Cli, value: str) -> None:
-    run = cli("listen", "--http", value, env={"CXSLACK_SLACK_SIGNING_SECRET": "sekrit-value-123"})
+    # a process with a timeout: an address read as the default would start listening, not fail
+    run = run_process(
+        "listen", "--http", value, env={"CXSLACK_SLACK_SIGNING_SECRET": "sekrit-value-123"}, timeout=30
+    )
     assert run.exit_code == 2 and "--http takes HOST:PORT" in run.stderr
 
 
