@@ -26,8 +26,8 @@ def test_ci_without_no_browser_or_paste_exits_2_at_once(cli: Cli, sandbox: Slack
 def test_add_with_authorize_in_ci_is_refused_before_anything_is_created(
     cli: Cli, sandbox: SlackSandbox
 ) -> None:
-    run = cli("integrations", "add", "--name", "Payments", "--consent-us-data-transfer", "--authorize",
-              env=sandbox_env(sandbox))  # fmt: skip
+    run = run_process("integrations", "add", "--name", "Payments", "--consent-us-data-transfer", "--authorize",
+                      env={**sandbox_env(sandbox), "CI": "true"}, timeout=30)  # fmt: skip
     assert run.exit_code == 2 and "--no-browser" in run.stderr
     assert cli.ok("integrations", "list", "-o", "json").json() == {"integrations": []}
 
