@@ -299,11 +299,6 @@ class SlackSession:
         return Membership("member")
 
 
-# conversations.list needs channels:read to list public channels and groups:read for private ones
-# (Slack's method page); neither is on the product page's scope table: cxslack's own --channel-lookup.
-LIST_SCOPES = {kind: scope for scope, kind in LIST_TYPE_BY_SCOPE.items()}
-
-
 @dataclass(frozen=True)
 class ChannelLookup:
     """Channels Slack did not list, and what was looked at (said with the warning)."""
@@ -318,7 +313,9 @@ def unlisted_channels(registry: Registry, integration: Integration, refs: list[s
     is None too: this check only advises, and the connector is saved either way."""
     from cxslack.oauth.flow import bot_access
 
-    types = [kind for kind, scope in LIST_SCOPES.items() if scope in integration.granted_scopes]
+    # conversations.list needs channels:read for public channels and groups:read for private ones
+    # (Slack's method page): cxslack's own --channel-lookup scopes, not the product page's
+    types = [kind for scope, kind in LIST_TYPE_BY_SCOPE.items() if scope in integration.granted_scopes]
     if (
         not types
         or integration.status is not Status.ACTIVE
