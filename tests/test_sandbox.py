@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 from cxslack.errors import EXIT_USAGE, UsageError
 from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SlackSandbox
 from cxslack.sandbox.server import DEFAULT_BOT_SCOPES
+from cxslack.sandbox.traffic import IN_FLIGHT
 
 REDIRECT = "http://127.0.0.1:53682/slack/callback"
 HTTP = httpx.Client(timeout=10)  # one client: building one per call costs more than the call
@@ -576,6 +577,10 @@ def test_per_channel_rate_limit_with_retry_after(sandbox: SlackSandbox) -> None:
 
     calls = admin_get(sandbox, "calls")
     assert calls["ratelimited"] == 1 and calls["violations"] == []
+    # one already on its way when the 429 was answered: refused, but not held against the client
+    assert api(sandbox, "chat.postMessage", token, channel="C0GENERAL", text="in flight").status_code == 429
+    assert admin_get(sandbox, "calls")["violations"] == []
+    admin(sandbox, "clock", advance=IN_FLIGHT + 0.05)
     assert api(sandbox, "chat.postMessage", token, channel="C0GENERAL", text="too soon").status_code == 429
     violations = admin_get(sandbox, "calls")["violations"]
     assert [(v["method"], v["channel"]) for v in violations] == [("chat.postMessage", "C0GENERAL")]
@@ -615,8 +620,52 @@ def test_fault_ratelimit(sandbox: SlackSandbox) -> None:
     admin(sandbox, "faults", method="*", kind="ratelimit", retry_after=7)
     limited = api(sandbox, "users.info", token, user="U0BOB")
     assert limited.status_code == 429 and limited.headers["Retry-After"] == "7"
+    admin(sandbox, "clock", advance=IN_FLIGHT + 0.05)
+    again = api(sandbox, "users.info", token, user="U0BOB")  # the whole method waits out the window
+    assert again.status_code == 429 and int(again.headers["Retry-After"]) <= 7
+    assert api(sandbox, "auth.test", token).status_code == 200  # other methods do not
+    assert [v["method"] for v in admin_get(sandbox, "calls")["violations"]] == ["users.info"]
+    admin(sandbox, "clock", advance=7)
     assert api(sandbox, "users.info", token, user="U0BOB").status_code == 200
-    assert admin_get(sandbox, "calls")["violations"][0]["method"] == "users.info"
+
+
+def test_calls_log_arrival_times_and_when_429s_were_answered(sandbox: SlackSandbox) -> None:
+    token = bot_token(sandbox)
+    admin(sandbox, "faults", method="conversations.join", kind="ratelimit", retry_after=3)
+    assert api(sandbox, "conversations.join", token, channel="C0ALERTS").status_code == 429
+    assert api(sandbox, "auth.test", token).status_code == 200
+    arrivals = admin_get(sandbox, "calls")["arrivals"]
+    assert [(a["method"], a.get("status")) for a in arrivals] == [
+        ("conversations.join", 429),
+        ("auth.test", None),
+    ]
+    assert arrivals[0]["channel"] == "C0ALERTS" and arrivals[0]["answered"] >= arrivals[0]["at"]
+    assert arrivals[1]["at"] >= arrivals[0]["at"]
+
+
+def test_workspace_wide_post_limit_holds_every_channel(sandbox: SlackSandbox) -> None:
+    """docs.slack.dev/apis/web-api/rate-limits: one message per second per channel, "while also
+    maintaining a workspace-wide limit" (no figure published: off unless set)."""
+    admin(sandbox, "settings", workspace_post_rate=1.0, workspace_post_burst=2)
+    token = bot_token(sandbox)
+    codes = [api(sandbox, "chat.postMessage", token, channel=c, text="x").status_code
+             for c in ("general", "alerts", "cases")]  # fmt: skip
+    assert codes == [200, 200, 429]
+    assert api(sandbox, "chat.postMessage", token, channel="db-cases", text="x").status_code == 429
+
+
+@pytest.mark.parametrize("kind", ["late", "lost"])
+def test_late_and_lost_answers_come_after_the_post_landed(sandbox: SlackSandbox, kind: str) -> None:
+    """`late`: Slack stores the message but its answer reaches the client after the client's read
+    timeout; `lost`: the connection drops after the request was sent. Either way the post is there."""
+    token = bot_token(sandbox)
+    admin(sandbox, "faults", method="chat.postMessage", kind=kind, seconds=1.0)
+    with pytest.raises((httpx.ReadTimeout, httpx.RemoteProtocolError)):
+        HTTP.post(sandbox.api_url + "chat.postMessage", data={"channel": "general", "text": "landed"},
+                  headers={"Authorization": f"Bearer {token}"}, timeout=httpx.Timeout(5, read=0.3))  # fmt: skip
+    messages = HTTP.get(f"{sandbox.url}/_sandbox/messages", params={"channel": "general"}).json()["messages"]
+    texts = [m["text"] for m in messages]
+    assert texts.count("landed") == 1
 
 
 def test_fault_latency(sandbox: SlackSandbox) -> None:

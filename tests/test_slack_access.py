@@ -9,9 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
+from cxslack.errors import UsageError
 from cxslack.redact import redact
 from cxslack.sandbox import SlackSandbox
-from cxslack.slack.client import RetryPolicy, SlackAccess, SlackError, header
+from cxslack.slack.client import OutcomeUnknown, RetryPolicy, SlackAccess, SlackError, Timeouts, header
+from tests.conftest import wait_for
 
 FAST = RetryPolicy(backoff=0.01)
 
@@ -174,3 +176,119 @@ def test_tokens_never_appear_in_error_text(sandbox: SlackSandbox) -> None:
         access.auth_test()
     assert token not in str(info.value) and token not in (info.value.hint or "")
     assert redact(f"token={token}") == f"token={token[:4]}-****"
+
+
+# -- sent or not: an answer lost after sending -------------------------------------------------
+SHORT = Timeouts(connect=2.0, read=0.3)
+
+
+def channel_texts(sandbox: SlackSandbox, channel: str) -> list[str]:
+    messages = httpx.get(f"{sandbox.url}/_sandbox/messages", params={"channel": channel}).json()["messages"]
+    return [m["text"] for m in messages]
+
+
+@pytest.mark.parametrize("kind", ["late", "lost"])
+def test_a_post_whose_answer_is_lost_is_outcome_unknown_and_never_resent(
+    sandbox: SlackSandbox, kind: str
+) -> None:
+    token = sandbox.issue_token()["access_token"]
+    access = SlackAccess(token, base_url=sandbox.api_url, policy=FAST, timeouts=SHORT)
+    admin(sandbox, "faults", method="chat.postMessage", kind=kind, seconds=1.0)
+    started = time.time()
+    with pytest.raises(OutcomeUnknown) as info:
+        access.post_message("general", "only once")
+    assert info.value.code == "outcome_unknown" and info.value.channel == "general"
+    assert started <= info.value.sent_at <= time.time()
+    assert ("0.3 s" in info.value.message) == (kind == "late")
+    assert calls(sandbox)["methods"]["chat.postMessage"] == 1  # no retry
+    assert channel_texts(sandbox, "general").count("only once") == 1  # it landed all the same
+
+
+def test_a_5xx_other_than_503_on_a_post_is_outcome_unknown(sandbox: SlackSandbox) -> None:
+    access = bot(sandbox)
+    admin(sandbox, "faults", method="chat.postMessage", kind="status", status=504)
+    with pytest.raises(OutcomeUnknown):
+        access.post_message("general", "maybe")
+    admin(sandbox, "faults", method="chat.postMessage", kind="status", status=503)
+    assert access.post_message("general", "surely")["ok"]  # 503: not taken in, so sent again
+
+
+def test_a_late_answer_to_a_method_that_does_not_post_is_retried(sandbox: SlackSandbox) -> None:
+    token = sandbox.issue_token()["access_token"]
+    access = SlackAccess(token, base_url=sandbox.api_url, policy=FAST, timeouts=SHORT)
+    admin(sandbox, "faults", method="auth.test", kind="late", seconds=1.0)
+    assert access.auth_test().team_id == "T0SANDBOX"
+    assert calls(sandbox)["methods"]["auth.test"] == 2
+
+
+def test_timeouts_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Timeouts.from_env() == Timeouts(5.0, 15.0)
+    monkeypatch.setenv("CXSLACK_SLACK_CONNECT_TIMEOUT", "2.5")
+    monkeypatch.setenv("CXSLACK_SLACK_READ_TIMEOUT", "30")
+    assert Timeouts.from_env() == Timeouts(2.5, 30.0)
+    for bad in ("0", "-1", "soon", "inf", "nan"):
+        monkeypatch.setenv("CXSLACK_SLACK_READ_TIMEOUT", bad)
+        with pytest.raises(UsageError) as info:
+            Timeouts.from_env()
+        assert "CXSLACK_SLACK_READ_TIMEOUT" in info.value.message
+
+
+# -- rate limits keyed as Slack applies them ---------------------------------------------------
+def test_a_tier_429_holds_that_method_for_every_channel_and_thread(sandbox: SlackSandbox) -> None:
+    """conversations.join is Tier 3, limited per method and workspace: a Retry-After answered for
+    one channel's join holds the joins to every other channel, in every thread, until it passes."""
+    access = bot(sandbox)
+    admin(sandbox, "faults", method="conversations.join", kind="ratelimit", retry_after=2)
+    channels = ["C0ALERTS", "C0CASES", "C0GENERAL", "C0DBCASES"]
+    first = threading.Thread(
+        target=access.call, args=("conversations.join",), kwargs={"channel": channels[0]}
+    )
+    first.start()
+    method_key = access.keys("conversations.join", "C0ANY").holds[0]
+    wait_for(lambda: access.pacing.held(method_key))  # its 429 is in; the others start during the window
+    others = [
+        threading.Thread(target=access.call, args=("conversations.join",), kwargs={"channel": c})
+        for c in channels[1:]
+    ]
+    for thread in others:
+        thread.start()
+    for thread in [first, *others]:
+        thread.join(timeout=30)
+    log = calls(sandbox)
+    joins = [a for a in log["arrivals"] if a["method"] == "conversations.join"]
+    answered = joins[0]["answered"]
+    assert joins[0]["status"] == 429
+    assert all(a["at"] >= answered + 2 for a in joins[1:]), joins  # nothing until the window passed
+    assert len(joins) == len(channels) + 1 and log["violations"] == []
+
+
+def test_a_channel_named_by_name_and_by_id_is_paced_as_one(sandbox: SlackSandbox) -> None:
+    admin(sandbox, "settings", per_channel_rate=20.0, burst=3)
+    access = bot(sandbox, policy=RetryPolicy(backoff=0.01, channel_rate=18.0, channel_burst=2))
+    access.post_message("alerts", "learn the ID")
+    threads = [
+        threading.Thread(target=access.post_message, args=(("alerts", "#alerts", "C0ALERTS")[n % 3], f"m{n}"))
+        for n in range(18)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(channel_texts(sandbox, "alerts")) == 19
+    assert calls(sandbox)["ratelimited"] == 0
+
+
+def test_a_429_on_one_channel_holds_posts_to_every_channel(sandbox: SlackSandbox) -> None:
+    """Slack's 429 does not say whether the channel's or the workspace-wide limit was hit, so a
+    Retry-After for chat.postMessage holds both keys."""
+    access = bot(sandbox)
+    admin(sandbox, "faults", method="chat.postMessage", kind="ratelimit", retry_after=2)
+    first = threading.Thread(target=access.post_message, args=("general", "first"))
+    first.start()
+    wait_for(lambda: access.pacing.held(access.keys("chat.postMessage", "general").holds[0]))
+    access.post_message("alerts", "second")
+    first.join(timeout=30)
+    posts = [a for a in calls(sandbox)["arrivals"] if a["method"] == "chat.postMessage"]
+    assert posts[0]["status"] == 429
+    assert all(a["at"] >= posts[0]["answered"] + 2 for a in posts[1:])
+    assert channel_texts(sandbox, "general") == ["first"] and channel_texts(sandbox, "alerts") == ["second"]

@@ -161,6 +161,10 @@ class SlackSandbox:
         if admission.response is not None:
             return admission.response
         status, body, headers = slack_api.call(self.workspace, method, params, token)
+        if admission.lost:  # it happened; the client never hears so
+            return Response.dropped()
+        if admission.late:  # it happened; the answer comes after the client stopped waiting
+            time.sleep(admission.late)
         return Response.json(status, body, headers)
 
 
@@ -278,10 +282,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(response)
 
     def _send(self, response: Response) -> None:
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(response.body)
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(response.body)
+        except OSError:  # the client stopped waiting (its timeout, a `late` fault): nobody to answer
+            self.close_connection = True

@@ -1,34 +1,64 @@
 """The one way cxslack talks to Slack's Web API.
 
-`SlackAccess` wraps `slack_sdk.WebClient` with the policies every caller needs: the base URL
-from `CXSLACK_SLACK_API_URL`, timeouts, retries (429 waits out `Retry-After`, capped and bounded,
-never immediately; 5xx and connection errors back off and retry a bounded number of times), a
-process-wide gate so no thread sends to a method+channel while a `Retry-After` for it is
-pending, and Slack errors turned into `SlackError`s with a stable code, a message and a hint.
-Tokens are registered with the redactor so they never reach any output.
+`SlackAccess` sends Web API calls over httpx with the policies every caller needs:
+
+- **Timeouts, deliberately.** Opening the connection (TCP and TLS) may take `connect` seconds
+  (5 by default); once the request is sent, Slack's answer may take `read` seconds (15 by
+  default). `CXSLACK_SLACK_CONNECT_TIMEOUT` and `CXSLACK_SLACK_READ_TIMEOUT` change them.
+- **Sent or not.** A call that never left (no connection, connect timeout) is retried with
+  backoff. A call that was sent and got no answer (read timeout, connection dropped after the
+  request went out, or a 5xx other than 503) has an *unknown* outcome: for a method that posts a
+  message (`POSTING_METHODS`) that is `OutcomeUnknown`, never a retry, since Slack may have posted
+  it; the caller settles it (delivery.py). Every other method is retried, as repeating it changes
+  nothing.
+- **Rate limits keyed as Slack applies them** (docs.slack.dev/apis/web-api/rate-limits: "per
+  API method per workspace per app"; chat.postMessage "one message per second per channel, while
+  also maintaining a workspace-wide limit"). Every method has a workspace-wide key (the token
+  stands for one app in one workspace); chat.postMessage also one per channel, by the channel's
+  ID, so `#alerts` and `C0ALERTS` are one channel. chat.postMessage is paced per channel at about
+  1/s. A 429's `Retry-After` holds every key the refused request had — Slack's answer does not
+  say which limit it hit, so for chat.postMessage that is its channel *and* the workspace-wide
+  key — and no thread sends with a held key until the hold passes; then the request is sent
+  again (never dropped, never immediately). The "not before" times live behind `Pacing`
+  (slack/pacing.py): this process's, or a store `listen` replicas share.
+- Slack errors become `SlackError`s with a stable code, a message and a hint. Tokens are
+  registered with the redactor so they never reach any output.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cxslack.errors import EXIT_AUTH, EXIT_FAILED, CxError
+from cxslack.errors import EXIT_AUTH, EXIT_FAILED, CxError, UsageError
 from cxslack.redact import register_secret
 from cxslack.slack.pacing import LOCAL, Pacing
 
+if TYPE_CHECKING:
+    import httpx
+
 DEFAULT_API_URL = "https://slack.com/api/"
+CONNECT_TIMEOUT = 5.0  # seconds to open a connection (TCP + TLS)
+READ_TIMEOUT = 15.0  # seconds for Slack's answer once the request is sent (and between its bytes)
 # Slack tells us how long to wait; beyond this we give up with a clear error instead of hanging.
 MAX_RETRY_AFTER = 60.0
 # Errors meaning the stored token no longer works: the integration is Failing (reinstall).
 TOKEN_ERRORS = frozenset({"token_revoked", "invalid_auth", "account_inactive", "not_authed", "token_expired"})
+# Methods each successful call of which posts something new: sent twice, they post twice.
+POSTING_METHODS = frozenset(
+    {"chat.postMessage", "chat.postEphemeral", "chat.scheduleMessage", "chat.meMessage",
+     "files.completeUploadExternal"}
+)  # fmt: skip
+# Slack limits these per channel as well as per workspace (docs.slack.dev/apis/web-api/rate-limits).
+PER_CHANNEL_METHODS = frozenset({"chat.postMessage"})
 
 
 def api_url() -> str:
@@ -120,84 +150,81 @@ def describe_error(method: str, error: str, data: Mapping[str, Any], channel: st
     return SlackError(error, message, hint, method=method, data=data)
 
 
-class RetryGate:
-    """Process-wide pacing per (token, method, channel), kept in a `Pacing` store.
+class OutcomeUnknown(SlackError):
+    """A posting call was sent and no answer came: Slack may or may not have posted the message.
+    Never retried here; the caller looks for the message before anything else is sent for the
+    same purpose (`delivery.Deliverer.post`)."""
 
-    Requests that name a channel go one at a time per key in this process: Slack allows about one
-    message per second per channel anyway, and while one request waits out a 429 the others wait
-    behind it instead of arriving inside the Retry-After window. Channel-less keys are not
-    serialised; they only wait out a Retry-After that an earlier call published. Where the keys'
-    slots and holds live is the store's business: this process (`LocalPacing`), or a database that
-    every `listen` replica shares.
-    """
+    def __init__(self, method: str, channel: str | None, sent_at: float, why: str):
+        where = f" to {channel}" if channel else ""
+        super().__init__(
+            "outcome_unknown",
+            f"{method}{where} was sent, but {why}: Slack may or may not have posted it",
+            "cxslack sends nothing more for it until it knows; see the message it reports.",
+            method=method,
+        )
+        self.channel = channel
+        self.sent_at = sent_at  # epoch seconds when the request went out
+        self.why = why
+
+
+def _positive_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(
+            "invalid_timeout",
+            f"{name} must be a number of seconds above 0 (got {raw[:40]!r})",
+            f"Unset it for the default ({default:g} s), or e.g. export {name}={default:g}",
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a Slack call may take to connect, and then to be answered."""
+
+    connect: float = CONNECT_TIMEOUT
+    read: float = READ_TIMEOUT
+
+    @classmethod
+    def from_env(cls) -> Timeouts:
+        return cls(
+            _positive_seconds("CXSLACK_SLACK_CONNECT_TIMEOUT", CONNECT_TIMEOUT),
+            _positive_seconds("CXSLACK_SLACK_READ_TIMEOUT", READ_TIMEOUT),
+        )
+
+
+@dataclass(frozen=True)
+class Keys:
+    """What the gate limits one request on: the keys a Retry-After for it holds (and whose holds
+    it waits out), and the per-channel key it is paced on, if any."""
+
+    holds: tuple[str, ...]
+    channel: str | None = None
+
+
+class ChannelTurns:
+    """Within one process, one request at a time per chat.postMessage channel key, so requests to
+    a busy channel queue behind each other instead of arriving together."""
 
     def __init__(self) -> None:
-        self._locks: dict[tuple[str, ...], threading.Lock] = {}
+        self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    @staticmethod
-    def _name(key: tuple[str, ...]) -> str:
-        return "|".join(key)
-
-    def block(self, key: tuple[str, ...], seconds: float, pacing: Pacing = LOCAL) -> None:
-        pacing.hold(self._name(key), seconds)
-
-    @contextmanager
-    def turn(
-        self,
-        key: tuple[str, ...],
-        serialise: bool,
-        pace: tuple[float, int] | None = None,
-        pacing: Pacing = LOCAL,
-    ) -> Iterator[None]:
-        name = self._name(key)
-        if not serialise:
-            _sleep(pacing.held(name))
-            yield
-            return
+    def turn(self, key: str | None) -> Any:
+        if key is None:
+            return nullcontext()
         with self._lock:
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            _sleep(pacing.take(name, *pace) if pace else pacing.held(name))
-            yield
+            return self._locks.setdefault(key, threading.Lock())
 
 
-def _sleep(seconds: float) -> None:
-    if seconds > 0:
-        time.sleep(seconds)
-
-
-GATE = RetryGate()
-_current_key = threading.local()
-
-
-def _rate_limit_handler(max_retries: int, max_wait: float) -> Any:
-    from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
-
-    class GatedRateLimitRetryHandler(RateLimitErrorRetryHandler):
-        """Waits out Retry-After (plus jitter), publishing the wait to the gate first, and gives
-        up instead of retrying when Slack asks for longer than `max_wait`."""
-
-        def _can_retry(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
-            if response is None or response.status_code != 429:
-                return False
-            return _retry_after(response.headers) <= max_wait
-
-        def prepare_for_next_attempt(
-            self, *, state: Any, request: Any, response: Any = None, error: Any = None
-        ) -> None:
-            wait = _retry_after(response.headers if response is not None else None) + random.uniform(
-                0.05, 0.25
-            )
-            current = getattr(_current_key, "value", None)
-            if current is not None:
-                key, pacing = current
-                GATE.block(key, wait, pacing)
-            state.next_attempt_requested = True
-            time.sleep(wait)
-            state.increment_current_attempt()
-
-    return GatedRateLimitRetryHandler(max_retry_count=max_retries)
+TURNS = ChannelTurns()
 
 
 def _retry_after(headers: Mapping[str, Any] | None) -> float:
@@ -209,10 +236,10 @@ def _retry_after(headers: Mapping[str, Any] | None) -> float:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    rate_limit_retries: int = 5
+    rate_limit_retries: int = 10  # 429s answered for one call before it reports `ratelimited`
     server_error_retries: int = 3
     connection_retries: int = 3
-    backoff: float = 0.5  # seconds, doubling per attempt (slack-sdk's backoff calculator)
+    backoff: float = 0.5  # seconds, doubling per attempt
     max_retry_after: float = MAX_RETRY_AFTER
     # Pace chat.postMessage per channel like Slack's limit (about 1/s, short bursts), so busy
     # fan-outs are not throttled at all; None turns pacing off (429s are still waited out).
@@ -231,95 +258,180 @@ class AuthInfo:
     scopes: list[str]
 
 
+# httpx errors raised before any byte of the request reached Slack: safe to send again.
+def _not_sent(exc: Exception) -> bool:
+    import httpx
+
+    return isinstance(
+        exc,
+        (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.LocalProtocolError,
+         httpx.UnsupportedProtocol, httpx.ProxyError),
+    )  # fmt: skip
+
+
+def _no_answer(exc: Exception, timeouts: Timeouts) -> str:
+    import httpx
+
+    if isinstance(exc, httpx.ReadTimeout):
+        return f"no answer came within {timeouts.read:g} s (the read timeout)"
+    if isinstance(exc, httpx.WriteTimeout):
+        return f"sending it took longer than {timeouts.read:g} s"
+    return f"the connection dropped before the answer came ({type(exc).__name__})"
+
+
 class SlackAccess:
-    """Calls Slack's Web API with one token and cxslack's retry and error policies."""
+    """Calls Slack's Web API with one token and cxslack's timeout, retry and rate-limit policies."""
 
-    def __init__(self, token: str | None = None, *, base_url: str | None = None, timeout: float = 15.0,
-                 policy: RetryPolicy | None = None, integration: str | None = None,
-                 pacing: Pacing = LOCAL):  # fmt: skip
-        from slack_sdk import WebClient
-        from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, ServerErrorRetryHandler
-        from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
-
-        policy = policy or RetryPolicy()
-        self.policy = policy
+    def __init__(self, token: str | None = None, *, base_url: str | None = None,
+                 timeouts: Timeouts | None = None, policy: RetryPolicy | None = None,
+                 integration: str | None = None, pacing: Pacing = LOCAL):  # fmt: skip
+        self.policy = policy or RetryPolicy()
+        self.timeouts = timeouts or Timeouts.from_env()
         self.integration = integration  # the name hints use ("cxslack integrations authorize Payments")
-        self.pacing = pacing  # the state's: shared by every process on one database
+        self.pacing = pacing  # where holds and pacing live (shared by listen replicas on a database)
         register_secret(token)
-        backoff = BackoffRetryIntervalCalculator(backoff_factor=policy.backoff)
         self.base_url = base_url or api_url()
-        self._token_key = hashlib.sha256((token or "").encode()).hexdigest()[:16]
-        self.client = WebClient(
-            token=token,
-            base_url=self.base_url,
-            timeout=int(max(1, timeout)),
-            retry_handlers=[
-                _rate_limit_handler(policy.rate_limit_retries, policy.max_retry_after),
-                ServerErrorRetryHandler(
-                    max_retry_count=policy.server_error_retries, interval_calculator=backoff
-                ),
-                ConnectionErrorRetryHandler(
-                    max_retry_count=policy.connection_retries, interval_calculator=backoff
-                ),
-            ],
-        )
+        self._token = token
+        # One app in one workspace: what Slack's per-method limits apply to.
+        self._workspace = f"{self.base_url}|{hashlib.sha256((token or '').encode()).hexdigest()[:16]}"
+        self._channel_ids: dict[str, str] = {}  # name → ID, from chat.postMessage's answers
+        self._http = _http_client(self.timeouts)
 
+    # -- what the gate limits a request on ---------------------------------------------------
+    def keys(self, method: str, channel: Any) -> Keys:
+        """Slack's keys for this request: method per workspace, and for chat.postMessage also the
+        channel by its ID (a name maps to the ID an earlier answer gave)."""
+        workspace = f"{self._workspace}|{method}"
+        if method not in PER_CHANNEL_METHODS or not channel:
+            return Keys((workspace,))
+        from cxslack.slack.channels import channel_name, is_channel_id
+
+        ref = str(channel)
+        ident = (
+            ref if is_channel_id(ref) else self._channel_ids.get(channel_name(ref), f"#{channel_name(ref)}")
+        )
+        key = f"{workspace}|{ident}"
+        return Keys((key, workspace), key)
+
+    def _wait_turn(self, method: str, keys: Keys) -> None:
+        """Sleep while any of the request's keys is held, and for its channel's pacing slot."""
+        paced = keys.channel is None or not self.policy.channel_rate
+        while True:
+            held = max(self.pacing.held(key) for key in keys.holds)
+            if held > self.policy.max_retry_after:
+                raise self._too_long(method, held)
+            if held > 0:
+                time.sleep(held)
+                continue
+            if not paced:
+                assert keys.channel is not None and self.policy.channel_rate
+                paced = True
+                wait = self.pacing.take(keys.channel, self.policy.channel_rate, self.policy.channel_burst)
+                if wait > 0:
+                    time.sleep(wait)
+                    continue  # a hold may have come meanwhile
+            return
+
+    def _too_long(self, method: str, retry_after: float) -> SlackError:
+        err = describe_error(method, "ratelimited", {})
+        err.retry_after = retry_after
+        return err
+
+    # -- calls ------------------------------------------------------------------------------
     def call(self, method: str, *, http_verb: str = "POST", auth: dict[str, str] | None = None,
              **params: Any) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
-        """Call a Web API method; returns (body, headers) or raises SlackError.
+        """Call a Web API method; returns (body, headers) or raises SlackError (OutcomeUnknown
+        when a posting call was sent and its answer lost).
 
         POST arguments travel form-encoded in the body (never in the URL, where proxies log
         them); `auth` sends client credentials as HTTP Basic auth (oauth.v2.access).
         """
         channel = params.get("channel")
-        key = (self.base_url, self._token_key, method, str(channel or ""))
-        pace = None
-        if method == "chat.postMessage" and self.policy.channel_rate:
-            pace = (self.policy.channel_rate, self.policy.channel_burst)
-        with GATE.turn(key, serialise=bool(channel), pace=pace, pacing=self.pacing):
-            return self._send(method, key, http_verb, auth, params)
+        with TURNS.turn(self.keys(method, channel).channel):
+            # again: a name's ID may have been learned while this request waited its turn
+            response = self._exchange(method, self.keys(method, channel), http_verb, auth, _drop_none(params))
+        body = _json_body(response)
+        if not body.get("ok"):
+            raise describe_error(method, str(body.get("error") or "unknown_error"), body,
+                                 str(channel) if channel else None, self.integration)  # fmt: skip
+        if method in PER_CHANNEL_METHODS and channel and body.get("channel"):
+            from cxslack.slack.channels import channel_name, is_channel_id
 
-    def _send(self, method: str, key: tuple[str, ...], http_verb: str, auth: dict[str, str] | None,
-              params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
-        from slack_sdk.errors import SlackApiError, SlackRequestError
+            if not is_channel_id(str(channel)):  # later requests by this name pace on its ID
+                self._channel_ids[channel_name(str(channel))] = str(body["channel"])
+        return body, dict(response.headers)
 
-        channel = params.get("channel")
-        _current_key.value = (key, self.pacing)
-        try:
-            if http_verb == "GET":
-                response = self.client.api_call(method, http_verb="GET", params=_drop_none(params))
-            else:
-                response = self.client.api_call(method, data=_drop_none(params), auth=auth)
-        except SlackApiError as exc:
-            raise self._from_response(method, exc.response, channel) from None
-        except (SlackRequestError, OSError, ValueError) as exc:
-            raise SlackError(
-                "slack_unreachable",
-                f"could not reach Slack at {self.base_url} ({type(exc).__name__}: {exc})",
-                "Check the network, or CXSLACK_SLACK_API_URL when using the sandbox.",
-                method=method,
-            ) from None
-        finally:
-            _current_key.value = None
-        return dict(response.data) if isinstance(response.data, dict) else {}, dict(response.headers)
+    def _exchange(self, method: str, keys: Keys, http_verb: str, auth: dict[str, str] | None,
+                  params: dict[str, Any]) -> httpx.Response:  # fmt: skip
+        """Send until Slack gives an answer to act on: 429s waited out (holding the keys), 5xx
+        and unsent requests retried with backoff, an answer lost after sending retried only for
+        methods that do not post."""
+        import httpx
 
-    def _from_response(self, method: str, response: Any, channel: Any) -> SlackError:
-        status = getattr(response, "status_code", 0)
-        data = response.data if isinstance(getattr(response, "data", None), dict) else {}
-        error = str(data.get("error") or "")
-        if status == 429 or error == "ratelimited":
-            err = describe_error(method, "ratelimited", data)
-            err.retry_after = _retry_after(response.headers)
-            return err
-        if status >= 500 or (not error and status >= 400):
-            return SlackError(
-                "slack_unavailable",
-                f"Slack answered {method} with HTTP {status} after retrying",
-                "Slack may be having an incident; try again shortly.",
-                method=method,
-            )
-        return describe_error(method, error or "unknown_error", data, str(channel) if channel else None,
-                              self.integration)  # fmt: skip
+        posting = method in POSTING_METHODS
+        limited = failed = lost = 0
+        url = self.base_url + method
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        basic = (auth["client_id"], auth["client_secret"]) if auth else None
+        while True:
+            self._wait_turn(method, keys)
+            sent_at = time.time()
+            try:
+                if http_verb == "GET":
+                    response = self._http.get(
+                        url, params=params, headers=headers, auth=basic or httpx.USE_CLIENT_DEFAULT
+                    )
+                else:
+                    response = self._http.post(
+                        url, data=params, headers=headers, auth=basic or httpx.USE_CLIENT_DEFAULT
+                    )
+            except httpx.TransportError as exc:
+                if not _not_sent(exc) and posting:
+                    raise OutcomeUnknown(
+                        method, _channel_text(params), sent_at, _no_answer(exc, self.timeouts)
+                    ) from None
+                lost += 1
+                if lost > self.policy.connection_retries:
+                    raise self._unreachable(method, exc) from None
+                self._backoff(lost)
+                continue
+            status = response.status_code
+            if status == 429:
+                retry_after = _retry_after(response.headers)
+                for key in keys.holds:  # every request with one of these keys waits, in every thread
+                    self.pacing.hold(key, retry_after + random.uniform(0.05, 0.25))
+                limited += 1
+                if retry_after > self.policy.max_retry_after or limited > self.policy.rate_limit_retries:
+                    raise self._too_long(method, retry_after)
+                continue
+            if status >= 500 or (status >= 400 and not _json_body(response).get("error")):
+                if posting and status != 503 and status >= 500:  # 503: not taken in; others may have been
+                    raise OutcomeUnknown(method, _channel_text(params), sent_at,
+                                         f"Slack answered HTTP {status}") from None  # fmt: skip
+                failed += 1
+                if status < 500 or failed > self.policy.server_error_retries:
+                    raise SlackError("slack_unavailable", f"Slack answered {method} with HTTP {status} after retrying",
+                                     "Slack may be having an incident; try again shortly.", method=method)  # fmt: skip
+                self._backoff(failed)
+                continue
+            if posting and not _json_body(response):  # an answer that cannot be read says nothing
+                raise OutcomeUnknown(method, _channel_text(params), sent_at, "its answer could not be read")
+            return response
+
+    def _backoff(self, attempt: int) -> None:
+        time.sleep(self.policy.backoff * (2 ** (attempt - 1)))
+
+    def _unreachable(self, method: str, exc: Exception) -> SlackError:
+        if _not_sent(exc):
+            what = f"could not reach Slack at {self.base_url} ({type(exc).__name__}: {exc})"
+        else:
+            what = f"Slack did not answer {method}: {_no_answer(exc, self.timeouts)}, after retrying"
+        return SlackError(
+            "slack_unreachable",
+            what,
+            "Check the network, or CXSLACK_SLACK_API_URL when using the sandbox.",
+            method=method,
+        )
 
     # -- methods cxslack uses -----------------------------------------------------------------
     def auth_test(self) -> AuthInfo:
@@ -338,6 +450,43 @@ class SlackAccess:
     def post_message(self, channel: str, text: str, **params: Any) -> dict[str, Any]:
         body, _ = self.call("chat.postMessage", channel=channel, text=text, **params)
         return body
+
+
+_CLIENTS: dict[Timeouts, httpx.Client] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _http_client(timeouts: Timeouts) -> httpx.Client:
+    """One connection pool per process (per timeout setting), shared by every SlackAccess: the
+    keep-alive connections outlive a single integration's calls, and nothing leaks."""
+    import httpx
+
+    from cxslack import __version__
+
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(timeouts)
+        if client is None:
+            client = _CLIENTS[timeouts] = httpx.Client(
+                timeout=httpx.Timeout(
+                    connect=timeouts.connect, read=timeouts.read, write=timeouts.read, pool=None
+                ),
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+                headers={"User-Agent": f"cxslack/{__version__}"},
+            )
+        return client
+
+
+def _channel_text(params: Mapping[str, Any]) -> str | None:
+    channel = params.get("channel")
+    return str(channel) if channel else None
+
+
+def _json_body(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _drop_none(params: Mapping[str, Any]) -> dict[str, Any]:
