@@ -173,9 +173,9 @@ def test_a_root_in_doubt_that_cannot_be_looked_up_is_not_posted_again(cli: Cli, 
     kill_while_posting(cx, "CASE-1")
     assert len(top_level(cx)) == 1
     run = cli("cases", "notify", "CASE-1", "--connector", "on-call")
-    assert run.exit_code == 1
+    assert run.exit_code == 5  # in doubt: a person looks
     assert "cannot tell whether it arrived" in run.stderr and "#payments-alerts" in run.stderr
-    assert "--root-link" in run.stderr and "--repost-root" in run.stderr
+    assert "--root-link" in run.stderr and "--resend" in run.stderr
     assert len(top_level(cx)) == 1  # nothing posted a second time
     [root] = top_level(cx)
     link = f"https://sandbox-workspace.slack.com/archives/C0PAYMENTSALERTS/p{root['ts'].replace('.', '')}"
@@ -188,8 +188,8 @@ def test_repost_root_after_looking(cli: Cli, cx: Any) -> None:
     ready(cli, cx)
     kill_while_posting(cx, "CASE-1")
     sandbox_admin(cx, "delete", channel="payments-alerts", ts=top_level(cx)[0]["ts"])  # it is not there
-    assert cli("cases", "notify", "CASE-1", "--connector", "on-call").exit_code == 1
-    reposted = notify(cli, "CASE-1", "--repost-root")
+    assert cli("cases", "notify", "CASE-1", "--connector", "on-call").exit_code == 5
+    reposted = notify(cli, "CASE-1", "--resend")
     assert reposted["action"] == "root" and len(top_level(cx)) == 1
 
 

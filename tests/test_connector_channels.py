@@ -25,7 +25,7 @@ def test_only_the_fallback_delivering_exits_5(cli: Cli, slack: Any) -> None:
     assert single.exit_code == 5 and single.json()["fallback_used"] is True
     every = cli("connectors", "test", "--all", "-o", "json")
     assert every.exit_code == 5
-    assert every.json()["summary"] == {"total": 2, "success": 2, "failure": 0, "fallback": 1}
+    assert every.json()["summary"] == {"total": 2, "success": 2, "failure": 0, "fallback": 1, "in_doubt": 0}
     assert "(1 only to the fallback channel)" in cli("connectors", "test", "--all").stderr
 
 

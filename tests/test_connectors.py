@@ -387,7 +387,7 @@ def test_all_reports_each_and_exits_5_when_some_failed(cli: Cli, slack: Any) -> 
     run = cli("connectors", "test", "--all", "-o", "json")
     assert run.exit_code == 5
     doc = run.json()
-    assert doc["summary"] == {"total": 4, "success": 3, "failure": 1, "fallback": 0}
+    assert doc["summary"] == {"total": 4, "success": 3, "failure": 1, "fallback": 0, "in_doubt": 0}
     failed = [r for r in doc["results"] if r["result"] == "failure"]
     assert failed[0]["connector"] == "c2"
     assert cli("connectors", "test", "--all", "--integration", "payments").exit_code == 5

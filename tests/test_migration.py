@@ -196,7 +196,7 @@ def test_an_in_doubt_test_that_cannot_be_looked_up_is_never_sent_twice(cli: Cli,
         code, doc, _ = migrate(cli, "--from", "legacy", "--to", "cases", "--test")
         error = doc["failed"][0]["error"]
         assert code == 5 and error["code"] == "test_in_doubt" and "#mig-000" in error["message"]
-        assert "--no-test" in error["hint"] and "--resend-test" in error["hint"]
+        assert "--no-test" in error["hint"] and "--resend" in error["hint"]
         assert len(migration_tests(slack, 0)) == 1
     code, doc, _ = migrate(cli, "c000", "--to", "cases", "--no-test")  # it arrived: switch without a test
     assert code == 0 and doc["migrated"] == ["c000"] and len(migration_tests(slack, 0)) == 1

@@ -24,6 +24,7 @@ from cxslack.state.interface import Accepted, Outcome, State, StateUnavailable, 
 from cxslack.state.records import (
     CaseSettings,
     CaseThread,
+    InDoubtPost,
     PendingRoot,
     PreviewPlace,
     SyncedReply,
@@ -116,6 +117,21 @@ def test_channel_book(state: State) -> None:
     assert learned is not None and learned.id == "C0PAYMENTS" and book.get("int-2", "payments") is None
     book.forget("int-1", "payments")
     assert book.get("int-1", "payments") is None
+
+
+def test_posts_in_doubt_by_purpose(state: State) -> None:
+    book = state.in_doubt
+    assert book.get("test|c1") is None
+    post = InDoubtPost("test|c1", "p1", ("alerts",), 1700000000.5, "int-1", None, None, "no answer came")
+    book.record(post)
+    book.record(InDoubtPost("case|k|c1|update", "p2", ("C1",), 1700000001.0, "int-1", "1.1", "resolved|ab"))
+    assert book.get("test|c1") == post
+    assert [p.purpose for p in book.all()] == ["case|k|c1|update", "test|c1"]
+    book.record(InDoubtPost("test|c1", "p3", ("ops-fallback",), 1700000002.0, "int-1"))  # replaces
+    assert (book.get("test|c1") or post).post == "p3"
+    book.settle("test|c1")
+    book.settle("test|c1")  # settling twice is fine
+    assert book.get("test|c1") is None and len(book.all()) == 1
 
 
 def test_action_ledger_one_click_once(state: State) -> None:
@@ -374,6 +390,7 @@ def test_state_copy_moves_a_homes_file_state(cli: Cli, pg_url: str, tmp_path: Pa
     with files.actions.claim("acknowledge|C1|1.1|U0ALICE|1.5") as click:
         click.record(TakenAction("case-1", "acknowledge", "U0ALICE", "done"))
     files.channels.learn("int-1", "payments", "C0PAYMENTS")
+    files.in_doubt.record(InDoubtPost("test|c1", "p1", ("alerts",), 1700000000.5, "int-1"))
     inbox = Inbox(Store().paths.state_dir / "events")
     for n in (1, 2):
         inbox.accept(envelope(n))
@@ -385,7 +402,8 @@ def test_state_copy_moves_a_homes_file_state(cli: Cli, pg_url: str, tmp_path: Pa
     report = cli.ok("state", "copy", "--to", pg_url, "-o", "json").json()
     copied = {part: n["copied"] for part, n in report["parts"].items()}
     assert copied == {"threads": 1, "pending_roots": 1, "settings": 1, "replies": 1, "cursors": 1, "previews": 1,
-                      "actions": 1, "channels": 1, "events_waiting": 1, "events_done": 1, "dead_letters": 0}  # fmt: skip
+                      "actions": 1, "channels": 1, "in_doubt": 1, "events_waiting": 1, "events_done": 1,
+                      "dead_letters": 0}  # fmt: skip
     again = cli.ok("state", "copy", "--to", pg_url, "-o", "json").json()
     assert all(n["copied"] == 0 and n["found"] for n in again["parts"].values() if n["found"])
 
@@ -399,6 +417,7 @@ def test_state_copy_moves_a_homes_file_state(cli: Cli, pg_url: str, tmp_path: Pa
         with shared.actions.claim("acknowledge|C1|1.1|U0ALICE|1.5") as click:
             assert click.taken is not None and click.taken.outcome == "done"
         assert (shared.channels.get("int-1", "payments") or Any).id == "C0PAYMENTS"
+        assert (shared.in_doubt.get("test|c1") or Any).post == "p1"
         replica = shared.open_inbox()
         try:
             assert replica.accept(envelope(1)) is Accepted.DUPLICATE  # finished at home: still a duplicate

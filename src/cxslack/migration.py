@@ -324,6 +324,7 @@ class LocalMover(Mover):
     def _test(self, deliverer: Any, connector: Connector, target: Integration,
               history: list[MigrationEvent]) -> tuple[CxError | None, str | None]:  # fmt: skip
         """Send the test notification; (error, attempt id). Success is journaled by the switch."""
+        from cxslack.delivery import Unsettled
         from cxslack.slack.client import SlackError
         from cxslack.slack.messages import build_test_message
 
@@ -347,7 +348,10 @@ class LocalMover(Mover):
             "event_payload": {"connector": connector.id, "attempt": attempt},
         }
         try:
-            deliverer.post(connector.channel, text, blocks, metadata=metadata)
+            deliverer.post_once(connector.channel, text, blocks, metadata=metadata, post=attempt)
+        except Unsettled as unsettled:  # sent, answer lost, history unreadable: the rerun decides
+            return self._in_doubt(unsettled.described("test_in_doubt", *self._doubt_text(connector.id, target.id)),
+                                  connector.id, target.id), attempt  # fmt: skip
         except SlackError as exc:
             if exc.token_invalid:
                 from cxslack.oauth.flow import mark_failing_if_token_error
@@ -356,10 +360,23 @@ class LocalMover(Mover):
             return exc, attempt
         return None, attempt
 
+    @staticmethod
+    def _doubt_text(connector: str, to: str) -> tuple[str, str]:
+        return (
+            f"The test notification for {connector}",
+            f"cxslack connectors migrate {connector} --to {to} --test",
+        )
+
+    @staticmethod
+    def _in_doubt(error: CxError, connector: str, to: str) -> CxError:
+        error.hint = (f"{error.hint} If it did arrive, switch without another test: "
+                      f"cxslack connectors migrate {connector} --to {to} --no-test.")  # fmt: skip
+        return error
+
     def _landed(self, deliverer: Any, attempt: MigrationEvent) -> bool | CxError:
         """Did the in-doubt test message reach Slack? Its metadata in the channel's history says;
         a CxError when the history cannot be read, so that nobody gets a second test."""
-        from cxslack.delivery import metadata_of
+        from cxslack.delivery import in_doubt_error, metadata_of
 
         def is_test(message: dict[str, Any]) -> bool:
             kind, payload = metadata_of(message)
@@ -369,14 +386,11 @@ class LocalMover(Mover):
         if found.certain:
             return found.message is not None
         connector, to = str(attempt.connector), str(attempt.to)
-        return CxError(
-            "test_in_doubt",
-            f"a test notification for {connector} was being sent when cxslack stopped, and cxslack cannot "
-            "tell whether it arrived, so it sends no second one: " + "; ".join(found.unsearchable),
-            f"Look in the channel. If it arrived, switch without a new test: cxslack connectors migrate "
-            f"{connector} --to {to} --no-test; if not: cxslack connectors migrate {connector} "
-            f"--to {to} --test --resend-test",
-        )
+        what, rerun = self._doubt_text(connector, to)
+        error = in_doubt_error("test_in_doubt", what, [attempt.channel or ""], float(attempt.at or 0),
+                               "its answer was lost, or cxslack stopped before it came", found.unsearchable,
+                               rerun)  # fmt: skip
+        return self._in_doubt(error, connector, to)
 
     def _switch(self, connector: Connector, target_id: str, attempt: str | None) -> None:
         self.journal.append(

@@ -1,17 +1,24 @@
 """Case notifications in Slack: one root message per (Case, connector), updates per reply mode.
 
 The (Case, connector) → (channel, root ts) map lives in the state dir. Every message carries
-Slack message metadata (event type and Case id); if cxslack dies between posting a root and
-saving the map, the next notify finds the root in the channel's history instead of posting a
-second one. Reading history needs the channel's ID (remembered from earlier posts, or looked up
-with --channel-lookup), a *:history scope and membership; when any of that is missing, notify
-says so and posts nothing, until the operator adopts the root (`--root-link`) or confirms it is
-not there (`--repost-root`). A per-(Case, connector) file lock makes concurrent notifies take turns.
+Slack message metadata (event type, Case id and a post id). A root is marked pending before it is
+posted, and an update is recorded as in doubt before it is posted; when Slack's answer is lost (a
+timeout, a dropped connection) or cxslack dies before it comes, the message is looked for in the
+channel's history (the thread's, for a reply) before anything else is posted for it — found, it
+counts as delivered. Reading history needs the channel's ID (remembered from earlier posts, or
+looked up with --channel-lookup), a *:history scope and membership; when any of that is missing,
+notify says so, posts nothing more for it (never to the fallback channel either) and exits 5,
+until a rerun can tell, the operator adopts the root (`--root-link`), or confirms it is not there
+(`--resend`). A per-(Case, connector) lock makes concurrent notifies take turns.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -26,11 +33,11 @@ from cxslack.cases.model import (
     template_context,
 )
 from cxslack.cases.people import Assignee, People
-from cxslack.connectors import Connector, EntityType, channel_label
+from cxslack.connectors import Connector, EntityType
 from cxslack.errors import CxError, UsageError
 from cxslack.slack.messages import case_root_message, case_update_message
 from cxslack.state import open_state
-from cxslack.state.records import CaseThread, PendingRoot
+from cxslack.state.records import CaseThread, InDoubtPost, PendingRoot
 
 
 @dataclass
@@ -45,6 +52,7 @@ class NotifyResult:
     root_updated: bool
     fallback_used: bool = False
     recovered_root: bool = False
+    recovered: bool = False  # its answer was lost and it was found in Slack: posted once, not twice
 
     def to_json(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -71,9 +79,9 @@ class CaseNotifier:
         return ReplyMode(mode)
 
     def notify(self, case: dict[str, Any], event: CaseEvent, link: str | None, *,
-               root_link: str | None = None, repost_root: bool = False) -> NotifyResult:  # fmt: skip
+               root_link: str | None = None, resend: bool = False) -> NotifyResult:  # fmt: skip
         """Post the root or an update. `root_link` adopts that Slack message as the Case's root on
-        this connector; `repost_root` confirms that a root whose post was in doubt never arrived."""
+        this connector; `resend` confirms that a message whose post was in doubt never arrived."""
         from cxslack.delivery import resolve_channel
 
         key, connector = case_key(case), self.connector.id
@@ -88,7 +96,7 @@ class CaseNotifier:
                     key, connector, channel_id, ts, self.deliverer.integration.id, case_name(case)
                 )
                 self.threads.map(found)
-            elif isinstance(found, PendingRoot) and not repost_root:
+            elif isinstance(found, PendingRoot) and not resend:
                 # A root post was in flight when cxslack last died: adopt it if it landed.
                 found = self._find_root(case, found)
                 recovered = found is not None
@@ -102,46 +110,117 @@ class CaseNotifier:
                     self.connector, EntityType.CASES, template_context(case, event)
                 ).channel
                 self.threads.mark_pending(key, connector, [channel, self.connector.fallback_channel])
-                body, used_fallback = self._post_root(case, event, link, channel, ROOT_EVENT, assignee)
+                text, blocks = case_root_message(case, link, assignee)
+                body, used_fallback = self._post(channel, text, blocks, self._metadata(ROOT_EVENT, key, event),
+                                                 self._what("root message", case), self._rerun(case),
+                                                 fallback=True)  # fmt: skip
                 thread = CaseThread(key, connector, body["channel"], body["ts"], self.deliverer.integration.id,
                                     case_name(case))  # fmt: skip
                 self.threads.map(thread)
                 return NotifyResult(case_name(case), connector, thread.channel, thread.ts, thread.ts, "root",
-                                    mode.value, False, used_fallback)  # fmt: skip
-            if mode is ReplyMode.NEW_MESSAGE:  # only the first card is the root
-                body, _ = self._post_root(case, event, link, thread.channel, UPDATE_EVENT, assignee)
-                posted_channel, posted_ts, action = body["channel"], body["ts"], "new-message"
-            else:
-                text, blocks = case_update_message(case, event, assignee)
-                body = self.deliverer.post(
-                    thread.channel, text, blocks, thread_ts=thread.ts,
-                    reply_broadcast=mode is ReplyMode.THREAD_BROADCAST or None,
-                    metadata=self._metadata(UPDATE_EVENT, key, event),
-                )  # fmt: skip
-                posted_channel, posted_ts, action = thread.channel, body["ts"], "reply"
+                                    mode.value, False, used_fallback, recovered=bool(body.get("recovered")))  # fmt: skip
+            body, action = self._update(case, event, link, thread, mode, resend, assignee)
             root_updated = self._refresh_root(case, thread, link, assignee)
             self.threads.map(replace(thread, case_name=case_name(case)))  # and when it was last notified
-            return NotifyResult(case_name(case), connector, posted_channel, posted_ts, thread.ts, action,
-                                mode.value, root_updated, recovered_root=recovered)  # fmt: skip
+            return NotifyResult(case_name(case), connector, body["channel"], body["ts"], thread.ts, action,
+                                mode.value, root_updated, recovered_root=recovered,
+                                recovered=bool(body.get("recovered")))  # fmt: skip
+
+    def _update(self, case: dict[str, Any], event: CaseEvent, link: str | None, thread: CaseThread,
+                mode: ReplyMode, resend: bool, assignee: Assignee) -> tuple[dict[str, Any], str]:  # fmt: skip
+        """One update, per the reply mode, posted at most once: an earlier post of the same update
+        whose outcome is unknown is looked for first (found: it is this one; cannot tell: nothing
+        is posted). It is recorded as in doubt before it is sent, so a crash leaves the record."""
+        from cxslack.delivery import in_doubt_error
+
+        key = case_key(case)
+        new_message = mode is ReplyMode.NEW_MESSAGE  # only the first card is the root
+        text, blocks = (
+            case_root_message(case, link, assignee)
+            if new_message
+            else case_update_message(case, event, assignee)
+        )
+        purpose = f"case|{key}|{self.connector.id}|update"
+        detail = f"{event.value}|{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        what, action = self._what("update", case), "new-message" if new_message else "reply"
+        book = self.deliverer.in_doubt
+        pending = book.get(purpose)
+        if pending is not None and pending.detail == detail and not resend:  # this same update, in doubt
+            found = self.deliverer.look_for(
+                pending.post, pending.channels, pending.sent_at, pending.thread_ts
+            )
+            if found.message is not None:
+                book.settle(purpose)
+                return {
+                    "channel": found.channel,
+                    "ts": str(found.message.get("ts")),
+                    "recovered": True,
+                }, action
+            if not found.certain:
+                raise in_doubt_error("update_in_doubt", what, pending.channels, pending.sent_at,
+                                     pending.why or "its answer was lost", found.unsearchable,
+                                     self._rerun(case, event))  # fmt: skip
+        thread_ts = None if new_message else thread.ts
+
+        def before(post: str, channel: str) -> None:
+            book.record(InDoubtPost(purpose, post, (channel,), time.time(), self.deliverer.integration.id,
+                                    thread_ts, detail, "cxslack stopped before Slack's answer came"))  # fmt: skip
+
+        try:
+            body, _ = self._post(thread.channel, text, blocks, self._metadata(UPDATE_EVENT, key, event), what,
+                                 self._rerun(case, event), fallback=new_message, thread_ts=thread_ts,
+                                 code="update_in_doubt", before=before, record=(purpose, detail),
+                                 reply_broadcast=mode is ReplyMode.THREAD_BROADCAST or None)  # fmt: skip
+        except CxError as exc:
+            if exc.code != "update_in_doubt":
+                book.settle(purpose)  # refused: nothing was posted
+            raise
+        book.settle(purpose)
+        return body, action
+
+    def _post(self, channel: str, text: str, blocks: list[dict[str, Any]], metadata: dict[str, Any], what: str,
+              rerun: str, *, fallback: bool, thread_ts: str | None = None, code: str = "root_in_doubt",
+              before: Callable[[str, str], None] | None = None, record: tuple[str, str] | None = None,
+              reply_broadcast: bool | None = None) -> tuple[dict[str, Any], bool]:  # fmt: skip
+        """Post once to `channel`; with `fallback`, to the connector's fallback channel when Slack
+        refused it or it certainly did not arrive — never while it may have. In doubt: `code`,
+        exit 5, and (with `record`: purpose and detail) the record the rerun settles first."""
+        from cxslack.delivery import Unsettled
+        from cxslack.slack.client import SlackError
+
+        def once(where: str) -> dict[str, Any]:
+            post = uuid.uuid4().hex
+            if before is not None:
+                before(post, where)
+            try:
+                return dict(self.deliverer.post_once(where, text, blocks, metadata=metadata, post=post,
+                                                     thread_ts=thread_ts, reply_broadcast=reply_broadcast))  # fmt: skip
+            except Unsettled as unsettled:
+                if record is not None:
+                    self.deliverer.in_doubt.record(unsettled.record(record[0], self.deliverer.integration.id,
+                                                                    record[1]))  # fmt: skip
+                error = unsettled.described(code, what, rerun)
+                raise (self._root_in_doubt(error, rerun) if code == "root_in_doubt" else error) from None
+
+        try:
+            return once(channel), False
+        except SlackError as exc:
+            if not fallback or exc.token_invalid or channel == self.connector.fallback_channel:
+                raise
+        return once(self.connector.fallback_channel), True
+
+    def _what(self, kind: str, case: dict[str, Any]) -> str:
+        return f"The {kind} of {case_name(case)} on connector {self.connector.name}"
+
+    def _rerun(self, case: dict[str, Any], event: CaseEvent | None = None) -> str:
+        command = f"cxslack cases notify {case_name(case)} --connector {self.connector.id}"
+        return command + (f" --event {event.value}" if event else "")
 
     def _metadata(self, event_type: str, key: str, event: CaseEvent) -> dict[str, Any]:
         return {
             "event_type": event_type,
             "event_payload": {"case_id": key, "connector": self.connector.id, "event": event.value},
         }
-
-    def _post_root(self, case: dict[str, Any], event: CaseEvent, link: str | None, channel: str,
-                   kind: str, assignee: Assignee) -> tuple[dict[str, Any], bool]:  # fmt: skip
-        from cxslack.slack.client import SlackError
-
-        text, blocks = case_root_message(case, link, assignee)
-        metadata = self._metadata(kind, case_key(case), event)
-        try:
-            return self.deliverer.post(channel, text, blocks, metadata=metadata), False
-        except SlackError as exc:
-            if exc.token_invalid or channel == self.connector.fallback_channel:
-                raise
-            return self.deliverer.post(self.connector.fallback_channel, text, blocks, metadata=metadata), True
 
     def _refresh_root(
         self, case: dict[str, Any], thread: CaseThread, link: str | None, assignee: Assignee
@@ -164,7 +243,7 @@ class CaseNotifier:
     def _find_root(self, case: dict[str, Any], pending: PendingRoot) -> CaseThread | None:
         """A root posted just before a crash, found by its metadata in the channels' history.
         None only when every channel it could be in was searched; CxError (root_in_doubt) otherwise."""
-        from cxslack.delivery import metadata_of
+        from cxslack.delivery import in_doubt_error, metadata_of
 
         key, connector = case_key(case), self.connector.id
 
@@ -181,17 +260,17 @@ class CaseNotifier:
                               self.deliverer.integration.id, case_name(case))  # fmt: skip
         if found.certain:
             return None
-        name = case_name(case)
-        when = f" at {pending.updated}" if pending.updated else ""
-        retry = f"cxslack cases notify {name} --connector {connector}"
-        raise CxError(
-            "root_in_doubt",
-            f"{name} on connector {connector}: cxslack stopped{when} while posting the Case's root message "
-            f"(to {' or '.join(channel_label(c) for c in pending.channels)}) and cannot tell whether it "
-            "arrived, so it posts nothing rather than risk a second one: " + "; ".join(found.unsearchable),
-            f"Look in Slack. If the root is there, adopt it: {retry} --root-link <its message link>. "
-            f"If it is not: {retry} --repost-root",
-        )
+        raise self._root_in_doubt(
+            in_doubt_error("root_in_doubt", self._what("root message", case), pending.channels, since,
+                           "cxslack stopped before Slack's answer came", found.unsearchable, self._rerun(case)),
+            self._rerun(case),
+        )  # fmt: skip
+
+    @staticmethod
+    def _root_in_doubt(error: CxError, rerun: str) -> CxError:
+        """A root that did arrive can be adopted: say how."""
+        error.hint = f"{error.hint} If it did arrive: {rerun} --root-link <its message link>."
+        return error
 
 
 def _epoch(stamp: str | None) -> float:

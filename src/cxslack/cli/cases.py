@@ -125,11 +125,13 @@ def notify(
             show_default=False,
         ),
     ] = None,
-    repost_root: Annotated[
+    resend: Annotated[
         bool,
         typer.Option(
+            "--resend",
             "--repost-root",
-            help="A root whose post was in doubt is not in Slack (you looked): post it again.",
+            help="A message whose post was in doubt (the root, or this update) is not in Slack (you looked): "
+            "post it again (a duplicate if it is there).",
         ),
     ] = False,
     output: OutputOpt = OutputFormat.TABLE,
@@ -140,11 +142,11 @@ def notify(
     from cxslack.state import use_state_url
 
     with use_state_url(state_url):
-        return _notify(case_ids, connector, event, case_json, workers, root_link, repost_root, output)
+        return _notify(case_ids, connector, event, case_json, workers, root_link, resend, output)
 
 
 def _notify(case_ids: list[str], connector: str, event: str | None, case_json: str | None, workers: int,
-            root_link: str | None, repost_root: bool, output: OutputFormat) -> int:  # fmt: skip
+            root_link: str | None, resend: bool, output: OutputFormat) -> int:  # fmt: skip
     from concurrent.futures import ThreadPoolExecutor
 
     from cxslack.cases.model import case_from_doc, case_key, event_for
@@ -168,11 +170,11 @@ def _notify(case_ids: list[str], connector: str, event: str | None, case_json: s
         directory = None  # no Coralogix connection (--case-json): assignees are left out
     notifier = CaseNotifier(store.registry, chosen, deliverer, People(directory, slack=deliverer.access))
     preset = None
-    for flag, given in (("--root-link", root_link is not None), ("--repost-root", repost_root)):
+    for flag, given in (("--root-link", root_link is not None), ("--resend", resend)):
         if given and len(case_ids) != 1:
             raise UsageError("usage_error", f"{flag} takes exactly one CASE argument")
-    if root_link is not None and repost_root:
-        raise UsageError("usage_error", "--root-link and --repost-root exclude each other")
+    if root_link is not None and resend:
+        raise UsageError("usage_error", "--root-link and --resend exclude each other")
     if case_json is not None:
         if len(case_ids) != 1:
             raise UsageError("usage_error", "--case-json takes exactly one CASE argument",
@@ -189,9 +191,7 @@ def _notify(case_ids: list[str], connector: str, event: str | None, case_json: s
             link = _deep_link(client, case_key(case))
         from cxslack.cases.previews import refresh_previews
 
-        result = notifier.notify(
-            case, event_for(case, event), link, root_link=root_link, repost_root=repost_root
-        )
+        result = notifier.notify(case, event_for(case, event), link, root_link=root_link, resend=resend)
         refresh_previews(store.registry, case, directory)  # pasted Case URLs show the new status too
         return result
 
@@ -222,6 +222,11 @@ def _notify(case_ids: list[str], connector: str, event: str | None, case_json: s
             out.success(
                 f"{r.case}: {what} in {channel_label(r.channel)} (ts {r.ts}){extra}"
                 + (" via the fallback channel" if r.fallback_used else "")
+                + (
+                    " — Slack's answer was lost; found in the channel, not posted twice"
+                    if r.recovered
+                    else ""
+                )
             )
         for f in failed:
             out.info(f"{paint('✘', 'red', sys.stderr)} {f['case']}: {f['error']['message']}")

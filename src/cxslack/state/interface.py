@@ -26,6 +26,7 @@ from cxslack.state.records import (
     CaseThread,
     CheckpointSnapshot,
     DeliveredBatch,
+    InDoubtPost,
     LearnedChannel,
     MigrationEvent,
     PendingRoot,
@@ -74,6 +75,21 @@ class ChannelBook(Protocol):
     def refused(self, integration: str, name: str, error: str) -> None: ...
 
     def forget(self, integration: str, name: str) -> None: ...
+
+
+class PostsInDoubt(Protocol):
+    """Messages whose outcome is unknown, by purpose: a later run settles one before it sends
+    anything else for the same purpose."""
+
+    def get(self, purpose: str) -> InDoubtPost | None: ...
+
+    def record(self, post: InDoubtPost) -> None:
+        """Remember it (replacing what was recorded for the same purpose)."""
+
+    def settle(self, purpose: str) -> None:
+        """Found, ruled out, or resent: forget it."""
+
+    def all(self) -> list[InDoubtPost]: ...
 
 
 class CaseSettingsBook(Protocol):
@@ -304,6 +320,9 @@ class State(Protocol):
 
     @property
     def channels(self) -> ChannelBook: ...
+
+    @property
+    def in_doubt(self) -> PostsInDoubt: ...
 
     @property
     def ledger(self) -> SyncLedger: ...

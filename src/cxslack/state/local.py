@@ -5,6 +5,7 @@
     cases/previews.json       Case → where its previews live                          JsonDoc
     cases/locks/<digest>.lock one notify per (Case, connector)
     slack/channels.json       integration → channel name → ID Slack answered (or its refusal)  JsonDoc
+    slack/in-doubt.json       purpose → a post whose outcome is unknown                JsonDoc
     sync/ledger.json          (channel, ts) → comment; sync cursors; last poll        JsonDoc
     sync/locks/<n>.lock       one sync per reply (64 stripes)
     actions/ledger.json       click key → what it did to a Case (7 days, 50,000 kept)  JsonDoc
@@ -39,6 +40,7 @@ from cxslack.state.records import (
     CaseThread,
     CheckpointSnapshot,
     DeliveredBatch,
+    InDoubtPost,
     LearnedChannel,
     MigrationEvent,
     PendingRoot,
@@ -292,6 +294,27 @@ class FileChannelBook:
         self._set(integration, name, None)
 
 
+class FilePostsInDoubt:
+    def __init__(self, directory: Path):
+        self.doc = JsonDoc(directory / "in-doubt.json", indent=1)
+
+    def get(self, purpose: str) -> InDoubtPost | None:
+        return InDoubtPost.from_json(purpose, self.doc.read().get(purpose))
+
+    def record(self, post: InDoubtPost) -> None:
+        with self.doc.transaction() as doc:
+            doc[post.purpose] = post.to_json()
+
+    def settle(self, purpose: str) -> None:
+        if purpose in self.doc.read():
+            with self.doc.transaction() as doc:
+                doc.pop(purpose, None)
+
+    def all(self) -> list[InDoubtPost]:
+        posts = (InDoubtPost.from_json(k, v) for k, v in sorted(self.doc.read().items()))
+        return [p for p in posts if p is not None]
+
+
 class FilePreviewBook:
     def __init__(self, directory: Path):
         self.doc = JsonDoc(directory / "previews.json", indent=1)
@@ -422,6 +445,7 @@ class FileState:
         self.threads = FileCaseThreads(state_dir / "cases")
         self.settings = FileCaseSettings(state_dir / "cases")
         self.channels = FileChannelBook(state_dir / "slack")
+        self.in_doubt = FilePostsInDoubt(state_dir / "slack")
         self.previews = FilePreviewBook(state_dir / "cases")
         self.ledger = FileSyncLedger(state_dir / "sync")
         self.actions = FileActionLedger(state_dir / "actions")

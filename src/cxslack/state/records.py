@@ -45,6 +45,39 @@ class LearnedChannel:
         return cls(name, _str(doc, "id"), _str(doc, "error"), _str(doc, "at"))
 
 
+@dataclass(frozen=True)
+class InDoubtPost:
+    """A message whose post was sent but got no answer (a read timeout, a dropped connection, or
+    a crash in between) and that cxslack could neither find in Slack nor rule out. Nothing more is
+    sent for its `purpose` until it is settled: found, ruled out, or resent on a person's word."""
+
+    purpose: str  # what it was for: "test|<connector>", "case|<case>|<connector>|update"
+    post: str  # the id in its message metadata (event_payload.post)
+    channels: tuple[str, ...]  # where it may be, as posted (a name or an ID)
+    sent_at: float  # epoch seconds; history is searched from a minute before
+    integration: str
+    thread_ts: str | None = None  # a reply: searched in that thread
+    detail: str | None = None  # what it said (an update's event and text digest)
+    why: str | None = None  # how the answer was lost
+
+    def to_json(self) -> dict[str, Any]:
+        return _compact({"post": self.post, "channels": list(self.channels), "sent_at": self.sent_at,
+                         "integration": self.integration, "thread_ts": self.thread_ts, "detail": self.detail,
+                         "why": self.why})  # fmt: skip
+
+    @classmethod
+    def from_json(cls, purpose: str, doc: Any) -> InDoubtPost | None:
+        if not isinstance(doc, dict):
+            return None
+        post, integration, sent_at = _str(doc, "post"), _str(doc, "integration"), _float(doc, "sent_at")
+        channels = doc.get("channels")
+        names = tuple(c for c in channels if isinstance(c, str) and c) if isinstance(channels, list) else ()
+        if not (post and integration and names and sent_at is not None):
+            return None
+        return cls(purpose, post, names, sent_at, integration, _str(doc, "thread_ts"), _str(doc, "detail"),
+                   _str(doc, "why"))  # fmt: skip
+
+
 # -- Case threads ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CaseThread:

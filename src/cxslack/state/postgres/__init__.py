@@ -10,6 +10,7 @@
     cxslack_slack_tokens    rotating tokens, refreshed under a row lock
     cxslack_slack_pacing    per-key Slack pacing and Retry-After holds
     cxslack_slack_channels  channel IDs learned from Slack's answers, per integration
+    cxslack_posts_in_doubt  posts whose outcome is unknown, by purpose (settled before a resend)
     cxslack_schema          the migrations applied (schema.py)
 
 What one machine's commands keep for themselves — the migration journals and access-log
@@ -29,6 +30,7 @@ from cxslack.state.postgres.books import (
     PgCaseThreads,
     PgChannelBook,
     PgPacing,
+    PgPostsInDoubt,
     PgPreviewBook,
     PgSyncLedger,
     PgTokens,
@@ -48,6 +50,7 @@ class PgState:
         self.threads = PgCaseThreads(db)
         self.settings = PgCaseSettings(db)
         self.channels = PgChannelBook(db)
+        self.in_doubt = PgPostsInDoubt(db)
         self.ledger = PgSyncLedger(db)
         self.previews = PgPreviewBook(db)
         self.actions = PgActionLedger(db)

@@ -17,6 +17,7 @@ from cxslack.state.postgres.db import Database
 from cxslack.state.records import (
     CaseSettings,
     CaseThread,
+    InDoubtPost,
     LearnedChannel,
     PendingRoot,
     PreviewPlace,
@@ -144,6 +145,40 @@ class PgChannelBook:
                 "DELETE FROM cxslack_slack_channels WHERE integration = %s AND name = %s", [integration, name]
             )
         self._known.pop((integration, name), None)
+
+
+class PgPostsInDoubt:
+    """Posts whose outcome is unknown, shared: a replica's rerun settles what another left in doubt."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def get(self, purpose: str) -> InDoubtPost | None:
+        with self.db.connection() as connection:
+            row = connection.execute(
+                "SELECT post FROM cxslack_posts_in_doubt WHERE purpose = %s", [purpose]
+            ).fetchone()
+        return InDoubtPost.from_json(purpose, row[0]) if row else None
+
+    def record(self, post: InDoubtPost) -> None:
+        with self.db.connection() as connection:
+            connection.execute(
+                """INSERT INTO cxslack_posts_in_doubt (purpose, post) VALUES (%s, %s)
+                ON CONFLICT (purpose) DO UPDATE SET post = EXCLUDED.post""",
+                [post.purpose, json.dumps(post.to_json())],
+            )
+
+    def settle(self, purpose: str) -> None:
+        with self.db.connection() as connection:
+            connection.execute("DELETE FROM cxslack_posts_in_doubt WHERE purpose = %s", [purpose])
+
+    def all(self) -> list[InDoubtPost]:
+        with self.db.connection() as connection:
+            rows = connection.execute(
+                "SELECT purpose, post FROM cxslack_posts_in_doubt ORDER BY purpose"
+            ).fetchall()
+        posts = (InDoubtPost.from_json(purpose, post) for purpose, post in rows)
+        return [p for p in posts if p is not None]
 
 
 class PgCaseSettings:

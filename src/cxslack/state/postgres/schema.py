@@ -121,6 +121,12 @@ CREATE TABLE cxslack_slack_channels (
     PRIMARY KEY (integration, name)
 );
 """),
+    Migration(4, "posts whose outcome is unknown, by purpose", """
+CREATE TABLE cxslack_posts_in_doubt (
+    purpose text PRIMARY KEY,
+    post    jsonb NOT NULL
+);
+"""),
 )  # fmt: skip
 
 LATEST = MIGRATIONS[-1].version
