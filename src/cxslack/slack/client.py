@@ -355,11 +355,22 @@ class SlackAccess:
             raise describe_error(method, str(body.get("error") or "unknown_error"), body,
                                  str(channel) if channel else None, self.integration)  # fmt: skip
         if method in PER_CHANNEL_METHODS and channel and body.get("channel"):
-            from cxslack.slack.channels import channel_name, is_channel_id
-
-            if not is_channel_id(str(channel)):  # later requests by this name pace on its ID
-                self._channel_ids[channel_name(str(channel))] = str(body["channel"])
+            self._learn(method, str(channel), str(body["channel"]))
         return body, dict(response.headers)
+
+    def _learn(self, method: str, channel: str, channel_id: str) -> None:
+        """Later requests by this name pace on its ID; the post just made under the name's key
+        is booked on the ID's too, so the switch from one key to the other sends no extra burst
+        (here, or in another process learning the same ID)."""
+        from cxslack.slack.channels import channel_name, is_channel_id
+
+        name = channel_name(channel)
+        if is_channel_id(channel) or self._channel_ids.get(name) == channel_id:
+            return
+        self._channel_ids[name] = channel_id
+        if self.policy.channel_rate:
+            self.pacing.take(f"{self._workspace}|{method}|{channel_id}", self.policy.channel_rate,
+                             self.policy.channel_burst)  # fmt: skip
 
     def _exchange(self, method: str, keys: Keys, http_verb: str, auth: dict[str, str] | None,
                   params: dict[str, Any]) -> httpx.Response:  # fmt: skip
