@@ -147,7 +147,7 @@ _cxslack() {
         "app manifest") opts="--integration --two-way-sync --link-previews --access-logs --channel-lookup --redirect-uri --events-url --name --format --help -h" ;;
         "cases") opts="--help -h" ;;
         "cases show") opts="--output -o --state-url --help -h" ;;
-        "cases notify") opts="--connector --event --case-json --workers --root-link --repost-root --output -o --state-url --help -h" ;;
+        "cases notify") opts="--connector --event --case-json --workers --root-link --resend --repost-root --output -o --state-url --help -h" ;;
         "cases settings") opts="--reply-mode --mute-sync --unmute-sync --output -o --state-url --help -h" ;;
         "completion") opts="--help -h" ;;
         "config") opts="--help -h" ;;
@@ -164,8 +164,8 @@ _cxslack() {
         "connectors plan") opts="--prune --detailed-exitcode --output -o --help -h" ;;
         "connectors push") opts="--prune --yes -y --force --workers --output -o --help -h" ;;
         "connectors render") opts="--entity-type --payload --output -o --help -h" ;;
-        "connectors test") opts="--all --integration --workers --output -o --help -h" ;;
-        "connectors migrate") opts="--to --from --test --no-test --dry-run --fail-fast --status --resend-test --remote --output -o --help -h" ;;
+        "connectors test") opts="--all --integration --workers --resend --output -o --help -h" ;;
+        "connectors migrate") opts="--to --from --test --no-test --dry-run --fail-fast --status --resend --resend-test --remote --output -o --help -h" ;;
         "coralogix") opts="--help -h" ;;
         "coralogix configure") opts="--region --api-key-stdin --send-key-stdin --profile --team-id --output -o --help -h" ;;
         "coralogix show") opts="--region --profile --output -o --help -h" ;;

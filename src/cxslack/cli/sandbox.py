@@ -69,13 +69,14 @@ def serve(
     POST /_sandbox/invite, /kick {channel}          add or remove the bot
     POST /_sandbox/channels {name,private?,bot_member?}   create a channel
     POST /_sandbox/faults {kind,method,count,...}   fail the next calls
-         (kind: status, ratelimit, latency, drop; {"clear": true} clears)
+         (kind: status, ratelimit, latency, drop, late, lost;
+         {"clear": true} clears)
     GET|POST /_sandbox/settings          app and traffic settings: token_rotation,
          pkce_enabled, decline_scopes, paid, auto_approve, rate_limits, ...
     POST /_sandbox/tokens {scopes,user_scopes}   install without the browser
     POST /_sandbox/access-logs {count,...}       add team.accessLogs logins
     POST /_sandbox/clock {advance}       move the clock (token expiry)
-    GET  /_sandbox/calls                 the call log and pending faults
+    GET  /_sandbox/calls                 the call log (arrival times) and faults
     POST /_sandbox/reset                 back to the seeded workspace
     POST /_sandbox/app-token             an xapp- token for Socket Mode
     POST /_sandbox/events/subscribe {url,interactivity_url}   deliver Events
