@@ -99,7 +99,7 @@ def test_per_case_settings_override_the_connector_default(cli: Cli, cx: Any) -> 
     shown = cli.ok(
         "cases", "settings", "case-3", "--reply-mode", "thread", "--mute-sync", "-o", "json"
     ).json()
-    assert shown == {"case": "CASE-3", "reply_mode": "thread", "mute_sync": True}
+    assert shown == {"case": "CASE-3", "reply_mode": "thread", "mute_sync": True, "case_actions": None}
     notify(cli, "CASE-3")
     assert notify(cli, "CASE-3")["action"] == "reply"
     assert cli("cases", "settings", "CASE-3", "--reply-mode", "sideways").exit_code == 2

@@ -52,6 +52,20 @@ def test_create_show_list_edit_remove(cli: Cli) -> None:
     assert cli.ok("connectors", "list", "-o", "json").json() == {"connectors": []}
 
 
+def test_case_buttons_are_on_by_default_and_can_be_turned_off(cli: Cli, cxslack_home: Path) -> None:
+    add_integration(cli, "Payments")
+    made = create(cli, "On-call", "payments", "--no-case-actions")
+    assert made["case_actions"] is False
+    assert "case_actions = false" in (cxslack_home / "config.toml").read_text()
+    assert "Case buttons:" in cli.ok("connectors", "show", "on-call").stdout
+    edited = cli.ok("connectors", "edit", "on-call", "--case-actions", "-o", "json").json()["connector"]
+    assert edited["case_actions"] is True and "case_actions" not in (cxslack_home / "config.toml").read_text()
+    assert create(cli, "Default", "payments")["case_actions"] is True
+    shown = cli.ok("cases", "settings", "CASE-7", "--no-case-actions", "-o", "json").json()
+    assert shown["case_actions"] is False
+    assert "Case buttons: off" in cli.ok("cases", "settings", "CASE-7").stdout
+
+
 def test_ids_are_unique_and_valid(cli: Cli) -> None:
     add_integration(cli, "Payments")
     first = create(cli, "Ops: EU/West!", "payments")

@@ -88,6 +88,35 @@ def test_manifest_from_an_integration_and_as_yaml(cli: Cli) -> None:
     assert "links:read" not in text
 
 
+def manifest(cli: Cli, *args: str) -> dict[str, object]:
+    return dict(json.loads(cli.ok("app", "manifest", "--format", "json", *args).stdout)["settings"])
+
+
+def test_manifest_turns_on_interactivity_for_case_buttons(cli: Cli) -> None:
+    settings = manifest(cli)  # no request URL: Socket Mode carries the clicks
+    assert settings["interactivity"] == {"is_enabled": True} and settings["socket_mode_enabled"] is True
+    settings = manifest(cli, "--two-way-sync", "--events-url", "https://cx.example/slack/events")
+    assert settings["interactivity"] == {
+        "is_enabled": True,
+        "request_url": "https://cx.example/slack/interactivity",
+    }
+    assert settings["socket_mode_enabled"] is False
+    settings = manifest(cli, "--interactivity-url", "https://proxy.example/clicks")
+    assert settings["interactivity"] == {"is_enabled": True, "request_url": "https://proxy.example/clicks"}
+    assert settings["socket_mode_enabled"] is False
+    assert "interactivity" not in manifest(cli, "--no-case-actions")
+    assert manifest(cli, "--no-case-actions")["socket_mode_enabled"] is False  # nothing to receive
+    run = cli("app", "manifest", "--events-url", "https://cx.example/hooks")
+    assert run.exit_code == 2 and "--interactivity-url" in run.stderr
+
+
+def test_earlier_version_integrations_get_no_interactivity(cli: Cli) -> None:
+    add_integration(cli, "Legacy", "--integration-version", "0.0.9")
+    add_integration(cli, "Current")
+    assert "interactivity" not in manifest(cli, "--integration", "legacy")
+    assert manifest(cli, "--integration", "current")["interactivity"] == {"is_enabled": True}
+
+
 def test_the_leak_scanner_catches_tokens_and_test_secrets() -> None:
     before = len(conftest.LEAKS)
     conftest.scan("probe", "masked xoxb-**** is fine", "xoxe.xoxb-**** too")

@@ -135,6 +135,7 @@ class Connector:
     description: str = ""
     overrides: dict[EntityType, str] = field(default_factory=dict)
     case_reply_mode: str | None = None  # default for Cases without their own setting (cases.ReplyMode)
+    case_actions: bool = True  # buttons on Case messages (v0.1.0 integrations); a Case can turn them off
     coralogix: RemoteState | None = None  # set once the connector was pulled from or pushed to Coralogix
     created_at: str = field(default_factory=utc_now)
     updated_at: str = field(default_factory=utc_now)
@@ -174,6 +175,7 @@ class Connector:
             "fallback_channel": self.fallback_channel,
             "overrides": {e.json_key: t for e, t in sorted(self.overrides.items())},
             "case_reply_mode": self.case_reply_mode,
+            "case_actions": self.case_actions,
             "coralogix": self.coralogix.to_json() if self.coralogix else None,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -186,6 +188,8 @@ class Connector:
             del doc["overrides"]
         if doc["case_reply_mode"] is None:
             del doc["case_reply_mode"]
+        if doc["case_actions"]:  # on is the default: only `false` is written
+            del doc["case_actions"]
         remote = self.coralogix.to_toml() if self.coralogix else None
         if not remote:
             del doc["coralogix"]
@@ -207,7 +211,7 @@ class Connector:
 
         if not isinstance(doc, dict):
             raise fail(None, "must be a table")
-        values, overrides, reply_mode = _common_fields(doc, fail)
+        values, overrides, (reply_mode, case_actions) = _common_fields(doc, fail)
         remote = None
         if "coralogix" in doc:
             table = doc["coralogix"]
@@ -223,7 +227,8 @@ class Connector:
             if not isinstance(residue, dict):
                 raise fail("coralogix", "residue must be a JSON object")
             remote = RemoteState(update_time, residue)
-        return cls(id=ident, overrides=overrides, case_reply_mode=reply_mode, coralogix=remote, **values)
+        return cls(id=ident, overrides=overrides, case_reply_mode=reply_mode, case_actions=case_actions,
+                   coralogix=remote, **values)  # fmt: skip
 
     @classmethod
     def from_json(cls, doc: Any, where: str) -> Connector:
@@ -238,7 +243,7 @@ class Connector:
         ident = doc.get("id")
         if not isinstance(ident, str) or not ident:
             raise fail("id", "must be a non-empty string")
-        values, overrides, reply_mode = _common_fields(doc, fail)
+        values, overrides, (reply_mode, case_actions) = _common_fields(doc, fail)
         remote = doc.get("coralogix")
         if remote is not None and not (
             isinstance(remote, dict)
@@ -247,12 +252,14 @@ class Connector:
         ):
             raise fail("coralogix", "must be null or {update_time, residue}")
         state = RemoteState(remote.get("update_time"), dict(remote.get("residue") or {})) if remote else None
-        return cls(id=ident, overrides=overrides, case_reply_mode=reply_mode, coralogix=state, **values)
+        return cls(id=ident, overrides=overrides, case_reply_mode=reply_mode, case_actions=case_actions,
+                   coralogix=state, **values)  # fmt: skip
 
 
 def _common_fields(doc: dict[str, Any], fail: Callable[[str | None, str], Exception]
-                   ) -> tuple[dict[str, str], dict[EntityType, str], str | None]:  # fmt: skip
-    """(string fields, overrides, case reply mode) of a connector in config.toml's or JSON's shape."""
+                   ) -> tuple[dict[str, str], dict[EntityType, str], tuple[str | None, bool]]:  # fmt: skip
+    """(string fields, overrides, (case reply mode, case actions)) of a connector in config.toml's
+    or JSON's shape."""
     values: dict[str, str] = {}
     for key in (
         "name",
@@ -282,7 +289,10 @@ def _common_fields(doc: dict[str, Any], fail: Callable[[str | None, str], Except
     reply_mode = doc.get("case_reply_mode")
     if reply_mode is not None and reply_mode not in REPLY_MODES:
         raise fail("case_reply_mode", f"must be one of {', '.join(REPLY_MODES)}")
-    return values, overrides, reply_mode
+    case_actions = doc.get("case_actions", True)
+    if not isinstance(case_actions, bool):
+        raise fail("case_actions", "must be true or false")
+    return values, overrides, (reply_mode, case_actions)
 
 
 def parse_override(text: str) -> tuple[EntityType, str]:
@@ -335,6 +345,7 @@ class ConnectorChanges:
     set_overrides: dict[EntityType, str] = field(default_factory=dict)
     clear_overrides: list[EntityType] = field(default_factory=list)
     case_reply_mode: str | None = None
+    case_actions: bool | None = None
 
     def is_empty(self) -> bool:
         scalars = (
@@ -344,6 +355,7 @@ class ConnectorChanges:
             self.channel,
             self.fallback_channel,
             self.case_reply_mode,
+            self.case_actions,
         )
         return all(v is None for v in scalars) and not self.set_overrides and not self.clear_overrides
 
@@ -414,6 +426,8 @@ class ConnectorStore:
                 connector.fallback_channel = changes.fallback_channel
             if changes.case_reply_mode is not None:
                 connector.case_reply_mode = changes.case_reply_mode
+            if changes.case_actions is not None:
+                connector.case_actions = changes.case_actions
             for entity in changes.clear_overrides:
                 connector.overrides.pop(entity, None)
             connector.overrides.update(changes.set_overrides)

@@ -1,4 +1,5 @@
-"""What `cxslack listen` does with each Slack event: two-way comment sync and Case URL previews.
+"""What `cxslack listen` does with each Slack event: two-way comment sync, Case URL previews, and
+clicks on Case buttons (cases/actions.py).
 
 `make_handler(registry)` returns the callable the listener runs for every Events API envelope.
 An outage (Slack or Coralogix answering 5xx, unreachable, or rate-limiting past our patience)
@@ -46,6 +47,7 @@ class SlackEventHandler:
         self.registry = registry
         self._coralogix: Any = None
         self._sync: dict[str, Any] = {}
+        self._clicks: Any = None
 
     def coralogix(self) -> Any:
         if self._coralogix is None:
@@ -65,6 +67,8 @@ class SlackEventHandler:
         if not isinstance(event, dict):
             return None
         try:
+            if envelope.get("type") == "block_actions":
+                return self._click(envelope)
             if event.get("type") == "message":
                 return self._message(event)
             if event.get("type") == "link_shared":
@@ -80,6 +84,13 @@ class SlackEventHandler:
                 for integration in self.registry.view().integrations.values():
                     mark_failing_if_token_error(self.registry, integration.id, exc)
             raise
+
+    def _click(self, envelope: dict[str, Any]) -> Any:
+        from cxslack.cases.actions import ClickHandler
+
+        if self._clicks is None:
+            self._clicks = ClickHandler(self.registry, self.coralogix, self._access)
+        return self._clicks(envelope)
 
     def _message(self, event: dict[str, Any]) -> Any:
         from cxslack.cases.twoway import ReplySync

@@ -239,6 +239,10 @@ def _notify(case_ids: list[str], connector: str, event: str | None, case_json: s
     return out.result(doc, human, exit_code=EXIT_PARTIAL if failed else EXIT_OK)
 
 
+def _on_off(value: bool | None, unset: str) -> str:
+    return unset if value is None else "on" if value else "off"
+
+
 def _deep_link(client: Any, case_id: str) -> str | None:
     """The Case's link for the message; a Case without Coralogix access still posts, unlinked."""
     try:
@@ -262,17 +266,30 @@ def settings(
             show_default=False,
         ),
     ] = None,
+    case_actions: Annotated[
+        bool | None,
+        typer.Option(
+            "--case-actions/--no-case-actions",
+            help="Show or hide the buttons on this Case's messages (default: the connector's setting).",
+            show_default=False,
+        ),
+    ] = None,
     output: OutputOpt = OutputFormat.TABLE,
     state_url: StateUrlOpt = None,
 ) -> None:
-    """Show or change a Case's Slack settings: reply mode for updates, and two-way sync mute."""
+    """Show or change a Case's Slack settings: reply mode for updates, two-way sync mute, buttons.
+
+    A change of buttons shows on the Case's root message at its next notification; a click on a
+    button turned off meanwhile is refused.
+    """
     from cxslack.state import use_state_url
 
     with use_state_url(state_url):
-        _settings(case_id, reply_mode, mute_sync, output)
+        _settings(case_id, reply_mode, mute_sync, case_actions, output)
 
 
-def _settings(case_id: str, reply_mode: str | None, mute_sync: bool | None, output: OutputFormat) -> None:
+def _settings(case_id: str, reply_mode: str | None, mute_sync: bool | None, case_actions: bool | None,
+              output: OutputFormat) -> None:  # fmt: skip
     from cxslack.cases.model import ReplyMode
     from cxslack.coralogix.client import check_case_id
     from cxslack.state import open_state
@@ -289,10 +306,11 @@ def _settings(case_id: str, reply_mode: str | None, mute_sync: bool | None, outp
         except ValueError:
             raise UsageError("invalid_reply_mode", f"unknown reply mode {reply_mode!r}",
                              "Use one of: new-message, thread, thread-broadcast.") from None  # fmt: skip
-    changes = CaseSettings(mode, mute_sync)
+    changes = CaseSettings(mode, mute_sync, case_actions)
     changed = changes != CaseSettings()
     current = book.update(ref, changes) if changed else book.get(ref)
-    doc = {"case": ref, "reply_mode": current.reply_mode, "mute_sync": bool(current.mute_sync)}
+    doc = {"case": ref, "reply_mode": current.reply_mode, "mute_sync": bool(current.mute_sync),
+           "case_actions": current.case_actions}  # fmt: skip
     out.emit(
         doc,
         lambda: out.fields(
@@ -305,6 +323,7 @@ def _settings(case_id: str, reply_mode: str | None, mute_sync: bool | None, outp
                     ),
                 ),
                 ("Two-way sync", "muted" if doc["mute_sync"] else "on"),
+                ("Case buttons", _on_off(current.case_actions, "connector default")),
             ]
         ),
     )

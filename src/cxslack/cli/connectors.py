@@ -50,6 +50,17 @@ CaseReplyModeOpt = Annotated[
 ]
 
 
+CaseActionsOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--case-actions/--no-case-actions",
+        help="Buttons on Case messages (Acknowledge, Assign to me, Resolve, Close); on by default, "
+        "v0.1.0 integrations only.",
+        show_default=False,
+    ),
+]
+
+
 def show_connector(out: Output, connector: Connector, integration_name: str) -> None:
     pairs = [
         ("Name", connector.name),
@@ -60,6 +71,7 @@ def show_connector(out: Output, connector: Connector, integration_name: str) -> 
     ]
     if connector.description:
         pairs.append(("Description", connector.description))
+    pairs.append(("Case buttons", "on" if connector.case_actions else "off"))
     for entity in EntityType:
         if entity in connector.overrides:
             pairs.append((f"Override ({entity.value})", connector.overrides[entity]))
@@ -112,6 +124,7 @@ def create(
         typer.Option("--id", help="Connector id (default: derived from the name).", show_default=False),
     ] = None,
     case_reply_mode: CaseReplyModeOpt = None,
+    case_actions: CaseActionsOpt = None,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
     """Create a connector: a channel, a fallback channel and optional per-entity templates."""
@@ -127,6 +140,7 @@ def create(
         fallback_channel=fallback_channel,
         overrides=overrides,
         case_reply_mode=case_reply_mode,
+        case_actions=case_actions is not False,
     )
     connector, _ = store.create(connector)
     _warn_unlisted(out, store, connector, [connector.channel, connector.fallback_channel])
@@ -231,9 +245,10 @@ def edit(
         typer.Option("--clear-override", help="Remove an entity type's override. Repeatable."),
     ] = None,
     case_reply_mode: CaseReplyModeOpt = None,
+    case_actions: CaseActionsOpt = None,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
-    """Change a connector's name, channels, overrides or integration."""
+    """Change a connector's name, channels, overrides, integration or Case settings."""
     out = Output(output)
     store = ConnectorStore()
     connector = store.edit(
@@ -247,6 +262,7 @@ def edit(
             set_overrides=dict(parse_override(o) for o in override or []),
             clear_overrides=[EntityType.parse(e) for e in clear_override or []],
             case_reply_mode=case_reply_mode,
+            case_actions=case_actions,
         ),
     )
     if channel is not None or fallback_channel is not None or integration is not None:

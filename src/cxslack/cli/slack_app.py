@@ -126,14 +126,32 @@ def manifest(
             help="Public URL of `cxslack listen --http` (…/slack/events); default Socket Mode.",
         ),
     ] = None,
+    interactivity_url: Annotated[
+        str | None,
+        typer.Option(
+            "--interactivity-url",
+            help="Public URL of `cxslack listen --http` (…/slack/interactivity) for Case buttons; "
+            "default: beside --events-url, else Socket Mode.",
+        ),
+    ] = None,
+    case_actions: Annotated[
+        bool | None,
+        typer.Option(
+            "--case-actions/--no-case-actions",
+            help="Interactivity for the buttons on Case messages (default: on; with --integration, "
+            "on for v0.1.0).",
+            show_default=False,
+        ),
+    ] = None,
     name: Annotated[str, typer.Option("--name", help="App and bot display name.")] = "Coralogix",
     fmt: Annotated[
         ManifestFormat, typer.Option("--format", help="json or yaml.", case_sensitive=False)
     ] = ManifestFormat.YAML,
 ) -> None:
-    """Print a Slack app manifest with the scopes and events for the chosen features.
+    """Print a Slack app manifest with the scopes, events and interactivity for the chosen features.
 
-    Paste it at api.slack.com/apps → Create New App → From an app manifest.
+    Paste it at api.slack.com/apps → Create New App → From an app manifest. Events and button
+    clicks reach `cxslack listen` at the request URLs given, or over Socket Mode without them.
     """
     from cxslack.manifest import build_manifest
     from cxslack.oauth.redirect import DEFAULT_REDIRECT_URI
@@ -142,8 +160,11 @@ def manifest(
     from cxslack.store import Store
 
     store = Store()
+    buttons = True if case_actions is None else case_actions
     if integration is not None:
-        features = Registry(store).view().find(integration).features
+        found = Registry(store).view().find(integration)
+        features = found.features
+        buttons = found.supports_cases_features if case_actions is None else case_actions
     else:
         features = {Feature.ALWAYS}
         for on, feature in (
@@ -155,7 +176,8 @@ def manifest(
             if on:
                 features.add(feature)
     uri = redirect_uri or store.read_config().get("app", {}).get("redirect_uri") or DEFAULT_REDIRECT_URI
-    doc = build_manifest(features, uri, name=name, events_url=events_url)
+    doc = build_manifest(features, uri, name=name, events_url=events_url, case_actions=buttons,
+                         interactivity_url=interactivity_url)  # fmt: skip
     if fmt is ManifestFormat.JSON:
         write_json(doc)
     else:

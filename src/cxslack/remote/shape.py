@@ -60,6 +60,7 @@ class Incoming:
             description=self.description,
             overrides=dict(self.overrides),
             case_reply_mode=existing.case_reply_mode if existing else None,
+            case_actions=existing.case_actions if existing else True,
             coralogix=RemoteState(self.update_time, self.residue)
             if self.update_time or self.residue
             else None,

@@ -139,24 +139,33 @@ def split_thread_key(key: str) -> tuple[str, str]:
 class CaseSettings:
     reply_mode: str | None = None  # a ReplyMode value; None: the connector's
     mute_sync: bool | None = None  # None: not set (not muted)
+    case_actions: bool | None = None  # buttons on the Case's messages; None: the connector's
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            k: v for k, v in (("reply_mode", self.reply_mode), ("mute_sync", self.mute_sync)) if v is not None
-        }
+        pairs = (
+            ("reply_mode", self.reply_mode),
+            ("mute_sync", self.mute_sync),
+            ("case_actions", self.case_actions),
+        )
+        return {k: v for k, v in pairs if v is not None}
 
     @classmethod
     def from_json(cls, doc: Any) -> CaseSettings:
         if not isinstance(doc, dict):
             return cls()
-        mute = doc.get("mute_sync")
-        return cls(_str(doc, "reply_mode"), mute if isinstance(mute, bool) else None)
+        mute, actions = doc.get("mute_sync"), doc.get("case_actions")
+        return cls(
+            _str(doc, "reply_mode"),
+            mute if isinstance(mute, bool) else None,
+            actions if isinstance(actions, bool) else None,
+        )
 
     def over(self, base: CaseSettings) -> CaseSettings:
         """These settings, falling back to `base` for what is not set here."""
         return CaseSettings(
             self.reply_mode if self.reply_mode is not None else base.reply_mode,
             self.mute_sync if self.mute_sync is not None else base.mute_sync,
+            self.case_actions if self.case_actions is not None else base.case_actions,
         )
 
 
@@ -202,14 +211,14 @@ def reply_key(channel: str, ts: str) -> str:
 
 
 # -- Case actions taken from Slack (the buttons on a Case message) -----------------------------
-ActionOutcome = Literal["acting", "done"]
+ActionOutcome = Literal["acting", "done", "shown"]
 
 
 @dataclass(frozen=True)
 class TakenAction:
     """What one click (a button on one message, by one person) did to a Case. `acting`: the call
     to Coralogix was sent and its outcome is not known yet (a crash in between leaves this);
-    `done`: Coralogix applied it."""
+    `done`: Coralogix applied it; `shown`: Slack shows it too (the root and the thread note)."""
 
     case: str
     action: str  # acknowledge | assign | resolve | close
@@ -227,7 +236,7 @@ class TakenAction:
         if not isinstance(doc, dict):
             return None
         case, action, user, outcome = (_str(doc, k) for k in ("case", "action", "user", "outcome"))
-        if not (case and action and user and outcome in ("acting", "done")):
+        if not (case and action and user and outcome in get_args(ActionOutcome)):
             return None
         return cls(case, action, user, cast(ActionOutcome, outcome), _str(doc, "actor"), _float(doc, "at"))
 
