@@ -532,3 +532,67 @@ def test_channels_come_from_one_conversations_list_page_per_integration(
     after = calls(slack)["methods"]
     used = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
     assert used == {"auth.test": 2, "conversations.list": 2}
+
+
+# -- Case buttons in Slack do nothing (case-actions) ------------------------------------------------
+def test_case_buttons_need_the_scopes_the_team_id_and_a_listener(
+    cli: Cli, cx: SlackSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cxslack.state import open_state
+    from cxslack.state.records import CaseThread
+    from cxslack.store import Store
+
+    integration = install(cli, cx, "Payments", scopes=["chat:write", "chat:write.public", "users:read"])
+    connector(cli, "On-call", "payments", "payments-alerts")
+    run, doc = doctor(cli, "--symptom", "case-actions")
+    assert run.exit_code == 0  # nothing posted yet: what is missing warns
+    assert (
+        find(doc, "actions.scopes")["status"] == "warn"
+        and "users:read.email" in find(doc, "actions.scopes")["message"]
+    )
+    coralogix = find(doc, "actions.coralogix")
+    assert coralogix["status"] == "warn" and "--team-id" in coralogix["remediation"]
+    listener = find(doc, "actions.listener")
+    assert listener["status"] == "warn" and "cxslack listen" in listener["remediation"]
+
+    open_state(Store()).threads.map(
+        CaseThread("CASE-1", "on-call", "C0PAYMENTSALERTS", "1.1", integration["id"], "CASE-1")
+    )
+    run, doc = doctor(cli, "--symptom", "case-actions")
+    assert run.exit_code == 1 and set(failed(doc)) == {"actions.scopes", "actions.coralogix"}
+
+    install(cli, cx, "Payments2")  # every scope
+    monkeypatch.setenv("CX_TEAM_ID", "4242")
+    connector(cli, "On-call 2", "payments2", "payments-alerts")
+    run, doc = doctor(cli, "Payments2", "--symptom", "case-actions")
+    assert run.exit_code == 0 and failed(doc) == []
+    assert "team 4242" in find(doc, "actions.coralogix")["message"]
+
+
+def test_case_buttons_checks_for_earlier_versions_and_buttons_off(cli: Cli, slack: SlackSandbox) -> None:
+    add_integration(cli, "Legacy", "--integration-version", "0.0.9")
+    install(cli, slack, "Payments")
+    connector(cli, "Quiet", "payments", "payments-alerts", "ops-fallback", "--no-case-actions")
+    _, doc = doctor(cli, "--symptom", "case-actions")
+    assert "need v0.1.0" in find(doc, "actions.version")["message"]
+    assert "every connector has them off" in find(doc, "actions.enabled")["message"]
+    assert [c["id"] for c in doc["checks"] if c["id"].startswith("actions.")] == [
+        "actions.version",
+        "actions.enabled",
+    ]
+
+
+def test_a_running_listener_is_seen(cli: Cli, cx: SlackSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cxslack.listen import Listener
+    from cxslack.state import open_state
+    from cxslack.store import Store
+
+    install(cli, cx, "Payments")
+    connector(cli, "On-call", "payments", "payments-alerts")
+    monkeypatch.setenv("CX_TEAM_ID", "4242")
+    with Listener(lambda envelope: None, open_state(Store()).open_inbox(), signing_secret="x") as listener:
+        listener.serve_http("127.0.0.1", 0)
+        _, doc = doctor(cli, "--symptom", "case-actions")
+        assert find(doc, "actions.listener")["status"] == "ok"
+    _, doc = doctor(cli, "--symptom", "case-actions")
+    assert find(doc, "actions.listener")["status"] == "warn"

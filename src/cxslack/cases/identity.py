@@ -53,10 +53,10 @@ class Identities:
         self._lock = threading.Lock()
 
     def who(self, integration: Integration, access: Any, payload: dict[str, Any]) -> Person | Refusal:
-        user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
+        user = _dict(payload.get("user"))
         user_id = str(user.get("id") or "")
         home = integration.workspace.team_id if integration.workspace else None
-        team = payload.get("team") if isinstance(payload.get("team"), dict) else {}
+        team = _dict(payload.get("team"))
         if not user_id or home is None or team.get("id") != home or user.get("team_id", home) != home:
             return Refusal(
                 "other_team",
@@ -112,3 +112,7 @@ class Identities:
             )
         name = str(profile.get("real_name") or profile.get("display_name") or member.name or user.get("name"))
         return Person(user_id, name, email, member.user_id)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

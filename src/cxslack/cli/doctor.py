@@ -33,7 +33,8 @@ def doctor(
             case_sensitive=False,
             metavar="SYMPTOM",
             help="Run one row of the troubleshooting table: failing, no-timeline-updates, no-previews, "
-            "wrong-channel, certification, or local (files and credentials only).",
+            "wrong-channel, routing-rules, case-actions, certification, or local (files and "
+            "credentials only).",
             show_default=False,
         ),
     ] = None,
@@ -50,7 +51,8 @@ def doctor(
     ] = None,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> int:
-    """Diagnose integrations and connectors: token, two-way sync, link previews, routing, local files.
+    """Diagnose integrations and connectors: token, two-way sync, link previews, routing, Case
+    buttons, local files.
 
     Exits 1 when any check fails (warnings allowed), so CI can gate on it.
     """

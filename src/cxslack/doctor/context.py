@@ -17,7 +17,13 @@ from cxslack.registry import ConfigView, Registry
 
 # Symptoms whose checks ask Slack, and those that need the channel list.
 SLACK_SYMPTOMS = frozenset(
-    {Symptom.FAILING, Symptom.NO_TIMELINE_UPDATES, Symptom.NO_PREVIEWS, Symptom.WRONG_CHANNEL}
+    {
+        Symptom.FAILING,
+        Symptom.NO_TIMELINE_UPDATES,
+        Symptom.NO_PREVIEWS,
+        Symptom.WRONG_CHANNEL,
+        Symptom.CASE_ACTIONS,
+    }
 )
 PREFETCH_WORKERS = 8
 

@@ -26,6 +26,7 @@ class Symptom(StrEnum):
     WRONG_CHANNEL = "wrong-channel"
     CERTIFICATION = "certification"
     ROUTING_RULES = "routing-rules"
+    CASE_ACTIONS = "case-actions"
     LOCAL = "local"
 
     @property
@@ -42,6 +43,9 @@ _SYMPTOM_LABELS = {
     # The product page: removing an integration removes its connectors, and "Notification Center
     # routing rules that referenced those connectors stop delivering until they are reconfigured".
     Symptom.ROUTING_RULES: "Notification Center routing rules stop delivering",
+    # The product page asks for users:read and users:read.email for "a user interacts with a Case
+    # notification": cxslack's buttons on Case messages, and what they need to work.
+    Symptom.CASE_ACTIONS: "Case buttons in Slack do nothing",
     Symptom.LOCAL: "Local configuration and credentials",
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cxslack.doctor import local
+from cxslack.doctor.actions import ActionChecks
 from cxslack.doctor.certification import CertificationChecks
 from cxslack.doctor.context import Context, DoctorOptions, SymptomChecks
 from cxslack.doctor.coralogix import LinkChecks, RoutingRuleChecks
@@ -23,6 +24,7 @@ MODULES: tuple[SymptomChecks, ...] = (
     PreviewChecks(),
     RoutingChecks(),
     RoutingRuleChecks(),
+    ActionChecks(),
     CertificationChecks(),
     LocalChecks(),
 )

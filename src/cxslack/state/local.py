@@ -471,3 +471,19 @@ class FileState:
             return (self.dir / "events" / "done.log").stat().st_mtime
         except OSError:
             return None
+
+    def listening(self) -> bool:
+        from cxslack.state.lock import FileLock, LockBusy
+
+        path = self.dir / "events" / ".lock"  # the inbox's (inbox.py): held while a listener runs
+        if not path.exists():
+            return False
+        probe = FileLock(path)
+        try:
+            probe.acquire(blocking=False)
+        except LockBusy:
+            return True
+        except CxError:
+            return False
+        probe.release()
+        return False
