@@ -32,4 +32,10 @@ def test_the_demo_runs_every_step_with_the_real_commands() -> None:
     add = transcript[transcript.index("$ cxslack integrations add --name Payments") :]
     assert add.index("Created integration Payments") < add.index("Granted scopes:")
     assert "✔ exit 1, as expected: doctor exits 1 when a check fails" in transcript
+    # one acknowledge from Slack: Bob's click, acted on by `cxslack listen` as Bob
+    assert "[slack] Bob clicked Acknowledge" in transcript
+    assert re.search(r"block_actions/cxslack_case_acknowledge C0PAYMENTSALERTS \S+ → handled", transcript)
+    assert "Coralogix got 1 call: POST /cases/acknowledged/v1" in transcript
+    assert "buttons now Assign to me, Resolve" in transcript
+    assert "Acknowledged from Slack by Bob Brown <bob@example.com>" in transcript
     assert not re.search(r"✔ exit [1-9]\n", transcript)

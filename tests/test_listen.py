@@ -571,7 +571,7 @@ class ListenProcess:
 
 def test_sigterm_stops_the_listener_with_exit_0(slack: SlackSandbox) -> None:
     with ListenProcess("--http", "127.0.0.1:0", env={"CXSLACK_SLACK_SIGNING_SECRET": SIGNING_SECRET}) as proc:
-        port = proc.wait_for(r"on http://127\.0\.0\.1:(\d+)/slack/events \(health: ").group(1)
+        port = proc.wait_for(r"on http://127\.0\.0\.1:(\d+)/slack/events and button clicks").group(1)
         admin(slack, "events/subscribe", url=f"http://127.0.0.1:{port}/slack/events")
         admin(slack, "post", channel="alerts", text="hello")
         proc.wait_for(r"message C0ALERTS \S+ → handled")

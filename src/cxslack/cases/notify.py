@@ -78,10 +78,18 @@ class CaseNotifier:
         )
         return ReplyMode(mode)
 
-    def notify(self, case: dict[str, Any], event: CaseEvent, link: str | None, *,
-               root_link: str | None = None, resend: bool = False) -> NotifyResult:  # fmt: skip
+    def buttons(self, case: dict[str, Any]) -> bool:
+        """Whether the Case's root carries its action buttons (v0.1.0, on for connector and Case)."""
+        from cxslack.cases.actions import buttons_off
+
+        settings = self.settings.get(case.get("readableId"), case.get("id"))
+        return buttons_off(self.deliverer.integration, self.connector, settings) is None
+
+    def notify(self, case: dict[str, Any], event: CaseEvent, link: str | None, *, root_link: str | None = None,
+               resend: bool = False, note: str | None = None) -> NotifyResult:  # fmt: skip
         """Post the root or an update. `root_link` adopts that Slack message as the Case's root on
-        this connector; `resend` confirms that a message whose post was in doubt never arrived."""
+        this connector; `resend` confirms that a message whose post was in doubt never arrived;
+        `note` says who made the change (shown on the update)."""
         from cxslack.delivery import resolve_channel
 
         key, connector = case_key(case), self.connector.id
@@ -110,7 +118,7 @@ class CaseNotifier:
                     self.connector, EntityType.CASES, template_context(case, event)
                 ).channel
                 self.threads.mark_pending(key, connector, [channel, self.connector.fallback_channel])
-                text, blocks = case_root_message(case, link, assignee)
+                text, blocks = case_root_message(case, link, assignee, buttons=self.buttons(case))
                 body, used_fallback = self._post(channel, text, blocks, self._metadata(ROOT_EVENT, key, event),
                                                  self._what("root message", case), self._rerun(case),
                                                  fallback=True)  # fmt: skip
@@ -119,15 +127,18 @@ class CaseNotifier:
                 self.threads.map(thread)
                 return NotifyResult(case_name(case), connector, thread.channel, thread.ts, thread.ts, "root",
                                     mode.value, False, used_fallback, recovered=bool(body.get("recovered")))  # fmt: skip
-            body, action = self._update(case, event, link, thread, mode, resend, assignee)
+            # The root is edited first: an edit can be repeated harmlessly, a post cannot, so when the
+            # edit fails a retry of the whole notify has posted nothing yet.
             root_updated = self._refresh_root(case, thread, link, assignee)
+            body, action = self._update(case, event, link, thread, mode, resend, assignee, note)
             self.threads.map(replace(thread, case_name=case_name(case)))  # and when it was last notified
             return NotifyResult(case_name(case), connector, body["channel"], body["ts"], thread.ts, action,
                                 mode.value, root_updated, recovered_root=recovered,
                                 recovered=bool(body.get("recovered")))  # fmt: skip
 
     def _update(self, case: dict[str, Any], event: CaseEvent, link: str | None, thread: CaseThread,
-                mode: ReplyMode, resend: bool, assignee: Assignee) -> tuple[dict[str, Any], str]:  # fmt: skip
+                mode: ReplyMode, resend: bool, assignee: Assignee,
+                note: str | None = None) -> tuple[dict[str, Any], str]:  # fmt: skip
         """One update, per the reply mode, posted at most once: an earlier post of the same update
         whose outcome is unknown is looked for first (found: it is this one; cannot tell: nothing
         is posted). It is recorded as in doubt before it is sent, so a crash leaves the record."""
@@ -136,9 +147,9 @@ class CaseNotifier:
         key = case_key(case)
         new_message = mode is ReplyMode.NEW_MESSAGE  # only the first card is the root
         text, blocks = (
-            case_root_message(case, link, assignee)
+            case_root_message(case, link, assignee, note=note)
             if new_message
-            else case_update_message(case, event, assignee)
+            else case_update_message(case, event, assignee, note)
         )
         purpose = f"case|{key}|{self.connector.id}|update"
         detail = f"{event.value}|{hashlib.sha256(text.encode()).hexdigest()[:16]}"
@@ -225,10 +236,11 @@ class CaseNotifier:
     def _refresh_root(
         self, case: dict[str, Any], thread: CaseThread, link: str | None, assignee: Assignee
     ) -> bool:
-        """Edit the root in place so it always shows the Case's current status and priority."""
+        """Edit the root in place so it always shows the Case's current status and priority, and
+        the buttons that now apply."""
         from cxslack.slack.client import SlackError
 
-        text, blocks = case_root_message(case, link, assignee)
+        text, blocks = case_root_message(case, link, assignee, buttons=self.buttons(case))
         access = self.deliverer.access
         if access is None:
             return False

@@ -117,7 +117,7 @@ def configure(
     )
     doc = {"coralogix": stored.to_json()}
     out.emit(doc, lambda: out.fields([(LABELS[k], str(v or "-")) for k, v in doc["coralogix"].items()]))
-    if not stored.api_key_stored:
+    if not stored.api_key_stored and not os.environ.get("CX_API_KEY"):
         out.warn("No API key stored: pass --api-key-stdin, or set CX_API_KEY.")
     for name in OVERRIDING_ENV:
         if os.environ.get(name):

@@ -31,7 +31,8 @@ def listen(
         typer.Option(
             "--http",
             metavar="HOST:PORT",
-            help=f"Serve the Events API at http://HOST:PORT/slack/events, with /healthz (default {DEFAULT_HTTP}).",
+            help="Serve the Events API at http://HOST:PORT/slack/events and button clicks at "
+            f"/slack/interactivity, with /healthz (default {DEFAULT_HTTP}).",
             show_default=False,
         ),
     ] = None,
@@ -53,9 +54,11 @@ def listen(
     ] = False,
     state_url: StateUrlOpt = None,
 ) -> None:
-    """Receive Slack events and process them until Ctrl-C or SIGTERM.
+    """Receive Slack events and clicks on Case buttons, and process them until Ctrl-C or SIGTERM.
 
-    Each event is stored before Slack gets its answer, then processed once and in arrival order.
+    Each event or click is stored before Slack gets its answer, then processed once and in arrival
+    order; a click acts in Coralogix as the person who clicked (see `cxslack coralogix configure
+    --team-id`).
 
     Slack's retries are recognised by event id; a Slack or Coralogix outage is retried until it ends.
 
@@ -135,7 +138,10 @@ def _start(listener: Listener, address: tuple[str, int] | None) -> None:
             "Pick another --http HOST:PORT (port 0 picks a free one).",
         ) from None
     base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    say(f"Listening for Slack events on {base}/slack/events (health: {base}/healthz); Ctrl-C to stop.")
+    say(
+        f"Listening for Slack events on {base}/slack/events and button clicks on {base}/slack/interactivity "
+        f"(health: {base}/healthz); Ctrl-C to stop."
+    )
 
 
 def _address(value: str | None) -> tuple[str, int]:

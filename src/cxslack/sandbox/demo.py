@@ -33,6 +33,7 @@ class Step:
     why: str = ""  # why a non-zero `expect` is the right outcome, shown with it
     approve: bool = False  # the command opens an OAuth flow the scripted browser must answer
     action: Callable[[SlackSandbox], str] | None = None  # a Slack-side event instead of a command
+    click: str | None = None  # the command listens; once it does, a person clicks this button
 
 
 @dataclass
@@ -54,14 +55,6 @@ def _revoke(sandbox: SlackSandbox) -> str:
     return "The workspace revoked the Coralogix app's tokens (as when an admin removes the app)."
 
 
-def _acknowledge(sandbox: SlackSandbox) -> str:
-    import httpx
-
-    httpx.post(f"{sandbox.url}/_sandbox/coralogix/cases/update", json={"id": "CASE-1", "status": "CASE_STATUS_ACKNOWLEDGED"},
-               timeout=10).raise_for_status()  # fmt: skip
-    return "In Coralogix, someone acknowledges CASE-1."
-
-
 def _root_shows(sandbox: SlackSandbox) -> str:
     import httpx
 
@@ -70,7 +63,17 @@ def _root_shows(sandbox: SlackSandbox) -> str:
     ).json()["messages"]
     roots = [m for m in messages if m.get("metadata", {}).get("event_type") == "coralogix_case_notification"]
     replies = [m for m in messages if m.get("thread_ts") and m.get("thread_ts") != m["ts"]]
-    return f"Slack now has {len(roots)} root message for CASE-1 ({roots[0]['text']!r}) and {len(replies)} reply in its thread."
+    buttons = [
+        e["text"]["text"]
+        for b in roots[0].get("blocks") or []
+        if b["type"] == "actions"
+        for e in b["elements"]
+    ]
+    actions = httpx.get(f"{sandbox.url}/_sandbox/coralogix/actions", timeout=10).json()["actions"]
+    acted = "; ".join(f"{a['verb']} {a['path']} {a['body']}" for a in actions)
+    return (f"Coralogix got {len(actions)} call: {acted}. Slack now has {len(roots)} root message for CASE-1 "
+            f"({roots[0]['text']!r}, buttons now {', '.join(buttons)}) and {len(replies)} reply in its thread: "
+            f"{replies[0]['text']!r}.")  # fmt: skip
 
 
 def _teammate_replies(sandbox: SlackSandbox) -> str:
@@ -134,10 +137,13 @@ def steps() -> list[Step]:
               "--fallback-channel", "ops-fallback", "--override", CASES_OVERRIDE]),
         Step("See where a Case notification would go", ["connectors", "render", "payments-on-call", "--entity-type", "cases"]),
         Step("Send a test notification", ["connectors", "test", "payments-on-call"]),
-        Step("Post a Coralogix Case to Slack through the connector", ["cases", "notify", "CASE-1", "--connector", "payments-on-call"]),
-        Step("The Case changes in Coralogix", action=_acknowledge),
-        Step("The update goes into the Case's thread, and the root message is edited to the new status",
+        Step("Tell cxslack the Coralogix team whose members act from Slack (the buttons on Case messages)",
+             ["coralogix", "configure", "--team-id", str(CORALOGIX_TEAM_ID)]),
+        Step("Post a Coralogix Case to Slack through the connector: Acknowledge, Assign to me and Resolve on its root",
              ["cases", "notify", "CASE-1", "--connector", "payments-on-call"]),
+        Step("Bob clicks Acknowledge in Slack; `cxslack listen` acknowledges CASE-1 in Coralogix as Bob (matched by his "
+             "email), edits the root to the new status and buttons, and notes who did it in the Case's thread",
+             ["listen", "--http", "127.0.0.1:0", "--once"], click="cxslack_case_acknowledge"),
         Step("", action=_root_shows),
         Step("A teammate answers in the Case's Slack thread", action=_teammate_replies),
         Step("Two-way sync brings the reply into the Case timeline (`cxslack listen` does this live)", ["sync"]),
@@ -192,12 +198,50 @@ def _browser(proc: subprocess.Popen[str], transcript: list[str]) -> None:
                 transcript.append(f"  [browser] failed: {exc}\n")
 
 
-def _run(step: Step, env: dict[str, str]) -> tuple[int, str]:
+def _clicker(sandbox: SlackSandbox, action_id: str) -> Callable[[subprocess.Popen[str], list[str]], None]:
+    """Read `cxslack listen`'s output; once it listens, point Slack's Interactivity URL at it and
+    have Bob click the button on CASE-1's root."""
+
+    def drive(proc: subprocess.Popen[str], transcript: list[str]) -> None:
+        import re
+
+        import httpx
+
+        from cxslack.sandbox.events import SIGNING_SECRET
+
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            transcript.append(line)
+            found = re.search(r"(http://\S+)/slack/events", line)
+            if not found:
+                continue
+            admin = f"{sandbox.url}/_sandbox/"
+            httpx.post(admin + "events/subscribe", json={"interactivity_url": f"{found.group(1)}/slack/interactivity",
+                       "signing_secret": SIGNING_SECRET}, timeout=10).raise_for_status()  # fmt: skip
+            messages = httpx.get(
+                admin + "messages", params={"channel": "payments-alerts"}, timeout=10
+            ).json()["messages"]
+            root = next(
+                m
+                for m in messages
+                if m.get("metadata", {}).get("event_type") == "coralogix_case_notification"
+            )
+            httpx.post(admin + "click", json={"channel": "payments-alerts", "ts": root["ts"], "action_id": action_id,
+                       "user": "U0BOB"}, timeout=10).raise_for_status()  # fmt: skip
+            transcript.append(
+                f"  [slack] Bob clicked {action_id.removeprefix('cxslack_case_').capitalize()}\n"
+            )
+
+    return drive
+
+
+def _run(step: Step, env: dict[str, str], sandbox: SlackSandbox) -> tuple[int, str]:
     """Run one command with stdout and stderr in one pipe, unbuffered, so its output reads in the
     order it was written (a piped stdout would otherwise be flushed after stderr)."""
     command = [sys.executable, "-m", "cxslack", *step.args]
     env = {**env, "PYTHONUNBUFFERED": "1"}
-    if not step.approve:
+    driver = _clicker(sandbox, step.click) if step.click else _browser if step.approve else None
+    if driver is None:
         done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               timeout=300)  # fmt: skip
         return done.returncode, done.stdout
@@ -205,7 +249,7 @@ def _run(step: Step, env: dict[str, str]) -> tuple[int, str]:
     with subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as proc:
-        reader = threading.Thread(target=_browser, args=(proc, transcript), daemon=True)
+        reader = threading.Thread(target=driver, args=(proc, transcript), daemon=True)
         reader.start()
         proc.wait(timeout=300)
         reader.join(timeout=30)
@@ -226,7 +270,7 @@ def run_demo(say: Callable[[str], None]) -> list[StepResult]:
             "CXSLACK_CORALOGIX_API_URL": sandbox.url,
             "CXSLACK_CORALOGIX_INGRESS_URL": sandbox.url,
             "CX_API_KEY": "sandbox-coralogix-api-key",
-            "CX_TEAM_ID": str(CORALOGIX_TEAM_ID),  # whose members Case assignees are
+            "CXSLACK_SLACK_SIGNING_SECRET": "sandbox-signing-secret",
             "NO_PROXY": "127.0.0.1,localhost,::1",
             "CI": "1",  # the demo's commands never prompt
         }
@@ -243,7 +287,7 @@ def run_demo(say: Callable[[str], None]) -> list[StepResult]:
                 continue
             line = "cxslack " + shlex.join(step.args)
             say(f"$ {line}")
-            code, output = _run(step, env)
+            code, output = _run(step, env, sandbox)
             for text in output.rstrip().splitlines():
                 say(f"   {text}")
             ok = code == step.expect

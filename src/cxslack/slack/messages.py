@@ -1,8 +1,9 @@
 """Every Block Kit message cxslack sends: test notifications, Case cards and updates, Case previews.
 
 Each builder returns what Slack needs and nothing more: `(fallback text, blocks)` for a message
-(the text is what notifications and screen readers show), or the unfurl for a preview. No
-interactive elements anywhere: nothing here answers a button press.
+(the text is what notifications and screen readers show), or the unfurl for a preview. The only
+interactive elements are the buttons on a Case's root message (cases/actions.py says which, and
+answers their clicks); previews and updates carry none.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from cxslack.cases.model import EVENT_TEXT, CaseEvent, case_name, label_text, priority_label, status_label
 from cxslack.cases.people import Assignee
 from cxslack.slack.limits import (
+    CONFIRM_LIMITS,
+    CONTEXT_TEXT_MAX,
     HEADER_TEXT_MAX,
     MESSAGE_TEXT_MAX,
     SECTION_FIELD_TEXT_MAX,
@@ -64,8 +67,16 @@ def _assignee_fields(assignee: Assignee) -> list[Any]:
     return [_field("Assignee", assignee.shown)] if assignee.shown else []
 
 
-def case_root_message(case: dict[str, Any], link: str | None, assignee: Assignee) -> Message:
-    """The Case card: title, status, priority, assignee, labels, link; plus the fallback text."""
+def case_root_message(
+    case: dict[str, Any],
+    link: str | None,
+    assignee: Assignee,
+    *,
+    buttons: bool = False,
+    note: str | None = None,
+) -> Message:
+    """The Case card: title, status, priority, assignee, labels, link; with `buttons`, the actions
+    its status offers; with `note`, who changed it (a card posted as an update); plus the fallback text."""
     from slack_sdk.models.blocks import ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 
     name, title = case_name(case), str(case.get("title") or "(untitled)")
@@ -84,7 +95,37 @@ def case_root_message(case: dict[str, Any], link: str | None, assignee: Assignee
             elements=[MarkdownTextObject(text=f"<{link}|Open the Case in Coralogix>" if link else name)]
         ),
     ]
-    return text, [b.to_dict() for b in blocks]
+    if note:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=clip(escape(note), CONTEXT_TEXT_MAX))]))
+    actions = case_buttons(case) if buttons else None
+    return text, [b.to_dict() for b in blocks] + ([actions] if actions else [])
+
+
+def case_buttons(case: dict[str, Any]) -> dict[str, Any] | None:
+    """The actions block of what the Case's status offers (None when nothing): exactly
+    `Acknowledge`, `Assign to me`, `Resolve` (behind a confirm dialog) and `Close`."""
+    from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ConfirmObject
+
+    from cxslack.cases.actions import BLOCK_ID, CaseAction, button_value, offered
+
+    name = case_name(case)
+    buttons = []
+    for action in offered(case):
+        confirm = None
+        if action is CaseAction.RESOLVE:
+            confirm = ConfirmObject(
+                title=clip(f"Resolve {name}?", CONFIRM_LIMITS["title"]),
+                text=clip(
+                    f"{escape(name)} is resolved in Coralogix, with a reason saying you resolved it from Slack.",
+                    CONFIRM_LIMITS["text"],
+                ),
+                confirm="Resolve",
+                deny="Cancel",
+            )
+        style = "primary" if action is CaseAction.ACKNOWLEDGE else None
+        buttons.append(ButtonElement(text=action.text, action_id=action.action_id, value=button_value(case),
+                                     style=style, confirm=confirm))  # fmt: skip
+    return ActionsBlock(block_id=BLOCK_ID, elements=buttons).to_dict() if buttons else None
 
 
 def _assignment(assignee: Assignee) -> str:
@@ -93,18 +134,28 @@ def _assignment(assignee: Assignee) -> str:
     return f"assigned to *{assignee.shown}*" if assignee.shown else "assigned"
 
 
-def case_update_message(case: dict[str, Any], event: CaseEvent, assignee: Assignee) -> Message:
-    """One change to a Case (status, priority, assignee), posted in its thread or as a new message."""
-    from slack_sdk.models.blocks import SectionBlock
+def case_update_message(
+    case: dict[str, Any], event: CaseEvent, assignee: Assignee, note: str | None = None
+) -> Message:
+    """One change to a Case (status, priority, assignee), posted in its thread or as a new message;
+    `note` says who made it (a Case button clicked in Slack)."""
+    from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
     detail = {
         CaseEvent.PRIORITY_CHANGED: f"priority is now *{priority_label(case)}*",
         CaseEvent.ASSIGNEE_CHANGED: _assignment(assignee),
     }.get(event, f"status is now *{status_label(case)}*")
+    said = f" — {note}" if note else ""
     text = clip(
-        f"{escape(case_name(case))}: {EVENT_TEXT[event]} ({detail.replace('*', '')})", MESSAGE_TEXT_MAX
+        f"{escape(case_name(case))}: {EVENT_TEXT[event]} ({detail.replace('*', '')}){escape(said)}",
+        MESSAGE_TEXT_MAX,
     )
-    return text, [SectionBlock(text=clip(f"*{EVENT_TEXT[event]}*: {detail}", SECTION_TEXT_MAX)).to_dict()]
+    blocks = [SectionBlock(text=clip(f"*{EVENT_TEXT[event]}*: {detail}", SECTION_TEXT_MAX)).to_dict()]
+    if note:
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text=clip(escape(note), CONTEXT_TEXT_MAX))]).to_dict()
+        )
+    return text, blocks
 
 
 def case_preview(case: dict[str, Any], url: str, assignee: Assignee) -> dict[str, Any]:
