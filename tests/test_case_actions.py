@@ -265,3 +265,15 @@ def test_earlier_versions_and_buttons_turned_off_carry_no_buttons(cli: Cli, cx: 
     assert "actions" in blocks("loud")
     cli.ok("cases", "settings", "CASE-1", "--no-case-actions")
     assert "actions" not in blocks("loud")  # the root loses them at the next notification
+
+
+def test_an_outage_is_retried_and_still_acts_and_shows_once(listening: Listening) -> None:
+    sandbox_admin(
+        listening.cx, "faults", kind="status", method="coralogix.cases.acknowledge", status=500, count=1
+    )
+    sandbox_admin(listening.cx, "faults", kind="status", method="chat.update", status=503, count=4)
+    listening.click("acknowledge")
+    wait_for(lambda: listening.buttons() == ["Assign to me", "Resolve"], timeout=30)
+    listening.settled()
+    assert [a["status"] for a in listening.actions("POST /cases/acknowledged/v1")] == [500, 200]
+    assert len(listening.notes()) == 1 and listening.ephemeral("U0BOB") == []

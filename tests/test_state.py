@@ -173,7 +173,7 @@ for i in range(10):
         if claim.taken is None:
             claim.record(TakenAction(f"CASE-{i}", "acknowledge", "U0BOB", "acting"))
             time.sleep(0.01)  # the call to Coralogix
-            claim.record(TakenAction(f"CASE-{i}", "acknowledge", "U0BOB", "done", actor=str(n)))
+            claim.record(TakenAction(f"CASE-{i}", "acknowledge", "U0BOB", "shown", actor=str(n)))
             acted += 1
 print(acted)
 """
@@ -193,7 +193,7 @@ def test_eight_processes_delivering_the_same_clicks_act_once_per_click(cxslack_h
         acted += int(out)
     assert acted == 10
     ledger = json.loads((cxslack_home / "state" / "actions" / "ledger.json").read_text())
-    assert len(ledger["clicks"]) == 10 and {c["outcome"] for c in ledger["clicks"].values()} == {"done"}
+    assert len(ledger["clicks"]) == 10 and {c["outcome"] for c in ledger["clicks"].values()} == {"shown"}
     assert_every_file_whole(cxslack_home)
 
 
@@ -210,13 +210,13 @@ def test_a_refused_click_is_forgotten_and_old_clicks_are_pruned(
         claim.forget()  # Coralogix said 403: nothing happened, a later click may try again
     with ledger.claim("k1") as claim:
         assert claim.taken is None
-        claim.record(TakenAction("CASE-1", "close", "U0BOB", "done"))
+        claim.record(TakenAction("CASE-1", "close", "U0BOB", "shown"))
     with ledger.claim("k1") as claim:
-        assert claim.taken is not None and claim.taken.outcome == "done" and claim.taken.at
+        assert claim.taken is not None and claim.taken.outcome == "shown" and claim.taken.at
     monkeypatch.setattr(local, "KEEP_ACTIONS", 3)
     for n in range(5):
         with ledger.claim(f"more-{n}") as claim:
-            claim.record(TakenAction("CASE-2", "acknowledge", "U0BOB", "done"))
+            claim.record(TakenAction("CASE-2", "acknowledge", "U0BOB", "shown"))
     clicks = json.loads((cxslack_home / "state" / "actions" / "ledger.json").read_text())["clicks"]
     assert len(clicks) == 3
     with ledger.claim("k1") as claim:

@@ -297,7 +297,8 @@ class ClickHandler:
             return self._refuse(
                 answer, "case_gone", f"{thread.case_name or thread.case_id} no longer exists in Coralogix."
             )
-        if taken is None or (taken.outcome == "acting" and not _reached(case, action, person)):
+        applied = taken is not None and _reached(case, action, person)  # before a crash: only show it
+        if not applied:
             problem = _already(case, action, person)
             if problem:
                 claim.forget()
@@ -310,7 +311,8 @@ class ClickHandler:
                     raise  # in doubt: the next attempt reads the Case to settle it
                 claim.forget()
                 return self._refuse(answer, exc.code, exc.message)
-        claim.record(replace(record, outcome="done"))
+        # A crash from here on leaves `acting`: the next delivery reads the Case, sees it was
+        # applied, and only shows it.
         self._show(thread, connector, integration, case, action, person)
         claim.record(replace(record, outcome="shown"))
         return ClickResult("shown", f"{PAST[action]} {case_name(case)} as {person.email}")

@@ -201,7 +201,8 @@ class CaseActionsApi:
         admission = self.sandbox.traffic.admit(action.method, None)
         if admission.delay:
             time.sleep(admission.delay)
-        if admission.response is not None:
+        if admission.response is not None:  # an injected fault: logged too, with what it answered
+            self._record(request, admission.response)
             return admission.response
         try:
             self._admit_key(request, action.permission)

@@ -211,14 +211,14 @@ def reply_key(channel: str, ts: str) -> str:
 
 
 # -- Case actions taken from Slack (the buttons on a Case message) -----------------------------
-ActionOutcome = Literal["acting", "done", "shown"]
+ActionOutcome = Literal["acting", "shown"]
 
 
 @dataclass(frozen=True)
 class TakenAction:
     """What one click (a button on one message, by one person) did to a Case. `acting`: the call
-    to Coralogix was sent and its outcome is not known yet (a crash in between leaves this);
-    `done`: Coralogix applied it; `shown`: Slack shows it too (the root and the thread note)."""
+    to Coralogix was sent (a crash before the end leaves this; reading the Case tells whether it
+    was applied); `shown`: applied, and Slack shows it (the root and the thread note)."""
 
     case: str
     action: str  # acknowledge | assign | resolve | close
