@@ -37,5 +37,5 @@ def test_the_demo_runs_every_step_with_the_real_commands() -> None:
     assert re.search(r"block_actions/cxslack_case_acknowledge C0PAYMENTSALERTS \S+ → handled", transcript)
     assert "Coralogix got 1 call: POST /cases/acknowledged/v1" in transcript
     assert "buttons now Assign to me, Resolve" in transcript
-    assert "Acknowledged from Slack by Bob Brown <bob@example.com>" in transcript
+    assert "Acknowledged from Slack by Bob Brown (bob@example.com)" in transcript
     assert not re.search(r"✔ exit [1-9]\n", transcript)

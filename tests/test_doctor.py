@@ -542,6 +542,7 @@ def test_case_buttons_need_the_scopes_the_team_id_and_a_listener(
     from cxslack.state.records import CaseThread
     from cxslack.store import Store
 
+    monkeypatch.delenv("CX_TEAM_ID")  # the cx fixture names the sandbox's team; here nobody has
     integration = install(cli, cx, "Payments", scopes=["chat:write", "chat:write.public", "users:read"])
     connector(cli, "On-call", "payments", "payments-alerts")
     run, doc = doctor(cli, "--symptom", "case-actions")

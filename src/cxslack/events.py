@@ -64,11 +64,13 @@ class SlackEventHandler:
 
     def __call__(self, envelope: dict[str, Any]) -> Any:
         event = envelope.get("event")
-        if not isinstance(event, dict):
+        clicked = envelope.get("type") == "block_actions"  # a Case button (listen/interactivity.py)
+        if not clicked and not isinstance(event, dict):
             return None
         try:
-            if envelope.get("type") == "block_actions":
+            if clicked:
                 return self._click(envelope)
+            assert isinstance(event, dict)  # for the type checker: checked above
             if event.get("type") == "message":
                 return self._message(event)
             if event.get("type") == "link_shared":

@@ -39,7 +39,7 @@ from cxslack.cases.model import CaseEvent, case_key, case_name, status_label
 from cxslack.errors import CxError
 
 if TYPE_CHECKING:
-    from cxslack.cases.identity import Person
+    from cxslack.cases.identity import Actor
     from cxslack.connectors import Connector
     from cxslack.model import Integration
     from cxslack.registry import Registry
@@ -135,11 +135,16 @@ def buttons_off(integration: Integration, connector: Connector, settings: CaseSe
     return None
 
 
-def note_for(action: CaseAction, person: Person) -> str:
-    """Who did what, for the thread note (and a Case comment where the API takes no actor)."""
+def note_for(action: CaseAction, actor: Actor) -> str:
+    """Who did what, for the note in Slack."""
     if action is CaseAction.ASSIGN:
-        return f"Assigned to {person.signature} from Slack (Assign to me)"
-    return f"{PAST[action].capitalize()} from Slack by {person.signature}"
+        return f"Assigned to {actor.shown} from Slack (Assign to me)"
+    return f"{PAST[action].capitalize()} from Slack by {actor.shown}"
+
+
+def record_for(action: CaseAction, actor: Actor) -> str:
+    """Who did what, for Coralogix where the API takes no actor: the resolution reason and a comment."""
+    return f"{PAST[action]} from Slack by {actor.signature}"
 
 
 @dataclass(frozen=True)
@@ -213,6 +218,7 @@ class ClickHandler:
         self.state = open_state(registry.store)
         self._identities: Identities | None = None
         self._deliverers: dict[str, Any] = {}
+        self._directories: dict[str, tuple[float, Any]] = {}
         self._links: dict[str, str | None] = {}
 
     def identities(self) -> Any:
@@ -273,15 +279,15 @@ class ClickHandler:
             return self._refuse(
                 answer, "mismatch", "This button does not belong to the Case of this message."
             )
-        person = self.identities().who(integration, access, payload)
-        if isinstance(person, Refusal):
-            return self._refuse(answer, person.code, person.message)
+        actor = self.identities().who(integration, access, payload)
+        if isinstance(actor, Refusal):
+            return self._refuse(answer, actor.code, actor.message)
         key = "|".join((action.action_id, channel, message_ts, user, value))
         with self.state.actions.claim(key) as claim:
-            return self._once(claim, thread, connector, integration, action, person, answer)
+            return self._once(claim, thread, connector, integration, action, actor, answer)
 
     def _once(self, claim: Any, thread: CaseThread, connector: Connector, integration: Integration,
-              action: CaseAction, person: Person, answer: Answer) -> ClickResult:  # fmt: skip
+              action: CaseAction, actor: Actor, answer: Answer) -> ClickResult:  # fmt: skip
         from cxslack.errors import NotFoundError
         from cxslack.state.records import TakenAction
 
@@ -289,7 +295,7 @@ class ClickHandler:
         if taken is not None and taken.outcome == "shown":
             return ClickResult("duplicate", f"already {PAST[action]}")
         client = self.coralogix()
-        record = TakenAction(thread.case_id, action.value, person.slack_user, "acting", person.coralogix_user)
+        record = TakenAction(thread.case_id, action.value, actor.slack_user, "acting", actor.coralogix_user)
         try:
             case = client.get_case(thread.case_id)
         except NotFoundError:
@@ -297,15 +303,15 @@ class ClickHandler:
             return self._refuse(
                 answer, "case_gone", f"{thread.case_name or thread.case_id} no longer exists in Coralogix."
             )
-        applied = taken is not None and _reached(case, action, person)  # before a crash: only show it
+        applied = taken is not None and _reached(case, action, actor)  # before a crash: only show it
         if not applied:
-            problem = _already(case, action, person)
+            problem = _already(case, action, actor)
             if problem:
                 claim.forget()
                 return self._refuse(answer, "already", problem)
             claim.record(record)
             try:
-                case = self._act(client, case, action, person)
+                case = self._act(client, case, action, actor)
             except CxError as exc:
                 if exc.code in {"coralogix_unavailable", "coralogix_unreachable"}:
                     raise  # in doubt: the next attempt reads the Case to settle it
@@ -313,33 +319,32 @@ class ClickHandler:
                 return self._refuse(answer, exc.code, exc.message)
         # A crash from here on leaves `acting`: the next delivery reads the Case, sees it was
         # applied, and only shows it.
-        self._show(thread, connector, integration, case, action, person)
+        self._show(thread, connector, integration, case, action, actor)
         claim.record(replace(record, outcome="shown"))
-        return ClickResult("shown", f"{PAST[action]} {case_name(case)} as {person.email}")
+        return ClickResult("shown", f"{PAST[action]} {case_name(case)} as {actor.email}")
 
-    def _act(self, client: Any, case: dict[str, Any], action: CaseAction, person: Person) -> dict[str, Any]:
+    def _act(self, client: Any, case: dict[str, Any], action: CaseAction, actor: Actor) -> dict[str, Any]:
         """The Coralogix call; where it takes no actor, a comment says who it was."""
         ref = case_key(case)
-        note = note_for(action, person)
         if action is CaseAction.ACKNOWLEDGE:
-            return dict(client.acknowledge_case(ref, person.coralogix_user))
+            return dict(client.acknowledge_case(ref, actor.coralogix_user))
         if action is CaseAction.ASSIGN:
-            return dict(client.assign_case(ref, person.coralogix_user))
+            return dict(client.assign_case(ref, actor.coralogix_user))
         from cxslack.coralogix.client import RESOLVE_REASON_MAX
         from cxslack.slack.limits import clip
 
-        done = (
-            client.resolve_case(ref, clip(note, RESOLVE_REASON_MAX))
-            if action is CaseAction.RESOLVE
-            else client.close_case(ref)
-        )
+        said = record_for(action, actor)
+        if action is CaseAction.RESOLVE:
+            done = client.resolve_case(ref, clip(said[:1].upper() + said[1:], RESOLVE_REASON_MAX))
+        else:
+            done = client.close_case(ref)
         # should the comment fail, the action stands; the reason (or the thread note) names them
         with suppress(CxError):
-            client.add_comment(ref, f"{PAST[action]} from Slack by {person.signature}")
+            client.add_comment(ref, said)
         return dict(done)
 
     def _show(self, thread: CaseThread, connector: Connector, integration: Integration, case: dict[str, Any],
-              action: CaseAction, person: Person) -> None:  # fmt: skip
+              action: CaseAction, actor: Actor) -> None:  # fmt: skip
         """The root shows the new status and the buttons that now apply; a note says who did it."""
         from cxslack.cases.notify import CaseNotifier
         from cxslack.cases.previews import refresh_previews
@@ -348,10 +353,21 @@ class ClickHandler:
         deliverer = self._deliverers.get(integration.id)
         if deliverer is None:
             deliverer = self._deliverers[integration.id] = Deliverer(self.registry, integration)
-        CaseNotifier(self.registry, connector, deliverer).notify(
-            case, EVENT[action], self._link(case), note=note_for(action, person)
+        CaseNotifier(self.registry, connector, deliverer, self._people(integration.id, deliverer)).notify(
+            case, EVENT[action], self._link(case), note=note_for(action, actor)
         )
-        refresh_previews(self.registry, case)
+        refresh_previews(self.registry, case, self.coralogix())
+
+    def _people(self, integration: str, deliverer: Any) -> Any:
+        """Who assignees are (the root names them), read afresh every CACHE_SECONDS: the team changes."""
+        from cxslack.cases.identity import CACHE_SECONDS
+        from cxslack.cases.people import People
+
+        made, people = self._directories.get(integration, (0.0, None))
+        if people is None or time.monotonic() - made > CACHE_SECONDS:
+            people = People(self.coralogix(), slack=deliverer.access)
+            self._directories[integration] = (time.monotonic(), people)
+        return people
 
     def _link(self, case: dict[str, Any]) -> str | None:
         key = case_key(case)
@@ -368,13 +384,13 @@ class ClickHandler:
         return ClickResult("refused", code)
 
 
-def _already(case: dict[str, Any], action: CaseAction, person: Person) -> str | None:
+def _already(case: dict[str, Any], action: CaseAction, actor: Actor) -> str | None:
     """Why the action has nothing to do on the Case as it is now, or None."""
     status = status_of(case)
     name = case_name(case)
     if action is CaseAction.ASSIGN and status not in DONE_IN[action]:
         assignee = case.get("assignee")
-        if isinstance(assignee, dict) and assignee.get("userId") == person.coralogix_user:
+        if isinstance(assignee, dict) and assignee.get("userId") == actor.coralogix_user:
             return f"{name} is already assigned to you."
         return None
     if status in DONE_IN[action]:
@@ -382,9 +398,9 @@ def _already(case: dict[str, Any], action: CaseAction, person: Person) -> str | 
     return None
 
 
-def _reached(case: dict[str, Any], action: CaseAction, person: Person) -> bool:
+def _reached(case: dict[str, Any], action: CaseAction, actor: Actor) -> bool:
     """A call whose answer was lost: does the Case show it was applied?"""
     if action is CaseAction.ASSIGN:
         assignee = case.get("assignee")
-        return isinstance(assignee, dict) and assignee.get("userId") == person.coralogix_user
+        return isinstance(assignee, dict) and assignee.get("userId") == actor.coralogix_user
     return status_of(case) in DONE_IN[action]

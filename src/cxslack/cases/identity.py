@@ -23,7 +23,9 @@ CACHE_SECONDS = 60.0  # a member removed from the team stops acting within a min
 
 
 @dataclass(frozen=True)
-class Person:
+class Actor:
+    """The person who clicked, as Coralogix knows them: acts are done (or noted) in their name."""
+
     slack_user: str
     name: str
     email: str
@@ -31,8 +33,13 @@ class Person:
 
     @property
     def signature(self) -> str:
-        """How notes and comments name them: `Alice Anderson <alice@example.com>`."""
+        """How Coralogix comments and reasons name them: `Alice Anderson <alice@example.com>`."""
         return f"{self.name} <{self.email}>"
+
+    @property
+    def shown(self) -> str:
+        """How Slack notes name them (angle brackets are markup there): `Alice Anderson (alice@example.com)`."""
+        return f"{self.name} ({self.email})"
 
 
 @dataclass(frozen=True)
@@ -44,15 +51,15 @@ class Refusal:
 
 
 class Identities:
-    """Slack user → Person (or Refusal), per integration, remembered for CACHE_SECONDS."""
+    """Slack user → Actor (or Refusal), per integration, remembered for CACHE_SECONDS."""
 
     def __init__(self, coralogix: Any, team_id: int | None):
         self.coralogix = coralogix
         self.team_id = team_id
-        self._cache: dict[tuple[str, str], tuple[float, Person | Refusal]] = {}
+        self._cache: dict[tuple[str, str], tuple[float, Actor | Refusal]] = {}
         self._lock = threading.Lock()
 
-    def who(self, integration: Integration, access: Any, payload: dict[str, Any]) -> Person | Refusal:
+    def who(self, integration: Integration, access: Any, payload: dict[str, Any]) -> Actor | Refusal:
         user = _dict(payload.get("user"))
         user_id = str(user.get("id") or "")
         home = integration.workspace.team_id if integration.workspace else None
@@ -74,7 +81,7 @@ class Identities:
                 self._cache[key] = (time.monotonic() + CACHE_SECONDS, found)
         return found
 
-    def _look_up(self, integration: Integration, access: Any, user_id: str, home: str) -> Person | Refusal:
+    def _look_up(self, integration: Integration, access: Any, user_id: str, home: str) -> Actor | Refusal:
         from cxslack.coralogix.team import find_active_member
         from cxslack.slack.client import SlackError
 
@@ -111,7 +118,7 @@ class Identities:
                 "cannot act as you. Ask a Coralogix admin to add you with that email.",
             )
         name = str(profile.get("real_name") or profile.get("display_name") or member.name or user.get("name"))
-        return Person(user_id, name, email, member.user_id)
+        return Actor(user_id, name, email, member.user_id)
 
 
 def _dict(value: Any) -> dict[str, Any]:
