@@ -105,9 +105,14 @@ class ActionChecks(SymptomChecks):
     def _listener(self, state: State, subject: Subject, shown: str) -> Check:
         import time
 
-        if state.listening():
+        running = state.listening()
+        if running:
             return subject.check("actions.listener", self.symptom, CheckStatus.OK,
                                  "`cxslack listen` is running and receives the clicks")  # fmt: skip
+        if running is None:
+            return subject.check("actions.listener", self.symptom, CheckStatus.SKIP,
+                                 "listeners run as replicas on a shared database: each one's /healthz says whether "
+                                 "it receives clicks")  # fmt: skip
         configured = [
             n for n in ("CXSLACK_SLACK_SIGNING_SECRET", "CXSLACK_SLACK_APP_TOKEN") if os.environ.get(n)
         ]

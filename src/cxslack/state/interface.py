@@ -355,5 +355,6 @@ class State(Protocol):
     def last_event_handled_at(self) -> float | None:
         """When `listen` last finished an event (without opening the inbox)."""
 
-    def listening(self) -> bool:
-        """A `cxslack listen` holds the inbox right now."""
+    def listening(self) -> bool | None:
+        """A `cxslack listen` holds the inbox right now; None when this state cannot tell (a
+        database shared by replicas on other machines)."""

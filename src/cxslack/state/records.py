@@ -211,14 +211,15 @@ def reply_key(channel: str, ts: str) -> str:
 
 
 # -- Case actions taken from Slack (the buttons on a Case message) -----------------------------
-ActionOutcome = Literal["acting", "shown"]
+ActionOutcome = Literal["acting", "done", "shown"]
 
 
 @dataclass(frozen=True)
 class TakenAction:
     """What one click (a button on one message, by one person) did to a Case. `acting`: the call
     to Coralogix was sent (a crash before the end leaves this; reading the Case tells whether it
-    was applied); `shown`: applied, and Slack shows it (the root and the thread note)."""
+    was applied); `done`: applied in Coralogix; `shown`: applied, and Slack shows it (the root and
+    the thread note). Only `shown` ends a click: after `acting` or `done` the Case is read again."""
 
     case: str
     action: str  # acknowledge | assign | resolve | close
