@@ -2,7 +2,8 @@
 through a load balancer that hands every delivery to two replicas at once (as Slack's retries
 do), and each reply still becomes exactly one comment, each pasted Case URL one unfurl; a replica
 killed with SIGKILL mid-stream leaves its claimed work to the others; and a home's file state
-copied over with `state copy` carries on without duplicates."""
+copied over with `state copy` carries on without duplicates; and clicks on Case buttons, each
+delivered to two replicas, act once."""
 
 from __future__ import annotations
 
@@ -297,3 +298,37 @@ def test_two_replicas_refreshing_a_rotating_token_at_once_refresh_it_once(
         balancer.close()
         for replica in replicas:
             replica.stop()
+
+
+def test_clicks_reaching_two_replicas_at_once_act_once(cluster: Cluster) -> None:
+    """Case buttons on replicas: every click delivered to two replicas at once, and double clicks
+    besides — one acknowledge, one resolve, one note each."""
+    cx = cluster.cx
+    # the balancer the cluster subscribed for events takes the clicks too
+    url = httpx.get(f"{cx.url}/_sandbox/events").json()["subscription"]["url"].removesuffix("/slack/events")
+    sandbox_admin(
+        cx, "events/subscribe", url=f"{url}/slack/events", interactivity_url=f"{url}/slack/interactivity"
+    )
+    for case, action, user in (("CASE-1", "acknowledge", "U0BOB"), ("CASE-2", "resolve", "U0CAROL")):
+        root = cluster.roots[case]
+        for _ in range(2):  # a double click
+            sandbox_admin(
+                cx,
+                "click",
+                channel=root["channel"],
+                ts=root["ts"],
+                action_id=f"cxslack_case_{action}",
+                user=user,
+            )
+    actions = lambda: httpx.get(f"{cx.url}/_sandbox/coralogix/actions").json()["actions"]  # noqa: E731
+    wait_for(lambda: len([a for a in actions() if a["status"] == 200]) >= 2, timeout=60)
+    for root in (cluster.roots["CASE-1"], cluster.roots["CASE-2"]):
+        wait_for(lambda root=root: any("from Slack by" in m["text"] for m in sandbox_messages(cx, root["channel"])
+                                       if m.get("thread_ts") == root["ts"] and m["ts"] != root["ts"]), timeout=60)  # fmt: skip
+    time.sleep(1.0)  # let any second action arrive
+    done = [(a["verb"], a["path"].split("/")[2]) for a in actions() if a["status"] == 200]
+    assert sorted(done) == [("POST", "acknowledged"), ("PUT", "resolved")]
+    for root in (cluster.roots["CASE-1"], cluster.roots["CASE-2"]):
+        notes = [m for m in sandbox_messages(cx, root["channel"])
+                 if m.get("thread_ts") == root["ts"] and "from Slack by" in m["text"]]  # fmt: skip
+        assert len(notes) == 1

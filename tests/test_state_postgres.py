@@ -79,6 +79,8 @@ def test_case_settings_merge_over_refs(state: State) -> None:
     book.update("uuid-1", CaseSettings("new-message", None))
     assert book.get("CASE-1", "uuid-1") == CaseSettings("new-message", True)
     assert book.get(None, "nothing") == CaseSettings()
+    assert book.update("CASE-1", CaseSettings(case_actions=False)) == CaseSettings("thread", True, False)
+    assert book.get("CASE-1", "uuid-1") == CaseSettings("new-message", True, False)  # buttons off, per Case
 
 
 def test_sync_ledger_claims_records_and_cursors(state: State) -> None:
@@ -381,7 +383,7 @@ def test_state_copy_moves_a_homes_file_state(cli: Cli, pg_url: str, tmp_path: Pa
     files = open_state(Store())
     files.threads.map(CaseThread("case-1", "on-call", "C1", "1.1", "int-1", "CASE-1"))
     files.threads.mark_pending("case-2", "on-call", ["payments"])
-    files.settings.update("CASE-1", CaseSettings("thread-broadcast", True))
+    files.settings.update("CASE-1", CaseSettings("thread-broadcast", True, False))
     with files.ledger.claim("C1", "1.2") as claim:
         claim.record(SyncedReply("case-1", comment="comment-1"))
     files.ledger.advance("C1|1.1", "1.2")
@@ -411,7 +413,7 @@ def test_state_copy_moves_a_homes_file_state(cli: Cli, pg_url: str, tmp_path: Pa
         shared = open_state(Store())
         assert shared.threads.at("C1", "1.1") is not None
         assert isinstance(shared.threads.get("case-2", "on-call"), PendingRoot)
-        assert shared.settings.get("CASE-1") == CaseSettings("thread-broadcast", True)
+        assert shared.settings.get("CASE-1") == CaseSettings("thread-broadcast", True, False)
         assert shared.ledger.get("C1", "1.2") is not None and shared.ledger.cursor("C1|1.1") == "1.2"
         assert shared.ledger.last_poll() and [p.ts for p in shared.previews.of_case("case-1")] == ["3.3"]
         with shared.actions.claim("acknowledge|C1|1.1|U0ALICE|1.5") as click:

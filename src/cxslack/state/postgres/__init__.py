@@ -2,7 +2,7 @@
 
     cxslack_events          the event inbox: dedupe by event_id, claims, dead letters   inbox.py
     cxslack_case_threads    (Case, connector) → root message, or a pending root          books.py
-    cxslack_case_settings   per-Case reply mode and sync mute
+    cxslack_case_settings   per-Case reply mode, sync mute and buttons
     cxslack_synced_replies  (channel, ts) → the comment it became
     cxslack_sync_cursors    `cxslack sync`'s read position per thread; cxslack_marks: last poll
     cxslack_previews        where each Case's URL previews live

@@ -191,9 +191,10 @@ class PgCaseSettings:
             return CaseSettings()
         with self.db.connection() as connection:
             rows = connection.execute(
-                "SELECT ref, reply_mode, mute_sync FROM cxslack_case_settings WHERE ref = ANY(%s)", [wanted]
+                "SELECT ref, reply_mode, mute_sync, case_actions FROM cxslack_case_settings WHERE ref = ANY(%s)",
+                [wanted],
             )
-            saved = {ref: CaseSettings(mode, mute) for ref, mode, mute in rows}
+            saved = {ref: CaseSettings(mode, mute, buttons) for ref, mode, mute, buttons in rows}
         merged = CaseSettings()
         for ref in wanted:
             merged = saved.get(ref, CaseSettings()).over(merged)
@@ -201,14 +202,16 @@ class PgCaseSettings:
 
     def update(self, ref: str, changes: CaseSettings) -> CaseSettings:
         with self.db.connection() as connection:
-            mode, mute = connection.execute(
-                """INSERT INTO cxslack_case_settings AS s (ref, reply_mode, mute_sync) VALUES (%s, %s, %s)
+            mode, mute, buttons = connection.execute(
+                """INSERT INTO cxslack_case_settings AS s (ref, reply_mode, mute_sync, case_actions)
+                VALUES (%s, %s, %s, %s)
                 ON CONFLICT (ref) DO UPDATE SET reply_mode = coalesce(EXCLUDED.reply_mode, s.reply_mode),
-                    mute_sync = coalesce(EXCLUDED.mute_sync, s.mute_sync)
-                RETURNING reply_mode, mute_sync""",
-                [ref, changes.reply_mode, changes.mute_sync],
+                    mute_sync = coalesce(EXCLUDED.mute_sync, s.mute_sync),
+                    case_actions = coalesce(EXCLUDED.case_actions, s.case_actions)
+                RETURNING reply_mode, mute_sync, case_actions""",
+                [ref, changes.reply_mode, changes.mute_sync, changes.case_actions],
             ).fetchone()
-        return CaseSettings(mode, mute)
+        return CaseSettings(mode, mute, buttons)
 
 
 class PgSyncLedger:

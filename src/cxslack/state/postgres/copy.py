@@ -118,8 +118,9 @@ class _Copy:
         for ref, body in sorted(doc.items()):
             settings = CaseSettings.from_json(body)
             if settings != CaseSettings():
-                self._insert("settings", "INSERT INTO cxslack_case_settings (ref, reply_mode, mute_sync) VALUES (%s, %s, %s)",
-                             [ref, settings.reply_mode, settings.mute_sync])  # fmt: skip
+                self._insert("settings", "INSERT INTO cxslack_case_settings (ref, reply_mode, mute_sync, case_actions) "
+                             "VALUES (%s, %s, %s, %s)",
+                             [ref, settings.reply_mode, settings.mute_sync, settings.case_actions])  # fmt: skip
 
     def ledger(self, doc: dict[str, Any]) -> None:
         messages = doc.get("messages")

@@ -127,6 +127,9 @@ CREATE TABLE cxslack_posts_in_doubt (
     post    jsonb NOT NULL
 );
 """),
+    Migration(5, "per-Case buttons on and off (cases settings --case-actions/--no-case-actions)", """
+ALTER TABLE cxslack_case_settings ADD COLUMN case_actions boolean;
+"""),
 )  # fmt: skip
 
 LATEST = MIGRATIONS[-1].version
