@@ -7,7 +7,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,6 +35,48 @@ def timed(args: list[str], env: dict[str, str]) -> float:
     if proc.returncode != 0:
         raise SystemExit(f"cxslack {' '.join(args)} failed: {proc.stderr[-400:]}")
     return time.perf_counter() - started
+
+
+def percentile(samples: list[float], p: float) -> float:
+    return (
+        statistics.quantiles(samples, n=100, method="inclusive")[int(p) - 1]
+        if len(samples) > 1
+        else samples[0]
+    )
+
+
+def post_all(count: int, senders: int, post: Callable[[Any, int], Any]) -> list[float]:
+    """Call `post(client, index)` for every index below `count` from `senders` threads, each with its
+    own keep-alive httpx client; it must answer 200. Returns how long each call took, in seconds."""
+    import threading
+
+    import httpx
+
+    latencies: list[float] = []
+    lock = threading.Lock()
+    cursor = iter(range(count))
+
+    def sender() -> None:
+        with httpx.Client(timeout=10, trust_env=False) as client:
+            while True:
+                with lock:
+                    index = next(cursor, None)
+                if index is None:
+                    return
+                started = time.perf_counter()
+                status = post(client, index).status_code
+                elapsed = time.perf_counter() - started
+                if status != 200:
+                    raise SystemExit(f"delivery {index} answered {status}")
+                with lock:
+                    latencies.append(elapsed)
+
+    threads = [threading.Thread(target=sender) for _ in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies
 
 
 def report(rows: Sequence[tuple[str, str]]) -> None:

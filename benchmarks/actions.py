@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,17 +33,18 @@ from urllib.parse import urlencode
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import admin, cxslack, installed_integration, report, sandbox_env, sandbox_process
+from _common import (
+    admin,
+    cxslack,
+    installed_integration,
+    percentile,
+    post_all,
+    report,
+    sandbox_env,
+    sandbox_process,
+)
 
 USERS = ("U0ALICE", "U0BOB", "U0CAROL")
-
-
-def percentile(samples: list[float], p: float) -> float:
-    return (
-        statistics.quantiles(samples, n=100, method="inclusive")[int(p) - 1]
-        if len(samples) > 1
-        else samples[0]
-    )
 
 
 def setup(url: str, clicks: int, channels: int) -> tuple[list[dict[str, Any]], list[str]]:
@@ -82,37 +82,17 @@ def setup(url: str, clicks: int, channels: int) -> tuple[list[dict[str, Any]], l
 
 
 def send_all(base: str, bodies: list[bytes], senders: int) -> list[float]:
+    """Post every click, signed and form-encoded as Slack does; ack latencies in s."""
     from cxslack.sandbox.events import SIGNING_SECRET, signed_headers
 
-    latencies: list[float] = []
-    lock = threading.Lock()
-    cursor = iter(bodies)
+    def post(client: httpx.Client, index: int) -> httpx.Response:
+        headers = {
+            **signed_headers(SIGNING_SECRET, bodies[index]),
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        return client.post(f"{base}/slack/interactivity", content=bodies[index], headers=headers)
 
-    def sender() -> None:
-        with httpx.Client(timeout=10, trust_env=False) as client:
-            while True:
-                with lock:
-                    body = next(cursor, None)
-                if body is None:
-                    return
-                headers = {
-                    **signed_headers(SIGNING_SECRET, body),
-                    "Content-Type": "application/x-www-form-urlencoded",
-                }
-                started = time.perf_counter()
-                status = client.post(f"{base}/slack/interactivity", content=body, headers=headers).status_code
-                elapsed = time.perf_counter() - started
-                if status != 200:
-                    raise SystemExit(f"a click was answered {status}")
-                with lock:
-                    latencies.append(elapsed)
-
-    threads = [threading.Thread(target=sender) for _ in range(senders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies
+    return post_all(len(bodies), senders, post)
 
 
 def baseline(url: str, refs: list[str]) -> float:

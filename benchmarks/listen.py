@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import statistics
 import sys
 import tempfile
 import threading
@@ -39,7 +38,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import report
+from _common import percentile, post_all, report
 
 SECRET = "benchmark-signing-secret"
 THREAD_TS = "1700000000.000100"
@@ -160,46 +159,14 @@ def send_all(port: int | list[int], bodies: list[bytes], senders: int, originals
     ports = port if isinstance(port, list) else [port]
     from cxslack.sandbox.events import signed_headers
 
-    latencies: list[float] = []
-    lock = threading.Lock()
-    cursor = iter(enumerate(bodies))
+    def post(client: httpx.Client, index: int) -> httpx.Response:
+        body, retry = bodies[index], index >= originals
+        headers = signed_headers(SECRET, body, retry_num=1 if retry else 0)
+        original = int(json.loads(body)["event_id"][-4:])  # a retry goes to the next replica
+        target = ports[(original + int(retry)) % len(ports)]
+        return client.post(f"http://127.0.0.1:{target}/slack/events", content=body, headers=headers)
 
-    def sender() -> None:
-        with httpx.Client(timeout=10, trust_env=False) as client:
-            while True:
-                with lock:
-                    item = next(cursor, None)
-                if item is None:
-                    return
-                index, body = item
-                retry = index >= originals
-                headers = signed_headers(SECRET, body, retry_num=1 if retry else 0)
-                original = int(json.loads(body)["event_id"][-4:])  # a retry goes to the next replica
-                target = ports[(original + int(retry)) % len(ports)]
-                started = time.perf_counter()
-                status = client.post(
-                    f"http://127.0.0.1:{target}/slack/events", content=body, headers=headers
-                ).status_code
-                elapsed = time.perf_counter() - started
-                if status != 200:
-                    raise SystemExit(f"delivery {index} answered {status}")
-                with lock:
-                    latencies.append(elapsed)
-
-    threads = [threading.Thread(target=sender) for _ in range(senders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies
-
-
-def percentile(samples: list[float], p: float) -> float:
-    return (
-        statistics.quantiles(samples, n=100, method="inclusive")[int(p) - 1]
-        if len(samples) > 1
-        else samples[0]
-    )
+    return post_all(len(bodies), senders, post)
 
 
 def wait_processed(port: int | list[int], count: int, timeout: float = 300) -> None:
