@@ -105,14 +105,9 @@ class ActionChecks(SymptomChecks):
     def _listener(self, state: State, subject: Subject, shown: str) -> Check:
         import time
 
-        running = state.listening()
-        if running:
+        if state.listening():
             return subject.check("actions.listener", self.symptom, CheckStatus.OK,
                                  "`cxslack listen` is running and receives the clicks")  # fmt: skip
-        if running is None:
-            return subject.check("actions.listener", self.symptom, CheckStatus.SKIP,
-                                 "listeners run as replicas on a shared database: each one's /healthz says whether "
-                                 "it receives clicks")  # fmt: skip
         configured = [
             n for n in ("CXSLACK_SLACK_SIGNING_SECRET", "CXSLACK_SLACK_APP_TOKEN") if os.environ.get(n)
         ]
@@ -121,7 +116,7 @@ class ActionChecks(SymptomChecks):
         ready = f" ({' and '.join(configured)} set here)" if configured else ""
         return subject.check(
             "actions.listener", self.symptom, CheckStatus.WARN,
-            f"no `cxslack listen` is running on this state directory{when}: Slack cannot deliver "
+            f"no `cxslack listen` is running on this state{when}: Slack cannot deliver "
             f"clicks ({shown}) and shows the person an error{ready}",
             LISTEN,
         )  # fmt: skip

@@ -355,6 +355,6 @@ class State(Protocol):
     def last_event_handled_at(self) -> float | None:
         """When `listen` last finished an event (without opening the inbox)."""
 
-    def listening(self) -> bool | None:
-        """A `cxslack listen` holds the inbox right now; None when this state cannot tell (a
-        database shared by replicas on other machines)."""
+    def listening(self) -> bool:
+        """A `cxslack listen` is running on this state right now (in files: it holds the inbox's
+        lock; in a shared database: some replica's worker holds the listening lock)."""

@@ -71,10 +71,6 @@ class PgState:
     def open_inbox(self) -> EventInbox:
         return PgInbox(self.db)
 
-    def listening(self) -> bool | None:
-        """Replicas run on other machines and hold no lock here: each one's /healthz says."""
-        return None
-
     def last_event_handled_at(self) -> float | None:
         with self.db.connection() as connection:
             (at,) = connection.execute(
