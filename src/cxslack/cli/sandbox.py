@@ -145,9 +145,13 @@ def serve(
         say(f"export CX_SEND_KEY={CORALOGIX_SEND_KEY}")
         say(f"export CX_TEAM_ID={CORALOGIX_TEAM_ID}")
         say(f"export CXSLACK_SLACK_SIGNING_SECRET={SIGNING_SECRET}")
-        say("Events for `cxslack listen`: start it, then subscribe its request URL (Slack checks it with a")
-        say("url_verification challenge first), or get an app token for --socket-mode:")
-        subscription = '{"url": "http://127.0.0.1:3000/slack/events"}'
+        say("Events and Case-button clicks for `cxslack listen`: start it, then subscribe its request URLs")
+        say("(Slack checks the events URL with a url_verification challenge first), or get an app token")
+        say("for --socket-mode:")
+        subscription = (
+            '{"url": "http://127.0.0.1:3000/slack/events", '
+            '"interactivity_url": "http://127.0.0.1:3000/slack/interactivity"}'
+        )
         say(f"curl -s {sandbox.url}/_sandbox/events/subscribe -d '{subscription}'")
         read_token = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"token\"])'"
         say(
