@@ -272,3 +272,93 @@ def test_an_outage_is_retried_and_still_acts_and_shows_once(listening: Listening
     listening.settled()
     assert [a["status"] for a in listening.actions("POST /cases/acknowledged/v1")] == [500, 200]
     assert len(listening.notes()) == 1 and listening.ephemeral("U0BOB") == []
+
+
+# -- the handler in-process: the rarer paths ---------------------------------------------------
+@pytest.fixture
+def posted(cli: Cli, cx: Any) -> dict[str, Any]:
+    """CASE-1's root with its buttons; no listener (the tests hand clicks to the handler)."""
+    install(
+        cli, cx, "Payments", scopes=["chat:write", "chat:write.public", "users:read"]
+    )  # no users:read.email
+    cli.ok("connectors", "create", "On-call", "--integration", "payments", "--channel", "payments-alerts",
+           "--fallback-channel", "ops-fallback")  # fmt: skip
+    return dict(
+        cli.ok("cases", "notify", "CASE-1", "--connector", "on-call", "-o", "json").json()["notifications"][0]
+    )
+
+
+def clicked(cx: Any, root: dict[str, Any], action: str, user: str = "U0BOB") -> dict[str, Any]:
+    """A person clicks: the block_actions envelope the listener would hand to the handler."""
+    from cxslack.listen.interactivity import click_envelope
+
+    payload = sandbox_admin(cx, "click", channel=root["channel"], ts=root["ts"], action_id=f"cxslack_case_{action}",
+                            user=user)["payload"]  # fmt: skip
+    built = click_envelope(payload)
+    assert built is not None
+    return built
+
+
+def handle(envelope: dict[str, Any]) -> Any:
+    from cxslack.events import make_handler
+
+    return make_handler()(envelope)
+
+
+def ephemeral(cx: Any, user: str) -> list[dict[str, Any]]:
+    return list(HTTP.get(f"{cx.url}/_sandbox/ephemeral", params={"user": user}).json()["ephemeral"])
+
+
+def test_without_users_read_email_nobody_can_be_found(cx: Any, posted: dict[str, Any]) -> None:
+    result = handle(clicked(cx, posted, "acknowledge"))
+    assert (result.outcome, result.detail) == ("refused", "no_email")
+    [answer] = ephemeral(cx, "U0BOB")
+    assert (
+        "users:read.email" in answer["text"] and "cxslack integrations authorize Payments" in answer["text"]
+    )
+
+
+def test_an_expired_response_url_falls_back_to_chat_post_ephemeral(
+    cli: Cli, cx: Any, posted: dict[str, Any]
+) -> None:
+    cli.ok("cases", "settings", "CASE-1", "--no-case-actions")  # turned off after the root was posted
+    click = clicked(cx, posted, "acknowledge")
+    sandbox_admin(cx, "clock", advance=31 * 60)  # the click's response_url expires before it is handled
+    result = handle(click)
+    assert (result.outcome, result.detail) == ("refused", "off")
+    [answer] = ephemeral(cx, "U0BOB")
+    assert answer["via"] == "chat.postEphemeral" and "turned off for this Case" in answer["text"]
+
+
+def test_an_outage_past_the_patience_tells_the_person(cli: Cli, cx: Any) -> None:
+    install(cli, cx, "Payments")
+    cli.ok("connectors", "create", "On-call", "--integration", "payments", "--channel", "payments-alerts",
+           "--fallback-channel", "ops-fallback")  # fmt: skip
+    root = cli.ok("cases", "notify", "CASE-1", "--connector", "on-call", "-o", "json").json()[
+        "notifications"
+    ][0]
+    sandbox_admin(cx, "faults", kind="status", method="coralogix.cases.acknowledge", status=500, count=1)
+    result = handle({**clicked(cx, root, "acknowledge"), "received_at": time.time() - 600})
+    assert result.outcome == "unconfirmed"
+    [answer] = ephemeral(cx, "U0BOB")
+    assert "may not have been applied" in answer["text"]
+
+
+@pytest.mark.parametrize("mode", ["thread-broadcast", "new-message"])
+def test_the_note_follows_the_cases_reply_mode(cli: Cli, cx: Any, mode: str) -> None:
+    install(cli, cx, "Payments")
+    cli.ok("connectors", "create", "On-call", "--integration", "payments", "--channel", "payments-alerts",
+           "--fallback-channel", "ops-fallback")  # fmt: skip
+    root = cli.ok("cases", "notify", "CASE-1", "--connector", "on-call", "-o", "json").json()[
+        "notifications"
+    ][0]
+    cli.ok("cases", "settings", "CASE-1", "--reply-mode", mode)
+    assert handle(clicked(cx, root, "acknowledge")).outcome == "shown"
+    later = [m for m in sandbox_messages(cx, root["channel"]) if m["ts"] > root["ts"]]
+    [note] = [
+        m for m in later if "Acknowledged from Slack by Bob Brown (bob@example.com)" in str(m.get("blocks"))
+    ]
+    if mode == "thread-broadcast":
+        assert note["thread_ts"] == root["ts"] and note.get("subtype") == "thread_broadcast"
+    else:  # a new card in the channel, without buttons (only the root has them)
+        assert "thread_ts" not in note and not [b for b in note["blocks"] if b["type"] == "actions"]
