@@ -488,3 +488,26 @@ def test_a_running_replica_is_seen_as_listening(pg_url: str) -> None:
     finally:
         inbox.close()
     assert state.listening() is False
+
+
+def test_a_replica_whose_database_is_gone_still_stops_cleanly(postgres: PostgresServer, pg_url: str) -> None:
+    from cxslack.sandbox.events import SIGNING_SECRET
+
+    dbname = pg_url.rsplit("/", 1)[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cxslack", "listen", "--http", "127.0.0.1:0", "--state-url", pg_url],
+        env={**os.environ, "CXSLACK_SLACK_SIGNING_SECRET": SIGNING_SECRET}, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    while "Listening" not in (line := proc.stderr.readline()):
+        assert line, "listen exited early"
+    postgres.admin(f"ALTER DATABASE {dbname} ALLOW_CONNECTIONS false")
+    try:
+        postgres.admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{dbname}'")
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0  # what waits stays in the database; nothing to lose by stopping
+        assert "waiting for the next start" in proc.stderr.read()
+    finally:
+        proc.kill()
+        postgres.admin(f"ALTER DATABASE {dbname} ALLOW_CONNECTIONS true")

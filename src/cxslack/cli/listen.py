@@ -16,6 +16,7 @@ from cxslack.redact import register_secret
 
 if TYPE_CHECKING:
     from cxslack.listen import Listener
+    from cxslack.state.interface import EventInbox
 
 DEFAULT_HTTP = "127.0.0.1:3000"
 SIGNING_SECRET_ENV = "CXSLACK_SLACK_SIGNING_SECRET"
@@ -119,8 +120,17 @@ def _listen(http: str | None, socket_mode: bool, once: bool, signing_secret_stdi
         say("The handler did not finish in time: its event is processed again on the next start.")
     inbox = listener.inbox
     say(
-        f"Stopped: {inbox.processed} handled, {inbox.dead_lettered} dead-lettered, {inbox.depth} waiting for the next start."
+        f"Stopped: {inbox.processed} handled, {inbox.dead_lettered} dead-lettered, {_waiting(inbox)} waiting for the next start."
     )
+
+
+def _waiting(inbox: EventInbox) -> str:
+    """How many events wait, for the last line: a database gone by now must not turn a clean stop
+    into an error (what waits is kept there either way)."""
+    try:
+        return str(inbox.depth)
+    except OSError:
+        return "an unknown number of"
 
 
 def _start(listener: Listener, address: tuple[str, int] | None) -> None:

@@ -228,8 +228,9 @@ class PgInbox:
     # -- state ------------------------------------------------------------------------------------
     @property
     def depth(self) -> int:
-        """Events waiting in the database, at every replica (the ones being handled included)."""
-        with self.db.connection() as connection:
+        """Events waiting in the database, at every replica (the ones being handled included); asked
+        by /healthz and on the way out, so it gives up as quickly as accepting does."""
+        with self.db.connection(QUICK_TIMEOUT) as connection:
             return int(
                 connection.execute("SELECT count(*) FROM cxslack_events WHERE state = 'waiting'").fetchone()[
                     0
