@@ -5,7 +5,7 @@ _cxslack_subcommands() {
         "") subs="access-logs app cases completion config connectors coralogix doctor integrations listen sandbox state sync" ;;
         "access-logs") subs="collect" ;;
         "app") subs="configure manifest" ;;
-        "cases") subs="show notify settings" ;;
+        "cases") subs="show notify chart settings" ;;
         "config") subs="path" ;;
         "connectors") subs="create list show edit remove export import pull plan push render test migrate" ;;
         "coralogix") subs="configure show" ;;
@@ -56,6 +56,10 @@ _cxslack() {
         "cases notify:--root-link") COMPREPLY=(); return ;;
         "cases notify:--output"|"cases notify:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
         "cases notify:--state-url") COMPREPLY=(); return ;;
+        "cases chart:--file") COMPREPLY=(); return ;;
+        "cases chart:--alert") COMPREPLY=(); return ;;
+        "cases chart:--case-json") COMPREPLY=(); return ;;
+        "cases chart:--output"|"cases chart:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
         "cases settings:--reply-mode") COMPREPLY=(); return ;;
         "cases settings:--output"|"cases settings:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
         "cases settings:--state-url") COMPREPLY=(); return ;;
@@ -103,7 +107,7 @@ _cxslack() {
         "coralogix show:--region") COMPREPLY=(); return ;;
         "coralogix show:--profile") COMPREPLY=(); return ;;
         "coralogix show:--output"|"coralogix show:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
-        "doctor:--symptom") COMPREPLY=($(compgen -W "failing no-timeline-updates no-previews wrong-channel certification routing-rules case-actions local" -- "$cur")); return ;;
+        "doctor:--symptom") COMPREPLY=($(compgen -W "failing no-timeline-updates no-previews wrong-channel certification routing-rules case-actions evaluation-chart local" -- "$cur")); return ;;
         "doctor:--payload") COMPREPLY=(); return ;;
         "doctor:--output"|"doctor:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
         "integrations add:--name") COMPREPLY=(); return ;;
@@ -145,10 +149,11 @@ _cxslack() {
         "access-logs collect") opts="--since --until --forward --file --follow --interval --application-name --subsystem-name --no-checkpoint --batch-size --output -o --help -h" ;;
         "app") opts="--help -h" ;;
         "app configure") opts="--client-id --client-secret-stdin --redirect-uri --pkce --no-pkce --output -o --help -h" ;;
-        "app manifest") opts="--integration --two-way-sync --link-previews --access-logs --channel-lookup --redirect-uri --events-url --interactivity-url --case-actions --no-case-actions --name --format --help -h" ;;
+        "app manifest") opts="--integration --two-way-sync --link-previews --access-logs --channel-lookup --evaluation-chart --redirect-uri --events-url --interactivity-url --case-actions --no-case-actions --name --format --help -h" ;;
         "cases") opts="--help -h" ;;
         "cases show") opts="--output -o --state-url --help -h" ;;
-        "cases notify") opts="--connector --event --case-json --workers --root-link --resend --repost-root --output -o --state-url --help -h" ;;
+        "cases notify") opts="--connector --event --case-json --workers --root-link --resend --repost-root --chart --no-chart --output -o --state-url --help -h" ;;
+        "cases chart") opts="--file --alert --case-json --output -o --help -h" ;;
         "cases settings") opts="--reply-mode --mute-sync --unmute-sync --case-actions --no-case-actions --output -o --state-url --help -h" ;;
         "completion") opts="--help -h" ;;
         "config") opts="--help -h" ;;
@@ -172,11 +177,11 @@ _cxslack() {
         "coralogix show") opts="--region --profile --output -o --help -h" ;;
         "doctor") opts="--symptom --offline --payload --output -o --help -h" ;;
         "integrations") opts="--help -h" ;;
-        "integrations add") opts="--name --notifications --no-notifications --access-logs --no-access-logs --two-way-sync --no-two-way-sync --link-previews --no-link-previews --channel-lookup --consent-us-data-transfer --integration-version --authorize --no-authorize --redirect-uri --no-browser --paste --pkce --timeout --coralogix-id --output -o --help -h" ;;
+        "integrations add") opts="--name --notifications --no-notifications --access-logs --no-access-logs --two-way-sync --no-two-way-sync --link-previews --no-link-previews --channel-lookup --evaluation-chart --no-evaluation-chart --consent-us-data-transfer --integration-version --authorize --no-authorize --redirect-uri --no-browser --paste --pkce --timeout --coralogix-id --output -o --help -h" ;;
         "integrations authorize") opts="--channel-lookup --no-channel-lookup --redirect-uri --no-browser --paste --pkce --timeout --tls-cert --tls-key --output -o --help -h" ;;
         "integrations list") opts="--remote --output -o --help -h" ;;
         "integrations show") opts="--output -o --help -h" ;;
-        "integrations edit") opts="--name --notifications --no-notifications --access-logs --no-access-logs --two-way-sync --no-two-way-sync --link-previews --no-link-previews --channel-lookup --no-channel-lookup --integration-version --webhook-url-stdin --coralogix-id --unlink-coralogix --output -o --help -h" ;;
+        "integrations edit") opts="--name --notifications --no-notifications --access-logs --no-access-logs --two-way-sync --no-two-way-sync --link-previews --no-link-previews --channel-lookup --no-channel-lookup --evaluation-chart --no-evaluation-chart --integration-version --webhook-url-stdin --coralogix-id --unlink-coralogix --output -o --help -h" ;;
         "integrations remove") opts="--yes -y --output -o --help -h" ;;
         "listen") opts="--http --socket-mode --once --signing-secret-stdin --state-url --help -h" ;;
         "sandbox") opts="--help -h" ;;

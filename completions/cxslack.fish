@@ -9,7 +9,7 @@ function __cxslack_subcommands
         case "app"
             echo configure manifest
         case "cases"
-            echo show notify settings
+            echo show notify chart settings
         case "config"
             echo path
         case "connectors"
@@ -81,6 +81,7 @@ complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l two-way-sync 
 complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l link-previews -d 'Include rich Case URL previews'
 complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l access-logs -d 'Include Slack access logs (user scopes)'
 complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l channel-lookup -d 'Include channels:read and groups:read (cxslack\'s own, for looking channels up by name)'
+complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l evaluation-chart -d 'Include the alert evaluation chart (files:write)'
 complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l redirect-uri -x -d 'Redirect URL (default: the configured one)'
 complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l events-url -x -d 'Public URL of `cxslack listen --http` (…/slack/events); default Socket Mode'
 complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l interactivity-url -x -d 'Public URL of `cxslack listen --http` (…/slack/interactivity) for Case buttons; default: beside --events-url, else Socket Mode'
@@ -90,6 +91,7 @@ complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l format -x -a 
 complete -c cxslack -n 'test (__cxslack_path) = "app manifest"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "cases"' -a show -d 'Show a Case: status, priority, assignee, labels and its Coralogix link'
 complete -c cxslack -n 'test (__cxslack_path) = "cases"' -a notify -d 'Post a Case to Slack: the first notification posts the root message, later ones follow the'
+complete -c cxslack -n 'test (__cxslack_path) = "cases"' -a chart -d 'Draw a Case\'s alert evaluation chart locally, without Slack: the alert\'s series around its'
 complete -c cxslack -n 'test (__cxslack_path) = "cases"' -a settings -d 'Show or change a Case\'s Slack settings: reply mode for updates, two-way sync mute, buttons'
 complete -c cxslack -n 'test (__cxslack_path) = "cases"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "cases show"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
@@ -101,9 +103,15 @@ complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l case-json -x 
 complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l workers -x -d 'Cases notified at once (each channel stays under Slack\'s limit)'
 complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l root-link -x -d 'Adopt this Slack message (its link: …/archives/C…/p…) as the Case\'s root on the connector, e.g. after a root whose post was in doubt turned up'
 complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l resend -l repost-root -d 'A message whose post was in doubt (the root, or this update) is not in Slack (you looked): post it again (a duplicate if it is there)'
+complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l chart -l no-chart -d 'Share (or not) the alert evaluation chart into the Case\'s thread this run (default: the integration\'s --evaluation-chart)'
 complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l state-url -x -d 'Keep what listen replicas share in this PostgreSQL database (a postgresql:// URL) instead of files; needs cxslack[postgres] and `cxslack state migrate` once'
 complete -c cxslack -n 'test (__cxslack_path) = "cases notify"' -l help -s h -d 'Show help and exit'
+complete -c cxslack -n 'test (__cxslack_path) = "cases chart"' -l file -x -d 'Where to write the PNG (default: CASE-alert-evaluation.png here); - writes it to stdout'
+complete -c cxslack -n 'test (__cxslack_path) = "cases chart"' -l alert -x -d 'Chart this alert\'s trigger (default: the latest trigger)'
+complete -c cxslack -n 'test (__cxslack_path) = "cases chart"' -l case-json -x -d 'Read the Case from this JSON file (\'-\' for stdin) instead of Coralogix'
+complete -c cxslack -n 'test (__cxslack_path) = "cases chart"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
+complete -c cxslack -n 'test (__cxslack_path) = "cases chart"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "cases settings"' -l reply-mode -x -d 'new-message, thread or thread-broadcast'
 complete -c cxslack -n 'test (__cxslack_path) = "cases settings"' -l mute-sync -l unmute-sync -d 'Stop or resume syncing Slack replies into this Case'
 complete -c cxslack -n 'test (__cxslack_path) = "cases settings"' -l case-actions -l no-case-actions -d 'Show or hide the buttons on this Case\'s messages (default: the connector\'s setting)'
@@ -209,7 +217,7 @@ complete -c cxslack -n 'test (__cxslack_path) = "coralogix show"' -l region -x -
 complete -c cxslack -n 'test (__cxslack_path) = "coralogix show"' -l profile -x -d 'cx profile to read (~/.cx/profiles/NAME.toml)'
 complete -c cxslack -n 'test (__cxslack_path) = "coralogix show"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "coralogix show"' -l help -s h -d 'Show help and exit'
-complete -c cxslack -n 'test (__cxslack_path) = "doctor"' -l symptom -x -a 'failing no-timeline-updates no-previews wrong-channel certification routing-rules case-actions local' -d 'Run one row of the troubleshooting table: failing, no-timeline-updates, no-previews, wrong-channel, routing-rules, case-actions, certification, or local (files and credentials only)'
+complete -c cxslack -n 'test (__cxslack_path) = "doctor"' -l symptom -x -a 'failing no-timeline-updates no-previews wrong-channel certification routing-rules case-actions evaluation-chart local' -d 'Run one row of the troubleshooting table: failing, no-timeline-updates, no-previews, wrong-channel, routing-rules, case-actions, certification, or local (files and credentials only)'
 complete -c cxslack -n 'test (__cxslack_path) = "doctor"' -l offline -d 'Call Slack not at all: local state and template routing only'
 complete -c cxslack -n 'test (__cxslack_path) = "doctor"' -l payload -x -d 'JSON file (\'-\' for stdin) used as the template context instead of the shipped samples'
 complete -c cxslack -n 'test (__cxslack_path) = "doctor"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
@@ -227,6 +235,7 @@ complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l access-lo
 complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l two-way-sync -l no-two-way-sync -d 'Slack thread replies become Case timeline comments (v0.1.0, needs notifications)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l link-previews -l no-link-previews -d 'Rich previews for Coralogix Case URLs (v0.1.0). Default: on when the version allows it'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l channel-lookup -d 'Also request channels:read and groups:read (cxslack\'s own, not the product page\'s) to look channels up by name: doctor\'s channel checks. Everything works without them'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l evaluation-chart -l no-evaluation-chart -d 'Share the alert evaluation chart (the alert\'s series, threshold and trigger) into each Case notification\'s thread (v0.1.0; requests files:write; draws with the charts extra)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l consent-us-data-transfer -d 'Consent to U.S. data transfer (required; asked on a terminal)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l integration-version -x -d 'Integration version; register an earlier one (e.g. 0.0.9) to model an existing integration'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations add"' -l authorize -l no-authorize -d 'Install the Slack app right away (default: on a terminal). See `integrations authorize`'
@@ -259,6 +268,7 @@ complete -c cxslack -n 'test (__cxslack_path) = "integrations edit"' -l access-l
 complete -c cxslack -n 'test (__cxslack_path) = "integrations edit"' -l two-way-sync -l no-two-way-sync -d 'Two-way comment sync'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations edit"' -l link-previews -l no-link-previews -d 'Rich link previews'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations edit"' -l channel-lookup -l no-channel-lookup -d 'Also request channels:read and groups:read (cxslack\'s own, not the product page\'s) to look channels up by name: doctor\'s channel checks. Everything works without them'
+complete -c cxslack -n 'test (__cxslack_path) = "integrations edit"' -l evaluation-chart -l no-evaluation-chart -d 'Share the alert evaluation chart (the alert\'s series, threshold and trigger) into each Case notification\'s thread (v0.1.0; requests files:write; draws with the charts extra)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations edit"' -l integration-version -x -d 'Upgrade the integration (e.g. to 0.1.0); needs re-authorizing'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations edit"' -l webhook-url-stdin -d 'Read an incoming-webhook URL from stdin (earlier-version integrations that deliver through one)'
 complete -c cxslack -n 'test (__cxslack_path) = "integrations edit"' -l coralogix-id -x -d 'Link to this Slack integration deployed in Coralogix (see `integrations list --remote`): export, push, pull and migrate --remote translate connectors\' integrationId through it'

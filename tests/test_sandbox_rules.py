@@ -55,7 +55,18 @@ ARGS: dict[str, dict[str, Any]] = {
     "users.info": {"user": "U0BOB"},
     "users.lookupByEmail": {"email": "bob@example.com"},
     "team.accessLogs": {},
+    "files.getUploadURLExternal": {"filename": "chart.png", "length": 3},
+    "files.completeUploadExternal": {},  # its file is uploaded per call: args()
 }
+
+
+def args(sb: SlackSandbox, method: str, token: str) -> dict[str, Any]:
+    """ARGS, and for files.completeUploadExternal a file whose bytes are up (steps 1 and 2)."""
+    if method != "files.completeUploadExternal":
+        return dict(ARGS[method])
+    reserved = call(sb, "files.getUploadURLExternal", token, filename="c.png", length=3)
+    assert HTTP.post(reserved["upload_url"], content=b"png").status_code == 200
+    return {"files": f'[{{"id": "{reserved["file_id"]}"}}]'}
 
 
 def test_every_method_the_sandbox_serves_has_a_rule_naming_its_source() -> None:
@@ -111,13 +122,17 @@ def test_channel_kind_decides_the_scope(sandbox: SlackSandbox, method: str) -> N
 
 
 @pytest.mark.parametrize("method", sorted(m for m, r in RULES.items() if r.channel is ChannelArg.ID))
-def test_id_only_methods_answer_channel_not_found_for_a_name(sandbox: SlackSandbox, method: str) -> None:
-    token = bot(sandbox, *ALL_BOT)
+def test_id_only_methods_refuse_a_name(sandbox: SlackSandbox, method: str) -> None:
+    rule = RULES[method]
+    token = bot(sandbox, *ALL_BOT, "files:write")
     ts = post(sandbox, "alerts")
     for name in ("alerts", "#alerts"):
-        answer = call(sandbox, method, token, channel=name, ts=ts, **ARGS[method])
-        assert answer == {"ok": False, "error": "channel_not_found"}, (method, name)
-    assert call(sandbox, method, token, channel="C0ALERTS", ts=ts, **ARGS[method])["ok"] is True
+        answer = call(
+            sandbox, method, token, ts=ts, **{rule.channel_param: name}, **args(sandbox, method, token)
+        )
+        assert answer == {"ok": False, "error": rule.name_error}, (method, name)
+    assert call(sandbox, method, token, ts=ts, **{rule.channel_param: "C0ALERTS"},
+                **args(sandbox, method, token))["ok"] is True  # fmt: skip
 
 
 def test_post_message_takes_a_name_and_answers_with_the_id(sandbox: SlackSandbox) -> None:
@@ -147,9 +162,9 @@ def test_posting_by_name_does_not_make_the_bot_a_member_joining_by_id_does(sandb
 @pytest.mark.parametrize("method", sorted(m for m, r in RULES.items() if r.channel is not ChannelArg.NONE))
 def test_a_private_channel_without_the_bot_is_invisible(sandbox: SlackSandbox, method: str) -> None:
     admin(sandbox, "post", channel="secure-ops", text="a person's message")
-    answer = call(
-        sandbox, method, bot(sandbox, *ALL_BOT), channel="G0SECUREOPS", ts="1.000001", **ARGS[method]
-    )
+    token = bot(sandbox, *ALL_BOT, "files:write")
+    where = {RULES[method].channel_param: "G0SECUREOPS"}
+    answer = call(sandbox, method, token, ts="1.000001", **where, **args(sandbox, method, token))
     assert answer == {"ok": False, "error": "channel_not_found"}
 
 
@@ -175,6 +190,55 @@ def test_every_answer_carries_the_granted_scopes(sandbox: SlackSandbox) -> None:
     token = bot(sandbox, "chat:write", "users:read")
     response = HTTP.post(sandbox.api_url + "users.lookupByEmail", data={"token": token, "email": "x@y"})
     assert response.headers["x-oauth-scopes"] == "chat:write,users:read"
+
+
+# -- files: the three upload steps ---------------------------------------------------------------
+def test_an_upload_needs_its_announced_length_once_and_a_thread_parent(sandbox: SlackSandbox) -> None:
+    token = bot(sandbox, *ALL_BOT, "files:write")
+    assert (
+        call(sandbox, "files.getUploadURLExternal", token, filename="c.png", length=0)["error"]
+        == "missing_argument"
+    )
+    too_long = call(
+        sandbox, "files.getUploadURLExternal", token, filename="c.png", length=3, alt_txt="x" * 1001
+    )
+    assert too_long["error"] == "alt_txt_too_large"
+    reserved = call(sandbox, "files.getUploadURLExternal", token, filename="c.png", length=3)
+    assert HTTP.post(reserved["upload_url"], content=b"four").status_code == 400  # not the announced length
+    assert HTTP.post(reserved["upload_url"], content=b"png").status_code == 200
+    assert HTTP.post(reserved["upload_url"], content=b"png").status_code == 400  # once per URL
+    assert HTTP.post(reserved["upload_url"] + "x", content=b"png").status_code == 404
+    files = f'[{{"id": "{reserved["file_id"]}", "title": "Chart"}}]'
+    root = post(sandbox, "alerts")
+    reply = call(sandbox, "chat.postMessage", token, channel="C0ALERTS", text="r", thread_ts=root)["ts"]
+    for thread_ts in (reply, "1.000001"):  # a reply's ts, or no message: "use its parent instead"
+        answer = call(
+            sandbox,
+            "files.completeUploadExternal",
+            token,
+            files=files,
+            channel_id="C0ALERTS",
+            thread_ts=thread_ts,
+        )
+        assert answer["error"] == "invalid_arguments"
+    shared = call(
+        sandbox, "files.completeUploadExternal", token, files=files, channel_id="C0ALERTS", thread_ts=root
+    )
+    assert shared["files"] == [{"id": reserved["file_id"], "title": "Chart"}]
+    again = call(
+        sandbox, "files.completeUploadExternal", token, files=files, channel_id="C0ALERTS", thread_ts=root
+    )
+    assert again["error"] == "file_not_found"  # "This method can only be called once"
+    replies = call(sandbox, "conversations.replies", token, channel="C0ALERTS", ts=root)["messages"]
+    assert [m["files"][0]["id"] for m in replies if m.get("files")] == [reserved["file_id"]]
+
+
+def test_sharing_a_file_needs_membership_whatever_chat_write_public_allows(sandbox: SlackSandbox) -> None:
+    token = bot(sandbox, *ALL_BOT, "files:write")
+    root = call(sandbox, "chat.postMessage", token, channel="payments-alerts", text="x")["ts"]  # not a member
+    answer = call(sandbox, "files.completeUploadExternal", token, channel_id="C0PAYMENTSALERTS", thread_ts=root,
+                  **args(sandbox, "files.completeUploadExternal", token))  # fmt: skip
+    assert answer == {"ok": False, "error": "not_in_channel"}
 
 
 # -- the authorize page ------------------------------------------------------------------------

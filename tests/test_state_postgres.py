@@ -24,11 +24,13 @@ from cxslack.state.interface import Accepted, Outcome, State, StateUnavailable, 
 from cxslack.state.records import (
     CaseSettings,
     CaseThread,
+    ChartShare,
     InDoubtPost,
     PendingRoot,
     PreviewPlace,
     SyncedReply,
     TakenAction,
+    chart_key,
 )
 from cxslack.store import Store
 from tests.conftest import Cli
@@ -134,6 +136,19 @@ def test_posts_in_doubt_by_purpose(state: State) -> None:
     book.settle("test|c1")
     book.settle("test|c1")  # settling twice is fine
     assert book.get("test|c1") is None and len(book.all()) == 1
+
+
+def test_chart_book_one_record_per_trigger(state: State) -> None:
+    book = state.charts
+    key = chart_key("case-1", "on-call", "alert-1", "2026-11-29T10:00:00Z")
+    assert book.get(key) is None
+    book.record(ChartShare(key, "uploading", "F1", "C1", "1.1", "2026-11-29T10:01:00Z"))
+    assert (book.get(key) or Any).state == "uploading"
+    book.record(ChartShare(key, "shared", "F1", "C1", "1.1", "2026-11-29T10:01:00Z"))  # replaces
+    assert book.get(key) == ChartShare(key, "shared", "F1", "C1", "1.1", "2026-11-29T10:01:00Z")
+    book.forget(key)
+    book.forget(key)  # forgetting twice is fine
+    assert book.get(key) is None
 
 
 def test_action_ledger_one_click_once(state: State) -> None:
@@ -393,6 +408,7 @@ def test_state_copy_moves_a_homes_file_state(cli: Cli, pg_url: str, tmp_path: Pa
         click.record(TakenAction("case-1", "acknowledge", "U0ALICE", "done"))
     files.channels.learn("int-1", "payments", "C0PAYMENTS")
     files.in_doubt.record(InDoubtPost("test|c1", "p1", ("alerts",), 1700000000.5, "int-1"))
+    files.charts.record(ChartShare("case-1|on-call|a1|t1", "shared", "F1", "C1", "1.1"))
     inbox = Inbox(Store().paths.state_dir / "events")
     for n in (1, 2):
         inbox.accept(envelope(n))
@@ -404,7 +420,7 @@ def test_state_copy_moves_a_homes_file_state(cli: Cli, pg_url: str, tmp_path: Pa
     report = cli.ok("state", "copy", "--to", pg_url, "-o", "json").json()
     copied = {part: n["copied"] for part, n in report["parts"].items()}
     assert copied == {"threads": 1, "pending_roots": 1, "settings": 1, "replies": 1, "cursors": 1, "previews": 1,
-                      "actions": 1, "channels": 1, "in_doubt": 1, "events_waiting": 1, "events_done": 1,
+                      "actions": 1, "channels": 1, "in_doubt": 1, "charts": 1, "events_waiting": 1, "events_done": 1,
                       "dead_letters": 0}  # fmt: skip
     again = cli.ok("state", "copy", "--to", pg_url, "-o", "json").json()
     assert all(n["copied"] == 0 and n["found"] for n in again["parts"].values() if n["found"])
@@ -420,6 +436,7 @@ def test_state_copy_moves_a_homes_file_state(cli: Cli, pg_url: str, tmp_path: Pa
             assert click.taken is not None and click.taken.outcome == "done"
         assert (shared.channels.get("int-1", "payments") or Any).id == "C0PAYMENTS"
         assert (shared.in_doubt.get("test|c1") or Any).post == "p1"
+        assert (shared.charts.get("case-1|on-call|a1|t1") or Any).file_id == "F1"
         replica = shared.open_inbox()
         try:
             assert replica.accept(envelope(1)) is Accepted.DUPLICATE  # finished at home: still a duplicate

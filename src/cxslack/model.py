@@ -129,6 +129,7 @@ class Integration:
     two_way_sync: bool = False
     link_previews: bool = False
     channel_lookup: bool = False  # cxslack's own channels:read + groups:read (--channel-lookup)
+    evaluation_chart: bool = False  # the alert evaluation chart in Case threads (files:write)
     consent_us_data_transfer: bool = True
     status: Status = Status.PENDING
     status_reason: str = ""
@@ -168,6 +169,8 @@ class Integration:
             out.add(Feature.TWO_WAY_SYNC)
         if self.link_previews:
             out.add(Feature.LINK_PREVIEWS)
+        if self.evaluation_chart:
+            out.add(Feature.EVALUATION_CHART)
         if self.collects_access_logs:
             out.add(Feature.ACCESS_LOGS)
         return out
@@ -208,14 +211,20 @@ class Integration:
         for flag, enabled, label in (
             ("--two-way-sync", self.two_way_sync, "Two-way comment sync"),
             ("--link-previews", self.link_previews, "Rich link previews"),
+            ("--evaluation-chart", self.evaluation_chart, "Alert evaluation chart"),
         ):
             if not enabled:
                 continue
             if not self.supports_cases_features:
+                offers = (
+                    "the alert evaluation chart"
+                    if flag == "--evaluation-chart"
+                    else "two-way Case comment sync or rich Case URL previews"
+                )
                 raise UsageError(
                     "feature_needs_v0_1_0",
                     f"{label} needs integration version {CURRENT_VERSION}; version {self.version} "
-                    "cannot offer two-way Case comment sync or rich Case URL previews",
+                    f"cannot offer {offers}",
                     f"Drop {flag}, or add a {CURRENT_VERSION} integration and migrate its connectors.",
                 )
             if not self.sends_notifications:
@@ -245,6 +254,7 @@ class Integration:
             "two_way_sync": self.two_way_sync,
             "link_previews": self.link_previews,
             "channel_lookup": self.channel_lookup,
+            "evaluation_chart": self.evaluation_chart,
             "consent_us_data_transfer": self.consent_us_data_transfer,
             "connectors": connectors,
             "workspace": self.workspace.to_dict() if self.workspace else None,
@@ -265,6 +275,7 @@ class Integration:
             "two_way_sync": self.two_way_sync,
             "link_previews": self.link_previews,
             "channel_lookup": self.channel_lookup,
+            "evaluation_chart": self.evaluation_chart,
             "consent_us_data_transfer": self.consent_us_data_transfer,
             "status": self.status.value,
             "status_reason": self.status_reason,
@@ -290,7 +301,7 @@ class Integration:
             workspace = Workspace(team_id=ws.string("team_id"), team_name=ws.string("team_name"))
         known = {
             "name", "version", "functionality", "two_way_sync", "link_previews", "channel_lookup",
-            "consent_us_data_transfer",
+            "evaluation_chart", "consent_us_data_transfer",
             "status", "status_reason", "bot_user_id", "granted_scopes", "created_at", "updated_at", "workspace",
             "coralogix_id",
         }  # fmt: skip
@@ -302,6 +313,7 @@ class Integration:
             two_way_sync=reader.boolean("two_way_sync", False),
             link_previews=reader.boolean("link_previews", False),
             channel_lookup=reader.boolean("channel_lookup", False),
+            evaluation_chart=reader.boolean("evaluation_chart", False),
             consent_us_data_transfer=reader.boolean("consent_us_data_transfer", True),
             status=Status(reader.choice("status", Status, Status.PENDING.value)),
             status_reason=reader.string("status_reason", ""),

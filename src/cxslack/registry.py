@@ -125,6 +125,7 @@ class NewIntegration:
     two_way_sync: bool = False
     link_previews: bool | None = None  # None: on where the version and functionality allow it
     channel_lookup: bool = False
+    evaluation_chart: bool = False
     consent_us_data_transfer: bool = False
     version: str = CURRENT_VERSION
     coralogix_id: str | None = None
@@ -138,6 +139,7 @@ class IntegrationChanges:
     two_way_sync: bool | None = None
     link_previews: bool | None = None
     channel_lookup: bool | None = None
+    evaluation_chart: bool | None = None
     version: str | None = None
     coralogix_id: str | None = None  # "" unlinks
 
@@ -186,6 +188,7 @@ class Registry:
             two_way_sync=spec.two_way_sync,
             link_previews=bool(spec.link_previews),
             channel_lookup=spec.channel_lookup,
+            evaluation_chart=spec.evaluation_chart,
             consent_us_data_transfer=spec.consent_us_data_transfer,
             status=Status.PENDING,
             status_reason="not authorized yet: the Slack app has not been installed",
@@ -256,11 +259,16 @@ class Registry:
                 integration.link_previews = changes.link_previews
             if changes.channel_lookup is not None:
                 integration.channel_lookup = changes.channel_lookup
+            if changes.evaluation_chart is not None:
+                integration.evaluation_chart = changes.evaluation_chart
             if not integration.sends_notifications and changes.notifications is False:
                 # Turning notifications off turns off the notification settings with it.
                 integration.two_way_sync = integration.two_way_sync and changes.two_way_sync is True
                 integration.link_previews = integration.link_previews and changes.link_previews is True
                 integration.channel_lookup = integration.channel_lookup and changes.channel_lookup is True
+                integration.evaluation_chart = (
+                    integration.evaluation_chart and changes.evaluation_chart is True
+                )
             integration.validate()
             integration.touch()
             if integration.status is Status.ACTIVE:

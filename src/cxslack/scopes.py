@@ -5,7 +5,8 @@ warnings) derives from FEATURE_SCOPES. By default cxslack requests exactly the p
 scopes (least privilege is a promise of the product); `--channel-lookup` adds channels:read and
 groups:read, cxslack's own, for looking channels up by name (doctor's channel checks, name → ID
 before a first post). Everything works without them: channel IDs come from chat.postMessage's
-answers and are remembered per integration (slack/channels.py).
+answers and are remembered per integration (slack/channels.py). `--evaluation-chart` adds
+files:write, for the alert evaluation chart the product page lists as coming soon.
 
 `openid` is on the product page, but Slack documents it as a Sign in with Slack (OpenID Connect)
 scope, requested at https://slack.com/openid/connect/authorize and exchanged through
@@ -27,6 +28,9 @@ class Feature(StrEnum):
     LINK_PREVIEWS = "link_previews"
     ACCESS_LOGS = "access_logs"
     CHANNEL_LOOKUP = "channel_lookup"  # cxslack's own (--channel-lookup), not on the product page
+    # "Alert evaluation chart visible directly in the Slack notification (optional)": the product
+    # page's "Coming soon" item; cxslack ships it (--evaluation-chart), so its scope is cxslack's own
+    EVALUATION_CHART = "evaluation_chart"
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,14 @@ FEATURE_SCOPES: tuple[Scope, ...] = (
         "Look private channels the app is in up by name: doctor's channel checks.",
         own=True,
     ),
+    # files.getUploadURLExternal and files.completeUploadExternal need files:write
+    # (docs.slack.dev/reference/methods/files.completeUploadExternal)
+    Scope(
+        "files:write",
+        Feature.EVALUATION_CHART,
+        "Share the alert evaluation chart (a PNG) into the Case notification's thread.",
+        own=True,
+    ),
 )
 
 # What stops working when a feature's scopes are declined (used in warnings and by doctor).
@@ -118,6 +130,7 @@ FEATURE_CONSEQUENCE: dict[Feature, str] = {
     Feature.LINK_PREVIEWS: "Coralogix Case URLs will not preview in Slack",
     Feature.ACCESS_LOGS: "Slack access logs cannot be collected",
     Feature.CHANNEL_LOOKUP: "channels cannot be looked up by name (doctor skips its channel checks)",
+    Feature.EVALUATION_CHART: "Case notifications go out without the alert evaluation chart",
 }
 CHANNEL_LOOKUP_SCOPES = tuple(s.name for s in FEATURE_SCOPES if s.feature is Feature.CHANNEL_LOOKUP)
 # conversations.list `types` each lookup scope lets cxslack list

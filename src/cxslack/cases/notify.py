@@ -19,10 +19,11 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from cxslack.cases.charts import CaseCharts, ChartOutcome
 from cxslack.cases.model import (
     ROOT_EVENT,
     UPDATE_EVENT,
@@ -53,18 +54,21 @@ class NotifyResult:
     fallback_used: bool = False
     recovered_root: bool = False
     recovered: bool = False  # its answer was lost and it was found in Slack: posted once, not twice
+    charts: list[ChartOutcome] = field(default_factory=list)  # the alert evaluation charts (when on)
 
     def to_json(self) -> dict[str, Any]:
-        return dict(vars(self))
+        return {**vars(self), "charts": [c.to_json() for c in self.charts]}
 
 
 class CaseNotifier:
     """Posts a Case's notifications for one connector through its integration."""
 
-    def __init__(self, registry: Any, connector: Connector, deliverer: Any, people: People | None = None):
+    def __init__(self, registry: Any, connector: Connector, deliverer: Any, people: People | None = None,
+                 charts: CaseCharts | None = None):  # fmt: skip
         self.registry = registry
         self.connector = connector
         self.deliverer = deliverer
+        self.charts = charts  # None: no alert evaluation charts
         # who the assignee is; without a Coralogix client an assigned Case shows no assignee
         self.people = people or People(None, slack=deliverer.access)
         state = open_state(registry.store)
@@ -126,7 +130,8 @@ class CaseNotifier:
                                     case_name(case))  # fmt: skip
                 self.threads.map(thread)
                 return NotifyResult(case_name(case), connector, thread.channel, thread.ts, thread.ts, "root",
-                                    mode.value, False, used_fallback, recovered=bool(body.get("recovered")))  # fmt: skip
+                                    mode.value, False, used_fallback, recovered=bool(body.get("recovered")),
+                                    charts=self._charts(case, thread))  # fmt: skip
             # The root is edited first: an edit can be repeated harmlessly, a post cannot, so when the
             # edit fails a retry of the whole notify has posted nothing yet.
             root_updated = self._refresh_root(case, thread, link, assignee)
@@ -134,7 +139,11 @@ class CaseNotifier:
             self.threads.map(replace(thread, case_name=case_name(case)))  # and when it was last notified
             return NotifyResult(case_name(case), connector, body["channel"], body["ts"], thread.ts, action,
                                 mode.value, root_updated, recovered_root=recovered,
-                                recovered=bool(body.get("recovered")))  # fmt: skip
+                                recovered=bool(body.get("recovered")), charts=self._charts(case, thread))  # fmt: skip
+
+    def _charts(self, case: dict[str, Any], thread: CaseThread) -> list[ChartOutcome]:
+        """The alert evaluation charts, shared into the root's thread after the notification."""
+        return self.charts.share(case, thread) if self.charts is not None else []
 
     def _update(self, case: dict[str, Any], event: CaseEvent, link: str | None, thread: CaseThread,
                 mode: ReplyMode, resend: bool, assignee: Assignee,

@@ -17,6 +17,21 @@ app = command_group(
 CaseArg = Annotated[
     str, typer.Argument(help="Case id: a UUID or a readable id like CASE-123.", show_default=False)
 ]
+CaseJsonOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--case-json", help="Read the Case from this JSON file ('-' for stdin) instead of Coralogix."
+    ),
+]
+
+
+def case_from_json(case_json: str, case_id: str) -> dict[str, Any]:
+    """The Case named CASE from a JSON file or stdin, checked like the Cases API's."""
+    from cxslack.cases.model import case_from_doc
+    from cxslack.json_input import read_json_file
+
+    where = "the Case JSON on stdin" if case_json == "-" else f"Case JSON {case_json}"
+    return case_from_doc(read_json_file(case_json, "Case JSON"), where, case_id)
 
 
 def coralogix() -> Any:
@@ -101,12 +116,7 @@ def notify(
             show_default=False,
         ),
     ] = None,
-    case_json: Annotated[
-        str | None,
-        typer.Option(
-            "--case-json", help="Read the Case from this JSON file ('-' for stdin) instead of Coralogix."
-        ),
-    ] = None,
+    case_json: CaseJsonOpt = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -134,27 +144,39 @@ def notify(
             "post it again (a duplicate if it is there).",
         ),
     ] = False,
+    chart: Annotated[
+        bool | None,
+        typer.Option(
+            "--chart/--no-chart",
+            help="Share (or not) the alert evaluation chart into the Case's thread this run "
+            "(default: the integration's --evaluation-chart).",
+            show_default=False,
+        ),
+    ] = None,
     output: OutputOpt = OutputFormat.TABLE,
     state_url: StateUrlOpt = None,
 ) -> int:
     """Post a Case to Slack: the first notification posts the root message, later ones follow the
-    Case's reply mode (thread by default), and the root is edited to show the current status."""
+    Case's reply mode (thread by default), and the root is edited to show the current status.
+
+    With the alert evaluation chart on, each alert trigger's chart is shared into the Case's
+    thread once; when it cannot be drawn or shared, the notification goes out without it and
+    the reason is reported (`charts` in -o json)."""
     from cxslack.state import use_state_url
 
     with use_state_url(state_url):
-        return _notify(case_ids, connector, event, case_json, workers, root_link, resend, output)
+        return _notify(case_ids, connector, event, case_json, workers, root_link, resend, chart, output)
 
 
 def _notify(case_ids: list[str], connector: str, event: str | None, case_json: str | None, workers: int,
-            root_link: str | None, resend: bool, output: OutputFormat) -> int:  # fmt: skip
+            root_link: str | None, resend: bool, chart: bool | None, output: OutputFormat) -> int:  # fmt: skip
     from concurrent.futures import ThreadPoolExecutor
 
-    from cxslack.cases.model import case_from_doc, case_key, event_for
+    from cxslack.cases.model import case_key, event_for
     from cxslack.cases.notify import CaseNotifier, NotifyResult
     from cxslack.cases.people import People
     from cxslack.connectors import ConnectorStore, channel_label, missing_integration
     from cxslack.delivery import Deliverer
-    from cxslack.json_input import read_json_file
 
     out = Output(output)
     store = ConnectorStore()
@@ -168,7 +190,14 @@ def _notify(case_ids: list[str], connector: str, event: str | None, case_json: s
         directory: Any = coralogix()
     except CxError:
         directory = None  # no Coralogix connection (--case-json): assignees are left out
-    notifier = CaseNotifier(store.registry, chosen, deliverer, People(directory, slack=deliverer.access))
+    charts = None
+    if integration.evaluation_chart if chart is None else chart:
+        from cxslack.cases.charts import CaseCharts
+
+        charts = CaseCharts(deliverer, chosen.id, directory, resend=resend)
+    notifier = CaseNotifier(
+        store.registry, chosen, deliverer, People(directory, slack=deliverer.access), charts
+    )
     preset = None
     for flag, given in (("--root-link", root_link is not None), ("--resend", resend)):
         if given and len(case_ids) != 1:
@@ -180,8 +209,7 @@ def _notify(case_ids: list[str], connector: str, event: str | None, case_json: s
             raise UsageError("usage_error", "--case-json takes exactly one CASE argument",
                              f"Notify one Case at a time from JSON: cxslack cases notify {case_ids[0]} "
                              f"--connector {quote(chosen.name)} --case-json {case_json}")  # fmt: skip
-        where = "the Case JSON on stdin" if case_json == "-" else f"Case JSON {case_json}"
-        preset = case_from_doc(read_json_file(case_json, "Case JSON"), where, case_ids[0])
+        preset = case_from_json(case_json, case_ids[0])
 
     def one(case_id: str) -> NotifyResult:
         case, link = preset, None
@@ -228,6 +256,12 @@ def _notify(case_ids: list[str], connector: str, event: str | None, case_json: s
                     else ""
                 )
             )
+            for c in (c for c in r.charts if c.status != "already_shared"):  # in -o json, not said again
+                say = out.success if c.status == "shared" else out.warn
+                say(f"{r.case}: {c.line}")
+                hint = (c.reason or {}).get("hint")
+                if c.status in ("skipped", "in_doubt") and hint:
+                    out.info(f"  {hint}")
         for f in failed:
             out.info(f"{paint('✘', 'red', sys.stderr)} {f['case']}: {f['error']['message']}")
             if f["error"].get("hint"):
@@ -236,7 +270,92 @@ def _notify(case_ids: list[str], connector: str, event: str | None, case_json: s
     if len(case_ids) == 1 and errors:
         raise errors[0]
     doc = {"notifications": [r.to_json() for r in results], "failed": failed}
-    return out.result(doc, human, exit_code=EXIT_PARTIAL if failed else EXIT_OK)
+    in_doubt = any(c.status == "in_doubt" for r in results for c in r.charts)
+    return out.result(doc, human, exit_code=EXIT_PARTIAL if failed or in_doubt else EXIT_OK)
+
+
+@app.command("chart")
+def chart(
+    case_id: CaseArg,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file",
+            metavar="FILE.png|-",
+            help="Where to write the PNG (default: CASE-alert-evaluation.png here); - writes it to stdout.",
+            show_default=False,
+        ),
+    ] = None,
+    alert: Annotated[
+        str | None,
+        typer.Option(
+            "--alert", metavar="ALERT_ID", help="Chart this alert's trigger (default: the latest trigger)."
+        ),
+    ] = None,
+    case_json: CaseJsonOpt = None,
+    output: OutputOpt = OutputFormat.TABLE,
+) -> None:
+    """Draw a Case's alert evaluation chart locally, without Slack: the alert's series around its
+    trigger, the threshold, and the trigger and resolve markers (needs the charts extra).
+
+    With -o json it also describes what it drew: every plotted point, the threshold and the markers."""
+    out = Output(output)
+    if file == "-" and out.json:
+        raise UsageError("usage_error", "--file - writes the PNG to stdout, where -o json would go too",
+                         "Write the PNG to a file (--file chart.png) to have the JSON on stdout.")  # fmt: skip
+    if file == "-" and sys.stdout.isatty():
+        raise UsageError("usage_error", "--file - would write a PNG to the terminal",
+                         "Redirect it (--file - > chart.png) or name a file: --file chart.png")  # fmt: skip
+    from pathlib import Path
+
+    from cxslack.cases.model import case_name
+    from cxslack.charts.fetch import chart_data, pick_trigger
+    from cxslack.charts.render import render, require_charts
+
+    require_charts()
+    with coralogix() as client:
+        case = case_from_json(case_json, case_id) if case_json is not None else client.get_case(case_id)
+        data = chart_data(client, case, pick_trigger(case, alert))
+    picture = render(data)
+    target = file or picture.filename
+    if target == "-":
+        sys.stdout.buffer.write(picture.png)
+        sys.stdout.buffer.flush()
+    else:
+        from cxslack.state.files import atomic_write
+
+        atomic_write(Path(target), picture.png, mode=0o644)
+    shown = "stdout" if target == "-" else target
+    doc = {"case": case_name(case), "file": None if target == "-" else str(Path(target).resolve()),
+           "chart": {**data.to_json(), "picture": picture.to_json()}}  # fmt: skip
+    if target != "-":
+        out.emit(doc, lambda: _show_chart(out, data, picture, shown))
+    out.success(
+        f"Wrote the alert evaluation chart of {case_name(case)} to {shown} ({len(picture.png):,} bytes)."
+    )
+
+
+def _show_chart(out: Output, data: Any, picture: Any, where: str) -> None:
+    from cxslack.charts.render import subtitle
+
+    alert = data.alert
+    threshold = f"{alert.operator or ''} {alert.threshold:g}".strip() if alert.threshold is not None else "-"
+    out.fields(
+        [
+            ("Case", data.case),
+            ("Alert", f"{alert.name} ({alert.type.replace('_', ' ').lower()}, {alert.alert_id})"),
+            ("Query", alert.query),
+            ("Range", subtitle(data).split(" · ", 1)[1]),
+            (
+                "Series",
+                ", ".join(f"{s['label']} ({len(s['points'])} points)" for s in picture.drawn["series"]),
+            ),
+            ("Threshold", threshold),
+            ("Markers", ", ".join(f"{m['kind']} {m['at']}" for m in picture.drawn["markers"]) or "-"),
+            ("Picture", f"{where}, {picture.width}×{picture.height} px, {len(picture.png):,} bytes"),
+            ("Alt text", picture.alt_text),
+        ]
+    )
 
 
 def _on_off(value: bool | None, unset: str) -> str:

@@ -56,6 +56,10 @@ CHANNEL_LOOKUP_HELP = (
     "Also request channels:read and groups:read (cxslack's own, not the product page's) to look "
     "channels up by name: doctor's channel checks. Everything works without them."
 )
+EVALUATION_CHART_HELP = (
+    "Share the alert evaluation chart (the alert's series, threshold and trigger) into each Case "
+    "notification's thread (v0.1.0; requests files:write; draws with the charts extra)."
+)
 TimeoutOpt = Annotated[
     float,
     typer.Option(
@@ -96,6 +100,7 @@ def show_integration(out: Output, integration: Integration, connectors: list[tup
             ("Two-way comment sync", "on" if integration.two_way_sync else "off"),
             ("Rich link previews", "on" if integration.link_previews else "off"),
             ("Channel lookup", "on" if integration.channel_lookup else "off"),
+            ("Alert evaluation chart", "on" if integration.evaluation_chart else "off"),
             ("Workspace", f"{ws.team_name} ({ws.team_id})" if ws else "-"),
             ("Bot user", integration.bot_user_id or "-"),
             ("Requested scopes", ", ".join(integration.requested_scopes)),
@@ -141,6 +146,9 @@ def add(
         ),
     ] = None,
     channel_lookup: Annotated[bool, typer.Option("--channel-lookup", help=CHANNEL_LOOKUP_HELP)] = False,
+    evaluation_chart: Annotated[
+        bool, typer.Option("--evaluation-chart/--no-evaluation-chart", help=EVALUATION_CHART_HELP)
+    ] = False,
     consent: Annotated[
         bool,
         typer.Option(
@@ -203,6 +211,7 @@ def add(
             two_way_sync=two_way_sync,
             link_previews=link_previews,
             channel_lookup=channel_lookup,
+            evaluation_chart=evaluation_chart,
             consent_us_data_transfer=consent,
             version=version,
             coralogix_id=coralogix_id,
@@ -469,6 +478,12 @@ def edit(
         bool | None,
         typer.Option("--channel-lookup/--no-channel-lookup", help=CHANNEL_LOOKUP_HELP, show_default=False),
     ] = None,
+    evaluation_chart: Annotated[
+        bool | None,
+        typer.Option(
+            "--evaluation-chart/--no-evaluation-chart", help=EVALUATION_CHART_HELP, show_default=False
+        ),
+    ] = None,
     version: Annotated[
         str | None,
         typer.Option(
@@ -499,6 +514,7 @@ def edit(
         two_way_sync=two_way_sync,
         link_previews=link_previews,
         channel_lookup=channel_lookup,
+        evaluation_chart=evaluation_chart,
         version=version,
         coralogix_id="" if unlink_coralogix else coralogix_id,
     )

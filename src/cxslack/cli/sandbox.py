@@ -99,6 +99,13 @@ def serve(
          a connector or router as a person in Coralogix's UI would
     POST .../nc/test-failures {connectorId}  the next connectors:test fails
     GET  /_sandbox/coralogix/nc/log      every NC write and test; .../nc/reset
+    GET  /_sandbox/files, /files/content?id=F   uploads (shares, alt_txt); bytes
+    GET|POST /_sandbox/coralogix/alerts {alert}, POST .../alerts/indicator
+         {case,alert_id,trigger_time?}   alert definitions; a Case's trigger
+    POST /_sandbox/coralogix/metrics {query,points}, .../log-counts
+         {lucene,counts}   the series query_range and DataPrime answer
+    GET|POST /_sandbox/coralogix/data-permissions {permissions}   what the
+         API key may read: alerts, metrics, logs
     """
     from cxslack.hosts import is_loopback, is_valid_host
     from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SIGNING_SECRET, SlackSandbox

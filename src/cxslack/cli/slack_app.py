@@ -116,6 +116,10 @@ def manifest(
             help="Include channels:read and groups:read (cxslack's own, for looking channels up by name).",
         ),
     ] = False,
+    evaluation_chart: Annotated[
+        bool,
+        typer.Option("--evaluation-chart", help="Include the alert evaluation chart (files:write)."),
+    ] = False,
     redirect_uri: Annotated[
         str | None, typer.Option("--redirect-uri", help="Redirect URL (default: the configured one).")
     ] = None,
@@ -172,6 +176,7 @@ def manifest(
             (link_previews, Feature.LINK_PREVIEWS),
             (access_logs, Feature.ACCESS_LOGS),
             (channel_lookup, Feature.CHANNEL_LOOKUP),
+            (evaluation_chart, Feature.EVALUATION_CHART),
         ):
             if on:
                 features.add(feature)

@@ -258,6 +258,16 @@ class CoralogixClient:
         response = self._request(call, verb, f"{base}{API_PATH}{path}{query}", key, content)
         return _json_object(response, call)
 
+    def data_api(self, verb: str, path: str, call: Call, *, params: Mapping[str, Any] | None = None,
+                 body: Any = None) -> httpx.Response:  # fmt: skip
+        """One call to a data API beside the management API on the same host and key (the
+        Prometheus-compatible `/metrics/api/v1/…`, DataPrime's `/api/v1/dataprime/query`): the
+        raw answer, whose format (JSON, NDJSON) is the caller's to read."""
+        base, key = self.settings.management()
+        content = None if body is None else json.dumps(body).encode()
+        query = f"?{urlencode(params, doseq=True)}" if params else ""
+        return self._request(call, verb, f"{base}{path}{query}", key, content)
+
     # -- log ingestion ----------------------------------------------------------------------
     def send_logs(
         self, entries: Iterable[Mapping[str, Any]], *, application: str, subsystem: str

@@ -27,6 +27,7 @@ class Symptom(StrEnum):
     CERTIFICATION = "certification"
     ROUTING_RULES = "routing-rules"
     CASE_ACTIONS = "case-actions"
+    EVALUATION_CHART = "evaluation-chart"
     LOCAL = "local"
 
     @property
@@ -46,6 +47,7 @@ _SYMPTOM_LABELS = {
     # The product page asks for users:read and users:read.email for "a user interacts with a Case
     # notification": cxslack's buttons on Case messages, and what they need to work.
     Symptom.CASE_ACTIONS: "Case buttons in Slack do nothing",
+    Symptom.EVALUATION_CHART: "Case notifications come without the alert evaluation chart",
     Symptom.LOCAL: "Local configuration and credentials",
 }
 

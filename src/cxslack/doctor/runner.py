@@ -5,6 +5,7 @@ from __future__ import annotations
 from cxslack.doctor import local
 from cxslack.doctor.actions import ActionChecks
 from cxslack.doctor.certification import CertificationChecks
+from cxslack.doctor.charts import ChartChecks
 from cxslack.doctor.context import Context, DoctorOptions, SymptomChecks
 from cxslack.doctor.coralogix import LinkChecks, RoutingRuleChecks
 from cxslack.doctor.failing import FailingChecks
@@ -25,6 +26,7 @@ MODULES: tuple[SymptomChecks, ...] = (
     RoutingChecks(),
     RoutingRuleChecks(),
     ActionChecks(),
+    ChartChecks(),
     CertificationChecks(),
     LocalChecks(),
 )

@@ -135,6 +135,7 @@ class Case:
     create_time: str
     update_time: str
     events: list[dict[str, Any]] = field(default_factory=list)
+    indicators: list[dict[str, Any]] = field(default_factory=list)  # AlertIndicator (sandbox/alerts.py)
 
     def to_api(self) -> dict[str, Any]:
         """components.schemas.Case, with its required fields."""
@@ -154,6 +155,8 @@ class Case:
         }
         if self.assignee:
             doc["assignee"] = {"userId": member_id(self.assignee)}
+        if self.indicators:
+            doc["caseIndicators"] = {"alertIndicators": list(self.indicators)}
         return doc
 
 
@@ -179,6 +182,7 @@ class CoralogixApi:
             ("POST", "comments"): Route("coralogix.cases.comment", True, self._comment),
             ("POST", "sync-external-thread-comments"): Route("coralogix.cases.sync", True, self._sync),
         }
+        self.on_reset: list[Callable[[], None]] = []  # what else seeds Cases (alert indicators)
         # /cases/events/v1/{event_id}[/comments]: (verb, suffix) → (traffic name, write, handler)
         self.event_routes: dict[tuple[str, str], tuple[str, bool, Callable[[Request, Case, dict[str, Any]], Response]]] = {
             ("GET", ""): ("coralogix.events.get", False, self._get_event),
@@ -202,6 +206,8 @@ class CoralogixApi:
                     assignee,
                     created=now - 3600,
                 )
+        for seed in self.on_reset:
+            seed()
 
     def register(self, router: Router) -> None:
         for verb in ("GET", "POST"):

@@ -69,11 +69,18 @@ def _root_shows(sandbox: SlackSandbox) -> str:
         if b["type"] == "actions"
         for e in b["elements"]
     ]
+    notes = [m for m in replies if not m.get("files")]
+    charts = [f for m in replies for f in m.get("files") or []]
+    chart = (
+        f"; the alert's chart {charts[0]['name']} ({charts[0]['size']:,} bytes) is there too"
+        if charts
+        else ""
+    )
     actions = httpx.get(f"{sandbox.url}/_sandbox/coralogix/actions", timeout=10).json()["actions"]
     acted = "; ".join(f"{a['verb']} {a['path']} {a['body']}" for a in actions)
     return (f"Coralogix got {len(actions)} call: {acted}. Slack now has {len(roots)} root message for CASE-1 "
-            f"({roots[0]['text']!r}, buttons now {', '.join(buttons)}) and {len(replies)} reply in its thread: "
-            f"{replies[0]['text']!r}.")  # fmt: skip
+            f"({roots[0]['text']!r}, buttons now {', '.join(buttons)}) and {len(notes)} reply in its thread: "
+            f"{notes[0]['text']!r}{chart}.")  # fmt: skip
 
 
 def _teammate_replies(sandbox: SlackSandbox) -> str:
@@ -129,8 +136,10 @@ def _coralogix_fleet(sandbox: SlackSandbox) -> str:
 def steps() -> list[Step]:
     authorize = ["--authorize", "--no-browser", "--redirect-uri", REDIRECT]
     return [
-        Step("Add a v0.1.0 integration with two-way sync and install the Slack app (the sandbox approves)",
-             ["integrations", "add", "--name", "Payments", "--two-way-sync", "--consent-us-data-transfer", *authorize],
+        Step("Add a v0.1.0 integration with two-way sync and the alert evaluation chart, and install the Slack app "
+             "(the sandbox approves)",
+             ["integrations", "add", "--name", "Payments", "--two-way-sync", "--evaluation-chart",
+              "--consent-us-data-transfer", *authorize],
              approve=True),
         Step("Create a connector with a Case channel template and a fallback channel",
              ["connectors", "create", "Payments on-call", "--integration", "Payments", "--channel", "payments-alerts",
@@ -139,7 +148,7 @@ def steps() -> list[Step]:
         Step("Send a test notification", ["connectors", "test", "payments-on-call"]),
         Step("Tell cxslack the Coralogix team whose members act from Slack (the buttons on Case messages)",
              ["coralogix", "configure", "--team-id", str(CORALOGIX_TEAM_ID)]),
-        Step("Post a Coralogix Case to Slack through the connector: Acknowledge, Assign to me and Resolve on its root",
+        Step("Post a Coralogix Case to Slack through the connector: Acknowledge, Assign to me and Resolve on its root; its alert's evaluation chart in its thread",
              ["cases", "notify", "CASE-1", "--connector", "payments-on-call"]),
         Step("Bob clicks Acknowledge in Slack; `cxslack listen` acknowledges CASE-1 in Coralogix as Bob (matched by his "
              "email), edits the root to the new status and buttons, and notes who did it in the Case's thread",

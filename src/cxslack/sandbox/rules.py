@@ -11,7 +11,8 @@ What Slack answers when a rule is broken:
   kinds of channel and no channel to tell them by, every scope that would do) and `provided` (the
   token's scopes, comma-joined);
 - a channel *name* where only an ID is taken: `channel_not_found` (Slack looks the value up as an
-  ID; slack-api.md, "Channel IDs versus names");
+  ID; slack-api.md, "Channel IDs versus names"), or the row's `name_error` (files.completeUploadExternal
+  validates `channel_id`'s shape first: `invalid_arguments`);
 - a private channel the caller is not in: `channel_not_found` (it is invisible to them);
 - history of a channel the caller is not in: `not_in_channel`.
 """
@@ -46,6 +47,8 @@ class MethodRule:
     member: bool = False  # the caller must be in the channel (not_in_channel)
     channel_required: bool = True  # False: the method has another way to name its target
     user_token_only: bool = False  # a scope only user tokens can hold (admin)
+    channel_param: str = "channel"  # the argument that names the channel
+    name_error: str = "channel_not_found"  # what a *name* where only an ID is taken gets
 
     @property
     def channel_scopes(self) -> tuple[str, ...]:
@@ -118,6 +121,21 @@ RULES: dict[str, MethodRule] = {
         ),
         MethodRule("users.info", DOCS + "users.info", scope="users:read"),
         MethodRule("users.lookupByEmail", DOCS + "users.lookupbyemail", scope="users:read.email"),
+        # "Gets a URL for an edge external file upload": files:write; no channel (the share names it)
+        MethodRule("files.getUploadURLExternal", DOCS + "files.getuploadurlexternal", scope="files:write"),
+        # files:write; "channel_id: Channel ID where the file will be shared. If not specified the file
+        # will be private" — an ID (a name is invalid_arguments: slack-api.md, "Channel IDs versus
+        # names"), and "not_in_channel: User/bot membership is required for the specified channel"
+        MethodRule(
+            "files.completeUploadExternal",
+            DOCS + "files.completeuploadexternal",
+            scope="files:write",
+            channel=ChannelArg.ID,
+            member=True,
+            channel_required=False,
+            channel_param="channel_id",
+            name_error="invalid_arguments",
+        ),
         # the `admin` scope exists only on user tokens (docs.slack.dev/reference/scopes/admin)
         MethodRule("team.accessLogs", DOCS + "team.accesslogs", scope="admin", user_token_only=True),
     )

@@ -24,9 +24,11 @@ from typing import Any
 from cxslack.redact import redact
 from cxslack.sandbox import authorize, slack_api
 from cxslack.sandbox.admin import AdminApi
+from cxslack.sandbox.alerts import AlertsApi
 from cxslack.sandbox.case_actions import CaseActionsApi
 from cxslack.sandbox.coralogix import CoralogixApi
 from cxslack.sandbox.events import EventFeed
+from cxslack.sandbox.files import FilesApi
 from cxslack.sandbox.interactivity import Interactivity
 from cxslack.sandbox.notification_center import NotificationCenterApi
 from cxslack.sandbox.traffic import Traffic, TrafficSettings
@@ -57,6 +59,10 @@ class SlackSandbox:
         AdminApi(self).register(self.router)
         self.coralogix = CoralogixApi(self)
         self.coralogix.register(self.router)  # Cases API, log ingestion, /_sandbox/coralogix/
+        self.alerts = AlertsApi(self)
+        self.alerts.register(
+            self.router
+        )  # alert definitions, metrics query_range, DataPrime; Case indicators
         self.case_actions = CaseActionsApi(self)
         self.case_actions.register(self.router)  # acknowledge, assign, resolve, close; team members
         self.notification_center = NotificationCenterApi(self)
@@ -65,6 +71,7 @@ class SlackSandbox:
         self.events.register(self.router)  # Events API delivery, apps.connections.open, Socket Mode
         self.interactivity = Interactivity(self)
         self.interactivity.register(self.router)  # clicks (block_actions), response_url, chat.postEphemeral
+        FilesApi(self).register(self.router)  # the upload URL of files.getUploadURLExternal; /_sandbox/files
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -73,6 +80,7 @@ class SlackSandbox:
         """Bind and serve on a background thread; with port 0 the OS picks a free port."""
         self._server = _Server(self.host, self.port, self)
         self.port = self._server.server_address[1]
+        self.workspace.public_url = self.url  # upload URLs point back here
         self._thread = threading.Thread(
             target=self._server.serve_until_stopped, name="slack-sandbox", daemon=True
         )

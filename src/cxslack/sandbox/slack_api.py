@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from operator import attrgetter
 from typing import Any, TypeVar
 
-from cxslack.sandbox.rules import LIST_TYPE_SCOPES, RULES, ChannelArg, MethodRule
+from cxslack.sandbox.rules import LIST_TYPE_SCOPES, RULES, ChannelArg, MethodRule, is_conversation_id
 from cxslack.sandbox.workspace import (
     APP_ID,
     BOT_ID,
@@ -112,9 +112,11 @@ def apply_rule(ws: Workspace, rule: MethodRule, params: Params, token: Token) ->
     if kinds and not any(s in token.scopes for s in kinds):
         # no channel to tell which one applies (or no scope of either kind): Slack names them all
         raise SlackError("missing_scope", needed=",".join(kinds), provided=",".join(token.scopes))
-    ref = str(params.get("channel") or "")
+    ref = str(params.get(rule.channel_param) or "")
     if rule.channel is ChannelArg.NONE or (not ref and not rule.channel_required):
         return None
+    if rule.channel is ChannelArg.ID and not is_conversation_id(ref):
+        raise SlackError(rule.name_error)  # a name where Slack takes only an ID
     found = ws.channel(ref) if rule.channel is ChannelArg.ID_OR_NAME else ws.channel_by_id(ref)
     if found is None or (found.is_private and not _is_member(found, token)):
         raise SlackError("channel_not_found")  # a private channel the caller is not in is invisible
@@ -627,6 +629,82 @@ def users_lookup_by_email(
     if user is None:
         raise SlackError("users_not_found")
     return {"user": _user_doc(user, token)}
+
+
+# -- files --------------------------------------------------------------------------------
+ALT_TXT_MAX = 1000  # files.getUploadURLExternal: "alt_txt_too_large … longer than the limit of 1000"
+
+
+@api_method("files.getUploadURLExternal")
+def files_get_upload_url_external(
+    ws: Workspace, params: Params, token: Token, channel: Channel | None
+) -> dict[str, Any]:
+    """`filename` and `length` (bytes) are required; "missing_argument … typically only occurs when
+    the length provided is 0"; `alt_txt` at most 1,000 characters."""
+    filename = str(params.get("filename") or "").strip()
+    raw = params.get("length")
+    if raw in (None, "", 0, "0"):
+        raise SlackError("missing_argument")
+    length = _int(params, "length", 0)
+    if not filename:
+        raise SlackError("invalid_arguments", detail="filename is required")
+    alt = params.get("alt_txt")
+    if alt is not None and len(str(alt)) > ALT_TXT_MAX:
+        raise SlackError("alt_txt_too_large")
+    file = ws.reserve_file(filename, length, token.user_id, str(alt) if alt else None)
+    return {"upload_url": f"{ws.public_url}/upload/v1/{file.upload_key}", "file_id": file.id}
+
+
+@api_method("files.completeUploadExternal")
+def files_complete_upload_external(
+    ws: Workspace, params: Params, token: Token, channel: Channel | None
+) -> dict[str, Any]:
+    """Shares uploaded files into `channel_id` (its thread `thread_ts`, which must be a parent
+    message there: "Never use a reply's ts value"). "This method can only be called once": a file
+    already completed, or whose bytes never arrived, is `file_not_found` ("Could not find the file
+    from the upload ticket"); so is another token's file (`access_denied` names an owner problem
+    only for a file it can see)."""
+    named = _json_param(params, "files", "invalid_arguments")
+    if (
+        not isinstance(named, list)
+        or not named
+        or not all(isinstance(f, dict) and f.get("id") for f in named)
+    ):
+        raise SlackError("invalid_arguments", detail="files must be a JSON array of {id, title?}")
+    files = []
+    for entry in named:
+        file = ws.files.get(str(entry["id"]))
+        if file is None or file.completed or file.data is None:
+            raise SlackError("file_not_found")
+        if file.user != token.user_id:
+            raise SlackError("access_denied")
+        files.append((file, entry.get("title")))
+    thread_ts = str(params.get("thread_ts") or "")
+    root = None
+    if thread_ts:
+        root = channel.messages.get(thread_ts) if channel is not None else None
+        if root is None or root.is_reply:  # no channel, no such message, or a reply's ts
+            raise SlackError(
+                "invalid_arguments", detail="thread_ts must be a parent message's ts in channel_id"
+            )
+    for file, title in files:
+        file.completed = True
+        file.title = str(title) if title else file.name
+    if channel is not None:
+        message = Message(
+            ts=ws.next_ts(),
+            text=str(params.get("initial_comment") or ""),
+            user=token.user_id,
+            bot_id=BOT_ID if token.kind == "bot" else None,
+            thread_ts=root.ts if root else None,
+            files=[file.to_api() for file, _ in files],
+        )
+        ws.add_message(channel, message)
+        for file, _ in files:
+            file.shares.append(
+                {"channel": channel.id, "ts": message.ts, "thread_ts": message.thread_ts or ""}
+            )
+    return {"files": [{"id": file.id, "title": file.title} for file, _ in files]}
 
 
 # -- team ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
@@ -41,6 +42,8 @@ METHOD_TIERS = {
     "users.info": 4,
     "users.lookupByEmail": 3,
     "team.accessLogs": 2,
+    "files.getUploadURLExternal": 4,
+    "files.completeUploadExternal": 4,
 }
 
 FaultKind = Literal["status", "ratelimit", "latency", "drop", "late", "lost"]
@@ -213,6 +216,14 @@ class Traffic:
             if admission.response is not None and admission.response.status == 429:
                 arrival.update(status=429, answered=round(now + admission.delay - self._started, 4))
             return admission
+
+    def gate(self, method: str) -> Response | None:
+        """`admit` for the sandbox's routes outside Slack's Web API (uploads, Coralogix's data): the
+        latency is waited out here; returns the answer that stops the call, if any."""
+        admission = self.admit(method, None)
+        if admission.delay:
+            time.sleep(admission.delay)
+        return admission.response
 
     def _in_window(self, method: str, channel: str | None, now: float, delay: float) -> Response | None:
         """429 for the rest of the longest open window this call falls in (recording a violation

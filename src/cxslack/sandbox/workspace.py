@@ -89,6 +89,7 @@ class Message:
     icon_url: str | None = None
     edited: dict[str, str] | None = None
     replies: list[str] = field(default_factory=list)  # ts of the replies, for a thread parent
+    files: list[dict[str, Any]] | None = None  # shared files (files.completeUploadExternal)
 
     @property
     def icons(self) -> dict[str, str] | None:
@@ -114,10 +115,53 @@ class Message:
             "icons": self.icons,
             "metadata": self.metadata if include_metadata else None,
             "thread_ts": self.thread_ts,
+            "files": self.files,
         }
         doc.update({k: v for k, v in optional.items() if v is not None})
+        if self.files:
+            doc["upload"] = True
         if self.replies:
             doc.update(reply_count=len(self.replies), latest_reply=self.replies[-1])
+        return doc
+
+
+@dataclass
+class File:
+    """An upload (files.getUploadURLExternal), its bytes once they arrive, and where it was shared."""
+
+    id: str
+    name: str
+    length: int  # the size announced in files.getUploadURLExternal
+    user: str  # whose token reserved it
+    upload_key: str  # the secret part of its upload URL
+    created: int
+    alt_txt: str | None = None
+    data: bytes | None = None  # None until POSTed to the upload URL
+    title: str | None = None
+    completed: bool = False  # files.completeUploadExternal "can only be called once"
+    shares: list[dict[str, str]] = field(default_factory=list)  # {channel, ts, thread_ts}
+
+    @property
+    def mimetype(self) -> str:
+        if self.data and self.data.startswith(b"\x89PNG\r\n\x1a\n"):
+            return "image/png"
+        return "application/octet-stream"
+
+    def to_api(self) -> dict[str, Any]:
+        """A file object as Slack's messages carry it."""
+        doc: dict[str, Any] = {
+            "id": self.id,
+            "created": self.created,
+            "name": self.name,
+            "title": self.title or self.name,
+            "mimetype": self.mimetype,
+            "filetype": "png" if self.mimetype == "image/png" else "binary",
+            "user": self.user,
+            "size": len(self.data or b""),
+            "mode": "hosted",
+        }
+        if self.alt_txt:
+            doc["alt_txt"] = self.alt_txt
         return doc
 
 
@@ -262,6 +306,7 @@ class Workspace:
         # Told of every message created, edited or deleted and every link shared: the Events API
         # feed (events.py). Outside reset() on purpose: the feed outlives a reset.
         self.observers: list[Callable[..., None]] = []
+        self.public_url = "http://127.0.0.1"  # where upload URLs point: the server sets its own address
         self.reset()
 
     def reset(self) -> None:
@@ -281,6 +326,7 @@ class Workspace:
             self.shared_links: dict[str, tuple[str, str]] = {}  # unfurl_id → (channel id, ts)
             self.ephemeral: list[dict[str, Any]] = []  # messages only one person sees (interactivity.py)
             self.logins: list[AccessLogin] = []
+            self.files: dict[str, File] = {}  # by file id
             self._last_ts_us = 0
             self._serial = 0
             self.add_logins(3)
@@ -344,6 +390,17 @@ class Workspace:
         `link_shared`); called under the lock, so observers only queue work."""
         for observe in self.observers:
             observe(change, channel, message, **detail)
+
+    # -- files ------------------------------------------------------------------------------
+    def reserve_file(self, name: str, length: int, user: str, alt_txt: str | None) -> File:
+        self._serial += 1
+        file = File(f"F0{self._serial:08d}", name, length, user, secrets.token_urlsafe(18), int(self.clock.time()),
+                    alt_txt)  # fmt: skip
+        self.files[file.id] = file
+        return file
+
+    def file_by_upload_key(self, key: str) -> File | None:
+        return next((f for f in self.files.values() if secrets.compare_digest(f.upload_key, key)), None)
 
     # -- tokens -----------------------------------------------------------------------------
     def _new_token(self, kind: TokenKind, scopes: tuple[str, ...], user_id: str, rotating: bool) -> Token:

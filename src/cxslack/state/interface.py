@@ -24,6 +24,7 @@ from cxslack.errors import CxError
 from cxslack.state.records import (
     CaseSettings,
     CaseThread,
+    ChartShare,
     CheckpointSnapshot,
     DeliveredBatch,
     InDoubtPost,
@@ -167,6 +168,19 @@ class PreviewBook(Protocol):
 
     def shown(self, case_key: str, place: PreviewPlace) -> None:
         """A preview was refreshed: record the status and priority it shows now."""
+
+
+class ChartBook(Protocol):
+    """Alert evaluation charts in Case threads: at most one per (Case, connector, alert trigger).
+    Written under the Case's notify turn (`CaseThreads.turn`), so no hold of its own."""
+
+    def get(self, key: str) -> ChartShare | None: ...
+
+    def record(self, share: ChartShare) -> None:
+        """Save it (replacing what was saved under its key)."""
+
+    def forget(self, key: str) -> None:
+        """Slack refused the share outright: nothing is in the thread, a later notify may try again."""
 
 
 class MigrationJournal(Protocol):
@@ -332,6 +346,9 @@ class State(Protocol):
 
     @property
     def actions(self) -> ActionLedger: ...
+
+    @property
+    def charts(self) -> ChartBook: ...
 
     @property
     def migrations(self) -> MigrationJournal: ...

@@ -3,6 +3,7 @@
     cases/threads.json        (Case, connector) → root message, or a pending root     JsonDoc
     cases/settings.json       Case id or readable id → settings                       JsonDoc
     cases/previews.json       Case → where its previews live                          JsonDoc
+    cases/charts.json         (Case, connector, alert trigger) → its evaluation chart  JsonDoc
     cases/locks/<digest>.lock one notify per (Case, connector)
     slack/channels.json       integration → channel name → ID Slack answered (or its refusal)  JsonDoc
     slack/in-doubt.json       purpose → a post whose outcome is unknown                JsonDoc
@@ -38,6 +39,7 @@ from cxslack.state.lock import locked
 from cxslack.state.records import (
     CaseSettings,
     CaseThread,
+    ChartShare,
     CheckpointSnapshot,
     DeliveredBatch,
     InDoubtPost,
@@ -339,6 +341,22 @@ class FilePreviewBook:
                 doc[case_key] = [(place if p.key == place.key else p).to_json() for p in places]
 
 
+class FileChartBook:
+    def __init__(self, directory: Path):
+        self.doc = JsonDoc(directory / "charts.json", indent=1)
+
+    def get(self, key: str) -> ChartShare | None:
+        return ChartShare.from_json(key, self.doc.read().get(key))
+
+    def record(self, share: ChartShare) -> None:
+        with self.doc.transaction() as doc:
+            doc[share.key] = share.to_json()
+
+    def forget(self, key: str) -> None:
+        with self.doc.transaction() as doc:
+            doc.pop(key, None)
+
+
 class FileMigrationJournal:
     def __init__(self, directory: Path, name: str = "journal"):
         self.dir = directory
@@ -447,6 +465,7 @@ class FileState:
         self.channels = FileChannelBook(state_dir / "slack")
         self.in_doubt = FilePostsInDoubt(state_dir / "slack")
         self.previews = FilePreviewBook(state_dir / "cases")
+        self.charts = FileChartBook(state_dir / "cases")
         self.ledger = FileSyncLedger(state_dir / "sync")
         self.actions = FileActionLedger(state_dir / "actions")
         self.migrations = FileMigrationJournal(state_dir / "migrations")

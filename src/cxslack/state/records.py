@@ -242,6 +242,48 @@ class TakenAction:
         return cls(case, action, user, cast(ActionOutcome, outcome), _str(doc, "actor"), _float(doc, "at"))
 
 
+# -- alert evaluation charts shared into Case threads -------------------------------------------
+ChartState = Literal["uploading", "shared", "in_doubt"]
+
+
+@dataclass(frozen=True)
+class ChartShare:
+    """One alert evaluation chart for one trigger in one Case thread. `uploading`: its bytes are
+    with Slack as file `file_id` and the share into the thread was sent, its outcome not yet known
+    (a crash or a lost answer leaves this, and the next notify looks before anything is sent
+    again); `shared`: it is in the thread; `in_doubt`: it could not be told whether the share went
+    through, and nothing more is shared for this trigger."""
+
+    key: str  # chart_key(case, connector, alert, trigger)
+    state: ChartState
+    file_id: str
+    channel: str  # the channel ID
+    thread_ts: str
+    at: str | None = None  # RFC 3339: when the share was sent
+    reason: str | None = None  # for in_doubt: why nobody can tell
+
+    def to_json(self) -> dict[str, Any]:
+        return _compact({"state": self.state, "file_id": self.file_id, "channel": self.channel,
+                         "thread_ts": self.thread_ts, "at": self.at, "reason": self.reason})  # fmt: skip
+
+    @classmethod
+    def from_json(cls, key: str, doc: Any) -> ChartShare | None:
+        if not isinstance(doc, dict):
+            return None
+        state, file_id, channel, thread_ts = (
+            _str(doc, k) for k in ("state", "file_id", "channel", "thread_ts")
+        )
+        if state not in ("uploading", "shared", "in_doubt") or not (file_id and channel and thread_ts):
+            return None
+        return cls(
+            key, cast(ChartState, state), file_id, channel, thread_ts, _str(doc, "at"), _str(doc, "reason")
+        )
+
+
+def chart_key(case_id: str, connector: str, alert_id: str, trigger: str) -> str:
+    return f"{case_id}|{connector}|{alert_id}|{trigger}"
+
+
 # -- the preview book ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PreviewPlace:

@@ -7,6 +7,7 @@
     cxslack_sync_cursors    `cxslack sync`'s read position per thread; cxslack_marks: last poll
     cxslack_previews        where each Case's URL previews live
     cxslack_case_actions    Case actions taken from Slack buttons, one per click
+    cxslack_chart_shares    alert evaluation charts shared into Case threads, one per trigger
     cxslack_slack_tokens    rotating tokens, refreshed under a row lock
     cxslack_slack_pacing    per-key Slack pacing and Retry-After holds
     cxslack_slack_channels  channel IDs learned from Slack's answers, per integration
@@ -29,6 +30,7 @@ from cxslack.state.postgres.books import (
     PgCaseSettings,
     PgCaseThreads,
     PgChannelBook,
+    PgChartBook,
     PgPacing,
     PgPostsInDoubt,
     PgPreviewBook,
@@ -54,6 +56,7 @@ class PgState:
         self.ledger = PgSyncLedger(db)
         self.previews = PgPreviewBook(db)
         self.actions = PgActionLedger(db)
+        self.charts = PgChartBook(db)
         self.tokens = PgTokens(db, store)
         self.pacing = PgPacing(db)
 

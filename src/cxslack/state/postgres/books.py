@@ -17,6 +17,7 @@ from cxslack.state.postgres.db import Database
 from cxslack.state.records import (
     CaseSettings,
     CaseThread,
+    ChartShare,
     InDoubtPost,
     LearnedChannel,
     PendingRoot,
@@ -352,6 +353,30 @@ class PgPreviewBook:
                 "UPDATE cxslack_previews SET place = %s WHERE case_key = %s AND channel = %s AND ts = %s AND url = %s",
                 [json.dumps(place.to_json()), case_key, *place.key],
             )
+
+
+class PgChartBook:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def get(self, key: str) -> ChartShare | None:
+        with self.db.connection() as connection:
+            row = connection.execute(
+                "SELECT share FROM cxslack_chart_shares WHERE key = %s", [key]
+            ).fetchone()
+        return ChartShare.from_json(key, row[0]) if row else None
+
+    def record(self, share: ChartShare) -> None:
+        with self.db.connection() as connection:
+            connection.execute(
+                """INSERT INTO cxslack_chart_shares (key, share) VALUES (%s, %s)
+                ON CONFLICT (key) DO UPDATE SET share = EXCLUDED.share, at = now()""",
+                [share.key, json.dumps(share.to_json())],
+            )
+
+    def forget(self, key: str) -> None:
+        with self.db.connection() as connection:
+            connection.execute("DELETE FROM cxslack_chart_shares WHERE key = %s", [key])
 
 
 class PgTokens:

@@ -2,7 +2,8 @@
 
 What moves: Case threads (pending roots too), per-Case settings, the sync ledger with its cursors
 and last poll, the preview book, the Case actions taken from buttons, the channel IDs learned from
-Slack, the posts whose outcome is unknown, and the event inbox — events still waiting (to be processed by
+Slack, the posts whose outcome is unknown, the alert evaluation charts shared into Case threads, and the
+event inbox — events still waiting (to be processed by
 the replicas), the ids of events finished within the dedupe window (so Slack's redeliveries of
 them stay duplicates) and the dead letters. What the database has already wins: copying twice,
 or into a database replicas already use, adds only what is missing (a cursor only moves forward).
@@ -23,6 +24,7 @@ from cxslack.state.postgres.db import Database
 from cxslack.state.records import (
     CaseSettings,
     CaseThread,
+    ChartShare,
     InDoubtPost,
     LearnedChannel,
     PendingRoot,
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from cxslack.state.inbox import Inbox
 
 PARTS = ("threads", "pending_roots", "settings", "replies", "cursors", "previews", "actions", "channels",
-         "in_doubt", "events_waiting", "events_done", "dead_letters")  # fmt: skip
+         "in_doubt", "charts", "events_waiting", "events_done", "dead_letters")  # fmt: skip
 
 
 @dataclass
@@ -75,6 +77,7 @@ def copy_file_state(state_dir: Path, db: Database) -> CopyReport:
             run.actions(_doc(state_dir / "actions" / "ledger.json"))
             run.channels(_doc(state_dir / "slack" / "channels.json"))
             run.in_doubt(_doc(state_dir / "slack" / "in-doubt.json"))
+            run.charts(_doc(state_dir / "cases" / "charts.json"))
             if inbox is not None:
                 run.inbox(inbox)
     finally:
@@ -181,6 +184,13 @@ class _Copy:
             if post is not None:
                 self._insert("in_doubt", "INSERT INTO cxslack_posts_in_doubt (purpose, post) VALUES (%s, %s)",
                              [purpose, json.dumps(post.to_json())])  # fmt: skip
+
+    def charts(self, doc: dict[str, Any]) -> None:
+        for key, body in sorted(doc.items()):
+            share = ChartShare.from_json(key, body)
+            if share is not None:
+                self._insert("charts", "INSERT INTO cxslack_chart_shares (key, share) VALUES (%s, %s)",
+                             [key, json.dumps(share.to_json())])  # fmt: skip
 
     def inbox(self, inbox: Inbox) -> None:
         """Finished ids first (oldest first), then what waits in arrival order, then dead letters."""

@@ -130,6 +130,13 @@ CREATE TABLE cxslack_posts_in_doubt (
     Migration(5, "per-Case buttons on and off (cases settings --case-actions/--no-case-actions)", """
 ALTER TABLE cxslack_case_settings ADD COLUMN case_actions boolean;
 """),
+    Migration(6, "alert evaluation charts shared into Case threads", """
+CREATE TABLE cxslack_chart_shares (
+    key   text PRIMARY KEY,
+    share jsonb NOT NULL,
+    at    timestamptz NOT NULL DEFAULT now()
+);
+"""),
 )  # fmt: skip
 
 LATEST = MIGRATIONS[-1].version
