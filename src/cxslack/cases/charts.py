@@ -169,18 +169,27 @@ class CaseCharts:
         """An earlier share's answer was lost: find the file in the thread, or complete the same
         upload again (Slack completes an upload once: this fails if the earlier one went through)."""
         from cxslack.charts.model import parse_time
+        from cxslack.delivery import SETTLE_SECONDS
         from cxslack.slack.client import SlackError
         from cxslack.slack.files import carries_file, share
 
         done = ChartOutcome("already_shared", file_id=recorded.file_id, channel=recorded.channel,
                             thread_ts=recorded.thread_ts)  # fmt: skip
-        found = self.deliverer.find_posted([recorded.channel], parse_time(recorded.at) or 0.0,
-                                           carries_file(recorded.file_id), thread_ts=recorded.thread_ts)  # fmt: skip
+        sent = parse_time(recorded.at) or 0.0
+        time.sleep(
+            max(0.0, sent + SETTLE_SECONDS - time.time())
+        )  # a share Slack is still storing is not missed
+        found = self.deliverer.find_posted([recorded.channel], sent, carries_file(recorded.file_id),
+                                           thread_ts=recorded.thread_ts)  # fmt: skip
         if found.message is None:
             try:
                 share(self.deliverer.access, recorded.file_id, None, recorded.channel, recorded.thread_ts)
             except SlackError as exc:
-                if found.certain and exc.code not in LOST:  # refused, and certainly not in the thread
+                if exc.code in LOST - {
+                    "file_not_found"
+                }:  # this answer was lost too: the next notify looks again
+                    return _in_doubt(recorded, f"Slack's answers to sharing it were lost ({exc.code})")
+                if found.certain and exc.code != "file_not_found":  # refused, and certainly not in the thread
                     self.book.forget(recorded.key)
                     return _refused(done, exc)
                 unseen = "; ".join(found.unsearchable) or "it is not in the thread"
