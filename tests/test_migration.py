@@ -9,12 +9,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from cxslack.migration import compact
+from cxslack.state import open_state
+from cxslack.state.records import MigrationEvent
 from cxslack.store import Store
 
 from .conftest import Cli, add_integration, install, sandbox_admin, sandbox_messages
@@ -25,9 +29,10 @@ def connector_integrations() -> dict[str, str]:
     return {ident: body["integration"] for ident, body in config.get("connectors", {}).items()}
 
 
-def setup_fleet(cli: Cli, slack: Any, count: int, *, own_channels: bool = False) -> tuple[dict, dict]:
+def setup_fleet(cli: Cli, slack: Any, count: int, *, own_channels: bool = False,
+                two_way_sync: bool = True) -> tuple[dict, dict]:  # fmt: skip
     old = install(cli, slack, "Legacy", "--integration-version", "0.0.9")
-    new = install(cli, slack, "Cases", "--two-way-sync")
+    new = install(cli, slack, "Cases", *(["--two-way-sync"] if two_way_sync else []))
     from cxslack.connectors import Connector, ConnectorStore
 
     store = ConnectorStore()
@@ -214,10 +219,13 @@ def test_an_in_doubt_test_in_a_channel_cxslack_knows_is_found_not_resent(cli: Cl
     assert code == 0 and doc["migrated"] == ["c000"] and len(migration_tests(slack, 0)) == 1
 
 
+@pytest.mark.parametrize("two_way_sync", [True, False], ids=["channels-history", "no-history"])
 def test_kill_9_at_random_moments_then_rerun_finishes_with_at_most_one_test_each(
-    cli: Cli, slack: Any
+    cli: Cli, slack: Any, two_way_sync: bool
 ) -> None:
-    old, new = setup_fleet(cli, slack, 200, own_channels=True)
+    """Without two-way sync (the default) the target has no *:history scope: a test in flight at a
+    kill can never be looked up, so it is in doubt and the operator decides; never a second test."""
+    old, new = setup_fleet(cli, slack, 200, own_channels=True, two_way_sync=two_way_sync)
     rng = random.Random(20261129)
     for _ in range(20):
         proc = _start_migrate({})
@@ -233,6 +241,9 @@ def test_kill_9_at_random_moments_then_rerun_finishes_with_at_most_one_test_each
     # without channels:read (no ID to read history by): those connectors fail and get no second test.
     in_doubt = [f["connector"] for f in json.loads(out)["failed"]]
     assert all(f["error"]["code"] == "test_in_doubt" for f in json.loads(out)["failed"])
+    assert json.loads(out)["in_doubt"] == in_doubt
+    status = cli.ok("connectors", "migrate", "--status", "--from", "legacy", "-o", "json").json()
+    assert [d["connector"] for d in status["in_doubt"]] == sorted(in_doubt) and status["failed"] == []
     again = _start_migrate({})
     assert again.communicate(timeout=120) and again.returncode == (5 if in_doubt else 0)
     for ident in in_doubt:  # the operator looks in each channel, as the message says, and tells cxslack
@@ -243,12 +254,14 @@ def test_kill_9_at_random_moments_then_rerun_finishes_with_at_most_one_test_each
             ident,
             "--to",
             "cases",
-            *(["--no-test"] if arrived else ["--test", "--resend-test"]),
+            *(["--no-test"] if arrived else ["--test", "--resend"]),
         )
     assert set(connector_integrations().values()) == {new["id"]}
     for n in range(200):
         tests = migration_tests(slack, n)
         assert len(tests) <= 1, f"mig-{n:03d} got {len(tests)} test notifications"
+    switched = Counter(e.connector for e in open_state(Store()).migrations.events() if e.event == "switched")
+    assert len(switched) == 200 and set(switched.values()) == {1}  # each switched exactly once
     status = cli.ok("connectors", "migrate", "--status", "--from", "legacy", "-o", "json").json()
     assert len(status["done"]) == 200 and status["remaining"] == [] and status["failed"] == []
 
@@ -285,3 +298,81 @@ def test_two_runs_at_once_switch_each_connector_once(cli: Cli, slack: Any) -> No
     )
     assert total_tests == 30
     assert httpx.get(f"{slack.url}/_sandbox/calls").json()["violations"] == []
+
+
+# -- the journal records history, not commands ---------------------------------------------------
+def test_a_later_run_never_reapplies_a_switch_a_person_undid(cli: Cli, slack: Any) -> None:
+    """Migrate A→B, a person moves X back to A, then Y is migrated: X stays on A."""
+    old, new = setup_fleet(cli, slack, 2)  # c000 is X, c001 is Y, both on Legacy
+    assert migrate(cli, "c000", "--to", "cases", "--no-test")[0] == 0
+    cli.ok("connectors", "edit", "c000", "--integration", "legacy")  # the person moves X back
+    code, doc, _ = migrate(cli, "c001", "--to", "cases", "--no-test")
+    assert code == 0 and doc["migrated"] == ["c001"]
+    assert connector_integrations() == {"c000": old["id"], "c001": new["id"]}
+    status = cli.ok("connectors", "migrate", "--status", "-o", "json").json()
+    assert status["done"] == ["c000", "c001"] and status["moved_since"] == ["c000"]
+    again = migrate(cli, "c000", "--to", "cases", "--no-test")  # asked for again: it moves again
+    assert again[1]["migrated"] == ["c000"] and connector_integrations()["c000"] == new["id"]
+
+
+@pytest.mark.parametrize("touched", [False, True], ids=["untouched", "changed-since"])
+def test_a_killed_runs_switch_is_replayed_only_if_nobody_changed_the_connector(
+    cli: Cli, slack: Any, touched: bool
+) -> None:
+    """A run killed after journaling X's switch and before config.toml caught up: the next run
+    finishes that switch — unless a person has changed X since (its updated_at moved)."""
+    old, new = setup_fleet(cli, slack, 2)
+    journal = open_state(Store()).migrations
+    updated = cli.ok("connectors", "show", "c000", "-o", "json").json()["connector"]["updated_at"]
+    journal.append(
+        MigrationEvent("start", run="killed", to=new["id"], from_=old["id"], connectors=("c000",), test=False)
+    )
+    journal.append(MigrationEvent("switched", connector="c000", from_=old["id"], to=new["id"],
+                                  before="2020-01-01T00:00:00Z" if touched else updated))  # fmt: skip
+    code, doc, _ = migrate(cli, "c001", "--to", "cases", "--no-test")
+    assert code == 0 and doc["migrated"] == ["c001"]
+    assert connector_integrations()["c000"] == (old["id"] if touched else new["id"])
+    status = cli.ok("connectors", "migrate", "--status", "-o", "json").json()
+    if touched:  # history says what happened to that switch
+        assert [f["connector"] for f in status["failed"]] == ["c000"]
+        assert status["failed"][0]["error"]["code"] == "changed_meanwhile"
+
+
+def test_completed_runs_are_compacted_and_status_reads_the_same(
+    cli: Cli, slack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs that migrate, fail, leave a test in doubt and are rerun: the journal is compacted when
+    each run ends, and --status says the same from the compacted journal as from the full one."""
+    monkeypatch.setenv("CXSLACK_SLACK_READ_TIMEOUT", "0.3")
+    setup_fleet(cli, slack, 6, own_channels=True, two_way_sync=False)
+    import cxslack.migration
+
+    monkeypatch.setattr(cxslack.migration, "compact", lambda events: list(events))  # keep it all, to compare
+    sandbox_admin(slack, "archive", channel="mig-002")  # c002 fails
+    sandbox_admin(
+        slack, "faults", method="chat.postMessage", kind="late", seconds=0.6, count=1
+    )  # c000 in doubt
+    assert migrate(cli, "--from", "legacy", "--to", "cases", "--test")[0] == 5
+    assert migrate(cli, "--from", "legacy", "--to", "cases", "--test")[0] == 5  # a rerun: still so
+    sandbox_admin(slack, "unarchive", channel="mig-002")
+    assert migrate(cli, "c002", "--to", "cases", "--test")[0] == 0
+    migrate(cli, "c001", "c003", "--to", "legacy", "--no-test")  # refused: Legacy is no v0.1.0 target
+    journal = open_state(Store()).migrations
+    full = journal.events()
+    before = cli.ok("connectors", "migrate", "--status", "--from", "legacy", "-o", "json").json()
+    assert [d["connector"] for d in before["in_doubt"]] == ["c000"] and before["failed"] == []
+    assert sorted(before["done"]) == ["c001", "c002", "c003", "c004", "c005"] and before["runs"] == 2
+    journal.replace(compact(full))
+    compacted = journal.events()
+    assert len(compacted) < len(full) and [e.event for e in compacted].count("start") == 2  # per (from, to)
+    after = cli.ok("connectors", "migrate", "--status", "--from", "legacy", "-o", "json").json()
+    assert after == before
+    monkeypatch.setattr(cxslack.migration, "compact", compact)  # from here on, as every run does it
+    assert (
+        migrate(cli, "c000", "--to", "cases", "--test")[0] == 5
+    )  # still in doubt, read from compacted history
+    assert migrate(cli, "c000", "--to", "cases", "--no-test")[0] == 0  # the person saw it arrive
+    final = cli.ok("connectors", "migrate", "--status", "--from", "legacy", "-o", "json").json()
+    assert sorted(final["done"]) == [f"c{n:03d}" for n in range(6)] and final["in_doubt"] == []
+    lines = (Store().paths.state_dir / "migrations" / "journal.ndjson").read_text().splitlines()
+    assert len(lines) <= 3 + 6 * 3  # starts, a few events per connector, one end

@@ -18,6 +18,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 
 from cxslack.store import Store
 
@@ -178,3 +179,35 @@ def test_kill_9_at_random_moments_then_rerun_switches_each_once_and_tests_each_a
     assert len(status["done"]) == 50 and status["remaining"] == [] and status["failed"] == []
     # the local store caught up with every switch, including those of killed runs
     assert cli("connectors", "plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_status_reads_the_same_from_the_compacted_journal(
+    cli: Cli, nc: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs with a failed pre-test, a failed confirmation (put back) and successes: --status says
+    the same from the compacted journal as from the full one, and a rerun still knows its work."""
+    import cxslack.migration
+    from cxslack.migration import compact
+    from cxslack.state import open_state
+
+    fleet(nc, 4)
+    seed(nc, "c001", channel="no-such-channel", fallback="nor-this-one", labels={"n": 1})
+    nc_admin(nc, "nc/test-failures", connectorId="c002", message="not_in_channel")
+    monkeypatch.setattr(cxslack.migration, "compact", lambda events: list(events))
+    assert migrate(cli, "--from", "legacy", "--to", "current", "--test")[0] == 5
+    assert migrate(cli, "--from", "legacy", "--to", "current", "--test")[0] == 5
+    journal = open_state(Store()).remote_migrations
+    full = journal.events()
+    before = cli.ok("connectors", "migrate", "--remote", "--status", "--from", "legacy", "-o", "json").json()
+    assert {"c000", "c003"} <= set(before["done"]) and before["runs"] == 2
+    assert "c001" in [f["connector"] for f in before["failed"]]
+    steps = [e.event for e in full if e.connector == "c002"]
+    assert "reverted" in steps  # its first confirmation failed: put back, then tried again
+    journal.replace(compact(full))
+    assert len(journal.events()) < len(full)
+    after = cli.ok("connectors", "migrate", "--remote", "--status", "--from", "legacy", "-o", "json").json()
+    assert after == before
+    monkeypatch.setattr(cxslack.migration, "compact", compact)
+    seed(nc, "c001", channel="alerts", labels={"n": 1})  # fixed in Coralogix
+    code, doc, _ = migrate(cli, "--from", "legacy", "--to", "current", "--test")
+    assert doc["migrated"] == ["c001"] and switches(nc_log(nc))[("c000", OLD, NEW)] == 1

@@ -7,12 +7,18 @@ integrations keep delivering throughout.
 Durability: every step is appended to a journal in the state dir and fsync'd before the next
 one starts; a `switched` record is the commit point of a connector's move. config.toml catches
 up in batches (rewriting it per connector would cost ~70 ms at 1,000 connectors), always under
-the store lock and only for connectors still on their old integration. A rerun replays
-journaled switches, skips finished work, and resolves an in-doubt test send (the process died
-mid-call) by finding the message's metadata in the channel's history, so a switch never costs
-two test notifications. When that history cannot be read (no channel ID known, no *:history
-scope, the app not in the channel), the connector fails with the reason and nothing is sent:
-`--no-test` switches it if the test did arrive, `--resend-test` sends one more if it did not.
+the store lock and only for a connector nobody changed since it was switched (still on its old
+integration, its updated_at as it was). A test whose outcome is unknown (the answer lost, or the
+process died mid-call) is found by its message metadata in the channel's history, so a switch
+never costs two test notifications; when that history cannot be read (no channel ID known, no
+*:history scope, the app not in the channel), the connector is in doubt and nothing is sent:
+`--no-test` switches it if the test did arrive, `--resend` sends one more if it did not.
+
+The journal records history, not commands: a run replays only the switches of runs that never
+ended (killed before their last catch-up), never an earlier run's switch of a connector a person
+has changed since. When a run ends, the journal is compacted: the runs are merged into one
+`start` per (from, to) pair, and each connector keeps only the events of its latest attempt
+towards each target (what `--status` and a rerun read), then one `end`.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 from cxslack.connectors import Connector, ConnectorStore, channel_label, find_connector, parse_connectors
@@ -172,6 +178,8 @@ class Outcome:
             "failed": self.failed,
             "skipped": self.skipped,
             "remaining": self.remaining,
+            # failed with a test that may have arrived: nothing is sent for them until someone looks
+            "in_doubt": [f["connector"] for f in self.failed if f["error"].get("code") == "test_in_doubt"],
         }
         if self.unconfirmed is not None:
             doc["unconfirmed"] = self.unconfirmed
@@ -279,6 +287,7 @@ class Migrator:
         finally:
             self.mover.flush()
             self.journal.append(MigrationEvent("end", run=run_id))
+        self.journal.replace(compact(self.journal.events()))  # every run has ended: all history now
         if plan.source is not None:
             view = self.registry.view()
             if not view.connectors_of(plan.source.id):
@@ -294,7 +303,9 @@ class LocalMover(Mover):
     def __init__(self, registry: Registry):
         self.registry = registry
         self._deliverer: Any = None
-        self._pending: dict[str, tuple[str, str]] = {}  # connector → (from, to) not yet in config.toml
+        # connector → (from, to, its updated_at when switched): journaled, not yet in config.toml
+        self._pending: dict[str, tuple[str, str, str | None]] = {}
+        self._kept: list[str] = []  # switched, but changed by a person meanwhile: left as they set it
         self._last_flush = time.monotonic()
 
     def queue(self, plan: Plan, history: list[MigrationEvent]) -> list[Item]:
@@ -303,8 +314,8 @@ class LocalMover(Mover):
         return [connectors[c.id] for c in plan.to_move if c.id in connectors]
 
     def already(self, item: Item, plan: Plan, history: list[MigrationEvent]) -> bool:
-        assert isinstance(item, Connector)
-        return item.integration == plan.target.id or _switched_in(history, item.id, plan.target.id)
+        assert isinstance(item, Connector)  # config.toml has caught up with every committed switch
+        return item.integration == plan.target.id
 
     def move(self, item: Item, plan: Plan, test: bool, history: list[MigrationEvent]) -> CxError | None:
         assert isinstance(item, Connector)
@@ -395,18 +406,23 @@ class LocalMover(Mover):
     def _switch(self, connector: Connector, target_id: str, attempt: str | None) -> None:
         self.journal.append(
             MigrationEvent(
-                "switched", connector=connector.id, from_=connector.integration, to=target_id, attempt=attempt
+                "switched",
+                connector=connector.id,
+                from_=connector.integration,
+                to=target_id,
+                attempt=attempt,
+                before=connector.updated_at,
             )  # fmt: skip
         )
-        self._pending[connector.id] = (connector.integration, target_id)
+        self._pending[connector.id] = (connector.integration, target_id, connector.updated_at)
         connector.integration = target_id
 
     # -- config.toml catch-up ------------------------------------------------------------------
     def _replay(self, history: list[MigrationEvent]) -> None:
-        """Journaled switches that config.toml has not caught up with (a crash before a flush)."""
-        for event in history:
-            if event.event == "switched" and event.connector and event.from_ and event.to:
-                self._pending[event.connector] = (event.from_, event.to)
+        """Switches of runs that never ended (killed before config.toml caught up with them)."""
+        for event in unended_switches(history):
+            if event.connector and event.from_ and event.to:
+                self._pending[event.connector] = (event.from_, event.to, event.before)
         self.flush()
 
     def maybe_flush(self) -> None:
@@ -420,18 +436,88 @@ class LocalMover(Mover):
         from cxslack.model import utc_now
 
         pending, self._pending = self._pending, {}
+        kept: list[tuple[str, str]] = []
         with self.registry.editing() as (view, _):
             now = utc_now()
-            for ident, (old, new) in pending.items():
+            for ident, (old, new, before) in pending.items():
                 body = view.connectors.get(ident)
-                # Only a connector still on its old integration moves: never undo a later edit.
-                if isinstance(body, dict) and body.get("integration") == old and new in view.integrations:
+                current = body.get("integration") if isinstance(body, dict) else None
+                if (
+                    isinstance(body, dict)
+                    and current == old
+                    and new in view.integrations
+                    and (before is None or body.get("updated_at") == before)
+                ):
                     body["integration"] = new
                     body["updated_at"] = now
+                elif current != new:  # a person changed it since it was switched: theirs stands
+                    kept.append((ident, new))
+        for ident, new in kept:
+            self._kept.append(ident)
+            self.journal.append(
+                MigrationEvent("failed", connector=ident, to=new, error=_changed(ident).to_dict())
+            )
+
+    def outcome(self, outcome: Outcome) -> None:
+        for ident in self._kept:
+            if ident in outcome.migrated:
+                outcome.migrated.remove(ident)
+                outcome.failed.append({"connector": ident, "error": _changed(ident).to_dict()})
 
 
-def _switched_in(history: list[MigrationEvent], connector: str, target: str) -> bool:
-    return any(e.event == "switched" and e.connector == connector and e.to == target for e in history)
+def _changed(ident: str) -> CxError:
+    return CxError(
+        "changed_meanwhile",
+        f"{ident} was changed (or removed) by someone after it was switched and before config.toml caught "
+        "up; it was left as it is now",
+        f"Review it: cxslack connectors show {ident}; migrate it again if it should move.",
+    )
+
+
+def unended_switches(history: Sequence[MigrationEvent]) -> list[MigrationEvent]:
+    """`switched` events of runs with a `start` and no `end`: what a killed run committed."""
+    ended = {e.run for e in history if e.event == "end" and e.run}
+    run: str | None = None
+    out = []
+    for event in history:
+        if event.event == "start":
+            run = event.run
+        elif event.event == "switched" and run not in ended:
+            out.append(event)
+    return out
+
+
+def _settles(event: MigrationEvent) -> bool:
+    """An event after which a connector's earlier steps towards that target no longer matter."""
+    return event.event == "reverted" or (
+        event.event == "failed" and (event.error or {}).get("code") != "test_in_doubt"
+    )
+
+
+COMPACTED = "compacted"
+
+
+def compact(events: Sequence[MigrationEvent]) -> list[MigrationEvent]:
+    """The journal of ended runs, as little as `--status` and later runs need: one `start` per
+    (from, to) pair (runs counted, connectors merged, in the order they were last used), each
+    connector's events since its last settled attempt towards each target, and one `end`."""
+    starts: dict[tuple[str | None, str | None], MigrationEvent] = {}
+    kept: dict[tuple[str, str | None], list[int]] = {}
+    for index, event in enumerate(events):
+        if event.event == "start":
+            key = (event.from_, event.to)
+            earlier = starts.pop(key, None)
+            connectors = tuple(dict.fromkeys((*(earlier.connectors if earlier else ()), *event.connectors)))
+            runs = ((earlier.runs or 1) if earlier else 0) + (event.runs or 1)
+            starts[key] = replace(event, run=COMPACTED, connectors=connectors, runs=runs)
+        elif event.connector is not None:
+            steps = kept.setdefault((event.connector, event.to), [])
+            if _settles(event):
+                steps.clear()
+            steps.append(index)
+    keep = sorted(i for steps in kept.values() for i in steps)
+    end = MigrationEvent("end", run=COMPACTED, at=events[-1].at if events else None)
+    return [*starts.values(), *(events[i] for i in keep), end]
 
 
 def _in_doubt_attempt(history: list[MigrationEvent], connector: str, target: str) -> MigrationEvent | None:
@@ -450,60 +536,84 @@ def _in_doubt_attempt(history: list[MigrationEvent], connector: str, target: str
 
 
 def migration_status(registry: Registry, source_ref: str | None, *, remote: bool = False) -> dict[str, Any]:
-    """What the last run (for --from OLD, if given) did, failed and left, from journal and config
-    (`remote`: the runs inside Coralogix, from their journal alone)."""
+    """What the runs towards the last run's target (for --from OLD, if given) did, failed, left in
+    doubt and left, from the journal (compacted or not) and, locally, config.toml (`remote`: the
+    runs inside Coralogix, from their journal alone)."""
     state = open_state(registry.store)
     events = (state.remote_migrations if remote else state.migrations).events()
     view = registry.view()
     source = view.find(source_ref) if source_ref else None
     starts = [e for e in events if e.event == "start" and (source is None or e.from_ == source.id)]
     if not starts:
-        return {
-            "to": None,
-            "from": source.id if source else None,
-            "done": [],
-            "failed": [],
-            "remaining": [],
-            "runs": 0,
-        }
+        return {"to": None, "from": source.id if source else None, "done": [], "failed": [], "in_doubt": [],
+                "remaining": [], "runs": 0}  # fmt: skip
     to = starts[-1].to
     planned: list[str] = []
     for start in starts:
         if start.to == to:
             planned += [c for c in start.connectors if c not in planned]
     connectors = {} if remote else parse_connectors(view, registry.store.paths.config_file)
-    switched: set[str] = set()
-    for event in events:
-        if event.connector and event.to == to and event.event == "switched":
-            switched.add(event.connector)
-        elif event.connector and event.to == to and event.event == "reverted":  # --remote: the confirm failed
-            switched.discard(event.connector)
-    last_failure: dict[str, dict[str, Any]] = {}
-    for event in events:
-        if event.connector is None:
-            continue
-        if event.event == "failed" and event.to == to:
-            last_failure[event.connector] = event.error or {}
-        elif event.event == "switched":
-            last_failure.pop(event.connector, None)
-    done = [c for c in planned if c in switched or (c in connectors and connectors[c].integration == to)]
-    failed = [
-        {"connector": c, "error": last_failure[c]} for c in planned if c in last_failure and c not in done
+    last = last_steps(events, to)
+    done = [
+        c
+        for c in planned
+        if last.get(c, ("",))[0] == "done" or (c in connectors and connectors[c].integration == to)
     ]
-    failed_ids = {f["connector"] for f in failed}
-    remaining = [c for c in planned if c not in done and c not in failed_ids and (remote or c in connectors)]
+    failed = [{"connector": c, "error": last[c][1].error or {}} for c in planned
+              if c not in done and last.get(c, ("",))[0] == "failed"]  # fmt: skip
+    in_doubt = [{"connector": c, "error": _doubt_of(last[c][1])} for c in planned
+                if c not in done and last.get(c, ("",))[0] == "in_doubt"]  # fmt: skip
+    settled = set(done) | {f["connector"] for f in failed} | {d["connector"] for d in in_doubt}
+    remaining = [c for c in planned if c not in settled and (remote or c in connectors)]
 
     def name_of(integration_id: str | None) -> str | None:
         found = view.integrations.get(integration_id or "")
         return found.name if found else None
 
-    return {
+    doc: dict[str, Any] = {
         "to": to,
         "to_name": name_of(to),
         "from": starts[-1].from_,
         "from_name": name_of(starts[-1].from_),
         "done": done,
         "failed": failed,
+        "in_doubt": in_doubt,
         "remaining": remaining,
-        "runs": len(starts),
+        "runs": sum(s.runs or 1 for s in starts),
     }
+    if not remote:  # migrated by a run, since moved elsewhere by a person
+        doc["moved_since"] = [c for c in done if c in connectors and connectors[c].integration != to]
+    return doc
+
+
+Step = tuple[str, MigrationEvent]  # done | failed | in_doubt, and the event that says so
+
+
+def last_steps(events: Sequence[MigrationEvent], to: str | None) -> dict[str, Step]:
+    """Each connector's standing towards `to`, as the journal tells it: switched (done), failed,
+    or in doubt — a test or a switch that was sent and never settled."""
+    last: dict[str, Step] = {}
+    for event in events:
+        if event.connector is None or event.to != to:
+            continue
+        if event.event == "switched":
+            last[event.connector] = ("done", event)
+        elif event.event == "failed":
+            doubt = (event.error or {}).get("code") == "test_in_doubt"
+            last[event.connector] = ("in_doubt" if doubt else "failed", event)
+        elif event.event in ("testing", "switching"):  # until something says how it ended
+            last[event.connector] = ("in_doubt", event)
+        elif event.event == "reverted":
+            last.pop(event.connector, None)  # back where it was; the `failed` that follows says why
+    return last
+
+
+def _doubt_of(event: MigrationEvent) -> dict[str, Any]:
+    if event.error:
+        return event.error
+    from cxslack.model import utc_now
+
+    what = "its test notification" if event.event == "testing" else "its switch in Coralogix"
+    when = f" at {utc_now(event.at)}" if event.at else ""
+    return {"code": "interrupted", "message": f"a run stopped while sending {what}{when}",
+            "hint": "Rerun the migration: it settles this first."}  # fmt: skip

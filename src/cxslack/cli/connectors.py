@@ -606,7 +606,8 @@ def migrate(
         bool, typer.Option("--fail-fast", help="Stop at the first connector that fails.")
     ] = False,
     status: Annotated[
-        bool, typer.Option("--status", help="Show what the last run (for --from) did, failed and left.")
+        bool,
+        typer.Option("--status", help="Show what the runs (for --from) did, failed, left in doubt and left."),
     ] = False,
     resend_test: Annotated[
         bool,
@@ -722,8 +723,12 @@ def _print_status(out: Output, doc: dict[str, Any]) -> None:
         ("From", f"{doc['from_name'] or 'an integration removed since'} ({doc['from']})" if doc["from"] else "-"),
         ("Done", ", ".join(doc["done"]) or "-"),
         ("Failed", ", ".join(f["connector"] for f in doc["failed"]) or "-"),
+        ("In doubt", ", ".join(f["connector"] for f in doc["in_doubt"]) or "-"),
         ("Remaining", ", ".join(doc["remaining"]) or "-"),
+        *([("Moved since", ", ".join(doc["moved_since"]))] if doc.get("moved_since") else []),
     ])  # fmt: skip
+    for doubt in doc["in_doubt"]:
+        out.info(f"{doubt['connector']} in doubt: {doubt['error'].get('message', '')}")
 
 
 def _progress(out: Output) -> Any:

@@ -193,6 +193,9 @@ class MigrationJournal(Protocol):
     def events(self) -> list[MigrationEvent]:
         """Every event, oldest first (an append cut short by a crash is not among them)."""
 
+    def replace(self, events: list[MigrationEvent]) -> None:
+        """Compaction, inside `exclusive`: the journal becomes exactly `events`, atomically."""
+
 
 class CheckpointFiles(Protocol):
     """One access-log destination's checkpoint: a snapshot and the batches delivered since."""

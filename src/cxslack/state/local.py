@@ -374,6 +374,13 @@ class FileMigrationJournal:
         events = (MigrationEvent.from_json(doc) for doc in self.log.json_records())
         return [e for e in events if e is not None]
 
+    def replace(self, events: list[MigrationEvent]) -> None:
+        import json
+
+        self.log.replace(
+            json.dumps(e.to_json(), separators=(",", ":"), ensure_ascii=False).encode() for e in events
+        )
+
 
 class FileCheckpoint:
     """`<destination>.json` (the snapshot), `.journal` (batches since), `.lock`."""

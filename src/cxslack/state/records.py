@@ -337,8 +337,9 @@ _KINDS: frozenset[str] = frozenset(get_args(MigrationEventKind))
 @dataclass(frozen=True)
 class MigrationEvent:
     """One line of the migration journal. Which fields are set depends on `event`:
-    start (run, to, from_, connectors, test), testing (connector, to, attempt, channel),
-    switched (connector, from_, to, attempt), failed (connector, to, error), end (run).
+    start (run, to, from_, connectors, test; `runs` when it stands for that many compacted runs),
+    testing (connector, to, attempt, channel), switched (connector, from_, to, attempt, `before`:
+    the connector's updated_at when it was switched), failed (connector, to, error), end (run).
     A remote migration's steps carry (connector, to) and, where they apply, `source` and `target`
     (Coralogix integration ids), `before` and `after` (the connector's updateTime around a PUT)
     and `message` (why a confirming test failed)."""
@@ -359,6 +360,7 @@ class MigrationEvent:
     before: str | None = None
     after: str | None = None
     message: str | None = None
+    runs: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"event": self.event, "run": self.run, "connector": self.connector, "to": self.to,
@@ -370,6 +372,8 @@ class MigrationEvent:
             doc["from"] = self.from_  # null when a start named no --from
         if self.event == "start":
             doc.update(connectors=list(self.connectors), test=bool(self.test))
+            if self.runs:
+                doc["runs"] = self.runs
         return doc
 
     @classmethod
@@ -380,12 +384,14 @@ class MigrationEvent:
         connectors = doc.get("connectors")
         error = doc.get("error")
         test = doc.get("test")
+        runs = doc.get("runs")
         return cls(
             cast(MigrationEventKind, kind), _str(doc, "run"), _str(doc, "connector"), _str(doc, "to"),
             _str(doc, "from"), tuple(c for c in connectors if isinstance(c, str)) if isinstance(connectors, list) else (),
             test if isinstance(test, bool) else None, _str(doc, "attempt"), _str(doc, "channel"),
             error if isinstance(error, dict) else None, _float(doc, "at"), _str(doc, "source"),
             _str(doc, "target"), _str(doc, "before"), _str(doc, "after"), _str(doc, "message"),
+            runs if isinstance(runs, int) and not isinstance(runs, bool) and runs > 0 else None,
         )  # fmt: skip
 
 
