@@ -152,3 +152,26 @@ def installed_integration(url: str, name: str, *, version: str = "0.1.0", two_wa
     )
     install(registry, integration.id, _grant_from(answer))
     return integration.id
+
+
+@contextmanager
+def ratelimit_mid_run(url: str, method: str, after_calls: int, retry_after: int) -> Iterator[dict[str, Any]]:
+    """While the body runs, the sandbox answers the (after_calls + 1)th call to `method` with a
+    method-wide 429 (`Retry-After: retry_after`; every later call to the method inside the window
+    is refused too). Yields a dict that gets, after the body, `sent_during_retry_after` (calls the
+    client sent while told to wait) and `limited` (429s answered for the method)."""
+    import httpx
+
+    def counts() -> tuple[int, int]:
+        log = httpx.get(f"{url}/_sandbox/calls", timeout=30).json()
+        return (len([v for v in log["violations"] if v["method"] == method]),
+                sum(1 for a in log["arrivals"] if a["method"] == method and a.get("status") == 429))  # fmt: skip
+
+    found: dict[str, Any] = {"injected": after_calls}
+    violations, limited = counts()
+    admin(url, "faults", method=method, kind="ratelimit", retry_after=retry_after, after=after_calls)
+    try:
+        yield found
+    finally:
+        now = counts()
+        found["sent_during_retry_after"], found["limited"] = now[0] - violations, now[1] - limited

@@ -684,6 +684,13 @@ def test_fault_drop_closes_without_answering(sandbox: SlackSandbox) -> None:
     assert api(sandbox, "auth.test", token).json()["ok"] is True
 
 
+def test_a_fault_after_some_calls_strikes_mid_run(sandbox: SlackSandbox) -> None:
+    token = bot_token(sandbox)
+    admin(sandbox, "faults", method="auth.test", kind="status", status=503, after=2)
+    assert [api(sandbox, "auth.test", token).status_code for _ in range(4)] == [200, 200, 503, 200]
+    assert HTTP.post(f"{sandbox.url}/_sandbox/faults", json={"kind": "drop", "after": -1}).status_code == 400
+
+
 def test_faults_are_validated_and_clearable(sandbox: SlackSandbox) -> None:
     assert HTTP.post(f"{sandbox.url}/_sandbox/faults", json={"kind": "explode"}).status_code == 400
     admin(sandbox, "faults", faults=[{"kind": "drop"}, {"kind": "status", "status": 502}])

@@ -68,7 +68,7 @@ def serve(
     POST /_sandbox/archive, /unarchive {channel}    archive or restore
     POST /_sandbox/invite, /kick {channel}          add or remove the bot
     POST /_sandbox/channels {name,private?,bot_member?}   create a channel
-    POST /_sandbox/faults {kind,method,count,...}   fail the next calls
+    POST /_sandbox/faults {kind,method,count,after?,...}   fail the next calls
          (kind: status, ratelimit, latency, drop, late, lost;
          {"clear": true} clears)
     GET|POST /_sandbox/settings          app and traffic settings: token_rotation,

@@ -87,7 +87,8 @@ class TrafficSettings:
 
 @dataclass
 class Fault:
-    """The next `count` calls to `method` ("*" for any) fail or slow down in one way.
+    """The next `count` calls to `method` ("*" for any) fail or slow down in one way — after
+    letting `after` of them through untouched (a fault in the middle of a run).
 
     status     answer HTTP `status` without running the method (5xx: Slack having an incident)
     ratelimit  answer 429 with `Retry-After: retry_after`, opening a window for the whole method
@@ -105,12 +106,15 @@ class Fault:
     status: int = 503  # kind "status"
     retry_after: int = 1  # kind "ratelimit"
     seconds: float = 0.0  # kinds "latency" and "late"
+    after: int = 0  # matching calls let through before the fault applies
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"kind must be one of {', '.join(FAULT_KINDS)}")
         if self.count < 1 or not 100 <= self.status <= 599 or self.retry_after < 1 or self.seconds < 0:
             raise ValueError("count >= 1, 100 <= status <= 599, retry_after >= 1 and seconds >= 0")
+        if self.after < 0:
+            raise ValueError("after >= 0")
 
 
 class TokenBucket:
@@ -193,6 +197,9 @@ class Traffic:
                 if admission.response
                 else next((f for f in self.faults if f.method in ("*", method)), None)
             )
+            if fault is not None and fault.after > 0:  # not yet: this call goes through
+                fault.after -= 1
+                fault = None
             if fault is not None:
                 fault.count -= 1
                 if fault.count == 0:
