@@ -162,16 +162,22 @@ def ratelimit_mid_run(url: str, method: str, after_calls: int, retry_after: int)
     client sent while told to wait) and `limited` (429s answered for the method)."""
     import httpx
 
-    def counts() -> tuple[int, int]:
-        log = httpx.get(f"{url}/_sandbox/calls", timeout=30).json()
-        return (len([v for v in log["violations"] if v["method"] == method]),
-                sum(1 for a in log["arrivals"] if a["method"] == method and a.get("status") == 429))  # fmt: skip
+    def log() -> tuple[int, list[dict[str, Any]]]:
+        doc = httpx.get(f"{url}/_sandbox/calls", timeout=30).json()
+        return (len([v for v in doc["violations"] if v["method"] == method]),
+                [a for a in doc["arrivals"] if a["method"] == method and a.get("status") == 429])  # fmt: skip
 
     found: dict[str, Any] = {"injected": after_calls}
-    violations, limited = counts()
+    violations, limited = log()
     admin(url, "faults", method=method, kind="ratelimit", retry_after=retry_after, after=after_calls)
     try:
         yield found
     finally:
-        now = counts()
-        found["sent_during_retry_after"], found["limited"] = now[0] - violations, now[1] - limited
+        now, answers = log()
+        answers = answers[len(limited) :]
+        found["sent_during_retry_after"], found["limited"] = now - violations, len(answers)
+        # how long the client was told to wait, from the first 429 to the end of the last window
+        found["told_to_wait"] = (
+            max(a["answered"] + a["retry_after"] for a in answers) - min(a["answered"] for a in answers)
+            if answers else 0.0
+        )  # fmt: skip

@@ -93,12 +93,19 @@ def test_connectors_test_resend_after_looking_and_a_rerun_that_can_look(cli: Cli
     sandbox_admin(slack, "faults", **LATE)
     assert cli("connectors", "test", "t").exit_code == 5
     [lost] = tagged(slack, ("alerts",), "cxslack_test_notification", connector="t")
+    assert [c["subject"] for c in in_doubt_checks(cli)] == ["integration Payments"]  # doctor tells too
     # the person looks, finds nothing (a moderator removed it, say), and says so
     sandbox_admin(slack, "delete", channel="alerts", ts=lost["ts"])
     resent = cli("connectors", "test", "t", "--resend", "-o", "json")
     assert resent.exit_code == 0 and resent.json()["recovered"] is False
     assert len(tagged(slack, ("alerts",), "cxslack_test_notification", connector="t")) == 1
     assert cli("connectors", "test", "t").exit_code == 0  # settled: an ordinary test again
+    assert in_doubt_checks(cli) == []
+
+
+def in_doubt_checks(cli: Cli) -> list[dict[str, Any]]:
+    doc = cli("doctor", "--symptom", "local", "--offline", "-o", "json").json()
+    return [c for c in doc["checks"] if c["id"] == "local.in_doubt"]
 
 
 def test_connectors_test_all_reports_in_doubt_ones_and_exits_5(cli: Cli, slack: Any) -> None:

@@ -119,6 +119,7 @@ class LocalChecks(SymptomChecks):
             status, message, remedy = access_logs_health(integration)
             if status != "skip":  # skip: not enabled, or Pending (local.installed says so)
                 yield subject.check("local.access_logs", LOCAL, CheckStatus(status), message, remedy or None)
+        yield from _in_doubt(ctx, integration)
         if integration.supports_cases_features:
             return
         connectors = ctx.connectors_of(integration)
@@ -163,3 +164,34 @@ def _orphan(ctx: Context, connector: Connector) -> Check:
         f"{remedies.edit_connector(connector, f'--integration {to}')}, or remove it: "
         f"cxslack connectors remove {quote(connector.name)} --yes",
     )  # fmt: skip
+
+
+def _in_doubt(ctx: Context, integration: Integration) -> Iterator[Check]:
+    """Messages sent through this integration whose arrival cxslack could not tell: nothing more
+    is sent for their purpose until a rerun can look, or someone says to resend."""
+    from cxslack.connectors import channel_label
+    from cxslack.model import utc_now
+    from cxslack.state import open_state
+
+    try:
+        posts = [p for p in open_state(ctx.registry.store).in_doubt.all() if p.integration == integration.id]
+    except CxError:
+        return  # the state cannot be read: local.config / the state's own errors say so
+    subject = ctx.integration_subject(integration)
+    for post in posts:
+        kind, _, rest = post.purpose.partition("|")
+        where = " or ".join(channel_label(c) for c in post.channels)
+        if kind == "test":
+            what, rerun = f"the test notification of connector {rest}", f"cxslack connectors test {rest}"
+        else:
+            case, _, connector = rest.rpartition("|")[0].partition("|")
+            what, rerun = (
+                f"an update of Case {case} on connector {connector}",
+                "the cases notify that sent it",
+            )
+        yield subject.check(
+            "local.in_doubt", LOCAL, CheckStatus.WARN,
+            f"{what} was sent to {where} at {utc_now(post.sent_at)} and cxslack cannot tell whether it arrived "
+            f"({post.why or 'its answer was lost'}): nothing more is sent for it",
+            f"Look in {where}; then rerun {rerun} (it looks again), or add --resend if it did not arrive",
+        )  # fmt: skip

@@ -221,7 +221,8 @@ class Traffic:
             if admission.response is None:
                 admission.response = self._limit(method, channel, now, now + admission.delay)
             if admission.response is not None and admission.response.status == 429:
-                arrival.update(status=429, answered=round(now + admission.delay - self._started, 4))
+                arrival.update(status=429, answered=round(now + admission.delay - self._started, 4),
+                               retry_after=int(admission.response.headers.get("Retry-After", 0) or 0))  # fmt: skip
             return admission
 
     def gate(self, method: str) -> Response | None:
@@ -248,7 +249,8 @@ class Traffic:
                 {"method": method, "channel": channel, "retry_after_remaining": round(remaining, 3)}
             )
         self.ratelimited += 1
-        return _ratelimited(math.ceil(remaining))
+        # Retry-After counts from when the answer leaves: what is left of the window then
+        return _ratelimited(math.ceil(max(remaining - delay, 0.0)))
 
     def _limit(self, method: str, channel: str | None, now: float, answered: float) -> Response | None:
         settings = self.settings
