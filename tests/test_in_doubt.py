@@ -217,3 +217,21 @@ def test_migrate_test_sends_exactly_one_test_when_the_answer_comes_late(
     assert {c["integration"] for c in shown if c["id"].startswith("m")} == {
         cli.ok("integrations", "show", "payments", "-o", "json").json()["integration"]["id"]
     }
+
+
+def test_a_webhook_whose_answer_is_lost_is_in_doubt(cli: Cli, httpx_mock: Any) -> None:
+    """An incoming webhook cannot be read back: a lost answer is in doubt, and stays so."""
+    from .conftest import add_integration
+
+    hook = "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXX"
+    httpx_mock.add_exception(httpx.ReadTimeout("no answer"), url=hook)
+    add_integration(cli, "Legacy", "--integration-version", "0.0.9")
+    cli.ok("integrations", "edit", "legacy", "--webhook-url-stdin", input=hook + "\n")
+    cli.ok("connectors", "create", "Old route", "--integration", "legacy", "--channel", "alerts",
+           "--fallback-channel", "ops-fallback")  # fmt: skip
+    run = cli("connectors", "test", "old-route", "-o", "json")
+    assert run.exit_code == 5 and run.json()["in_doubt"] is True
+    assert "incoming webhook, which cannot be read back" in run.json()["error"]["message"]
+    assert cli("connectors", "test", "old-route").exit_code == 5  # nothing sent: one request in all
+    assert len(httpx_mock.get_requests()) == 1
+    assert "hooks.slack.com/services" not in run.stdout + run.stderr
