@@ -210,6 +210,10 @@ def test_checks_that_need_channel_lookup_skip_with_the_command_that_grants_it(
     assert "needs channels:read and groups:read" in channels["message"]
     assert channels["remediation"] == "cxslack integrations authorize Payments --channel-lookup"
     assert calls(slack)["methods"].get("conversations.list") is None  # never asked for what fails
+    # on a terminal too, the command that grants them is shown — once, however many connectors skip
+    connector(cli, "Payments backup", "payments", "payments-backup")
+    table = cli("doctor", "Payments").stdout
+    assert table.count("→ cxslack integrations authorize Payments --channel-lookup") == 1
 
     # asked for, but declined on Slack's page: still a skip, never an `ok` built on missing_scope
     install(

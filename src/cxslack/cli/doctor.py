@@ -72,18 +72,21 @@ def doctor(
 
 
 def print_report(out: Output, report: Report, symptom: Symptom | None) -> None:
-    """Sections of ✔ / ! / ✘ / - rows, the remediation under each failure and warning, a summary."""
+    """Sections of ✔ / ! / ✘ / - rows, the remediation under each failure and warning (and under a
+    skipped check that names what would let it run, once per section), a summary."""
     stream = sys.stdout
     if symptom is not None:
         out.lines(paint(f"Symptom: {symptom.label}", "bold", stream) + "\n")
     section: str | None = None
     group: str | None = None
+    skip_remedies: set[str] = set()  # a skip's remedy repeats per connector: say it once a section
     for check in report.ordered():
         subject = check.subject
         if subject.section != section:
             if section is not None:
                 out.lines("")
             section, group = subject.section, None
+            skip_remedies.clear()
             out.lines(paint(section, "bold", stream))
         if subject.group != group:
             group = subject.group
@@ -93,6 +96,11 @@ def print_report(out: Output, report: Report, symptom: Symptom | None) -> None:
         mark, style = MARKS[check.status]
         out.lines(f"{indent}{paint(mark, style, stream)} {check.message}  {paint(check.id, 'dim', stream)}")
         if check.remediation and check.status in (CheckStatus.FAIL, CheckStatus.WARN):
+            out.lines(f"{indent}  → {check.remediation}")
+        elif (
+            check.remediation and check.status is CheckStatus.SKIP and check.remediation not in skip_remedies
+        ):
+            skip_remedies.add(check.remediation)
             out.lines(f"{indent}  → {check.remediation}")
     counts = report.counts()
     total, warnings = len(report.checks), counts[CheckStatus.WARN]
