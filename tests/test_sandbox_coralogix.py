@@ -78,6 +78,15 @@ def test_a_case_by_readable_id_or_uuid(client: CoralogixClient) -> None:
     assert client.get_case(case_uuid(1)) == case
 
 
+def test_a_case_id_outside_the_published_pattern_is_400(sandbox: SlackSandbox) -> None:
+    """cases.yaml: every Case id is ^(uuid|[A-Z]+-[0-9]+)$ (lower-case hex) of at most 64 characters."""
+    key = {"Authorization": f"Bearer {CORALOGIX_API_KEY}"}
+    for ref in ("case-1", case_uuid(1).upper(), "A" * 63 + "-1"):
+        answer = HTTP.get(f"{sandbox.url}/mgmt/openapi/5/cases/cases/v1/{ref}", headers=key)
+        assert (answer.status_code, answer.json()["code"]) == (400, 3), ref
+    assert HTTP.get(f"{sandbox.url}/mgmt/openapi/5/cases/cases/v1/{case_uuid(1)}", headers=key).status_code == 200
+
+
 def test_listing_pages_through_every_case(sandbox: SlackSandbox, client: CoralogixClient) -> None:
     seen, token, pages = [], None, 0
     while True:

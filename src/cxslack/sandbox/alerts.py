@@ -42,10 +42,11 @@ from typing import TYPE_CHECKING, Any
 from cxslack.sandbox.coralogix import (
     CORALOGIX_ADMIN_PREFIX,
     CORALOGIX_API_KEY,
+    INVALID_ARGUMENT,
     NOT_FOUND,
-    PERMISSION_DENIED,
-    UNAUTHENTICATED,
     Rule,
+    admit,
+    grpc_error,
     rfc3339,
 )
 from cxslack.sandbox.wire import AdminError, Body, Request, Response, Router, json_route
@@ -235,15 +236,9 @@ class AlertsApi:
 
     # -- the APIs ---------------------------------------------------------------------------
     def _admit(self, request: Request, method: str, permission: str) -> Response | None:
-        stopped = self.sandbox.traffic.gate(method)
-        if stopped is not None:
-            return stopped
-        if request.bearer_token() != CORALOGIX_API_KEY:
-            return _grpc(401, UNAUTHENTICATED, "missing or invalid API key")
-        with self.lock:
-            if permission not in self.permissions:
-                return _grpc(403, PERMISSION_DENIED, f"the API key lacks permission {permission}")
-        return None
+        with self.lock:  # the sandbox key's role here is what admin_permissions set
+            grants = {CORALOGIX_API_KEY: set(self.permissions)}
+        return admit(self.sandbox, request, method, permission, grants)
 
     def _alert(self, request: Request) -> Response:
         refused = self._admit(request, "coralogix.alerts.get", READ_ALERTS)
@@ -255,11 +250,11 @@ class AlertsApi:
                 version = ref.removeprefix("version-ids/")
                 alert = self.alerts.get(self.versions.get(version, ""))
                 if alert is None or alert.get("alertVersionId") != version:
-                    return _grpc(404, NOT_FOUND, f"alert version {version} not found")
+                    return grpc_error(404, NOT_FOUND, f"alert version {version} not found")
             else:
                 alert = self.alerts.get(ref)
                 if alert is None:
-                    return _grpc(404, NOT_FOUND, f"alert {ref} not found")
+                    return grpc_error(404, NOT_FOUND, f"alert {ref} not found")
             return Response.json(200, {"alertDef": json.loads(json.dumps(alert))})
 
     def _query_range(self, request: Request) -> Response:
@@ -300,8 +295,10 @@ class AlertsApi:
         metadata: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
         start, end = _iso(metadata.get("startDate")), _iso(metadata.get("endDate"))
         if not isinstance(query, str) or not query.strip() or start is None or end is None or end < start:
-            return _grpc(
-                400, 3, "query is required; metadata.startDate/endDate must be RFC 3339, start before end"
+            return grpc_error(
+                400,
+                INVALID_ARGUMENT,
+                "query is required; metadata.startDate/endDate must be RFC 3339, start before end",
             )
         lucene = re.search(r"\|\s*lucene\s+'((?:[^'\\]|\\.)*)'", query)
         bucket = re.search(r"groupby\s+roundTime\(\s*\$m\.timestamp\s*,\s*(\d+)([smhd])\s*\)\s+as\s+(\w+)\s+"
@@ -400,10 +397,6 @@ def _indicator(alert: dict[str, Any], trigger: float, resolve: float | None) -> 
 
 def _labels(promql: str) -> dict[str, str]:
     return dict(re.findall(r'(\w+)="([^"]*)"', promql)[:3])
-
-
-def _grpc(status: int, code: int, message: str) -> Response:
-    return Response.json(status, {"code": code, "message": message, "details": []})
 
 
 def _bad_data(message: str) -> Response:

@@ -23,7 +23,7 @@ Admin routes (JSON, not Coralogix's API):
 
 from __future__ import annotations
 
-import re
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -37,11 +37,16 @@ from cxslack.sandbox.coralogix import (
     CORALOGIX_API_KEY,
     CORALOGIX_READONLY_API_KEY,
     INVALID_ARGUMENT,
+    KEY_GRANTS,
     NOT_FOUND,
-    PERMISSION_DENIED,
-    UNAUTHENTICATED,
-    Case,
+    READONLY_PERMISSIONS,
+    UUID,
+    Refused,
     Rule,
+    admit,
+    assigned_event,
+    grpc_error,
+    invalid_argument,
     member_id,
 )
 from cxslack.sandbox.wire import (
@@ -81,8 +86,6 @@ SEED_MEMBERS: tuple[tuple[str, str, str, str], ...] = (
     ("jimbob@example.com", "Jim", "Bob", "USER_STATUS_ACTIVE"),
     ("bob@example.com.au", "Bob", "Barker", "USER_STATUS_ACTIVE"),
 )
-_CASE_REF = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[A-Z]+-[0-9]+)")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 # What the sandbox refuses, and where Coralogix's published API says so.
@@ -125,16 +128,6 @@ class Member:
             "status": self.status,
             "userAccountId": self.account_id,
         }
-
-
-def _error(status: int, code: int, message: str) -> Response:
-    return Response.json(status, {"code": code, "message": message, "details": []})
-
-
-class Refused(Exception):
-    def __init__(self, status: int, code: int, message: str):
-        super().__init__(message)
-        self.response = _error(status, code, message)
 
 
 @dataclass(frozen=True)
@@ -197,36 +190,25 @@ class CaseActionsApi:
         ref = rest.strip("/") or None
         action = self.actions.get((request.verb, base + "/v1"))
         if action is None or (ref is None) != (base == "/cases/acknowledged"):
-            return _error(404, NOT_FOUND, f"no such endpoint: {request.verb} {request.path}")
-        admission = self.sandbox.traffic.admit(action.method, None)
-        if admission.delay:
-            time.sleep(admission.delay)
-        if admission.response is not None:  # an injected fault: logged too, with what it answered
-            self._record(request, admission.response)
-            return admission.response
-        try:
-            self._admit_key(request, action.permission)
-            answer = action.handle(request, ref)
-            response = Response.json(200, answer)
-        except Refused as exc:
-            response = exc.response
-        except BadRequest as exc:
-            response = _error(400, INVALID_ARGUMENT, exc.detail or exc.error)
+            return grpc_error(404, NOT_FOUND, f"no such endpoint: {request.verb} {request.path}")
+        with self.lock:  # the sandbox key's role is what admin_permissions set
+            grants = {
+                CORALOGIX_API_KEY: set(self.permissions),
+                CORALOGIX_READONLY_API_KEY: READONLY_PERMISSIONS,
+            }
+        # an injected fault or a refused key is logged too, with what it answered
+        response = admit(self.sandbox, request, action.method, action.permission, grants)
+        if response is None:
+            try:
+                response = Response.json(200, action.handle(request, ref))
+            except Refused as exc:
+                response = exc.response
+            except BadRequest as exc:
+                response = invalid_argument(exc)
         self._record(request, response)
         return response
 
-    def _admit_key(self, request: Request, permission: str) -> None:
-        key = request.bearer_token()
-        if key not in (CORALOGIX_API_KEY, CORALOGIX_READONLY_API_KEY):
-            raise Refused(401, UNAUTHENTICATED, "missing or invalid API key")
-        with self.lock:
-            granted = {"case:Read"} if key == CORALOGIX_READONLY_API_KEY else self.permissions
-            if permission not in granted:
-                raise Refused(403, PERMISSION_DENIED, f"the API key lacks permission {permission}")
-
     def _record(self, request: Request, response: Response) -> None:
-        import json
-
         try:
             body: Any = json.loads(request.body) if request.body else None
         except ValueError:
@@ -235,39 +217,18 @@ class CaseActionsApi:
             self.log.append({"verb": request.verb, "path": request.path.removeprefix(API), "body": body,
                              "status": response.status, "at": round(time.time(), 3)})  # fmt: skip
 
-    def _case(self, ref: str) -> Case:
-        """Under the Cases' lock."""
-        if len(ref) > 64 or not _CASE_REF.fullmatch(ref):
-            raise Refused(400, INVALID_ARGUMENT, f"invalid case id {ref!r}")
-        case = self.cases._find(ref)
-        if case is None:
-            raise Refused(404, NOT_FOUND, f"case {ref} not found")
-        return case
-
     def _user(self, body: Body, field: str) -> Member:
         details = body.get(field)
         if not isinstance(details, dict):
             raise Refused(400, INVALID_ARGUMENT, f"{field} is required (cases.v1.UserDetails)")
         user_id = details.get("userId")
-        if not isinstance(user_id, str) or not _UUID.fullmatch(user_id):
+        if not isinstance(user_id, str) or not UUID.fullmatch(user_id):
             raise Refused(400, INVALID_ARGUMENT, f"{field}.userId must be a user's UUID")
         with self.lock:
             member = next((m for m in self.members.values() if m.user_id == user_id), None)
         if member is None:
             raise Refused(400, INVALID_ARGUMENT, f"{field}.userId {user_id} is not a member of the team")
         return member
-
-    def _status(self, case: Case, status: str, actor: dict[str, Any]) -> None:
-        old, case.status = case.status, status
-        if old != status:
-            self._timeline(case, {"statusChanged": {"oldStatus": old, "newStatus": status}}, actor)
-
-    def _timeline(self, case: Case, data: dict[str, Any], actor: dict[str, Any]) -> None:
-        self.cases.record(case, data, actor)
-
-    @staticmethod
-    def _api_key_actor() -> dict[str, Any]:
-        return API_KEY_ACTOR
 
     def _acknowledge(self, request: Request, ref: str | None) -> dict[str, Any]:
         body = request.json_object()
@@ -276,22 +237,18 @@ class CaseActionsApi:
             raise Refused(400, INVALID_ARGUMENT, "ids must list 1 to 1000 case ids")
         actor = self._user(body, "actor")
         with self.cases.lock:
-            cases = [self._case(i) for i in ids]  # every id is checked before any Case changes
+            cases = [self.cases.case(i) for i in ids]  # every id is checked before any Case changes
             for case in cases:
-                self._status(case, "CASE_STATUS_ACKNOWLEDGED", {"user": {"id": actor.user_id}})
+                self.cases.change(case, "status", "CASE_STATUS_ACKNOWLEDGED", {"user": {"id": actor.user_id}})
             return {"cases": [c.to_api() for c in cases]}
 
     def _assign(self, request: Request, ref: str | None) -> dict[str, Any]:
         assert ref is not None
         assignee = self._user(request.json_object(), "assignee")
         with self.cases.lock:
-            case = self._case(ref)
-            previous = case.assignee
-            case.assignee = assignee.username
-            assigned = {"assigneeUserId": assignee.user_id}
-            if previous:
-                assigned["previousAssigneeUserId"] = member_id(previous)
-            self._timeline(case, {"assigned": assigned}, self._api_key_actor())
+            case = self.cases.case(ref)
+            previous, case.assignee = case.assignee, assignee.username
+            self.cases.record(case, assigned_event(previous, assignee.username), API_KEY_ACTOR)
             return {"case": case.to_api()}
 
     def _resolve(self, request: Request, ref: str | None) -> dict[str, Any]:
@@ -300,42 +257,38 @@ class CaseActionsApi:
         if reason is not None and (not isinstance(reason, str) or not 1 <= len(reason) <= 500):
             raise Refused(400, INVALID_ARGUMENT, "reason must be 1 to 500 characters")
         with self.cases.lock:
-            case = self._case(ref)
-            self._status(case, "CASE_STATUS_RESOLVED", self._api_key_actor())
+            case = self.cases.case(ref)
+            self.cases.change(case, "status", "CASE_STATUS_RESOLVED", API_KEY_ACTOR)
             if reason:
-                self._timeline(case, {"resolutionReasonChangedEvent": {"to": reason}}, self._api_key_actor())
+                self.cases.record(case, {"resolutionReasonChangedEvent": {"to": reason}}, API_KEY_ACTOR)
             return {"case": case.to_api()}
 
     def _close(self, request: Request, ref: str | None) -> dict[str, Any]:
         assert ref is not None
         with self.cases.lock:
-            case = self._case(ref)
-            self._status(case, "CASE_STATUS_CLOSED", self._api_key_actor())
+            case = self.cases.case(ref)
+            self.cases.change(case, "status", "CASE_STATUS_CLOSED", API_KEY_ACTOR)
             return {"case": case.to_api()}
 
     # -- team members -----------------------------------------------------------------------
     def _search(self, request: Request) -> Response:
-        admission = self.sandbox.traffic.admit("coralogix.team.search", None)
-        if admission.delay:
-            time.sleep(admission.delay)
-        if admission.response is not None:
-            return admission.response
-        if request.bearer_token() not in (CORALOGIX_API_KEY, CORALOGIX_READONLY_API_KEY):
-            return _error(401, UNAUTHENTICATED, "missing or invalid API key")
+        refused = admit(self.sandbox, request, "coralogix.team.search", None, KEY_GRANTS)
+        if refused is not None:
+            return refused
         parts = request.path.removeprefix(f"{API}/aaa/teams/v2/").split("/")
         if len(parts) != 2 or parts[1] != "search":
-            return _error(404, NOT_FOUND, f"no such endpoint: {request.verb} {request.path}")
+            return grpc_error(404, NOT_FOUND, f"no such endpoint: {request.verb} {request.path}")
         if not parts[0].isdigit():
-            return _error(400, INVALID_ARGUMENT, "team_id must be an integer")
+            return grpc_error(400, INVALID_ARGUMENT, "team_id must be an integer")
         if int(parts[0]) != CORALOGIX_TEAM_ID:
-            return _error(404, NOT_FOUND, f"team {parts[0]} not found")
+            return grpc_error(404, NOT_FOUND, f"team {parts[0]} not found")
         query = request.query_params()
         for name in ("page_size", "page_token"):
             if name in query and not query[name].isdigit():
-                return _error(400, INVALID_ARGUMENT, f"{name} must be an integer")
+                return grpc_error(400, INVALID_ARGUMENT, f"{name} must be an integer")
         status = query.get("status")
         if status is not None and status not in USER_STATUSES:
-            return _error(400, INVALID_ARGUMENT, f"status must be one of {', '.join(USER_STATUSES)}")
+            return grpc_error(400, INVALID_ARGUMENT, f"status must be one of {', '.join(USER_STATUSES)}")
         wanted = query.get("username", "").casefold()
         with self.lock:
             found = [m for m in self.members.values()

@@ -20,9 +20,8 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -76,8 +75,10 @@ SEED_CASES: tuple[tuple[str, str, str, tuple[str, ...], str | None], ...] = (
     ("Slow queries on search", "RESOLVED", "P4", ("service:search",), "carol@example.com"),
     ("TLS certificate expires in 7 days", "CLOSED", "P5", (), "dave@example.com"),
 )
-_READABLE_ID = re.compile(r"[A-Z]+-[0-9]+")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# cases.yaml's pattern and maxLength of every Case id parameter (case_id, id, ids)
+CASE_ID = re.compile(UUID.pattern + r"|[A-Z]+-[0-9]+")
+CASE_ID_MAX = 64
 # gRPC status codes, which Coralogix's REST answers carry in `code`
 INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNAUTHENTICATED = 3, 5, 7, 16
 
@@ -97,8 +98,44 @@ def member_id(username: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"https://sandbox.cxslack.invalid/users/{username.lower()}"))
 
 
-def _error(status: int, code: int, message: str) -> Response:
+def grpc_error(status: int, code: int, message: str) -> Response:
+    """Coralogix's gRPC-gateway error answer."""
     return Response.json(status, {"code": code, "message": message, "details": []})
+
+
+class Refused(Exception):
+    """A Coralogix-side refusal, answered with `response`."""
+
+    def __init__(self, status: int, code: int, message: str):
+        super().__init__(message)
+        self.response = grpc_error(status, code, message)
+
+
+def invalid_argument(exc: BadRequest) -> Response:
+    return grpc_error(400, INVALID_ARGUMENT, exc.detail or exc.error)
+
+
+# The keys one API accepts → the permissions of each key's role (None: every permission).
+Grants = Mapping[str, Collection[str] | None]
+READONLY_PERMISSIONS = frozenset({"case:Read"})
+KEY_GRANTS: Grants = {CORALOGIX_API_KEY: None, CORALOGIX_READONLY_API_KEY: READONLY_PERMISSIONS}
+
+
+def admit(sandbox: SlackSandbox, request: Request, method: str, permission: str | None,
+          grants: Grants) -> Response | None:  # fmt: skip
+    """The traffic layer (faults, latency), then the API key: 401 UNAUTHENTICATED for a key the
+    API does not know, 403 PERMISSION_DENIED when its role lacks `permission` (None: any known
+    key will do). Returns the answer that stops the call, if any."""
+    stopped = sandbox.traffic.gate(method)
+    if stopped is not None:
+        return stopped
+    key = request.bearer_token()
+    if key is None or key not in grants:
+        return grpc_error(401, UNAUTHENTICATED, "missing or invalid API key")
+    granted = grants[key]
+    if permission is not None and granted is not None and permission not in granted:
+        return grpc_error(403, PERMISSION_DENIED, f"the API key lacks permission {permission}")
+    return None
 
 
 @dataclass(frozen=True)
@@ -112,8 +149,8 @@ RULES: tuple[Rule, ...] = (
     Rule("a missing or unknown API key: 401 UNAUTHENTICATED", f"{CASES_YAML}: 401 Unauthorized request"),
     Rule("writing (comments) with a key whose role lacks case:Comment: 403 PERMISSION_DENIED",
          f"{CASES_YAML}: x-coralogixPermissions case:Comment of CreateComment, UpdateComment, DeleteComment"),
-    Rule("a Case id that is neither a UUID nor a readable id: 400 INVALID_ARGUMENT",
-         f"{CASES_YAML}: the case_id/id pattern ^(uuid|[A-Z]+-[0-9]+)$"),
+    Rule("a Case id that is neither a UUID nor a readable id, or over 64 characters: 400 INVALID_ARGUMENT",
+         f"{CASES_YAML}: the case_id/id pattern ^(uuid|[A-Z]+-[0-9]+)$ and maxLength 64"),
     Rule("a Case that does not exist: 404 NOT_FOUND", f"{CASES_YAML}: 404 Case not found"),
     Rule("a comment without `text`: 400", f"{CASES_YAML}: Create/Update comment event request, required: text"),
     Rule("an event that does not exist: 404 Event not found", f"{CASES_YAML}: GetEvent, UpdateComment, DeleteComment 404"),
@@ -260,6 +297,15 @@ class CoralogixApi:
         case.update_time = event["createTime"]
         return event
 
+    def change(self, case: Case, name: str, value: Any, actor: Any) -> None:
+        """Set one Case field and record the change on the Case's timeline (callers hold the lock)."""
+        old = getattr(case, name)
+        if old != value:
+            setattr(case, name, value)
+            data = change_event(name, old, value)
+            if data is not None:
+                self.record(case, data, actor)
+
     def _find_event(self, event_id: str) -> tuple[Case, dict[str, Any]] | None:
         for case in self.cases.values():
             for event in case.events:
@@ -268,9 +314,19 @@ class CoralogixApi:
         return None
 
     def _find(self, ref: str) -> Case | None:
-        if _UUID.fullmatch(ref):
-            return self.cases.get(ref.lower())
+        if UUID.fullmatch(ref):
+            return self.cases.get(ref)
         return next((c for c in self.cases.values() if c.readable_id == ref), None)
+
+    def case(self, ref: str) -> Case:
+        """The Case a Case id parameter names (callers hold the lock); Refused: 400 for an id outside
+        the published pattern, 404 for one that does not exist."""
+        if len(ref) > CASE_ID_MAX or not CASE_ID.fullmatch(ref):
+            raise Refused(400, INVALID_ARGUMENT, f"invalid case id {ref!r}")
+        case = self._find(ref)
+        if case is None:
+            raise Refused(404, NOT_FOUND, f"case {ref} not found")
+        return case
 
     def _all_cases(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -282,18 +338,7 @@ class CoralogixApi:
 
     # -- the Cases API ----------------------------------------------------------------------
     def _admit(self, request: Request, method: str, write: bool) -> Response | None:
-        """The traffic layer (faults, latency), then the API key: the answer that stops the call."""
-        admission = self.sandbox.traffic.admit(method, None)
-        if admission.delay:
-            time.sleep(admission.delay)
-        if admission.response is not None:
-            return admission.response
-        key = request.bearer_token()
-        if key not in (CORALOGIX_API_KEY, CORALOGIX_READONLY_API_KEY):
-            return _error(401, UNAUTHENTICATED, "missing or invalid API key")
-        if write and key == CORALOGIX_READONLY_API_KEY:
-            return _error(403, PERMISSION_DENIED, "the API key lacks permission case:Comment")
-        return None
+        return admit(self.sandbox, request, method, "case:Comment" if write else None, KEY_GRANTS)
 
     def _cases_api(self, request: Request) -> Response:
         parts = [p for p in request.path.removeprefix(CASES_PREFIX).split("/") if p]
@@ -301,22 +346,17 @@ class CoralogixApi:
         action = "/".join(parts[1:]) if ref else None
         route = self.routes.get((request.verb, action))
         if route is None:
-            return _error(404, NOT_FOUND, f"no such endpoint: {request.verb} {request.path}")
+            return grpc_error(404, NOT_FOUND, f"no such endpoint: {request.verb} {request.path}")
         refused = self._admit(request, route.method, route.write)
         if refused is not None:
             return refused
         with self.lock:
-            case = None
-            if ref is not None:
-                if not (_READABLE_ID.fullmatch(ref) or _UUID.fullmatch(ref)):
-                    return _error(400, INVALID_ARGUMENT, f"invalid case id {ref!r}")
-                case = self._find(ref)
-                if case is None:
-                    return _error(404, NOT_FOUND, f"case {ref} not found")
             try:
-                return route.handle(request, case)
+                return route.handle(request, None if ref is None else self.case(ref))
+            except Refused as exc:
+                return exc.response
             except BadRequest as exc:
-                return _error(400, INVALID_ARGUMENT, exc.detail or exc.error)
+                return invalid_argument(exc)
 
     def _list(self, request: Request, _: Case | None) -> Response:
         body = request.json_object()
@@ -368,7 +408,7 @@ class CoralogixApi:
         parts = [p for p in request.path.removeprefix(EVENTS_PREFIX).split("/") if p]
         route = self.event_routes.get((request.verb, "/".join(parts[1:]))) if parts else None
         if route is None:
-            return _error(404, NOT_FOUND, f"no such endpoint: {request.verb} {request.path}")
+            return grpc_error(404, NOT_FOUND, f"no such endpoint: {request.verb} {request.path}")
         method, write, handle = route
         refused = self._admit(request, method, write)
         if refused is not None:
@@ -376,14 +416,14 @@ class CoralogixApi:
         with self.lock:
             found = self._find_event(parts[0])
             if found is None:
-                return _error(404, NOT_FOUND, f"event {parts[0]} not found")
+                return grpc_error(404, NOT_FOUND, f"event {parts[0]} not found")
             case, event = found
             if write and "comment" not in event["eventData"]:
-                return _error(400, INVALID_ARGUMENT, f"event {parts[0]} is not a comment")
+                return grpc_error(400, INVALID_ARGUMENT, f"event {parts[0]} is not a comment")
             try:
                 return handle(request, case, event)
             except BadRequest as exc:
-                return _error(400, INVALID_ARGUMENT, exc.detail or exc.error)
+                return invalid_argument(exc)
 
     def _get_event(self, request: Request, case: Case, event: dict[str, Any]) -> Response:
         return Response.json(200, {"event": event})
@@ -408,22 +448,20 @@ class CoralogixApi:
 
     # -- log ingestion ----------------------------------------------------------------------
     def _ingest(self, request: Request) -> Response:
-        admission = self.sandbox.traffic.admit(INGEST_ROUTES[request.path], None)
-        if admission.delay:
-            time.sleep(admission.delay)
-        if admission.response is not None:
-            return admission.response
+        stopped = self.sandbox.traffic.gate(INGEST_ROUTES[request.path])
+        if stopped is not None:
+            return stopped
         if request.bearer_token() != CORALOGIX_SEND_KEY:
-            return _error(401, UNAUTHENTICATED, "missing or invalid Send-Your-Data key")
+            return grpc_error(401, UNAUTHENTICATED, "missing or invalid Send-Your-Data key")
         if len(request.body) > MAX_INGEST_BYTES:
-            return _error(413, INVALID_ARGUMENT, f"request larger than {MAX_INGEST_BYTES} bytes")
+            return grpc_error(413, INVALID_ARGUMENT, f"request larger than {MAX_INGEST_BYTES} bytes")
         try:
             entries = json.loads(request.body)
         except (ValueError, UnicodeDecodeError):
             entries = None
         problem = _log_problem(entries)
         if problem:
-            return _error(400, INVALID_ARGUMENT, problem)
+            return grpc_error(400, INVALID_ARGUMENT, problem)
         with self.lock:
             self.logs.extend(entries)
         return Response.json(200, {})
@@ -456,13 +494,7 @@ class CoralogixApi:
                 raise AdminError(404, "case_not_found", f"no Case {ref!r}")
             person = {"user": {"id": member_id("admin@example.com")}}
             for name, value in changes.items():
-                old = getattr(case, name)
-                if old == value:
-                    continue
-                setattr(case, name, value)
-                data = _change_event(name, old, value)
-                if data is not None:
-                    self.record(case, data, person)
+                self.change(case, name, value, person)
             case.update_time = rfc3339(self.sandbox.clock.time())
             return {"case": case.to_api()}
 
@@ -523,7 +555,13 @@ def key_values(labels: list[Any]) -> list[tuple[str, str]]:
     return pairs
 
 
-def _change_event(name: str, old: Any, new: Any) -> dict[str, Any] | None:
+def assigned_event(old: str | None, new: str) -> dict[str, Any]:
+    """The `assigned` CaseEventData: the new assignee's userId and the previous one's, if any."""
+    assigned = {"assigneeUserId": member_id(new)}
+    return {"assigned": {**assigned, "previousAssigneeUserId": member_id(old)} if old else assigned}
+
+
+def change_event(name: str, old: Any, new: Any) -> dict[str, Any] | None:
     """The CaseEventData a change of one Case field makes (labels have no event type)."""
     if name == "status":
         return {"statusChanged": {"oldStatus": old, "newStatus": new}}
@@ -532,8 +570,7 @@ def _change_event(name: str, old: Any, new: Any) -> dict[str, Any] | None:
     if name == "title":
         return {"titleChangedEvent": {"from": old, "to": new}}
     if name == "assignee" and new:
-        assigned = {"assigneeUserId": member_id(new)}
-        return {"assigned": {**assigned, "previousAssigneeUserId": member_id(old)} if old else assigned}
+        return assigned_event(old, new)
     if name == "assignee":
         return {"unassigned": {"previousAssigneeUserId": member_id(old)}}
     return None

@@ -488,11 +488,9 @@ class EventFeed:
 
     def connections_open(self, request: Request) -> Response:
         """apps.connections.open: a single-use WebSocket URL for an app-level token."""
-        admission = self.sandbox.traffic.admit("apps.connections.open", None)
-        if admission.delay:
-            time.sleep(admission.delay)
-        if admission.response is not None:
-            return admission.response
+        stopped = self.sandbox.traffic.gate("apps.connections.open")
+        if stopped is not None:
+            return stopped
         token = request.bearer_token() or str(request.params().get("token") or "")
         if token not in self.app_tokens:
             with self.ws.lock:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import copy
 import re
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,10 +42,12 @@ from cxslack.sandbox.coralogix import (
     CORALOGIX_ADMIN_PREFIX,
     CORALOGIX_API_KEY,
     CORALOGIX_READONLY_API_KEY,
-    INVALID_ARGUMENT,
     NOT_FOUND,
-    PERMISSION_DENIED,
-    UNAUTHENTICATED,
+    READONLY_PERMISSIONS,
+    Grants,
+    admit,
+    grpc_error,
+    invalid_argument,
     rfc3339,
 )
 from cxslack.sandbox.wire import AdminError, BadRequest, Body, Request, Response, Router, json_route
@@ -66,9 +67,9 @@ CONNECTORS_READ = "notification-center-connectors:ReadConfig"
 CONNECTORS_WRITE = "notification-center-connectors:UpdateConfig"
 ROUTERS_READ = "notification-center-routers:ReadConfig"
 INTEGRATIONS_READ = "integrations:ReadConfig"
-KEY_PERMISSIONS: dict[str, frozenset[str] | None] = {
+KEY_PERMISSIONS: Grants = {
     CORALOGIX_API_KEY: None,  # every permission
-    CORALOGIX_READONLY_API_KEY: frozenset({"case:Read"}),
+    CORALOGIX_READONLY_API_KEY: READONLY_PERMISSIONS,
     CORALOGIX_NC_READONLY_KEY: frozenset({CONNECTORS_READ, ROUTERS_READ, INTEGRATIONS_READ}),
 }
 
@@ -88,10 +89,6 @@ DEFINITIONS = (
     (SLACK_DEFINITION_ID, "Slack", ["0.0.8", "0.0.9", "0.1.0"]),
     ("pagerduty", "PagerDuty", ["1.2.0"]),
 )
-
-
-def _error(status: int, code: int, message: str) -> Response:
-    return Response.json(status, {"code": code, "message": message, "details": []})
 
 
 def _enum(value: Any, prefix: str, allowed: tuple[str, ...], what: str) -> str:
@@ -168,42 +165,28 @@ class NotificationCenterApi:
         with self.lock:
             return copy.deepcopy(value)
 
-    def _admit(self, route: Route, request: Request) -> Response | None:
-        admission = self.sandbox.traffic.admit(route.method, None)
-        if admission.delay:
-            time.sleep(admission.delay)
-        if admission.response is not None:
-            return admission.response
-        key = request.bearer_token()
-        if key not in KEY_PERMISSIONS:
-            return _error(401, UNAUTHENTICATED, "missing or invalid API key")
-        granted = KEY_PERMISSIONS[key]
-        if granted is not None and route.permission not in granted:
-            return _error(403, PERMISSION_DENIED, f"the API key lacks permission {route.permission}")
-        return None
-
     def _serve(self, route: Route, request: Request, ident: str | None) -> Response:
-        refused = self._admit(route, request)
+        refused = admit(self.sandbox, request, route.method, route.permission, KEY_PERMISSIONS)
         if refused is not None:
             return refused
         with self.lock:
             try:
                 return route.handle(request, ident)
             except BadRequest as exc:
-                return _error(400, INVALID_ARGUMENT, exc.detail or exc.error)
+                return invalid_argument(exc)
 
     def _nc(self, request: Request) -> Response:
         rest = request.path.removeprefix(NC_PREFIX).strip("/")
         resource, _, ident = rest.partition("/")
         route = self.nc_routes.get((request.verb, resource, bool(ident)))
         if route is None or "/" in ident:
-            return _error(404, NOT_FOUND, f"no such endpoint: {request.verb} {request.path}")
+            return grpc_error(404, NOT_FOUND, f"no such endpoint: {request.verb} {request.path}")
         return self._serve(route, request, ident or None)
 
     def _integrations(self, request: Request) -> Response:
         ident = request.path.removeprefix(INTEGRATIONS_PREFIX).strip("/")
         if "/" in ident:
-            return _error(404, NOT_FOUND, f"no such endpoint: {request.verb} {request.path}")
+            return grpc_error(404, NOT_FOUND, f"no such endpoint: {request.verb} {request.path}")
         return self._serve(self.integration_routes[bool(ident)], request, ident or None)
 
     def _stamp(self) -> str:
@@ -222,25 +205,25 @@ class NotificationCenterApi:
     def _get(self, request: Request, ident: str | None) -> Response:
         found = self.connectors.get(ident or "")
         if found is None:
-            return _error(404, NOT_FOUND, f"connector {ident} not found")
+            return grpc_error(404, NOT_FOUND, f"connector {ident} not found")
         return Response.json(200, {"connector": found})
 
     def _create(self, request: Request, _: str | None) -> Response:
         body = self._checked(request.json_object(), id_required=False)
         if body["id"] in self.connectors:
-            return _error(409, ALREADY_EXISTS, f"connector {body['id']} already exists")
+            return grpc_error(409, ALREADY_EXISTS, f"connector {body['id']} already exists")
         return Response.json(200, {"connector": self._save(body, "create")})
 
     def _replace(self, request: Request, _: str | None) -> Response:
         body = self._checked(request.json_object(), id_required=True)
         if body["id"] not in self.connectors:
-            return _error(404, NOT_FOUND, f"connector {body['id']} not found")
+            return grpc_error(404, NOT_FOUND, f"connector {body['id']} not found")
         return Response.json(200, {"connector": self._save(body, "replace")})
 
     def _delete(self, request: Request, ident: str | None) -> Response:
         before = self.connectors.pop(ident or "", None)
         if before is None:
-            return _error(404, NOT_FOUND, f"connector {ident} not found")
+            return grpc_error(404, NOT_FOUND, f"connector {ident} not found")
         self.log.append({"call": "delete", "connectorId": ident, "before": before, "after": None})
         return Response.json(200, {})
 
@@ -312,7 +295,7 @@ class NotificationCenterApi:
         ident = doc.get("connectorId")
         connector = self.connectors.get(ident) if isinstance(ident, str) else None
         if connector is None:
-            return _error(404, NOT_FOUND, f"connector {ident} not found")
+            return grpc_error(404, NOT_FOUND, f"connector {ident} not found")
         fields = _config_fields(connector)
         failure = self.test_failures.pop(str(ident), None)
         result = (
@@ -381,7 +364,7 @@ class NotificationCenterApi:
     def _router(self, request: Request, ident: str | None) -> Response:
         found = self.routers.get(ident or "")
         if found is None:
-            return _error(404, NOT_FOUND, f"router {ident} not found")
+            return grpc_error(404, NOT_FOUND, f"router {ident} not found")
         return Response.json(200, {"router": found})
 
     # -- integrations -----------------------------------------------------------------------
@@ -399,7 +382,7 @@ class NotificationCenterApi:
     def _definition(self, request: Request, ident: str | None) -> Response:
         found = next((d for d in DEFINITIONS if d[0] == ident), None)
         if found is None:
-            return _error(404, NOT_FOUND, f"integration {ident} not found")
+            return grpc_error(404, NOT_FOUND, f"integration {ident} not found")
         registered = list(self.instances.values()) if ident == SLACK_DEFINITION_ID else []
         detail = {
             "integration": _definition(*found),
