@@ -64,6 +64,7 @@ from cxslack.sandbox.workspace import (
     URL_PATTERN,
     Channel,
     Message,
+    Workspace,
 )
 
 if TYPE_CHECKING:
@@ -586,7 +587,7 @@ class EventFeed:
     def edit(self, body: Body) -> Body:
         """A person edits a message: Slack sends message_changed with the previous version."""
         with self.ws.lock:
-            channel, message = self._message(body)
+            channel, message = admin_message(self.ws, body)
             previous = message.to_api(include_metadata=True)
             message.text = text_field(body, "text")
             message.edited = {"user": message.user, "ts": self.ws.next_ts()}
@@ -597,7 +598,7 @@ class EventFeed:
         """A message is deleted: Slack sends message_deleted. A thread parent with replies is refused
         (Slack would keep a tombstone, which the sandbox does not model)."""
         with self.ws.lock:
-            channel, message = self._message(body)
+            channel, message = admin_message(self.ws, body)
             if message.replies:
                 raise AdminError(409, "has_replies", "delete the thread's replies first")
             del channel.messages[message.ts]
@@ -608,14 +609,17 @@ class EventFeed:
             self.ws.notify("message_deleted", channel, message, ts=self.ws.next_ts())
             return {"channel": channel.id, "ts": message.ts}
 
-    def _message(self, body: Body) -> tuple[Channel, Message]:
-        channel = self.ws.channel(text_field(body, "channel"))
-        if channel is None:
-            raise AdminError(404, "channel_not_found", f"no channel {body['channel']!r}")
-        message = channel.messages.get(text_field(body, "ts"))
-        if message is None:
-            raise AdminError(404, "message_not_found", f"no message {body['ts']} in {channel.name}")
-        return channel, message
+
+def admin_message(ws: Workspace, body: Body) -> tuple[Channel, Message]:
+    """The message an admin body names by `channel` (an ID or a name) and `ts` (callers hold the
+    workspace's lock)."""
+    channel = ws.channel(text_field(body, "channel"))
+    if channel is None:
+        raise AdminError(404, "channel_not_found", f"no channel {body['channel']!r}")
+    message = channel.messages.get(text_field(body, "ts"))
+    if message is None:
+        raise AdminError(404, "message_not_found", f"no message {body['ts']} in {channel.name}")
+    return channel, message
 
 
 @dataclass

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cxslack.sandbox import slack_api
+from cxslack.sandbox.events import admin_message
 from cxslack.sandbox.slack_api import Params, SlackError, api_method
 from cxslack.sandbox.wire import (
     ADMIN_PREFIX,
@@ -120,12 +121,7 @@ class Interactivity:
         if not isinstance(confirm, bool):
             raise AdminError(400, "invalid_arguments", "confirm is true (confirm the dialog) or false (deny)")
         with self.ws.lock:
-            channel = self.ws.channel(text_field(body, "channel"))
-            if channel is None:
-                raise AdminError(404, "channel_not_found", f"no channel {body['channel']!r}")
-            message = channel.messages.get(text_field(body, "ts"))
-            if message is None:
-                raise AdminError(404, "message_not_found", f"no message {body['ts']} in {channel.name}")
+            channel, message = admin_message(self.ws, body)
             user = self._person(body.get("user") or "U0BOB")
             found = _button(message, text_field(body, "action_id"))
             if found is None:
