@@ -13,10 +13,8 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from cxslack.doctor import remedies
 from cxslack.doctor.context import Context, SymptomChecks
 from cxslack.doctor.report import Check, CheckStatus, Subject, Symptom
-from cxslack.doctor.slack_state import SlackUnavailable
 from cxslack.model import Integration
 from cxslack.scopes import Feature
 
@@ -56,26 +54,13 @@ class ActionChecks(SymptomChecks):
         posted = sum(1 for t in state.threads.all() if t.integration == integration.id)
         broken = CheckStatus.FAIL if posted else CheckStatus.WARN
         shown = f"{posted} Case message(s) with buttons are in Slack" if posted else "once Cases are posted"
-        yield self._scopes(ctx, integration, subject, broken)
+        yield self.scopes_check(
+            ctx, integration, "actions.scopes", Feature.ALWAYS, only=NEEDED_SCOPES, broken=broken,
+            lacking=": a click cannot tell who the person is or find their Coralogix account, so every click is refused",
+            granted=f"{' and '.join(NEEDED_SCOPES)} are granted: a click finds the person by their Slack email",
+        )  # fmt: skip
         yield self._coralogix(ctx, subject, broken, shown)
         yield self._listener(state, subject, shown)
-
-    def _scopes(self, ctx: Context, integration: Integration, subject: Subject, broken: CheckStatus) -> Check:
-        try:
-            missing = [s for s in ctx.session(integration).missing(Feature.ALWAYS) if s in NEEDED_SCOPES]
-        except SlackUnavailable as why:
-            return why.check(subject, "actions.scopes", self.symptom)
-        if missing:
-            return subject.check(
-                "actions.scopes", self.symptom, broken,
-                f"{', '.join(missing)} not granted: a click cannot tell who the person is or find their "
-                "Coralogix account, so every click is refused",
-                remedies.authorize(integration),
-            )  # fmt: skip
-        return subject.check(
-            "actions.scopes", self.symptom, CheckStatus.OK,
-            f"{' and '.join(NEEDED_SCOPES)} are granted: a click finds the person by their Slack email",
-        )  # fmt: skip
 
     def _coralogix(self, ctx: Context, subject: Subject, broken: CheckStatus, shown: str) -> Check:
         from cxslack.coralogix.config import TEAM_ID_HINT, resolve_settings

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from cxslack.doctor import remedies
 from cxslack.doctor.context import Context, SymptomChecks
 from cxslack.doctor.report import Check, CheckStatus, Symptom
-from cxslack.doctor.slack_state import SlackUnavailable
 from cxslack.model import Integration
 from cxslack.scopes import Feature
 
@@ -36,18 +34,8 @@ class ChartChecks(SymptomChecks):
                 "the charts extra is not installed, so no chart can be drawn (notifications go out without one)",
                 "pip install 'cxslack[charts]'",
             )  # fmt: skip
-        try:
-            missing = ctx.session(integration).missing(Feature.EVALUATION_CHART)
-        except SlackUnavailable as why:
-            yield why.check(subject, "chart.scopes", self.symptom)
-            return
-        if missing:
-            yield subject.check(
-                "chart.scopes", self.symptom, CheckStatus.FAIL,
-                f"{', '.join(missing)} not granted, so charts cannot be shared into Case threads",
-                remedies.authorize(integration),
-            )  # fmt: skip
-        else:
-            yield subject.check(
-                "chart.scopes", self.symptom, CheckStatus.OK, "files:write is granted: charts can be shared"
-            )
+        yield self.scopes_check(
+            ctx, integration, "chart.scopes", Feature.EVALUATION_CHART,
+            lacking=", so charts cannot be shared into Case threads",
+            granted="files:write is granted: charts can be shared",
+        )  # fmt: skip

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
@@ -10,10 +10,12 @@ from typing import Any
 
 from cxslack.connectors import Connector, EntityType, channel_label, parse_connectors
 from cxslack.delivery import Resolution, resolve_channel
-from cxslack.doctor.report import Check, Subject, Symptom
+from cxslack.doctor import remedies
+from cxslack.doctor.report import Check, CheckStatus, Subject, Symptom
 from cxslack.doctor.slack_state import SlackSession, SlackUnavailable
 from cxslack.model import Integration
 from cxslack.registry import ConfigView, Registry
+from cxslack.scopes import Feature
 
 # Symptoms whose checks ask Slack, and those that need the channel list.
 SLACK_SYMPTOMS = frozenset(
@@ -196,3 +198,20 @@ class SymptomChecks:
 
     def connector(self, ctx: Context, connector: Connector, integration: Integration) -> Iterator[Check]:
         return iter(())
+
+    def scopes_check(self, ctx: Context, integration: Integration, id: str, feature: Feature, *, lacking: str,
+                     granted: str, only: Collection[str] | None = None,
+                     broken: CheckStatus = CheckStatus.FAIL) -> Check:  # fmt: skip
+        """Whether the feature's bot scopes (those in `only`, if given) are granted: `broken`
+        naming the missing ones and what that breaks (`lacking`), with the command that
+        reauthorizes; ok saying `granted`; Slack's reason when it cannot tell."""
+        subject = ctx.integration_subject(integration)
+        try:
+            missing = ctx.session(integration).missing(feature)
+        except SlackUnavailable as why:
+            return why.check(subject, id, self.symptom)
+        missing = [s for s in missing if only is None or s in only]
+        if missing:
+            message = f"{', '.join(missing)} not granted{lacking}"
+            return subject.check(id, self.symptom, broken, message, remedies.authorize(integration))
+        return subject.check(id, self.symptom, CheckStatus.OK, granted)

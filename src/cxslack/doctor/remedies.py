@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cxslack.connectors import Connector, EntityType, channel_label
-from cxslack.doctor.context import Context
 from cxslack.model import CURRENT_VERSION, Integration
 from cxslack.registry import quote
+
+if TYPE_CHECKING:
+    from cxslack.doctor.context import Context
 
 # How people address the app in Slack; `/invite` is a Slack action, not a cxslack command.
 APP_MENTION = "@Coralogix"

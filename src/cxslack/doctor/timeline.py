@@ -65,22 +65,11 @@ class TimelineChecks(SymptomChecks):
             "timeline.two_way_sync", self.symptom, CheckStatus.OK, "Two-way comment sync is on"
         )
         yield _receiving(ctx, integration, subject, self.symptom)
-        try:
-            missing = ctx.session(integration).missing(Feature.TWO_WAY_SYNC)
-        except SlackUnavailable as why:
-            yield why.check(subject, "timeline.scopes", self.symptom)
-            return
-        if missing:
-            yield subject.check(
-                "timeline.scopes", self.symptom, CheckStatus.FAIL,
-                f"{', '.join(missing)} not granted, so the bot cannot join channels or read thread replies",
-                remedies.authorize(integration),
-            )  # fmt: skip
-        else:
-            yield subject.check(
-                "timeline.scopes", self.symptom, CheckStatus.OK,
-                f"{', '.join(bot_scopes(Feature.TWO_WAY_SYNC))} are granted",
-            )  # fmt: skip
+        yield self.scopes_check(
+            ctx, integration, "timeline.scopes", Feature.TWO_WAY_SYNC,
+            lacking=", so the bot cannot join channels or read thread replies",
+            granted=f"{', '.join(bot_scopes(Feature.TWO_WAY_SYNC))} are granted",
+        )  # fmt: skip
 
     def connector(self, ctx: Context, connector: Connector, integration: Integration) -> Iterator[Check]:
         if not syncs(integration):
