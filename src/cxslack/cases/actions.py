@@ -35,7 +35,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from cxslack.cases.model import CaseEvent, case_key, case_name, status_label
+from cxslack.cases.model import CaseEvent, case_key, case_name, status_label, status_of
 from cxslack.errors import CxError
 
 if TYPE_CHECKING:
@@ -99,10 +99,6 @@ PAST = {
     CaseAction.RESOLVE: "resolved",
     CaseAction.CLOSE: "closed",
 }
-
-
-def status_of(case: dict[str, Any]) -> str:
-    return str(case.get("status") or "").removeprefix("CASE_STATUS_")
 
 
 def offered(case: dict[str, Any]) -> tuple[CaseAction, ...]:

@@ -46,6 +46,11 @@ STATUS_EVENT = {
 }
 
 
+def status_of(case: dict[str, Any]) -> str:
+    """CASE_STATUS_ACKNOWLEDGED → "ACKNOWLEDGED"; "" when the Case has none."""
+    return str(case.get("status") or "").removeprefix("CASE_STATUS_")
+
+
 def status_label(case: dict[str, Any]) -> str:
     """CASE_STATUS_PENDING_ACTIVATION → "Pending activation" (the CaseStatus enum, as read)."""
     raw = str(case.get("status") or "UNKNOWN").removeprefix("CASE_STATUS_")
@@ -181,5 +186,4 @@ def event_for(case: dict[str, Any], given: str | None) -> CaseEvent:
                 f"unknown event {given!r}",
                 "Use one of: " + ", ".join(e.value for e in CaseEvent),
             ) from None
-    status = str(case.get("status") or "").removeprefix("CASE_STATUS_")
-    return STATUS_EVENT.get(status, CaseEvent.ACTIVATED)
+    return STATUS_EVENT.get(status_of(case), CaseEvent.ACTIVATED)
