@@ -185,19 +185,6 @@ def _notify(case_ids: list[str], connector: str, event: str | None, case_json: s
     integration = view.integrations.get(chosen.integration)
     if integration is None:
         raise missing_integration(chosen)
-    deliverer = Deliverer(store.registry, integration)
-    try:  # one client for the team directory the assignees are found in, shared by every Case
-        directory: Any = coralogix()
-    except CxError:
-        directory = None  # no Coralogix connection (--case-json): assignees are left out
-    charts = None
-    if integration.evaluation_chart if chart is None else chart:
-        from cxslack.cases.charts import CaseCharts
-
-        charts = CaseCharts(deliverer, chosen.id, directory, resend=resend)
-    notifier = CaseNotifier(
-        store.registry, chosen, deliverer, People(directory, slack=deliverer.access), charts
-    )
     preset = None
     for flag, given in (("--root-link", root_link is not None), ("--resend", resend)):
         if given and len(case_ids) != 1:
@@ -210,13 +197,26 @@ def _notify(case_ids: list[str], connector: str, event: str | None, case_json: s
                              f"Notify one Case at a time from JSON: cxslack cases notify {case_ids[0]} "
                              f"--connector {quote(chosen.name)} --case-json {case_json}")  # fmt: skip
         preset = case_from_json(case_json, case_ids[0])
+    deliverer = Deliverer(store.registry, integration)
+    unusable: CxError | None = None
+    try:  # one Coralogix client (Cases, links, the team directory), shared by every Case
+        directory: Any = coralogix()
+    except CxError as exc:  # its settings cannot be read: each Case fails saying why
+        directory, unusable = None, exc
+    charts = None
+    if integration.evaluation_chart if chart is None else chart:
+        from cxslack.cases.charts import CaseCharts
+
+        charts = CaseCharts(deliverer, chosen.id, directory, resend=resend)
+    notifier = CaseNotifier(
+        store.registry, chosen, deliverer, People(directory, slack=deliverer.access), charts
+    )
 
     def one(case_id: str) -> NotifyResult:
-        case, link = preset, None
-        with coralogix() as client:
-            if case is None:
-                case = client.get_case(case_id)
-            link = _deep_link(client, case_key(case))
+        if unusable is not None:
+            raise unusable
+        case = preset if preset is not None else directory.get_case(case_id)
+        link = _deep_link(directory, case_key(case))
         from cxslack.cases.previews import refresh_previews
 
         result = notifier.notify(case, event_for(case, event), link, root_link=root_link, resend=resend)
