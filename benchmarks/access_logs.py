@@ -79,12 +79,7 @@ def main() -> None:
     parser.add_argument("--logins", type=int, default=50_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, sandbox_process(rate_limits=False) as url:
-        env = {
-            **sandbox_env(url),
-            "CXSLACK_HOME": str(Path(tmp) / "home"),
-            "CXSLACK_CORALOGIX_INGRESS_URL": url,
-            "CX_SEND_KEY": SEND_KEY,
-        }
+        env = {**sandbox_env(url, Path(tmp) / "home", coralogix=True), "CX_SEND_KEY": SEND_KEY}
         os.environ.update(env)
         token = installed(url)
         admin(url, "access-logs", count=args.logins)

@@ -40,7 +40,10 @@ from _common import (
     percentile,
     post_all,
     report,
+    routed_cases,
+    run_json,
     sandbox_env,
+    sandbox_get,
     sandbox_process,
 )
 
@@ -50,25 +53,11 @@ USERS = ("U0ALICE", "U0BOB", "U0CAROL")
 def setup(url: str, clicks: int, channels: int) -> tuple[list[dict[str, Any]], list[str]]:
     """Cases, their roots with buttons, and the click payloads (the last `channels`/2 Cases are
     kept for the baseline)."""
-    installed_integration(url, "Payments")
-    for n in range(channels):
-        admin(url, "channels", name=f"acts-{n:03d}")
     spare = 50
-    refs = []
-    for n in range(clicks + spare):
-        created = httpx.post(f"{url}/_sandbox/coralogix/cases",
-                             json={"title": f"Case {n}", "labels": [f"route:acts-{n % channels:03d}"]}, timeout=30)  # fmt: skip
-        created.raise_for_status()
-        refs.append(created.json()["case"]["readableId"])
-    template = 'cases={{ _context.entityLabels["route"][0] }}'
-    subprocess.run(cxslack("connectors", "create", "router", "--integration", "payments", "--channel", "general",
-                           "--fallback-channel", "ops-fallback", "--override", template),
-                   env={**os.environ}, check=True, capture_output=True)  # fmt: skip
-    done = subprocess.run(cxslack("cases", "notify", *refs, "--connector", "router", "--workers", "32", "-o", "json"),
-                          env={**os.environ}, capture_output=True, text=True)  # fmt: skip
-    if done.returncode != 0:
-        raise SystemExit(f"cases notify failed: {done.stderr[-500:]}")
-    roots = json.loads(done.stdout)["notifications"]
+    refs, _ = routed_cases(url, installed_integration(url, "Payments"), clicks + spare, channels, "acts")
+    roots = run_json(["cases", "notify", *refs, "--connector", "router", "--workers", "32"], {})[1][
+        "notifications"
+    ]
     payloads = []
     for n, root in enumerate(roots[:clicks]):
         clicked = admin(url, "click", channel=root["channel"], ts=root["ts"], action_id="cxslack_case_acknowledge",
@@ -129,11 +118,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, sandbox_process(rate_limits=False) as url:
         from cxslack.sandbox.case_actions import CORALOGIX_TEAM_ID
-        from cxslack.sandbox.coralogix import CORALOGIX_API_KEY
         from cxslack.sandbox.events import SIGNING_SECRET
 
-        os.environ.update({**sandbox_env(url), "CXSLACK_HOME": str(Path(tmp) / "home"), "CXSLACK_CORALOGIX_API_URL": url,
-                           "CX_API_KEY": CORALOGIX_API_KEY, "CX_TEAM_ID": str(CORALOGIX_TEAM_ID),
+        os.environ.update({**sandbox_env(url, Path(tmp) / "home", coralogix=True), "CX_TEAM_ID": str(CORALOGIX_TEAM_ID),
                            "CXSLACK_SLACK_SIGNING_SECRET": SIGNING_SECRET})  # fmt: skip
         print(
             f"setting up {args.clicks} Cases and their roots over {args.channels} channels …", file=sys.stderr
@@ -167,13 +154,13 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=60)
-        calls = httpx.get(f"{url}/_sandbox/coralogix/actions").json()["actions"]
+        calls = sandbox_get(url, "coralogix/actions")["actions"]
         acked = Counter(
             tuple(c["body"]["ids"])
             for c in calls
             if c["path"] == "/cases/acknowledged/v1" and c["status"] == 200
         )
-        cases = {c["readableId"]: c for c in httpx.get(f"{url}/_sandbox/coralogix/cases").json()["cases"]}
+        cases = {c["readableId"]: c for c in sandbox_get(url, "coralogix/cases")["cases"]}
         per_click = baseline(url, spare)
     wanted = len({p["container"]["message_ts"] for p in payloads})
     lost = sum(1 for c in cases.values() if c["title"].startswith("Case ") and c["status"] != "CASE_STATUS_ACKNOWLEDGED"

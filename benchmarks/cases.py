@@ -12,18 +12,21 @@ floor, with no 429 received. Prints the ratio and the 429 count.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import admin, cxslack, installed_integration, report, sandbox_env, sandbox_process
+from _common import (
+    installed_integration,
+    report,
+    routed_cases,
+    run_json,
+    sandbox_env,
+    sandbox_get,
+    sandbox_process,
+)
 
 
 def main() -> None:
@@ -35,36 +38,15 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, sandbox_process(latency=args.latency) as url:
-        from cxslack.sandbox.coralogix import CORALOGIX_API_KEY
-
-        env = {**sandbox_env(url), "CXSLACK_HOME": str(Path(tmp) / "home"), "CXSLACK_CORALOGIX_API_URL": url,
-               "CXSLACK_CORALOGIX_INGRESS_URL": url, "CX_API_KEY": CORALOGIX_API_KEY}  # fmt: skip
+        env = sandbox_env(url, Path(tmp) / "home", coralogix=True)
         os.environ.update(env)
         integration = installed_integration(url, "Cases")
-        for n in range(args.channels):
-            admin(url, "channels", name=f"cases-{n:02d}")
-        readable = []
-        for n in range(args.cases):
-            created = httpx.post(
-                f"{url}/_sandbox/coralogix/cases",
-                json={"title": f"Case {n}", "labels": [f"route:cases-{n % args.channels:02d}"]},
-            )
-            created.raise_for_status()
-            readable.append(created.json()["case"]["readableId"])
-        template = 'cases={{ _context.entityLabels["route"][0] }}'
-        subprocess.run(cxslack("connectors", "create", "router", "--integration", integration, "--channel", "general",
-                               "--fallback-channel", "ops-fallback", "--override", template), env={**os.environ}, check=True,
-                       capture_output=True)  # fmt: skip
-        started = time.perf_counter()
-        proc = subprocess.run(cxslack("cases", "notify", *readable, "--connector", "router", "--workers", str(args.channels), "-o", "json"),
-                              env={**os.environ}, capture_output=True, text=True)  # fmt: skip
-        wall = time.perf_counter() - started
-        if proc.returncode != 0:
-            raise SystemExit(f"cases notify failed: {proc.stderr[-500:]}")
-        doc = json.loads(proc.stdout)
-        calls = httpx.get(f"{url}/_sandbox/calls").json()
-        per_channel = [len(httpx.get(f"{url}/_sandbox/messages", params={"channel": f"cases-{n:02d}"}).json()["messages"])
-                       for n in range(args.channels)]  # fmt: skip
+        readable, channels = routed_cases(url, integration, args.cases, args.channels, "cases")
+        wall, doc = run_json(
+            ["cases", "notify", *readable, "--connector", "router", "--workers", str(args.channels)], env
+        )
+        calls = sandbox_get(url, "calls")
+        per_channel = [len(sandbox_get(url, "messages", channel=name)["messages"]) for name in channels]
     deepest = max(per_channel)
     floor = (deepest - 1) * 1.0 + args.latency
     report([

@@ -19,14 +19,21 @@ import argparse
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import admin, median_wall, report, sandbox_env, sandbox_process
+from _common import (
+    installed_integration,
+    median_wall,
+    report,
+    sandbox_env,
+    sandbox_get,
+    sandbox_process,
+    timed,
+)
 
 # `integrations list -o json` as the installed entry point runs it, with matplotlib importable or not
 ENTRY = "import sys\n{block}from cxslack.cli.app import main\nsys.argv = ['cxslack', *sys.argv[1:]]\nmain()\n"
@@ -76,31 +83,14 @@ def render_times(points: int, runs: int = 50) -> tuple[float, float]:
 
 def upload_calls() -> dict[str, int]:
     with tempfile.TemporaryDirectory() as tmp, sandbox_process(rate_limits=False) as url:
-        env = {**sandbox_env(url), "CXSLACK_HOME": str(Path(tmp) / "home"), "CXSLACK_CORALOGIX_API_URL": url,
-               "CX_API_KEY": "sandbox-coralogix-api-key"}  # fmt: skip
+        env = sandbox_env(url, Path(tmp) / "home", coralogix=True)
         os.environ.update(env)
-        from cxslack.oauth.flow import _grant_from, install
-        from cxslack.registry import NewIntegration, Registry
-
-        registry = Registry()
-        integration = registry.add(NewIntegration(name="Payments", consent_us_data_transfer=True, two_way_sync=True,
-                                                  evaluation_chart=True))  # fmt: skip
-        install(
-            registry,
-            integration.id,
-            _grant_from(admin(url, "tokens", scopes=integration.requested_bot_scopes)),
-        )
-        cx = [sys.executable, "-m", "cxslack"]
-        full = {**os.environ, **env}
-        subprocess.run([*cx, "connectors", "create", "On-call", "--integration", "Payments", "--channel",
-                        "payments-alerts", "--fallback-channel", "ops-fallback"], env=full, check=True,
-                       capture_output=True)  # fmt: skip
-        import httpx
-
-        before = httpx.get(f"{url}/_sandbox/calls").json()["methods"]
-        subprocess.run([*cx, "cases", "notify", "CASE-1", "--connector", "on-call"], env=full, check=True,
-                       capture_output=True)  # fmt: skip
-        after = httpx.get(f"{url}/_sandbox/calls").json()["methods"]
+        installed_integration(url, "Payments", two_way_sync=True, evaluation_chart=True)
+        timed(["connectors", "create", "On-call", "--integration", "Payments", "--channel", "payments-alerts",
+               "--fallback-channel", "ops-fallback"], env)  # fmt: skip
+        before = sandbox_get(url, "calls")["methods"]
+        timed(["cases", "notify", "CASE-1", "--connector", "on-call"], env)
+        after = sandbox_get(url, "calls")["methods"]
     steps = ("files.getUploadURLExternal", "files.upload_url", "files.completeUploadExternal")
     return {step: after.get(step, 0) - before.get(step, 0) for step in steps}
 

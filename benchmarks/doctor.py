@@ -13,19 +13,16 @@ asking Slack costs.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import admin, cxslack, installed_integration, report, sandbox_env, sandbox_process
+from _common import admin, installed_integration, report, run_json, sandbox_env, sandbox_get, sandbox_process
 from cxslack.sandbox.workspace import Workspace
 
 # Both render to channels the benchmark creates, so a healthy workspace stays healthy.
@@ -62,16 +59,6 @@ def build(url: str, integrations: int, connectors: int, channels: int) -> None:
             view.connectors[connector.id] = connector.to_toml()
 
 
-def run_doctor(env: dict[str, str], *extra: str) -> tuple[float, dict]:
-    started = time.perf_counter()
-    proc = subprocess.run(cxslack("doctor", *extra, "-o", "json"), env={**os.environ, **env},
-                          capture_output=True, text=True)  # fmt: skip
-    elapsed = time.perf_counter() - started
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"doctor failed ({proc.returncode}): {proc.stderr[-500:]}")
-    return elapsed, json.loads(proc.stdout)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -82,15 +69,15 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, sandbox_process() as url:
-        env = {**sandbox_env(url), "CXSLACK_HOME": str(Path(tmp) / "home")}
+        env = sandbox_env(url, Path(tmp) / "home")
         os.environ.update(env)
         build(url, args.integrations, args.connectors, args.channels)
         # Latency from here on only: building the workspace takes hundreds of admin calls.
         admin(url, "settings", tier_limits=True, latency=args.latency)
-        offline, _ = run_doctor(env, "--offline")
-        before = httpx.get(f"{url}/_sandbox/calls").json()
-        online, doc = run_doctor(env)
-        after = httpx.get(f"{url}/_sandbox/calls").json()
+        offline, _ = run_json(["doctor", "--offline"], env, accept=(0, 1))
+        before = sandbox_get(url, "calls")
+        online, doc = run_json(["doctor"], env, accept=(0, 1))
+        after = sandbox_get(url, "calls")
     methods = {m: n - before["methods"].get(m, 0) for m, n in sorted(after["methods"].items())}
     methods = {m: n for m, n in methods.items() if n}
     total = sum(methods.values())

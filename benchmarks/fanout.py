@@ -17,24 +17,20 @@ the window against the same target.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     admin,
-    cxslack,
     installed_integration,
     ratelimit_mid_run,
     report,
+    run_json,
     sandbox_env,
+    sandbox_get,
     sandbox_process,
 )
 
@@ -58,20 +54,12 @@ def build(url: str, count: int) -> None:
 
 
 def run_all(env: dict[str, str], workers: int) -> tuple[float, dict]:
-    started = time.perf_counter()
-    proc = subprocess.run(cxslack("connectors", "test", "--all", "--workers", str(workers), "-o", "json"),
-                          env={**os.environ, **env}, capture_output=True, text=True)  # fmt: skip
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"connectors test --all failed ({proc.returncode}): {proc.stderr[-500:]}")
-    return elapsed, json.loads(proc.stdout)["summary"]
+    elapsed, doc = run_json(["connectors", "test", "--all", "--workers", str(workers)], env)
+    return elapsed, doc["summary"]
 
 
 def delivered(url: str, count: int) -> list[int]:
-    return [
-        len(httpx.get(f"{url}/_sandbox/messages", params={"channel": f"fan-{n:03d}"}).json()["messages"])
-        for n in range(count)
-    ]
+    return [len(sandbox_get(url, "messages", channel=f"fan-{n:03d}")["messages"]) for n in range(count)]
 
 
 def main() -> None:
@@ -83,7 +71,7 @@ def main() -> None:
     parser.add_argument("--retry-after", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, sandbox_process(latency=args.latency) as url:
-        env = {**sandbox_env(url), "CXSLACK_HOME": str(Path(tmp) / "home")}
+        env = sandbox_env(url, Path(tmp) / "home")
         os.environ.update(env)
         build(url, args.connectors)
         floor = args.connectors * args.latency
@@ -91,7 +79,7 @@ def main() -> None:
         after_fast = delivered(url, args.connectors)
         slow, _ = run_all(env, 1)
         after_slow = delivered(url, args.connectors)
-        calls = httpx.get(f"{url}/_sandbox/calls").json()
+        calls = sandbox_get(url, "calls")
         with ratelimit_mid_run(url, "chat.postMessage", args.connectors // 2, args.retry_after) as limited:
             held, held_summary = run_all(env, 16)
         after_held = delivered(url, args.connectors)

@@ -22,8 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     admin,
@@ -31,6 +29,7 @@ from _common import (
     ratelimit_mid_run,
     report,
     sandbox_env,
+    sandbox_get,
     sandbox_process,
     timed,
 )
@@ -75,7 +74,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp, sandbox_process(rate_limits=False) as url:
-        env = {**sandbox_env(url), "CXSLACK_HOME": str(Path(tmp) / "a")}
+        env = sandbox_env(url, Path(tmp) / "a")
         os.environ.update(env)
         fleet(url, args.no_test_connectors, channels=False)
         planning = timed(["connectors", "migrate", "--from", "legacy", "--to", "cases", "--dry-run"], env)
@@ -89,13 +88,13 @@ def main() -> None:
             ("  per-connector overhead (durable)", f"{per * 1000:6.2f} ms  (target <= 5 ms)"),
         ]
     with tempfile.TemporaryDirectory() as tmp, sandbox_process(latency=args.latency) as url:
-        env = {**sandbox_env(url), "CXSLACK_HOME": str(Path(tmp) / "b")}
+        env = sandbox_env(url, Path(tmp) / "b")
         os.environ.update(env)
         fleet(url, args.test_connectors, channels=True)
-        before = httpx.get(f"{url}/_sandbox/calls").json()["total"]
+        before = sandbox_get(url, "calls")["total"]
         planning = timed(["connectors", "migrate", "--from", "legacy", "--to", "cases", "--dry-run"], env)
         total = timed(["connectors", "migrate", "--from", "legacy", "--to", "cases", "--test"], env)
-        calls = httpx.get(f"{url}/_sandbox/calls").json()["total"] - before
+        calls = sandbox_get(url, "calls")["total"] - before
         floor = slack_floor(url, calls)
         rows += [
             (f"--test, {args.test_connectors} connectors, {args.latency * 1000:.0f} ms/call", f"{total:6.2f} s total, {calls} Slack calls"),
@@ -103,15 +102,15 @@ def main() -> None:
             ("  overhead beyond Slack calls", f"{(total - floor) / floor * 100:6.1f} %  ({(total - planning - floor) / floor * 100:.1f} % without start-up; target <= 10 %)"),
         ]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp, sandbox_process(latency=args.latency) as url:
-        env = {**sandbox_env(url), "CXSLACK_HOME": str(Path(tmp) / "c")}
+        env = sandbox_env(url, Path(tmp) / "c")
         os.environ.update(env)
         fleet(url, args.test_connectors, channels=True)
-        before = httpx.get(f"{url}/_sandbox/calls").json()["total"]
+        before = sandbox_get(url, "calls")["total"]
         with ratelimit_mid_run(
             url, "chat.postMessage", args.test_connectors // 2, args.retry_after
         ) as limited:
             held = timed(["connectors", "migrate", "--from", "legacy", "--to", "cases", "--test"], env)
-        calls = httpx.get(f"{url}/_sandbox/calls").json()["total"] - before - limited["limited"]
+        calls = sandbox_get(url, "calls")["total"] - before - limited["limited"]
         floor = slack_floor(url, calls) + limited["told_to_wait"]
         rows += [
             (f"--test with a method-wide 429 (Retry-After {args.retry_after} s) after {limited.get('injected', '?')} tests",

@@ -16,23 +16,20 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cxslack, report, sandbox_process, timed
+from _common import cxslack, median_wall, report, sandbox_env, sandbox_get, sandbox_process, timed
 
 OLD, NEW = "old-int", "new-int"
 
 
 def coralogix_calls(url: str) -> int:
-    methods = httpx.get(f"{url}/_sandbox/calls", timeout=30).json()["methods"]
+    methods = sandbox_get(url, "calls")["methods"]
     return sum(n for method, n in methods.items() if method.startswith("coralogix."))
 
 
@@ -78,15 +75,6 @@ def measured(args: list[str], env: dict[str, str], url: str) -> tuple[float, int
     return wall, coralogix_calls(url) - before
 
 
-def startup(env: dict[str, str], runs: int = 5) -> float:
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(cxslack("--version"), env={**os.environ, **env}, capture_output=True, check=True)
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -95,16 +83,13 @@ def main() -> None:
     parser.add_argument("--changed", type=int, default=100)
     parser.add_argument("--latency", type=float, default=0.05)
     args = parser.parse_args()
-    from cxslack.sandbox.coralogix import CORALOGIX_API_KEY
-
     ms = args.latency * 1000
     with tempfile.TemporaryDirectory() as tmp, sandbox_process(latency=args.latency) as url:
-        env = {"CXSLACK_HOME": str(Path(tmp) / "home"), "CXSLACK_CORALOGIX_API_URL": url,
-               "CX_API_KEY": CORALOGIX_API_KEY, "NO_PROXY": "127.0.0.1,localhost,::1", "CI": "1"}  # fmt: skip
+        env = {**sandbox_env(url, Path(tmp) / "home", coralogix=True), "CI": "1"}
         os.environ.update(env)
         seed(url, args.connectors)
         link()
-        base = startup(env)
+        base = median_wall(cxslack("--version"), 5, env)
         pull, pull_calls = measured(["connectors", "pull"], env, url)
         plan, plan_calls = measured(["connectors", "plan", "--detailed-exitcode"], env, url)
         change(args.changed)
