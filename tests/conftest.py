@@ -197,12 +197,24 @@ def cx(slack: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     return slack
 
 
-def tracked_case(cli: Cli, sb: Any, *flags: str) -> dict[str, Any]:
-    """A two-way-sync integration, an "On-call" connector to #payments-alerts, and CASE-1 posted
-    there: returns the root notification (channel, ts, …)."""
-    install(cli, sb, "Payments", "--two-way-sync", *flags)
+def on_call(
+    cli: Cli, sb: Any, *flags: str, scopes: list[str] | None = None, connector: tuple[str, ...] = ()
+) -> None:
+    """Integration "Payments" installed (with `flags` and `scopes`, as `install`), and an "On-call"
+    connector (with `connector`'s extra flags) to #payments-alerts, falling back to #ops-fallback."""
+    install(cli, sb, "Payments", *flags, scopes=scopes)
     cli.ok("connectors", "create", "On-call", "--integration", "payments", "--channel", "payments-alerts",
-           "--fallback-channel", "ops-fallback")  # fmt: skip
+           "--fallback-channel", "ops-fallback", *connector)  # fmt: skip
+
+
+def case_root(cli: Cli, sb: Any, *flags: str, scopes: list[str] | None = None) -> dict[str, Any]:
+    """`on_call`, and CASE-1 posted there: returns the root notification (channel, ts, …)."""
+    on_call(cli, sb, *flags, scopes=scopes)
     return dict(
         cli.ok("cases", "notify", "CASE-1", "--connector", "on-call", "-o", "json").json()["notifications"][0]
     )
+
+
+def tracked_case(cli: Cli, sb: Any, *flags: str) -> dict[str, Any]:
+    """`case_root` of an integration with two-way sync."""
+    return case_root(cli, sb, "--two-way-sync", *flags)

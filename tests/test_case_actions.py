@@ -21,7 +21,7 @@ import pytest
 from cxslack.sandbox.case_actions import member_id
 from cxslack.sandbox.events import SIGNING_SECRET, signed_headers
 
-from .conftest import Cli, install, sandbox_admin, sandbox_messages, wait_for
+from .conftest import Cli, case_root, install, sandbox_admin, sandbox_messages, wait_for
 
 HTTP = httpx.Client(timeout=10)
 BOB, CAROL = member_id("bob@example.com"), member_id("carol@example.com")
@@ -111,12 +111,7 @@ def start_listen(cx: Any, transport: str, env: dict[str, str]) -> tuple[subproce
 def listening(request: pytest.FixtureRequest, cli: Cli, cx: Any) -> Iterator[Listening]:
     """CASE-1's root in #payments-alerts with its buttons, and `cxslack listen` over one transport
     (the cx fixture names the sandbox's Coralogix team, CX_TEAM_ID)."""
-    install(cli, cx, "Payments")
-    cli.ok("connectors", "create", "On-call", "--integration", "payments", "--channel", "payments-alerts",
-           "--fallback-channel", "ops-fallback")  # fmt: skip
-    root = cli.ok("cases", "notify", "CASE-1", "--connector", "on-call", "-o", "json").json()[
-        "notifications"
-    ][0]
+    root = case_root(cli, cx)
     env = {**os.environ, "CXSLACK_SLACK_SIGNING_SECRET": SIGNING_SECRET}
     proc, base = start_listen(cx, request.param, env)
     try:
@@ -278,14 +273,7 @@ def test_an_outage_is_retried_and_still_acts_and_shows_once(listening: Listening
 @pytest.fixture
 def posted(cli: Cli, cx: Any) -> dict[str, Any]:
     """CASE-1's root with its buttons; no listener (the tests hand clicks to the handler)."""
-    install(
-        cli, cx, "Payments", scopes=["chat:write", "chat:write.public", "users:read"]
-    )  # no users:read.email
-    cli.ok("connectors", "create", "On-call", "--integration", "payments", "--channel", "payments-alerts",
-           "--fallback-channel", "ops-fallback")  # fmt: skip
-    return dict(
-        cli.ok("cases", "notify", "CASE-1", "--connector", "on-call", "-o", "json").json()["notifications"][0]
-    )
+    return case_root(cli, cx, scopes=["chat:write", "chat:write.public", "users:read"])  # no users:read.email
 
 
 def clicked(cx: Any, root: dict[str, Any], action: str, user: str = "U0BOB") -> dict[str, Any]:
@@ -331,12 +319,7 @@ def test_an_expired_response_url_falls_back_to_chat_post_ephemeral(
 
 
 def test_an_outage_past_the_patience_tells_the_person(cli: Cli, cx: Any) -> None:
-    install(cli, cx, "Payments")
-    cli.ok("connectors", "create", "On-call", "--integration", "payments", "--channel", "payments-alerts",
-           "--fallback-channel", "ops-fallback")  # fmt: skip
-    root = cli.ok("cases", "notify", "CASE-1", "--connector", "on-call", "-o", "json").json()[
-        "notifications"
-    ][0]
+    root = case_root(cli, cx)
     sandbox_admin(cx, "faults", kind="status", method="coralogix.cases.acknowledge", status=500, count=1)
     result = handle({**clicked(cx, root, "acknowledge"), "received_at": time.time() - 600})
     assert result.outcome == "unconfirmed"
@@ -346,12 +329,7 @@ def test_an_outage_past_the_patience_tells_the_person(cli: Cli, cx: Any) -> None
 
 @pytest.mark.parametrize("mode", ["thread-broadcast", "new-message"])
 def test_the_note_follows_the_cases_reply_mode(cli: Cli, cx: Any, mode: str) -> None:
-    install(cli, cx, "Payments")
-    cli.ok("connectors", "create", "On-call", "--integration", "payments", "--channel", "payments-alerts",
-           "--fallback-channel", "ops-fallback")  # fmt: skip
-    root = cli.ok("cases", "notify", "CASE-1", "--connector", "on-call", "-o", "json").json()[
-        "notifications"
-    ][0]
+    root = case_root(cli, cx)
     cli.ok("cases", "settings", "CASE-1", "--reply-mode", mode)
     assert handle(clicked(cx, root, "acknowledge")).outcome == "shown"
     later = [m for m in sandbox_messages(cx, root["channel"]) if m["ts"] > root["ts"]]

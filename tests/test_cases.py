@@ -14,13 +14,11 @@ import pytest
 
 from cxslack.sandbox.coralogix import CORALOGIX_READONLY_API_KEY, member_id
 
-from .conftest import Cli, install, sandbox_admin, sandbox_messages
+from .conftest import Cli, on_call, sandbox_admin, sandbox_messages
 
 
 def ready(cli: Cli, sandbox: Any, *extra: str) -> None:
-    install(cli, sandbox, "Payments", "--two-way-sync")
-    cli.ok("connectors", "create", "On-call", "--integration", "payments", "--channel", "payments-alerts",
-           "--fallback-channel", "ops-fallback", *extra)  # fmt: skip
+    on_call(cli, sandbox, "--two-way-sync", connector=extra)
 
 
 def set_case(sandbox: Any, case: str, **fields: str) -> None:

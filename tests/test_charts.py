@@ -15,7 +15,7 @@ import pytest
 from cxslack.charts.model import interval, log_count_query, parse_duration
 from cxslack.charts.promql import split_comparison
 from cxslack.sandbox.coralogix import CORALOGIX_API_KEY
-from tests.conftest import Cli, add_integration, install, sandbox_admin, sandbox_messages
+from tests.conftest import Cli, add_integration, install, on_call, sandbox_admin, sandbox_messages
 
 CPU_QUERY = 'avg(container_cpu_usage_percent{service="checkout-api"})'
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -24,9 +24,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def charted(cli: Cli, sb: Any, *flags: str, scopes: list[str] | None = None) -> None:
     """A v0.1.0 integration with the chart (and two-way sync, so the bot joins the channel), and a
     connector to #payments-alerts."""
-    install(cli, sb, "Payments", "--evaluation-chart", *flags, scopes=scopes)
-    cli.ok("connectors", "create", "On-call", "--integration", "payments", "--channel", "payments-alerts",
-           "--fallback-channel", "ops-fallback")  # fmt: skip
+    on_call(cli, sb, "--evaluation-chart", *flags, scopes=scopes)
 
 
 def notify(cli: Cli, case: str = "CASE-1", *extra: str, expect: int = 0) -> dict[str, Any]:
@@ -168,9 +166,7 @@ def test_without_the_charts_extra_the_notification_says_how_to_install_it(
 
 
 def test_chart_flags_override_the_integration_per_run(cli: Cli, cx: Any) -> None:
-    install(cli, cx, "Payments", "--two-way-sync")  # no chart, no files:write
-    cli.ok("connectors", "create", "On-call", "--integration", "payments", "--channel", "payments-alerts",
-           "--fallback-channel", "ops-fallback")  # fmt: skip
+    on_call(cli, cx, "--two-way-sync")  # no chart, no files:write
     assert notify(cli)["charts"] == []
     [chart] = notify(cli, "CASE-1", "--chart")["charts"]
     assert chart["reason"]["code"] == "missing_scope"  # asked for, and Slack says what is missing

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .conftest import Cli, add_integration, install, sandbox_admin
+from .conftest import Cli, add_integration, install, on_call, sandbox_admin
 
 
 def test_a_revoked_token_hint_names_the_integration(cli: Cli, slack: Any) -> None:
@@ -54,9 +54,7 @@ def test_migrate_without_a_selection_suggests_the_real_command(cli: Cli, slack: 
 
 
 def test_case_json_errors_have_hints(cli: Cli, cx: Any) -> None:
-    install(cli, cx, "Payments")
-    cli.ok("connectors", "create", "On-call", "--integration", "payments", "--channel", "payments-alerts",
-           "--fallback-channel", "ops-fallback")  # fmt: skip
+    on_call(cli, cx)
     for doc in ("[]", json.dumps({"title": "no id"})):
         run = cli("cases", "notify", "CASE-1", "--connector", "on-call", "--case-json", "-", input=doc)
         assert run.exit_code == 2 and "Hint:" in run.stderr, run.stderr

@@ -84,7 +84,10 @@ def test_a_case_id_outside_the_published_pattern_is_400(sandbox: SlackSandbox) -
     for ref in ("case-1", case_uuid(1).upper(), "A" * 63 + "-1"):
         answer = HTTP.get(f"{sandbox.url}/mgmt/openapi/5/cases/cases/v1/{ref}", headers=key)
         assert (answer.status_code, answer.json()["code"]) == (400, 3), ref
-    assert HTTP.get(f"{sandbox.url}/mgmt/openapi/5/cases/cases/v1/{case_uuid(1)}", headers=key).status_code == 200
+    assert (
+        HTTP.get(f"{sandbox.url}/mgmt/openapi/5/cases/cases/v1/{case_uuid(1)}", headers=key).status_code
+        == 200
+    )
 
 
 def test_listing_pages_through_every_case(sandbox: SlackSandbox, client: CoralogixClient) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from cxslack.slack.limits import HEADER_TEXT_MAX, MARKER, MESSAGE_TEXT_MAX
 
-from .conftest import Cli, add_integration, install, run_process, sandbox_messages
+from .conftest import Cli, add_integration, install, on_call, run_process, sandbox_messages
 
 CASE = {"id": "11111111-2222-3333-4444-555555555555", "readableId": "CASE-123", "title": "Disk full",
         "status": "CASE_STATUS_ACTIVE", "priority": "CASE_PRIORITY_P2",
@@ -23,9 +23,7 @@ CASE = {"id": "11111111-2222-3333-4444-555555555555", "readableId": "CASE-123", 
 
 
 def connector(cli: Cli, sb: Any) -> None:
-    install(cli, sb, "Payments")
-    cli.ok("connectors", "create", "On-call", "--integration", "payments", "--channel", "payments-alerts",
-           "--fallback-channel", "ops-fallback")  # fmt: skip
+    on_call(cli, sb)
 
 
 # -- one bounded JSON reader -----------------------------------------------------------------
