@@ -252,17 +252,14 @@ class CoralogixClient:
         """One management API call (`path` under /mgmt/openapi/5); the answer's JSON object.
 
         `params` become the query string (a list value repeats its key, as the API expects)."""
-        base, key = self.settings.management()
-        content = None if body is None else json.dumps(body).encode()
-        query = f"?{urlencode(params, doseq=True)}" if params else ""
-        response = self._request(call, verb, f"{base}{API_PATH}{path}{query}", key, content)
-        return _json_object(response, call)
+        return _json_object(self.data_api(verb, API_PATH + path, call, params=params, body=body), call)
 
     def data_api(self, verb: str, path: str, call: Call, *, params: Mapping[str, Any] | None = None,
                  body: Any = None) -> httpx.Response:  # fmt: skip
-        """One call to a data API beside the management API on the same host and key (the
-        Prometheus-compatible `/metrics/api/v1/…`, DataPrime's `/api/v1/dataprime/query`): the
-        raw answer, whose format (JSON, NDJSON) is the caller's to read."""
+        """One call to an API on the management API's host and key — `management` (JSON under
+        /mgmt/openapi/5), or a data API beside it (the Prometheus-compatible `/metrics/api/v1/…`,
+        DataPrime's `/api/v1/dataprime/query`): the raw answer, whose format (JSON, NDJSON) is
+        the caller's to read."""
         base, key = self.settings.management()
         content = None if body is None else json.dumps(body).encode()
         query = f"?{urlencode(params, doseq=True)}" if params else ""
