@@ -182,8 +182,9 @@ def report(exc: CxError, argv: Sequence[str]) -> int:
 app = typer.Typer(
     cls=CxGroup,
     name="cxslack",
-    help="Operator CLI for the Coralogix Slack integration: integrations, OAuth install, connectors, "
-    "migration to v0.1.0, and diagnosis.",
+    help="Operator CLI for the Coralogix Slack integration: integrations and the app's OAuth install, "
+    "connectors (locally and in Coralogix Notification Center), migration to v0.1.0, diagnosis, Case "
+    "notifications and buttons, two-way sync and previews, access logs, and a built-in sandbox.",
     no_args_is_help=True,
     **APP_SETTINGS,
 )

@@ -11,7 +11,8 @@ from cxslack.errors import EXIT_OK, EXIT_PARTIAL, CxError, UsageError
 from cxslack.registry import quote
 
 app = command_group(
-    "Coralogix Cases in Slack: show a Case, notify a connector, per-Case reply mode and sync."
+    "Coralogix Cases in Slack: show a Case, notify a connector, draw its alert evaluation chart, "
+    "per-Case settings (reply mode, sync, buttons)."
 )
 
 CaseArg = Annotated[

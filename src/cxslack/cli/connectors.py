@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     from cxslack.registry import Registry
     from cxslack.remote.routing import RuleTarget
 
-app = command_group("Create and manage Slack connectors: channel routing, templates, fallback, tests.")
+app = command_group(
+    "Create and manage Slack connectors: channel routing, templates, fallback, tests, migration to "
+    "v0.1.0, and pull/plan/push with Coralogix Notification Center."
+)
 
 NameArg = Annotated[str, typer.Argument(help="Connector name (case-insensitive) or id.", show_default=False)]
 OverrideOpt = Annotated[

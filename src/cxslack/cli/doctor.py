@@ -32,8 +32,7 @@ def doctor(
             "--symptom",
             case_sensitive=False,
             metavar="SYMPTOM",
-            help="Run one row of the troubleshooting table: failing, no-timeline-updates, no-previews, "
-            "wrong-channel, routing-rules, case-actions, certification, or local (files and "
+            help=f"Run one row of the troubleshooting table: {', '.join(Symptom)} (local: files and "
             "credentials only).",
             show_default=False,
         ),
@@ -52,7 +51,7 @@ def doctor(
     output: OutputOpt = OutputFormat.TABLE,
 ) -> int:
     """Diagnose integrations and connectors: token, two-way sync, link previews, routing, Case
-    buttons, local files.
+    buttons, the evaluation chart, local files.
 
     Exits 1 when any check fails (warnings allowed), so CI can gate on it.
     """

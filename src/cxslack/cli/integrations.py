@@ -19,7 +19,7 @@ from cxslack.errors import UsageError
 from cxslack.model import CURRENT_VERSION, FUNCTIONALITY_LABEL, Integration
 from cxslack.registry import IntegrationChanges, NewIntegration, Registry, quote
 
-app = command_group("Add, list, show, edit and remove Slack integrations.")
+app = command_group("Add, authorize, list, show, edit and remove Slack integrations.")
 
 if TYPE_CHECKING:
     from cxslack.oauth.flow import AuthorizeOptions

@@ -10,7 +10,10 @@ from cxslack.cli.common import OutputOpt, command_group, seconds_option
 from cxslack.cli.render import Output, OutputFormat, say
 from cxslack.errors import CxError, UsageError
 
-app = command_group("Run the built-in Slack sandbox: a local Slack Web API emulator for tests and demos.")
+app = command_group(
+    "Run the built-in sandbox: a local emulator of Slack's Web API and the Coralogix APIs cxslack uses, "
+    "for tests and demos."
+)
 
 
 @app.command("serve")
