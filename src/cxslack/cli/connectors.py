@@ -93,13 +93,13 @@ def _warn_unlisted(out: Output, store: ConnectorStore, connector: Connector, ref
     from cxslack.doctor.slack_state import unlisted_channels
 
     integration = store.registry.view().integrations.get(connector.integration)
-    lookup = (
-        unlisted_channels(store.registry, integration, [normalise_channel(r) for r in refs])
-        if integration
-        else None
-    )
-    for ref in lookup.missing if lookup else []:
-        out.warn(f"Slack does not list {channel_label(ref)} among the {lookup.searched if lookup else ''}: "
+    if integration is None:
+        return
+    lookup = unlisted_channels(store.registry, integration, [normalise_channel(r) for r in refs])
+    if lookup is None:
+        return
+    for ref in lookup.missing:
+        out.warn(f"Slack does not list {channel_label(ref)} among the {lookup.searched}: "
                  "check the name; a private channel needs the app invited (/invite @Coralogix).")  # fmt: skip
 
 
