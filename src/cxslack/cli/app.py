@@ -144,7 +144,7 @@ def usage_hint(exc: Any, argv: Sequence[str]) -> str | None:
         )
     if param is not None and "--output" in param.opts:
         takes_file = any("--file" in p.opts for p in ctx.command.params)
-        return "--output/-o is the output format: table, wide or json." + (
+        return f"--output/-o is the output format: {', '.join(render.OutputFormat)}." + (
             " To write to a file, use --file FILE (or --file - for stdout)." if takes_file else ""
         )
     return f"See: {ctx.command_path} --help"
