@@ -65,6 +65,7 @@ READ_ALERTS = "alerts:ReadConfig"
 READ_METRICS = "metrics.data-api#high:ReadData"
 READ_LOGS = "logs.data-api#high:ReadData"
 DATA_PERMISSIONS = (READ_ALERTS, READ_METRICS, READ_LOGS)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}  # Prometheus and DataPrime duration units
 MAX_POINTS = 11_000  # Prometheus: "exceeded maximum resolution of 11,000 points per timeseries"
 
 RULES: tuple[Rule, ...] = (
@@ -307,7 +308,7 @@ class AlertsApi:
         with self.lock:
             counts = self.logs.get(lucene.group(1).replace("\\'", "'")) if lucene else None
         if counts is not None and bucket is not None:
-            width = int(bucket.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[bucket.group(2)]
+            width = int(bucket.group(1)) * _UNIT_SECONDS[bucket.group(2)]
             t = math.floor(start / width) * width
             while t < end:
                 n = counts(t, width)
@@ -431,8 +432,4 @@ def _prom_step(value: Any) -> float | None:
         return float(str(value))
     except (TypeError, ValueError):
         match = re.fullmatch(r"(\d+)([smhd])", str(value or ""))
-        return (
-            float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-            if match
-            else None
-        )
+        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else None
