@@ -215,6 +215,18 @@ def case_root(cli: Cli, sb: Any, *flags: str, scopes: list[str] | None = None) -
     )
 
 
+def coralogix_client(sb: Any, api_key: str | None = None, **env: str) -> Any:
+    """A CoralogixClient on the sandbox's Coralogix side (API and ingestion, with `api_key`, by
+    default the sandbox's full key), `env` added to what it resolves from; retries without waiting."""
+    from cxslack.coralogix.client import CoralogixClient
+    from cxslack.coralogix.config import resolve_settings
+    from cxslack.sandbox.coralogix import CORALOGIX_API_KEY, CORALOGIX_SEND_KEY
+
+    environ = {"CXSLACK_CORALOGIX_API_URL": sb.url, "CXSLACK_CORALOGIX_INGRESS_URL": sb.url,
+               "CX_API_KEY": api_key or CORALOGIX_API_KEY, "CX_SEND_KEY": CORALOGIX_SEND_KEY, **env}  # fmt: skip
+    return CoralogixClient(resolve_settings(environ=environ), backoff=0.001)
+
+
 def tracked_case(cli: Cli, sb: Any, *flags: str) -> dict[str, Any]:
     """`case_root` of an integration with two-way sync."""
     return case_root(cli, sb, "--two-way-sync", *flags)

@@ -10,12 +10,13 @@ import httpx
 import pytest
 
 from cxslack.coralogix.client import CoralogixClient
-from cxslack.coralogix.config import resolve_settings
 from cxslack.coralogix.team import find_active_member, search_members
 from cxslack.errors import EXIT_AUTH, EXIT_NOT_FOUND, EXIT_USAGE, CxError
 from cxslack.sandbox import SlackSandbox
 from cxslack.sandbox.case_actions import CORALOGIX_TEAM_ID, RULES, member_id
 from cxslack.sandbox.coralogix import CORALOGIX_API_KEY, CORALOGIX_READONLY_API_KEY
+
+from .conftest import coralogix_client
 
 HTTP = httpx.Client(timeout=10)
 API = "/mgmt/openapi/5"
@@ -24,8 +25,7 @@ BOB = member_id("bob@example.com")
 
 
 def connect(sandbox: SlackSandbox, key: str = CORALOGIX_API_KEY) -> CoralogixClient:
-    env = {"CXSLACK_CORALOGIX_API_URL": sandbox.url, "CX_API_KEY": key, "CX_TEAM_ID": str(CORALOGIX_TEAM_ID)}
-    return CoralogixClient(resolve_settings(environ=env), backoff=0.001)
+    return coralogix_client(sandbox, key, CX_TEAM_ID=str(CORALOGIX_TEAM_ID))
 
 
 @pytest.fixture

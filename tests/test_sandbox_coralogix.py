@@ -10,7 +10,6 @@ import httpx
 import pytest
 
 from cxslack.coralogix.client import CoralogixClient
-from cxslack.coralogix.config import resolve_settings
 from cxslack.errors import EXIT_AUTH, EXIT_NOT_FOUND, CxError
 from cxslack.sandbox import SlackSandbox
 from cxslack.sandbox.coralogix import (
@@ -23,27 +22,14 @@ from cxslack.sandbox.coralogix import (
     member_id,
 )
 
+from .conftest import coralogix_client
+
 HTTP = httpx.Client(timeout=10)
-
-
-def env_for(sandbox: SlackSandbox, api_key: str = CORALOGIX_API_KEY) -> dict[str, str]:
-    """What `cxslack sandbox serve` tells people to export."""
-    return {
-        "CXSLACK_CORALOGIX_API_URL": sandbox.url,
-        "CXSLACK_CORALOGIX_INGRESS_URL": sandbox.url,
-        "CX_API_KEY": api_key,
-        "CX_SEND_KEY": CORALOGIX_SEND_KEY,
-    }
-
-
-def connect(sandbox: SlackSandbox, api_key: str = CORALOGIX_API_KEY, **env: str) -> CoralogixClient:
-    settings = resolve_settings(environ={**env_for(sandbox, api_key), **env})
-    return CoralogixClient(settings, backoff=0.001)
 
 
 @pytest.fixture
 def client(sandbox: SlackSandbox) -> Iterator[CoralogixClient]:
-    with connect(sandbox) as client:
+    with coralogix_client(sandbox) as client:
         yield client
 
 
@@ -199,14 +185,14 @@ def test_503_twice_then_200_succeeds(sandbox: SlackSandbox, client: CoralogixCli
 
 
 def test_a_wrong_key_is_401_naming_case_read(sandbox: SlackSandbox) -> None:
-    with connect(sandbox, "not-the-secret") as client:
+    with coralogix_client(sandbox, "not-the-secret") as client:
         error = failure(lambda: client.get_case("CASE-1"))
         assert error.exit_code == EXIT_AUTH and "case:Read" in error.message
         assert "not-the-secret" not in f"{error} {error!r} {error.hint} {client!r}"
 
 
 def test_a_read_only_key_reads_but_gets_403_on_comments(sandbox: SlackSandbox) -> None:
-    with connect(sandbox, CORALOGIX_READONLY_API_KEY) as client:
+    with coralogix_client(sandbox, CORALOGIX_READONLY_API_KEY) as client:
         assert client.list_events("CASE-1")
         error = failure(lambda: client.add_comment("CASE-1", "hi"))
         assert (error.code, error.exit_code) == ("coralogix_forbidden", EXIT_AUTH)
@@ -243,7 +229,7 @@ def test_ingestion_refuses_big_bodies_bad_entries_and_wrong_keys(sandbox: SlackS
     assert HTTP.post(sandbox.url + "/logs/v1/singles", json=[entry]).status_code == 401
     assert len(admin_get(sandbox, "coralogix/logs")["logs"]) == 2
 
-    with connect(sandbox, CX_SEND_KEY="sekrit-value-123") as client:
+    with coralogix_client(sandbox, CX_SEND_KEY="sekrit-value-123") as client:
         error = failure(lambda: client.send_logs([{"text": "t"}], application="a", subsystem="s"))
         assert error.exit_code == EXIT_AUTH and "Send-Your-Data" in error.message
         assert "sekrit-value-123" not in f"{error} {error!r} {client!r}"

@@ -11,8 +11,6 @@ from typing import Any
 import httpx
 import pytest
 
-from cxslack.coralogix.client import CoralogixClient
-from cxslack.coralogix.config import resolve_settings
 from cxslack.coralogix.integrations import Integrations
 from cxslack.coralogix.notification_center import NotificationCenter
 from cxslack.errors import EXIT_AUTH, EXIT_NOT_FOUND, EXIT_USAGE, CxError
@@ -20,12 +18,9 @@ from cxslack.sandbox import SlackSandbox
 from cxslack.sandbox.coralogix import CORALOGIX_API_KEY, CORALOGIX_READONLY_API_KEY
 from cxslack.sandbox.notification_center import CORALOGIX_NC_READONLY_KEY, NC_PREFIX
 
+from .conftest import coralogix_client
+
 HTTP = httpx.Client(timeout=10)
-
-
-def connect(sandbox: SlackSandbox, key: str = CORALOGIX_API_KEY) -> CoralogixClient:
-    settings = resolve_settings(environ={"CXSLACK_CORALOGIX_API_URL": sandbox.url, "CX_API_KEY": key})
-    return CoralogixClient(settings, backoff=0.001)
 
 
 @pytest.fixture
@@ -33,7 +28,7 @@ def nc(sandbox: SlackSandbox) -> Iterator[NotificationCenter]:
     HTTP.post(
         f"{sandbox.url}/_sandbox/coralogix/integrations", json={"id": "int-1", "version": "0.1.0"}
     ).raise_for_status()
-    with connect(sandbox) as client:
+    with coralogix_client(sandbox) as client:
         yield NotificationCenter(client)
 
 
@@ -161,7 +156,7 @@ def test_integrations_are_listed_by_definition_and_deployed_instance(sandbox: Sl
     admin = f"{sandbox.url}/_sandbox/coralogix/integrations"
     HTTP.post(admin, json={"id": "old", "version": "0.0.9"}).raise_for_status()
     HTTP.post(admin, json={"id": "new", "version": "0.1.0", "status": "PENDING"}).raise_for_status()
-    with connect(sandbox) as client:
+    with coralogix_client(sandbox) as client:
         instances = {r.id: r for r in Integrations(client).slack_instances()}
         assert instances["old"].version == "0.0.9" and instances["old"].status == "ACTIVE"
         assert instances["new"].status == "PENDING" and instances["new"].last_updated
@@ -194,12 +189,12 @@ def test_removing_an_integration_removes_its_connectors(
 
 def test_keys_need_the_notification_center_permissions(sandbox: SlackSandbox) -> None:
     HTTP.post(f"{sandbox.url}/_sandbox/coralogix/integrations", json={"id": "int-1"}).raise_for_status()
-    with connect(sandbox, CORALOGIX_NC_READONLY_KEY) as client:
+    with coralogix_client(sandbox, CORALOGIX_NC_READONLY_KEY) as client:
         reader = NotificationCenter(client)
         assert reader.list_connectors() == [] and reader.list_routers() == []
         error = refused(lambda: reader.create_connector(slack()))
         assert error.exit_code == EXIT_AUTH and "notification-center-connectors:UpdateConfig" in error.message
-    with connect(sandbox, CORALOGIX_READONLY_API_KEY) as client:
+    with coralogix_client(sandbox, CORALOGIX_READONLY_API_KEY) as client:
         assert (
             "notification-center-connectors:ReadConfig"
             in refused(NotificationCenter(client).list_connectors).message
