@@ -46,13 +46,6 @@ def coralogix() -> Any:
 @app.command("show")
 def show(case_id: CaseArg, output: OutputOpt = OutputFormat.TABLE, state_url: StateUrlOpt = None) -> None:
     """Show a Case: status, priority, assignee, labels and its Coralogix link."""
-    from cxslack.state import use_state_url
-
-    with use_state_url(state_url):
-        _show(case_id, output)
-
-
-def _show(case_id: str, output: OutputFormat) -> None:
     from cxslack.cases.model import case_key, label_text, priority_label, status_label
     from cxslack.cases.people import People
     from cxslack.connectors import channel_label
@@ -163,14 +156,6 @@ def notify(
     With the alert evaluation chart on, each alert trigger's chart is shared into the Case's
     thread once; when it cannot be drawn or shared, the notification goes out without it and
     the reason is reported (`charts` in -o json)."""
-    from cxslack.state import use_state_url
-
-    with use_state_url(state_url):
-        return _notify(case_ids, connector, event, case_json, workers, root_link, resend, chart, output)
-
-
-def _notify(case_ids: list[str], connector: str, event: str | None, case_json: str | None, workers: int,
-            root_link: str | None, resend: bool, chart: bool | None, output: OutputFormat) -> int:  # fmt: skip
     from concurrent.futures import ThreadPoolExecutor
 
     from cxslack.cases.model import case_key, event_for
@@ -402,14 +387,6 @@ def settings(
     A change of buttons shows on the Case's root message at its next notification; a click on a
     button turned off meanwhile is refused.
     """
-    from cxslack.state import use_state_url
-
-    with use_state_url(state_url):
-        _settings(case_id, reply_mode, mute_sync, case_actions, output)
-
-
-def _settings(case_id: str, reply_mode: str | None, mute_sync: bool | None, case_actions: bool | None,
-              output: OutputFormat) -> None:  # fmt: skip
     from cxslack.cases.model import ReplyMode
     from cxslack.coralogix.client import check_case_id
     from cxslack.state import open_state

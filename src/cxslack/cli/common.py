@@ -40,6 +40,17 @@ OutputOpt = Annotated[
     ),
 ]
 
+
+def _use_state_url(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """The command runs with its state at `value` (`cxslack.state.use_state_url`): the database is
+    checked before the command starts, and its pool closed when the command ends."""
+    if value:
+        from cxslack.state import use_state_url
+
+        ctx.with_resource(use_state_url(value))
+    return value
+
+
 StateUrlOpt = Annotated[
     str | None,
     typer.Option(
@@ -49,6 +60,7 @@ StateUrlOpt = Annotated[
         help="Keep what listen replicas share in this PostgreSQL database (a postgresql:// URL) instead "
         "of files; needs cxslack[postgres] and `cxslack state migrate` once.",
         show_default=False,
+        callback=_use_state_url,
     ),
 ]
 

@@ -67,13 +67,6 @@ def listen(
     and handled once whichever replica Slack reaches, and a replica that dies leaves its work to
     the others.
     """
-    from cxslack.state import use_state_url
-
-    with use_state_url(state_url):
-        _listen(http, socket_mode, once, signing_secret_stdin)
-
-
-def _listen(http: str | None, socket_mode: bool, once: bool, signing_secret_stdin: bool) -> None:
     from cxslack.listen import Listener
     from cxslack.slack.client import api_url
     from cxslack.state import open_state

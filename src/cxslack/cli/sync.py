@@ -24,13 +24,6 @@ def sync(
     Reads conversations.replies from each thread's checkpoint, so every reply is synced once,
     whether it arrived here or through `cxslack listen`.
     """
-    from cxslack.state import use_state_url
-
-    with use_state_url(state_url):
-        _sync(cases, output)
-
-
-def _sync(cases: list[str] | None, output: OutputFormat) -> None:
     from cxslack.cases.twoway import ReplySync
     from cxslack.coralogix.client import CoralogixClient, check_case_id
     from cxslack.coralogix.config import resolve_settings
