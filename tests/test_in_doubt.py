@@ -1,7 +1,7 @@
-"""Outcome in doubt: a post that lands while its answer comes after the client's read timeout.
+"""Outcome in doubt: a post that lands while its answer comes after the client's timeout.
 
 The sandbox's `late` fault runs chat.postMessage (the message lands) and holds the answer past
-the client's read timeout, which these tests shorten to 0.3 s (CXSLACK_SLACK_READ_TIMEOUT) so no
+the client's timeout, which these tests shorten to 0.3 s (CXSLACK_SLACK_TIMEOUT) so no
 test waits the real 15 s. Whatever the scopes, each purpose — a connector's test notification, a
 Case's root or update, a migration's test — ends with exactly one message across the channel and
 the fallback channel: found in the channel's history when the app may read it (channels:history,
@@ -30,8 +30,8 @@ def channel(n: int) -> str:
 
 
 @pytest.fixture(autouse=True)
-def short_read_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CXSLACK_SLACK_READ_TIMEOUT", "0.3")
+def short_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CXSLACK_SLACK_TIMEOUT", "0.3")
 
 
 def tagged(sb: Any, channels: tuple[str, ...], event_type: str, **payload: str) -> list[dict[str, Any]]:

@@ -343,7 +343,7 @@ def test_completed_runs_are_compacted_and_status_reads_the_same(
 ) -> None:
     """Runs that migrate, fail, leave a test in doubt and are rerun: the journal is compacted when
     each run ends, and --status says the same from the compacted journal as from the full one."""
-    monkeypatch.setenv("CXSLACK_SLACK_READ_TIMEOUT", "0.3")
+    monkeypatch.setenv("CXSLACK_SLACK_TIMEOUT", "0.3")
     setup_fleet(cli, slack, 6, own_channels=True, two_way_sync=False)
     import cxslack.migration
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -12,7 +15,7 @@ import pytest
 from cxslack.errors import UsageError
 from cxslack.redact import redact
 from cxslack.sandbox import SlackSandbox
-from cxslack.slack.client import OutcomeUnknown, RetryPolicy, SlackAccess, SlackError, Timeouts, header
+from cxslack.slack.client import OutcomeUnknown, RetryPolicy, SlackAccess, SlackError, header, slack_timeout
 from tests.conftest import wait_for
 
 FAST = RetryPolicy(backoff=0.01)
@@ -179,7 +182,7 @@ def test_tokens_never_appear_in_error_text(sandbox: SlackSandbox) -> None:
 
 
 # -- sent or not: an answer lost after sending -------------------------------------------------
-SHORT = Timeouts(connect=2.0, read=0.3)
+SHORT = 0.3  # seconds: to connect, and then for the answer
 
 
 def channel_texts(sandbox: SlackSandbox, channel: str) -> list[str]:
@@ -192,7 +195,7 @@ def test_a_post_whose_answer_is_lost_is_outcome_unknown_and_never_resent(
     sandbox: SlackSandbox, kind: str
 ) -> None:
     token = sandbox.issue_token()["access_token"]
-    access = SlackAccess(token, base_url=sandbox.api_url, policy=FAST, timeouts=SHORT)
+    access = SlackAccess(token, base_url=sandbox.api_url, policy=FAST, timeout=SHORT)
     admin(sandbox, "faults", method="chat.postMessage", kind=kind, seconds=1.0)
     started = time.time()
     with pytest.raises(OutcomeUnknown) as info:
@@ -215,22 +218,21 @@ def test_a_5xx_other_than_503_on_a_post_is_outcome_unknown(sandbox: SlackSandbox
 
 def test_a_late_answer_to_a_method_that_does_not_post_is_retried(sandbox: SlackSandbox) -> None:
     token = sandbox.issue_token()["access_token"]
-    access = SlackAccess(token, base_url=sandbox.api_url, policy=FAST, timeouts=SHORT)
+    access = SlackAccess(token, base_url=sandbox.api_url, policy=FAST, timeout=SHORT)
     admin(sandbox, "faults", method="auth.test", kind="late", seconds=1.0)
     assert access.auth_test().team_id == "T0SANDBOX"
     assert calls(sandbox)["methods"]["auth.test"] == 2
 
 
-def test_timeouts_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Timeouts.from_env() == Timeouts(5.0, 15.0)
-    monkeypatch.setenv("CXSLACK_SLACK_CONNECT_TIMEOUT", "2.5")
-    monkeypatch.setenv("CXSLACK_SLACK_READ_TIMEOUT", "30")
-    assert Timeouts.from_env() == Timeouts(2.5, 30.0)
+def test_the_timeout_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert slack_timeout() == 15.0
+    monkeypatch.setenv("CXSLACK_SLACK_TIMEOUT", "2.5")
+    assert slack_timeout() == 2.5
     for bad in ("0", "-1", "soon", "inf", "nan"):
-        monkeypatch.setenv("CXSLACK_SLACK_READ_TIMEOUT", bad)
+        monkeypatch.setenv("CXSLACK_SLACK_TIMEOUT", bad)
         with pytest.raises(UsageError) as info:
-            Timeouts.from_env()
-        assert "CXSLACK_SLACK_READ_TIMEOUT" in info.value.message
+            slack_timeout()
+        assert "CXSLACK_SLACK_TIMEOUT" in info.value.message
 
 
 # -- rate limits keyed as Slack applies them ---------------------------------------------------
@@ -292,3 +294,117 @@ def test_a_429_on_one_channel_holds_posts_to_every_channel(sandbox: SlackSandbox
     assert posts[0]["status"] == 429
     assert all(a["at"] >= posts[0]["answered"] + 2 for a in posts[1:])
     assert channel_texts(sandbox, "general") == ["first"] and channel_texts(sandbox, "alerts") == ["second"]
+
+
+# -- the transport: slack-sdk's WebClient -------------------------------------------------------
+class StubAnswers(BaseHTTPRequestHandler):
+    """What a proxy or load balancer in front of Slack may answer instead of Slack's JSON: the
+    path's last part picks the answer (`/api/<status>-<body>/<method>`)."""
+
+    protocol_version = "HTTP/1.1"
+    seen: ClassVar[list[tuple[str, bytes]]] = []
+    BODIES: ClassVar[dict[str, bytes]] = {
+        "html": b"<html><body>502 Bad Gateway</body></html>",
+        "broken": b'{"ok": true, "channel": "C0',
+        "ok": b'{"ok": true}',
+    }
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.seen.append((self.path, body))
+        status, kind = self.path.split("/")[2].split("-")
+        answer = self.BODIES[kind]
+        self.send_response(int(status))
+        self.send_header("Content-Type", "application/json" if kind != "html" else "text/html")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def stub() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StubAnswers)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    StubAnswers.seen.clear()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def stubbed(stub: str, answer: str) -> SlackAccess:
+    return SlackAccess("xoxb-" + "1-2-stubbed", base_url=f"{stub}{answer}/", policy=FAST)
+
+
+def test_an_answer_that_is_not_json_is_never_taken_for_slack_s(stub: str) -> None:
+    """A post whose answer cannot be read may have been posted (OutcomeUnknown, not sent again);
+    another method's is an error; a 4xx page without Slack's error is Slack being unavailable."""
+    for answer in ("200-html", "200-broken", "502-html"):
+        with pytest.raises(OutcomeUnknown) as info:
+            stubbed(stub, answer).post_message("C0ALERTS", "maybe")
+        assert ("HTTP 502" if answer == "502-html" else "could not be read") in info.value.message
+    assert len(StubAnswers.seen) == 3  # none sent twice
+    with pytest.raises(SlackError) as refused:
+        stubbed(stub, "200-html").auth_test()
+    assert refused.value.code == "unknown_error" and not isinstance(refused.value, OutcomeUnknown)
+    with pytest.raises(SlackError) as unavailable:
+        stubbed(stub, "400-html").auth_test()
+    assert unavailable.value.code == "slack_unavailable" and "HTTP 400" in unavailable.value.message
+
+
+def test_arguments_travel_in_the_body_never_in_the_url(stub: str) -> None:
+    access = stubbed(stub, "200-ok")
+    access.call(
+        "conversations.history", channel="C0ALERTS", limit=1, include_all_metadata=True, http_verb="GET"
+    )
+    access.call("chat.update", channel="C0ALERTS", ts="1.2", blocks=[{"type": "divider"}])
+    (read_path, read_body), (update_path, update_body) = StubAnswers.seen
+    assert "?" not in read_path + update_path
+    assert read_body == b"channel=C0ALERTS&limit=1&include_all_metadata=1"
+    assert b"blocks=%5B%7B%22type%22%3A+%22divider%22%7D%5D" in update_body  # JSON, form-encoded
+
+
+def test_slack_sdk_logs_nothing_anywhere(sandbox: SlackSandbox, capfd: pytest.CaptureFixture[str]) -> None:
+    """slack-sdk logs every failed attempt at ERROR and, at DEBUG, request bodies: none of it
+    reaches stderr or the logging tree, even with the root logger at DEBUG; cxslack reports
+    failures itself, redacted."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append  # type: ignore[method-assign]
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        token = sandbox.issue_token()["access_token"]
+        SlackAccess(token, base_url=sandbox.api_url, policy=FAST).post_message("general", "a secret plan")
+        with pytest.raises(SlackError):
+            SlackAccess(token, base_url="http://127.0.0.1:9/api/", policy=FAST).auth_test()
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert [r.getMessage() for r in records if r.name.startswith(("slack_sdk", "cxslack"))] == []
+    assert capfd.readouterr().err == ""
+
+
+def test_a_proxy_in_the_environment_is_skipped_for_hosts_no_proxy_names(
+    sandbox: SlackSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """slack-sdk sends Web API calls through HTTPS_PROXY; urllib skips the hosts NO_PROXY names."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    assert bot(sandbox).auth_test().team_id == "T0SANDBOX"
+
+
+def test_credentials_in_the_api_url_are_not_taken_for_the_host(sandbox: SlackSandbox) -> None:
+    token = sandbox.issue_token()["access_token"]
+    url = sandbox.api_url.replace("http://", "http://ops:hunter2-sekrit@")
+    assert SlackAccess(token, base_url=url, policy=FAST).auth_test().team_id == "T0SANDBOX"

@@ -32,11 +32,11 @@ from cxslack.model import Integration
 from cxslack.registry import Registry, quote
 from cxslack.scopes import LIST_TYPE_BY_SCOPE
 from cxslack.slack.channels import IntegrationChannels, channel_name, is_channel_id
-from cxslack.slack.client import OutcomeUnknown, SlackAccess, SlackError, Timeouts
+from cxslack.slack.client import OutcomeUnknown, SlackAccess, SlackError, slack_timeout
 from cxslack.state.records import InDoubtPost
 
 TEST_EVENT = "cxslack_test_notification"
-# After a lost answer, history is read no sooner than this (at most the read timeout) after the
+# After a lost answer, history is read no sooner than this (at most the client timeout) after the
 # post was sent: a message Slack is still storing is not taken for one that never came.
 SETTLE_SECONDS = 3.0
 
@@ -279,7 +279,7 @@ class Deliverer:
         import time
 
         if self.access is not None:
-            ready = sent_at + min(SETTLE_SECONDS, self.access.timeouts.read)
+            ready = sent_at + min(SETTLE_SECONDS, self.access.timeout)
             if ready > time.time():
                 time.sleep(ready - time.time())
         return self.find_posted(channels, sent_at, is_post(post), thread_ts=thread_ts)
@@ -377,17 +377,16 @@ class Deliverer:
         import httpx
 
         assert self.webhook_url is not None
-        timeouts = Timeouts.from_env()
+        timeout = slack_timeout()  # to connect, and then for each wait for the answer: as for the Web API
         sent_at = time.time()
         try:
-            response = httpx.post(self.webhook_url, json={"text": text, "blocks": blocks},
-                                  timeout=httpx.Timeout(timeouts.read, connect=timeouts.connect))  # fmt: skip
+            response = httpx.post(self.webhook_url, json={"text": text, "blocks": blocks}, timeout=timeout)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise SlackError(
                 "webhook_unreachable", f"could not reach the incoming webhook ({type(exc).__name__})"
             ) from None
         except httpx.HTTPError as exc:  # sent: it may have been posted
-            why = (f"no answer came within {timeouts.read:g} s" if isinstance(exc, httpx.ReadTimeout)
+            why = (f"no answer came within {timeout:g} s" if isinstance(exc, httpx.ReadTimeout)
                    else f"the connection dropped before the answer came ({type(exc).__name__})")  # fmt: skip
             raise OutcomeUnknown("the incoming webhook", None, sent_at, why) from None
         if response.status_code != 200:

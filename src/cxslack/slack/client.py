@@ -1,16 +1,24 @@
 """The one way cxslack talks to Slack's Web API.
 
-`SlackAccess` sends Web API calls over httpx with the policies every caller needs:
+`SlackAccess` sends Web API calls through slack-sdk's `WebClient` (`api_call`: arguments
+form-encoded in a POST body — slack-sdk POSTs every method, `http_verb="GET"` included; `auth`
+sends client credentials as HTTP Basic for oauth.v2.access) with the policies every caller needs,
+as slack-sdk retry handlers (slack/retries.py) on the client:
 
-- **Timeouts, deliberately.** Opening the connection (TCP and TLS) may take `connect` seconds
-  (5 by default); once the request is sent, Slack's answer may take `read` seconds (15 by
-  default). `CXSLACK_SLACK_CONNECT_TIMEOUT` and `CXSLACK_SLACK_READ_TIMEOUT` change them.
-- **Sent or not.** A call that never left (no connection, connect timeout) is retried with
-  backoff. A call that was sent and got no answer (read timeout, connection dropped after the
-  request went out, or a 5xx other than 503) has an *unknown* outcome: for a method that posts a
-  message (`POSTING_METHODS`) that is `OutcomeUnknown`, never a retry, since Slack may have posted
-  it; the caller settles it (delivery.py). Every other method is retried, as repeating it changes
-  nothing.
+- **One timeout, deliberately.** WebClient gives urllib one `timeout`, which bounds opening the
+  connection (TCP and TLS) and then each wait for Slack's answer (each read of its bytes); no
+  public option of slack-sdk sets a connect timeout apart. 15 s by default
+  (`CXSLACK_SLACK_TIMEOUT`): Slack's answers rarely take more than a few seconds, and a post
+  whose answer is that late is settled rather than sent again (below).
+- **Sent or not.** urllib wraps whatever fails while the request is being sent in `URLError`
+  (connection refused, DNS, the connect timeout, a failed write): it never reached Slack, so it
+  is sent again with backoff. What fails after it was sent — no answer within the timeout,
+  `ConnectionResetError`, `RemoteDisconnected`, `IncompleteRead` — comes out raw and slack-sdk
+  re-raises it when no handler retries: the outcome is *unknown*. For a method that posts a
+  message (`POSTING_METHODS`) that is `OutcomeUnknown`, never a retry, since Slack may have
+  posted it; the caller settles it (delivery.py). Every other method is retried, as repeating it
+  changes nothing. A 5xx is retried with backoff, for a posting method only 503 (not taken in);
+  any other 5xx to a post is `OutcomeUnknown`, and so is an answer that cannot be read.
 - **Rate limits keyed as Slack applies them** (docs.slack.dev/apis/web-api/rate-limits: "per
   API method per workspace per app"; chat.postMessage "one message per second per channel, while
   also maintaining a workspace-wide limit"). Every method has a workspace-wide key (the token
@@ -22,7 +30,9 @@
   again (never dropped, never immediately). The "not before" times live behind `Pacing`
   (slack/pacing.py): this process's, or a store `listen` replicas share.
 - Slack errors become `SlackError`s with a stable code, a message and a hint. Tokens are
-  registered with the redactor so they never reach any output.
+  registered with the redactor so they never reach any output; slack-sdk's own log records
+  (each failed attempt; request bodies at DEBUG) go to a private logger that keeps none of them,
+  since SlackAccess reports every failure itself, once, redacted.
 """
 
 from __future__ import annotations
@@ -43,11 +53,13 @@ from cxslack.redact import register_secret
 from cxslack.slack.pacing import LOCAL, Pacing
 
 if TYPE_CHECKING:
-    import httpx
+    import logging
+    import ssl
+
+    from slack_sdk.web import SlackResponse, WebClient
 
 DEFAULT_API_URL = "https://slack.com/api/"
-CONNECT_TIMEOUT = 5.0  # seconds to open a connection (TCP + TLS)
-READ_TIMEOUT = 15.0  # seconds for Slack's answer once the request is sent (and between its bytes)
+TIMEOUT = 15.0  # seconds to connect (TCP + TLS), and then for each wait for Slack's answer
 # Slack tells us how long to wait; beyond this we give up with a clear error instead of hanging.
 MAX_RETRY_AFTER = 60.0
 # Errors meaning the stored token no longer works: the integration is Failing (reinstall).
@@ -185,19 +197,9 @@ def _positive_seconds(name: str, default: float) -> float:
     return value
 
 
-@dataclass(frozen=True)
-class Timeouts:
-    """How long a Slack call may take to connect, and then to be answered."""
-
-    connect: float = CONNECT_TIMEOUT
-    read: float = READ_TIMEOUT
-
-    @classmethod
-    def from_env(cls) -> Timeouts:
-        return cls(
-            _positive_seconds("CXSLACK_SLACK_CONNECT_TIMEOUT", CONNECT_TIMEOUT),
-            _positive_seconds("CXSLACK_SLACK_READ_TIMEOUT", READ_TIMEOUT),
-        )
+def slack_timeout() -> float:
+    """Seconds a Slack call may take to connect, and then for each wait for the answer."""
+    return _positive_seconds("CXSLACK_SLACK_TIMEOUT", TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -258,44 +260,54 @@ class AuthInfo:
     scopes: list[str]
 
 
-# httpx errors raised before any byte of the request reached Slack: safe to send again.
-def _not_sent(exc: Exception) -> bool:
-    import httpx
+def was_sent(exc: BaseException) -> bool:
+    """Whether a request that failed had left: urllib wraps whatever fails while it is being sent
+    in URLError (urllib.request.AbstractHTTPHandler.do_open); what fails after comes out raw."""
+    from http.client import HTTPException, InvalidURL
+    from urllib.error import URLError
 
-    return isinstance(
-        exc,
-        (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.LocalProtocolError,
-         httpx.UnsupportedProtocol, httpx.ProxyError),
-    )  # fmt: skip
+    return isinstance(exc, (OSError, HTTPException)) and not isinstance(exc, (URLError, InvalidURL))
 
 
-def _no_answer(exc: Exception, timeouts: Timeouts) -> str:
-    import httpx
+def _unreadable(exc: BaseException) -> bool:
+    """An answer came, but it is not JSON (slack-sdk parses a body that starts with `{`)."""
+    import json
 
-    if isinstance(exc, httpx.ReadTimeout):
-        return f"no answer came within {timeouts.read:g} s (the read timeout)"
-    if isinstance(exc, httpx.WriteTimeout):
-        return f"sending it took longer than {timeouts.read:g} s"
-    return f"the connection dropped before the answer came ({type(exc).__name__})"
+    return isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError))
+
+
+@dataclass
+class InFlight:
+    """One Web API call being made in this thread: what the retry handlers act on."""
+
+    method: str
+    keys: Keys
+    channel: str | None
+    posting: bool  # each successful call posts something: sent twice, it posts twice
+    sent_at: float = 0.0  # epoch seconds when the latest attempt went out
+    limited: int = 0  # 429s answered
+    failed: int = 0  # 5xx answers sent again
+    lost: int = 0  # attempts sent again after a connection failure
+    answer: dict[str, Any] | None = None  # Slack's latest answer as JSON ({} when it was not JSON)
 
 
 class SlackAccess:
     """Calls Slack's Web API with one token and cxslack's timeout, retry and rate-limit policies."""
 
     def __init__(self, token: str | None = None, *, base_url: str | None = None,
-                 timeouts: Timeouts | None = None, policy: RetryPolicy | None = None,
+                 timeout: float | None = None, policy: RetryPolicy | None = None,
                  integration: str | None = None, pacing: Pacing = LOCAL):  # fmt: skip
         self.policy = policy or RetryPolicy()
-        self.timeouts = timeouts or Timeouts.from_env()
+        self.timeout = timeout or slack_timeout()
         self.integration = integration  # the name hints use ("cxslack integrations authorize Payments")
         self.pacing = pacing  # where holds and pacing live (shared by listen replicas on a database)
         register_secret(token)
         self.base_url = base_url or api_url()
-        self._token = token
         # One app in one workspace: what Slack's per-method limits apply to.
         self._workspace = f"{self.base_url}|{hashlib.sha256((token or '').encode()).hexdigest()[:16]}"
         self._channel_ids: dict[str, str] = {}  # name → ID, from chat.postMessage's answers
-        self._http = _http_client(self.timeouts)
+        self._flight = threading.local()  # this thread's InFlight, for the retry handlers
+        self._client = _web_client(token, self.base_url, self.timeout, self)
 
     # -- what the gate limits a request on ---------------------------------------------------
     def keys(self, method: str, channel: Any) -> Keys:
@@ -337,26 +349,109 @@ class SlackAccess:
         err.retry_after = retry_after
         return err
 
+    # -- what the retry handlers call (slack/retries.py) ---------------------------------------
+    def in_flight(self) -> InFlight:
+        """The call this thread is making (the handlers run in the calling thread)."""
+        call: InFlight = self._flight.call
+        return call
+
+    def rate_limited(self, call: InFlight, headers: Mapping[str, Any] | None) -> None:
+        """Slack answered 429: every key the request had is held for its Retry-After (plus a
+        little), for every thread — and replica, through Pacing. Past the cap, or after too many
+        429s for this call, it is reported (`ratelimited`) instead of sent again."""
+        retry_after = _retry_after(headers)
+        for key in call.keys.holds:
+            self.pacing.hold(key, retry_after + random.uniform(0.05, 0.25))
+        call.limited += 1
+        if retry_after > self.policy.max_retry_after or call.limited > self.policy.rate_limit_retries:
+            raise self._too_long(call.method, retry_after)
+
+    def send_again(self, call: InFlight, pause: float = 0.0) -> None:
+        """Before an attempt after the first: `pause` (backoff), then the gate's turn (holds and
+        the channel's pacing), and the time it goes out."""
+        if pause > 0:
+            time.sleep(pause)
+        self._wait_turn(call.method, call.keys)
+        call.sent_at = time.time()
+
+    def backoff(self, attempt: int) -> float:
+        return self.policy.backoff * (2 ** (attempt - 1))
+
     # -- calls ------------------------------------------------------------------------------
     def call(self, method: str, *, http_verb: str = "POST", auth: dict[str, str] | None = None,
              **params: Any) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
         """Call a Web API method; returns (body, headers) or raises SlackError (OutcomeUnknown
         when a posting call was sent and its answer lost).
 
-        POST arguments travel form-encoded in the body (never in the URL, where proxies log
-        them); `auth` sends client credentials as HTTP Basic auth (oauth.v2.access).
+        Arguments travel form-encoded in a POST body (never in the URL, where proxies log them);
+        `auth` sends client credentials as HTTP Basic auth (oauth.v2.access).
         """
         channel = params.get("channel")
         with TURNS.turn(self.keys(method, channel).channel):
             # again: a name's ID may have been learned while this request waited its turn
-            response = self._exchange(method, self.keys(method, channel), http_verb, auth, _drop_none(params))
-        body = _json_body(response)
-        if not body.get("ok"):
-            raise describe_error(method, str(body.get("error") or "unknown_error"), body,
-                                 str(channel) if channel else None, self.integration)  # fmt: skip
+            call = InFlight(method, self.keys(method, channel), str(channel) if channel else None,
+                            method in POSTING_METHODS)  # fmt: skip
+            response = self._send(call, http_verb, auth, _drop_none(params))
+        body = response.data if isinstance(response.data, dict) else {}
         if method in PER_CHANNEL_METHODS and channel and body.get("channel"):
             self._learn(method, str(channel), str(body["channel"]))
-        return body, dict(response.headers)
+        return dict(body), dict(response.headers)
+
+    def _send(self, call: InFlight, http_verb: str, auth: dict[str, str] | None,
+              args: dict[str, Any]) -> SlackResponse:  # fmt: skip
+        from http.client import HTTPException
+
+        from slack_sdk.errors import SlackApiError, SlackRequestError
+
+        self._wait_turn(call.method, call.keys)
+        self._flight.call = call
+        call.sent_at = time.time()
+        try:
+            if http_verb == "GET":
+                return self._client.api_call(call.method, http_verb="GET", params=args)
+            return self._client.api_call(call.method, data=args, auth=auth)
+        except SlackApiError as exc:  # Slack answered, and no handler sent it again
+            answer = call.answer if call.answer is not None else exc.response.data
+            raise self._refused(call, int(exc.response.status_code), answer) from None
+        except (OSError, HTTPException, ValueError, SlackRequestError) as exc:  # no answer to act on
+            raise self._failed(call, exc) from None
+        finally:
+            self._flight.call = None
+
+    def _refused(self, call: InFlight, status: int, answer: Any) -> SlackError:
+        body = answer if isinstance(answer, dict) else {}
+        if status >= 500 or (status >= 400 and not body.get("error")):
+            if call.posting and status >= 500 and status != 503:  # 503: not taken in; others may have been
+                return OutcomeUnknown(
+                    call.method, call.channel, call.sent_at, f"Slack answered HTTP {status}"
+                )
+            return SlackError("slack_unavailable", f"Slack answered {call.method} with HTTP {status} after retrying",
+                              "Slack may be having an incident; try again shortly.", method=call.method)  # fmt: skip
+        if call.posting and not body:  # an answer that cannot be read says nothing
+            return OutcomeUnknown(call.method, call.channel, call.sent_at, "its answer could not be read")
+        return describe_error(call.method, str(body.get("error") or "unknown_error"), body, call.channel,
+                              self.integration)  # fmt: skip
+
+    def _failed(self, call: InFlight, exc: Exception) -> SlackError:
+        if _unreadable(exc):
+            return self._refused(call, 200, {})
+        if call.posting and was_sent(exc):
+            return OutcomeUnknown(call.method, call.channel, call.sent_at, self._no_answer(exc))
+        if was_sent(exc):
+            what = f"Slack did not answer {call.method}: {self._no_answer(exc)}, after retrying"
+        else:
+            what = f"could not reach Slack at {self.base_url} ({type(exc).__name__}: {exc})"
+        return SlackError(
+            "slack_unreachable",
+            what,
+            "Check the network, or CXSLACK_SLACK_API_URL when using the sandbox.",
+            method=call.method,
+        )
+
+    def _no_answer(self, exc: Exception) -> str:
+        if isinstance(exc, TimeoutError):
+            return f"no answer came within {self.timeout:g} s (the timeout)"
+        return f"the connection dropped before the answer came ({type(exc).__name__})"
 
     def _learn(self, method: str, channel: str, channel_id: str) -> None:
         """Later requests by this name pace on its ID; the post just made under the name's key
@@ -371,78 +466,6 @@ class SlackAccess:
         if self.policy.channel_rate:
             self.pacing.take(f"{self._workspace}|{method}|{channel_id}", self.policy.channel_rate,
                              self.policy.channel_burst)  # fmt: skip
-
-    def _exchange(self, method: str, keys: Keys, http_verb: str, auth: dict[str, str] | None,
-                  params: dict[str, Any]) -> httpx.Response:  # fmt: skip
-        """Send until Slack gives an answer to act on: 429s waited out (holding the keys), 5xx
-        and unsent requests retried with backoff, an answer lost after sending retried only for
-        methods that do not post."""
-        import httpx
-
-        posting = method in POSTING_METHODS
-        limited = failed = lost = 0
-        url = self.base_url + method
-        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
-        basic = (auth["client_id"], auth["client_secret"]) if auth else None
-        while True:
-            self._wait_turn(method, keys)
-            sent_at = time.time()
-            try:
-                if http_verb == "GET":
-                    response = self._http.get(
-                        url, params=params, headers=headers, auth=basic or httpx.USE_CLIENT_DEFAULT
-                    )
-                else:
-                    response = self._http.post(
-                        url, data=params, headers=headers, auth=basic or httpx.USE_CLIENT_DEFAULT
-                    )
-            except httpx.TransportError as exc:
-                if not _not_sent(exc) and posting:
-                    raise OutcomeUnknown(
-                        method, _channel_text(params), sent_at, _no_answer(exc, self.timeouts)
-                    ) from None
-                lost += 1
-                if lost > self.policy.connection_retries:
-                    raise self._unreachable(method, exc) from None
-                self._backoff(lost)
-                continue
-            status = response.status_code
-            if status == 429:
-                retry_after = _retry_after(response.headers)
-                for key in keys.holds:  # every request with one of these keys waits, in every thread
-                    self.pacing.hold(key, retry_after + random.uniform(0.05, 0.25))
-                limited += 1
-                if retry_after > self.policy.max_retry_after or limited > self.policy.rate_limit_retries:
-                    raise self._too_long(method, retry_after)
-                continue
-            if status >= 500 or (status >= 400 and not _json_body(response).get("error")):
-                if posting and status != 503 and status >= 500:  # 503: not taken in; others may have been
-                    raise OutcomeUnknown(method, _channel_text(params), sent_at,
-                                         f"Slack answered HTTP {status}") from None  # fmt: skip
-                failed += 1
-                if status < 500 or failed > self.policy.server_error_retries:
-                    raise SlackError("slack_unavailable", f"Slack answered {method} with HTTP {status} after retrying",
-                                     "Slack may be having an incident; try again shortly.", method=method)  # fmt: skip
-                self._backoff(failed)
-                continue
-            if posting and not _json_body(response):  # an answer that cannot be read says nothing
-                raise OutcomeUnknown(method, _channel_text(params), sent_at, "its answer could not be read")
-            return response
-
-    def _backoff(self, attempt: int) -> None:
-        time.sleep(self.policy.backoff * (2 ** (attempt - 1)))
-
-    def _unreachable(self, method: str, exc: Exception) -> SlackError:
-        if _not_sent(exc):
-            what = f"could not reach Slack at {self.base_url} ({type(exc).__name__}: {exc})"
-        else:
-            what = f"Slack did not answer {method}: {_no_answer(exc, self.timeouts)}, after retrying"
-        return SlackError(
-            "slack_unreachable",
-            what,
-            "Check the network, or CXSLACK_SLACK_API_URL when using the sandbox.",
-            method=method,
-        )
 
     # -- methods cxslack uses -----------------------------------------------------------------
     def auth_test(self) -> AuthInfo:
@@ -463,41 +486,63 @@ class SlackAccess:
         return body
 
 
-_CLIENTS: dict[Timeouts, httpx.Client] = {}
-_CLIENTS_LOCK = threading.Lock()
-
-
-def _http_client(timeouts: Timeouts) -> httpx.Client:
-    """One connection pool per process (per timeout setting), shared by every SlackAccess: the
-    keep-alive connections outlive a single integration's calls, and nothing leaks."""
-    import httpx
+def _web_client(token: str | None, base_url: str, timeout: float, access: SlackAccess) -> WebClient:
+    from slack_sdk.web import WebClient
 
     from cxslack import __version__
+    from cxslack.slack.retries import retry_handlers
 
-    with _CLIENTS_LOCK:
-        client = _CLIENTS.get(timeouts)
-        if client is None:
-            client = _CLIENTS[timeouts] = httpx.Client(
-                timeout=httpx.Timeout(
-                    connect=timeouts.connect, read=timeouts.read, write=timeouts.read, pool=None
-                ),
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-                headers={"User-Agent": f"cxslack/{__version__}"},
-            )
-        return client
-
-
-def _channel_text(params: Mapping[str, Any]) -> str | None:
-    channel = params.get("channel")
-    return str(channel) if channel else None
+    return WebClient(  # HTTPS_PROXY applies (urllib still skips the hosts NO_PROXY names)
+        token=token,
+        base_url=_without_credentials(base_url),
+        timeout=timeout,  # type: ignore[arg-type]  # urllib takes float seconds; slack-sdk annotates int
+        ssl=_tls_context() if base_url.lower().startswith("https:") else None,
+        user_agent_prefix=f"cxslack/{__version__}",
+        logger=_sdk_logger(),
+        retry_handlers=retry_handlers(access),
+    )
 
 
-def _json_body(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+def _without_credentials(url: str) -> str:
+    """`https://user:secret@host/api/` → `https://host/api/`. urllib takes no credentials from a
+    URL (it would look the whole `user:secret@host` up as a host name); Web API calls carry the
+    token instead. Messages keep the URL as configured, redacted on output."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+_TLS: list[ssl.SSLContext] = []
+_SDK_LOGGER: list[logging.Logger] = []
+_ONCE = threading.Lock()
+
+
+def _tls_context() -> ssl.SSLContext:
+    """One verifying TLS context per process: without one, urllib loads the CA store again for
+    every connection."""
+    import ssl
+
+    with _ONCE:
+        if not _TLS:
+            _TLS.append(ssl.create_default_context())
+        return _TLS[0]
+
+
+def _sdk_logger() -> logging.Logger:
+    """Where slack-sdk logs: a private logger (outside the logging tree, so neither the root's
+    handlers nor logging's last resort print to stderr) that keeps nothing. At WARNING, slack-sdk
+    does not even build its DEBUG lines, which hold request bodies."""
+    import logging
+
+    with _ONCE:
+        if not _SDK_LOGGER:
+            logger = logging.Logger("cxslack.slack.sdk", logging.WARNING)
+            logger.addHandler(logging.NullHandler())
+            _SDK_LOGGER.append(logger)
+        return _SDK_LOGGER[0]
 
 
 def _drop_none(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def start_upload(access: SlackAccess, filename: str, data: bytes, alt_text: str)
     url, file_id = body.get("upload_url"), body.get("file_id")
     if not isinstance(url, str) or not isinstance(file_id, str) or not url or not file_id:
         raise SlackError("upload_failed", "Slack answered files.getUploadURLExternal without an upload URL")
-    _send_bytes(url, data, filename, access.timeouts.connect)
+    _send_bytes(url, data, filename, access.timeout)
     return file_id
 
 

@@ -47,7 +47,7 @@ class LearnedChannel:
 
 @dataclass(frozen=True)
 class InDoubtPost:
-    """A message whose post was sent but got no answer (a read timeout, a dropped connection, or
+    """A message whose post was sent but got no answer (a timeout, a dropped connection, or
     a crash in between) and that cxslack could neither find in Slack nor rule out. Nothing more is
     sent for its `purpose` until it is settled: found, ruled out, or resent on a person's word."""
 
