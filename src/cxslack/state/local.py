@@ -28,10 +28,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cxslack.errors import CxError
+from cxslack.state.claims import HeldClick, HeldReply
 from cxslack.state.docs import JsonDoc, read_json
 from cxslack.state.files import AppendLog, StateUnreadable, atomic_write, ensure_private_dir
 from cxslack.state.interface import EventInbox
@@ -49,6 +51,7 @@ from cxslack.state.records import (
     PreviewPlace,
     SyncedReply,
     TakenAction,
+    click_digest,
     reply_key,
     split_thread_key,
     thread_key,
@@ -63,6 +66,7 @@ REPLY_LOCK_STRIPES = 64
 # response_url lives 30 minutes); the cap bounds the document however busy the buttons are.
 KEEP_ACTIONS_SECONDS = 7 * 86400
 KEEP_ACTIONS = 50_000
+K = TypeVar("K", InDoubtPost, ChartShare)
 
 
 def _now() -> str:
@@ -75,6 +79,12 @@ def _digest(text: str, length: int = 24) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+def _part(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    """A document's object under `name` ({} when there is none or it is not an object)."""
+    part = doc.get(name)
+    return part if isinstance(part, dict) else {}
+
+
 class FileCaseThreads:
     def __init__(self, directory: Path):
         self.dir = directory
@@ -85,13 +95,18 @@ class FileCaseThreads:
         with locked(self.dir / "locks" / f"{_digest(thread_key(case_id, connector))}.lock"):
             yield
 
-    def get(self, case_id: str, connector: str) -> CaseThread | PendingRoot | None:
-        body = self.doc.read().get(thread_key(case_id, connector))
+    @staticmethod
+    def _entry(key: str, body: Any) -> CaseThread | PendingRoot | None:
         if not isinstance(body, dict):
             return None
+        case_id, connector = split_thread_key(key)
         return PendingRoot.from_json(case_id, connector, body) or CaseThread.from_json(
             case_id, connector, body
         )
+
+    def get(self, case_id: str, connector: str) -> CaseThread | PendingRoot | None:
+        key = thread_key(case_id, connector)
+        return self._entry(key, self.doc.read().get(key))
 
     def mark_pending(self, case_id: str, connector: str, channels: list[str]) -> None:
         pending = PendingRoot(case_id, connector, tuple(channels), _now())
@@ -102,14 +117,13 @@ class FileCaseThreads:
         with self.doc.transaction() as doc:
             doc[thread_key(thread.case_id, thread.connector)] = replace(thread, updated=_now()).to_json()
 
+    def entries(self) -> list[CaseThread | PendingRoot]:
+        """Every thread and pending root."""
+        entries = (self._entry(key, body) for key, body in sorted(self.doc.read().items()))
+        return [e for e in entries if e is not None]
+
     def all(self) -> list[CaseThread]:
-        threads = []
-        for key, body in sorted(self.doc.read().items()):
-            if isinstance(body, dict):
-                thread = CaseThread.from_json(*split_thread_key(key), body)
-                if thread is not None:
-                    threads.append(thread)
-        return threads
+        return [t for t in self.entries() if isinstance(t, CaseThread)]
 
     def of_case(self, case_id: str) -> list[CaseThread]:
         return [t for t in self.all() if t.case_id == case_id]
@@ -136,27 +150,19 @@ class FileCaseSettings:
             doc[ref] = current.to_json()
         return current
 
+    def entries(self) -> list[tuple[str, CaseSettings]]:
+        """Every ref that has a setting saved, with it."""
+        saved = ((ref, CaseSettings.from_json(body)) for ref, body in sorted(self.doc.read().items()))
+        return [(ref, settings) for ref, settings in saved if settings != CaseSettings()]
 
-class HeldReply:
-    """A reply held by `SyncLedger.claim`: what it was when the hold began, and saving what it
-    becomes through the ledger's `put` and `drop` (whichever implementation keeps it)."""
 
-    def __init__(self, ledger: Any, channel: str, ts: str):
-        self._ledger, self._channel, self._ts = ledger, channel, ts
-        self._synced: SyncedReply | None = ledger.get(channel, ts)
-
-    @property
-    def synced(self) -> SyncedReply | None:
-        return self._synced
-
-    def record(self, reply: SyncedReply) -> None:
-        reply = replace(reply, at=time.time())
-        self._ledger.put(self._channel, self._ts, reply)
-        self._synced = reply
-
-    def forget(self) -> None:
-        self._ledger.drop(self._channel, self._ts)
-        self._synced = None
+@contextmanager
+def _striped(directory: Path, kind: str, key: str) -> Iterator[None]:
+    """One of 64 lock files per kind held for `key`: a lock file per key would grow without end;
+    64 stripes rarely collide, and a collision only makes two different keys take turns."""
+    stripe = int(_digest(key, 8), 16) % REPLY_LOCK_STRIPES
+    with locked(directory / "locks" / f"{kind}-{stripe:02d}.lock"):
+        yield
 
 
 class FileSyncLedger:
@@ -166,19 +172,23 @@ class FileSyncLedger:
 
     @contextmanager
     def claim(self, channel: str, ts: str) -> Iterator[HeldReply]:
-        # Striped: a lock file per message would grow without end; 64 stripes rarely collide,
-        # and a collision only makes two different replies take turns.
-        stripe = int(_digest(reply_key(channel, ts), 8), 16) % REPLY_LOCK_STRIPES
-        with locked(self.dir / "locks" / f"reply-{stripe:02d}.lock"):
-            yield HeldReply(self, channel, ts)
+        with _striped(self.dir, "reply", reply_key(channel, ts)):
+            yield HeldReply(
+                self.get(channel, ts), partial(self.put, channel, ts), partial(self.drop, channel, ts)
+            )
 
     def get(self, channel: str, ts: str) -> SyncedReply | None:
-        messages = self.doc.read().get("messages")
-        return (
-            SyncedReply.from_json(messages.get(reply_key(channel, ts)))
-            if isinstance(messages, dict)
-            else None
-        )
+        return SyncedReply.from_json(_part(self.doc.read(), "messages").get(reply_key(channel, ts)))
+
+    def replies(self) -> list[tuple[str, str, SyncedReply]]:
+        """Every (channel, ts) recorded, with what it became."""
+        found = []
+        for key, body in sorted(_part(self.doc.read(), "messages").items()):
+            channel, _, ts = key.partition("|")
+            reply = SyncedReply.from_json(body)
+            if reply is not None and channel and ts:
+                found.append((channel, ts, reply))
+        return found
 
     def put(self, channel: str, ts: str, reply: SyncedReply) -> None:
         with self.doc.transaction() as doc:
@@ -186,14 +196,22 @@ class FileSyncLedger:
 
     def drop(self, channel: str, ts: str) -> None:
         with self.doc.transaction() as doc:
-            messages = doc.get("messages")
-            if isinstance(messages, dict):
-                messages.pop(reply_key(channel, ts), None)
+            _part(doc, "messages").pop(reply_key(channel, ts), None)
 
     def cursor(self, thread: str) -> str | None:
-        cursors = self.doc.read().get("checkpoints")
-        value = cursors.get(thread) if isinstance(cursors, dict) else None
+        value = _part(self.doc.read(), "checkpoints").get(thread)
         return str(value) if value else None
+
+    def cursors(self) -> dict[str, str]:
+        """Every thread's cursor (those that are a Slack ts)."""
+        found = {}
+        for thread, ts in sorted(_part(self.doc.read(), "checkpoints").items()):
+            try:
+                float(ts)
+            except (TypeError, ValueError):
+                continue
+            found[thread] = str(ts)
+        return found
 
     def advance(self, thread: str, ts: str) -> None:
         with self.doc.transaction() as doc:
@@ -207,35 +225,9 @@ class FileSyncLedger:
 
     def last_poll(self) -> float | None:
         value = self.doc.read().get("last_poll")
-        return float(value) if isinstance(value, int | float) and value else None
-
-
-class _FileActionClaim:
-    def __init__(self, ledger: FileActionLedger, key: str):
-        self._ledger, self._key = ledger, key
-        raw = ledger.doc.read().get("clicks")
-        self._taken = TakenAction.from_json(raw.get(key)) if isinstance(raw, dict) else None
-
-    @property
-    def taken(self) -> TakenAction | None:
-        return self._taken
-
-    def record(self, action: TakenAction) -> None:
-        action = replace(action, at=time.time())
-        with self._ledger.doc.transaction() as doc:
-            clicks = doc.get("clicks")
-            clicks = doc["clicks"] = clicks if isinstance(clicks, dict) else {}
-            clicks.pop(self._key, None)  # re-inserted last: the dict stays oldest first
-            clicks[self._key] = action.to_json()
-            _prune(clicks, action.at or 0)
-        self._taken = action
-
-    def forget(self) -> None:
-        with self._ledger.doc.transaction() as doc:
-            clicks = doc.get("clicks")
-            if isinstance(clicks, dict):
-                clicks.pop(self._key, None)
-        self._taken = None
+        return (
+            float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value else None
+        )
 
 
 def _prune(clicks: dict[str, object], now: float) -> None:
@@ -248,38 +240,62 @@ def _prune(clicks: dict[str, object], now: float) -> None:
         del clicks[key]
 
 
-def click_digest(key: str) -> str:
-    """How a click key is kept (the key names who clicked what: kept only as a digest)."""
-    return _digest(key, 32)
-
-
 class FileActionLedger:
     def __init__(self, directory: Path):
         self.dir = directory
         self.doc = JsonDoc(directory / "ledger.json")
 
     @contextmanager
-    def claim(self, key: str) -> Iterator[_FileActionClaim]:
-        stripe = int(_digest(key, 8), 16) % REPLY_LOCK_STRIPES
-        with locked(self.dir / "locks" / f"click-{stripe:02d}.lock"):
-            yield _FileActionClaim(self, click_digest(key))
+    def claim(self, key: str) -> Iterator[HeldClick]:
+        click = click_digest(key)
+        with _striped(self.dir, "click", key):
+            yield HeldClick(self.get(click), partial(self.put, click), partial(self.drop, click))
+
+    def get(self, click: str) -> TakenAction | None:
+        return TakenAction.from_json(_part(self.doc.read(), "clicks").get(click))
+
+    def entries(self) -> list[tuple[str, TakenAction]]:
+        """Every click (by the digest of its key), oldest first."""
+        actions = (
+            (click, TakenAction.from_json(body)) for click, body in _part(self.doc.read(), "clicks").items()
+        )
+        return [(click, action) for click, action in actions if action is not None]
+
+    def put(self, click: str, action: TakenAction) -> None:
+        with self.doc.transaction() as doc:
+            clicks = doc["clicks"] = _part(doc, "clicks")
+            clicks.pop(click, None)  # re-inserted last: the dict stays oldest first
+            clicks[click] = action.to_json()
+            _prune(clicks, action.at or 0)
+
+    def drop(self, click: str) -> None:
+        with self.doc.transaction() as doc:
+            _part(doc, "clicks").pop(click, None)
 
 
 class FileChannelBook:
     def __init__(self, directory: Path):
         self.doc = JsonDoc(directory / "channels.json", indent=1)
-        self._cache: dict[str, object] | None = None  # read once: IDs do not change under a process
+        self._cache: dict[str, Any] | None = None  # read once: IDs do not change under a process
 
     def get(self, integration: str, name: str) -> LearnedChannel | None:
         if self._cache is None:
             self._cache = self.doc.read()
-        table = self._cache.get(integration)
-        return LearnedChannel.from_json(name, table.get(name)) if isinstance(table, dict) else None
+        return LearnedChannel.from_json(name, _part(self._cache, integration).get(name))
+
+    def entries(self) -> list[tuple[str, LearnedChannel]]:
+        """Every channel learned, with its integration."""
+        found = []
+        for integration, table in sorted(self.doc.read().items()):
+            for name, body in sorted(table.items()) if isinstance(table, dict) else []:
+                learned = LearnedChannel.from_json(name, body)
+                if learned is not None:
+                    found.append((integration, learned))
+        return found
 
     def _set(self, integration: str, name: str, entry: LearnedChannel | None) -> None:
         with self.doc.transaction() as doc:
-            table = doc.get(integration)
-            table = doc[integration] = table if isinstance(table, dict) else {}
+            table = doc[integration] = _part(doc, integration)
             if entry is None:
                 table.pop(name, None)
             else:
@@ -296,25 +312,36 @@ class FileChannelBook:
         self._set(integration, name, None)
 
 
-class FilePostsInDoubt:
-    def __init__(self, directory: Path):
-        self.doc = JsonDoc(directory / "in-doubt.json", indent=1)
+class _FileRecords(Generic[K]):
+    """Records by key in one JSON document (key → the record's JSON)."""
 
-    def get(self, purpose: str) -> InDoubtPost | None:
-        return InDoubtPost.from_json(purpose, self.doc.read().get(purpose))
+    def __init__(self, path: Path, read: Callable[[str, Any], K | None]):
+        self.doc = JsonDoc(path, indent=1)
+        self._read: Callable[[str, Any], K | None] = read
 
-    def record(self, post: InDoubtPost) -> None:
+    def get(self, key: str) -> K | None:
+        return self._read(key, self.doc.read().get(key))
+
+    def record(self, record: K) -> None:
         with self.doc.transaction() as doc:
-            doc[post.purpose] = post.to_json()
+            doc[record.key] = record.to_json()
 
-    def settle(self, purpose: str) -> None:
-        if purpose in self.doc.read():
+    def drop(self, key: str) -> None:
+        if key in self.doc.read():
             with self.doc.transaction() as doc:
-                doc.pop(purpose, None)
+                doc.pop(key, None)
 
-    def all(self) -> list[InDoubtPost]:
-        posts = (InDoubtPost.from_json(k, v) for k, v in sorted(self.doc.read().items()))
-        return [p for p in posts if p is not None]
+    def all(self) -> list[K]:
+        records = (self._read(k, v) for k, v in sorted(self.doc.read().items()))
+        return [r for r in records if r is not None]
+
+
+class FilePostsInDoubt(_FileRecords[InDoubtPost]):
+    settle = _FileRecords.drop
+
+
+class FileChartBook(_FileRecords[ChartShare]):
+    forget = _FileRecords.drop
 
 
 class FilePreviewBook:
@@ -329,6 +356,11 @@ class FilePreviewBook:
     def of_case(self, case_key: str) -> list[PreviewPlace]:
         return self._places(self.doc.read(), case_key)
 
+    def entries(self) -> list[tuple[str, PreviewPlace]]:
+        """Every preview, with its Case."""
+        doc = self.doc.read()
+        return [(case_key, place) for case_key in sorted(doc) for place in self._places(doc, case_key)]
+
     def remember(self, case_key: str, place: PreviewPlace) -> None:
         with self.doc.transaction() as doc:
             others = [p for p in self._places(doc, case_key) if p.key != place.key]
@@ -339,22 +371,6 @@ class FilePreviewBook:
             places = self._places(doc, case_key)
             if any(p.key == place.key for p in places):  # not forgotten meanwhile
                 doc[case_key] = [(place if p.key == place.key else p).to_json() for p in places]
-
-
-class FileChartBook:
-    def __init__(self, directory: Path):
-        self.doc = JsonDoc(directory / "charts.json", indent=1)
-
-    def get(self, key: str) -> ChartShare | None:
-        return ChartShare.from_json(key, self.doc.read().get(key))
-
-    def record(self, share: ChartShare) -> None:
-        with self.doc.transaction() as doc:
-            doc[share.key] = share.to_json()
-
-    def forget(self, key: str) -> None:
-        with self.doc.transaction() as doc:
-            doc.pop(key, None)
 
 
 class FileMigrationJournal:
@@ -470,9 +486,9 @@ class FileState:
         self.threads = FileCaseThreads(state_dir / "cases")
         self.settings = FileCaseSettings(state_dir / "cases")
         self.channels = FileChannelBook(state_dir / "slack")
-        self.in_doubt = FilePostsInDoubt(state_dir / "slack")
+        self.in_doubt = FilePostsInDoubt(state_dir / "slack" / "in-doubt.json", InDoubtPost.from_json)
         self.previews = FilePreviewBook(state_dir / "cases")
-        self.charts = FileChartBook(state_dir / "cases")
+        self.charts = FileChartBook(state_dir / "cases" / "charts.json", ChartShare.from_json)
         self.ledger = FileSyncLedger(state_dir / "sync")
         self.actions = FileActionLedger(state_dir / "actions")
         self.migrations = FileMigrationJournal(state_dir / "migrations")

@@ -60,6 +60,11 @@ class InDoubtPost:
     detail: str | None = None  # what it said (an update's event and text digest)
     why: str | None = None  # how the answer was lost
 
+    @property
+    def key(self) -> str:
+        """What it is kept under: its purpose."""
+        return self.purpose
+
     def to_json(self) -> dict[str, Any]:
         return _compact({"post": self.post, "channels": list(self.channels), "sent_at": self.sent_at,
                          "integration": self.integration, "thread_ts": self.thread_ts, "detail": self.detail,
@@ -240,6 +245,13 @@ class TakenAction:
         if not (case and action and user and outcome in get_args(ActionOutcome)):
             return None
         return cls(case, action, user, cast(ActionOutcome, outcome), _str(doc, "actor"), _float(doc, "at"))
+
+
+def click_digest(key: str) -> str:
+    """How a click key is kept (the key names who clicked what: kept only as a digest)."""
+    import hashlib
+
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 # -- alert evaluation charts shared into Case threads -------------------------------------------

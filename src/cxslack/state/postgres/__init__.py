@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 from cxslack.state.local import FileCheckpoint, FileState
 from cxslack.state.postgres.books import (
+    CHARTS,
+    IN_DOUBT,
     PgActionLedger,
     PgCaseSettings,
     PgCaseThreads,
@@ -39,6 +41,7 @@ from cxslack.state.postgres.books import (
 )
 from cxslack.state.postgres.db import Database
 from cxslack.state.postgres.inbox import PgInbox
+from cxslack.state.records import ChartShare, InDoubtPost
 
 if TYPE_CHECKING:
     from cxslack.state.interface import EventInbox, MigrationJournal
@@ -52,11 +55,11 @@ class PgState:
         self.threads = PgCaseThreads(db)
         self.settings = PgCaseSettings(db)
         self.channels = PgChannelBook(db)
-        self.in_doubt = PgPostsInDoubt(db)
+        self.in_doubt = PgPostsInDoubt(db, IN_DOUBT, InDoubtPost.from_json)
         self.ledger = PgSyncLedger(db)
         self.previews = PgPreviewBook(db)
         self.actions = PgActionLedger(db)
-        self.charts = PgChartBook(db)
+        self.charts = PgChartBook(db, CHARTS, ChartShare.from_json)
         self.tokens = PgTokens(db, store)
         self.pacing = PgPacing(db)
 

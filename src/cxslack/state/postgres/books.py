@@ -1,6 +1,8 @@
 """The shared parts of `State` in PostgreSQL: Case threads and settings, the sync ledger, previews,
-tokens and Slack pacing. Each operation is one statement (or one short transaction); the
-exclusive sections (`turn`, `claim`) are session-level advisory locks held on a pinned connection.
+clicks, charts, posts in doubt, learned channels, tokens and Slack pacing. Each operation is one
+statement (or one short transaction); the exclusive sections (`turn`, `claim`) are session-level
+advisory locks held on a pinned connection. Each table's columns are spelled once (`Table`), with
+the function that makes a record its row: `state copy` (copy.py) writes with the same ones.
 """
 
 from __future__ import annotations
@@ -9,10 +11,11 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from cxslack.state.local import HeldReply
+from cxslack.state.claims import HeldClick, HeldReply
 from cxslack.state.postgres.db import Database
 from cxslack.state.records import (
     CaseSettings,
@@ -24,6 +27,8 @@ from cxslack.state.records import (
     PreviewPlace,
     SyncedReply,
     TakenAction,
+    click_digest,
+    reply_key,
     thread_key,
 )
 
@@ -32,18 +37,143 @@ if TYPE_CHECKING:
     from cxslack.store import Store
 
 
+K = TypeVar("K", InDoubtPost, ChartShare)
+
+
 def _now() -> str:
     from cxslack.model import utc_now
 
     return utc_now()
 
 
-class PgCaseThreads:
-    _COLUMNS = "case_id, connector, channel, ts, integration, case_name, pending_channels, updated"
+@dataclass(frozen=True)
+class Table:
+    """A table's key and value columns: the statements the books and `state copy` both write with,
+    so a column list is spelled once."""
 
+    name: str
+    key: tuple[str, ...]
+    values: tuple[str, ...]
+    touch: str = ""  # what a replace sets besides the values ("at = now()")
+
+    @property
+    def columns(self) -> str:
+        return ", ".join(self.key + self.values)
+
+    def _insert(self) -> str:
+        marks = ", ".join(["%s"] * (len(self.key) + len(self.values)))
+        return (
+            f"INSERT INTO {self.name} ({self.columns}) VALUES ({marks}) ON CONFLICT ({', '.join(self.key)})"
+        )
+
+    def replace(self) -> str:
+        """Insert the row, or replace the values of the row with its key."""
+        sets = [f"{c} = EXCLUDED.{c}" for c in self.values] + ([self.touch] if self.touch else [])
+        return f"{self._insert()} DO UPDATE SET {', '.join(sets)}"
+
+    def add(self) -> str:
+        """Insert the row unless one with its key is there: a row `RETURNING 1` when inserted."""
+        return f"{self._insert()} DO NOTHING RETURNING 1"
+
+    def merge(self) -> str:
+        """Insert the row, or set the values it gives (not NULL) on the row with its key, keeping the
+        others; returning the values the row has now."""
+        sets = [f"{c} = coalesce(EXCLUDED.{c}, {self.name}.{c})" for c in self.values]
+        return f"{self._insert()} DO UPDATE SET {', '.join(sets)} RETURNING {', '.join(self.values)}"
+
+
+THREADS = Table("cxslack_case_threads", ("case_id", "connector"),
+                ("channel", "ts", "integration", "case_name", "pending_channels", "updated"))  # fmt: skip
+SETTINGS = Table("cxslack_case_settings", ("ref",), ("reply_mode", "mute_sync", "case_actions"))
+REPLIES = Table("cxslack_synced_replies", ("channel", "ts"), ("reply",))
+PREVIEWS = Table("cxslack_previews", ("case_key", "channel", "ts", "url"), ("place",),
+                 touch="placed_at = clock_timestamp()")  # fmt: skip
+ACTIONS = Table("cxslack_case_actions", ("click",), ("action", "at"))
+CHANNELS = Table("cxslack_slack_channels", ("integration", "name"), ("id", "error", "at"))
+IN_DOUBT = Table("cxslack_posts_in_doubt", ("purpose",), ("post",))
+CHARTS = Table("cxslack_chart_shares", ("key",), ("share",), touch="at = now()")
+
+
+def thread_row(thread: CaseThread | PendingRoot) -> list[Any]:
+    if isinstance(thread, PendingRoot):
+        return [
+            thread.case_id,
+            thread.connector,
+            None,
+            None,
+            None,
+            None,
+            list(thread.channels),
+            thread.updated,
+        ]
+    return [thread.case_id, thread.connector, thread.channel, thread.ts, thread.integration,
+            thread.case_name, None, thread.updated]  # fmt: skip
+
+
+def settings_row(ref: str, settings: CaseSettings) -> list[Any]:
+    return [ref, settings.reply_mode, settings.mute_sync, settings.case_actions]
+
+
+def reply_row(channel: str, ts: str, reply: SyncedReply) -> list[Any]:
+    return [channel, ts, json.dumps(reply.to_json())]
+
+
+def preview_row(case_key: str, place: PreviewPlace) -> list[Any]:
+    return [case_key, *place.key, json.dumps(place.to_json())]
+
+
+def action_row(click: str, action: TakenAction) -> list[Any]:
+    from datetime import UTC, datetime
+
+    return [click, json.dumps(action.to_json()), datetime.fromtimestamp(action.at or 0, UTC)]
+
+
+def channel_row(integration: str, learned: LearnedChannel) -> list[Any]:
+    return [integration, learned.name, learned.id, learned.error, learned.at]
+
+
+def keyed_row(record: InDoubtPost | ChartShare) -> list[Any]:
+    return [record.key, json.dumps(record.to_json())]
+
+
+def advance_cursor(connection: Any, thread: str, ts: str) -> bool:
+    """Move a `cxslack sync` cursor forward (never back); True when it moved."""
+    moved = connection.execute(
+        """INSERT INTO cxslack_sync_cursors AS c (thread, ts) VALUES (%s, %s)
+        ON CONFLICT (thread) DO UPDATE SET ts = EXCLUDED.ts WHERE c.ts::numeric < EXCLUDED.ts::numeric
+        RETURNING 1""",
+        [thread, ts],
+    ).fetchone()
+    return moved is not None
+
+
+def set_mark(connection: Any, name: str, at: float) -> None:
+    """A moment to remember (the last `cxslack sync` pass), never moved back."""
+    connection.execute(
+        """INSERT INTO cxslack_marks AS m (name, at) VALUES (%s, %s)
+        ON CONFLICT (name) DO UPDATE SET at = greatest(m.at, EXCLUDED.at)""",
+        [name, at],
+    )
+
+
+class _Book:
     def __init__(self, db: Database):
         self.db = db
 
+    def _write(self, sql: str, params: list[Any]) -> None:
+        with self.db.connection() as connection:
+            connection.execute(sql, params)
+
+    def _one(self, sql: str, params: list[Any]) -> Any:
+        with self.db.connection() as connection:
+            return connection.execute(sql, params).fetchone()
+
+    def _rows(self, sql: str, params: list[Any] | None = None) -> list[Any]:
+        with self.db.connection() as connection:
+            return connection.execute(sql, params or []).fetchall()
+
+
+class PgCaseThreads(_Book):
     @contextmanager
     def turn(self, case_id: str, connector: str) -> Iterator[None]:
         with self.db.advisory_lock("case-thread", thread_key(case_id, connector)):
@@ -59,34 +189,19 @@ class PgCaseThreads:
         return CaseThread(case_id, connector, channel, ts, integration, case_name, updated)
 
     def _select(self, where: str, params: list[Any]) -> list[Any]:
-        with self.db.connection() as connection:
-            return list(
-                connection.execute(
-                    f"SELECT {self._COLUMNS} FROM cxslack_case_threads WHERE {where} ORDER BY case_id, connector",
-                    params,
-                )
-            )
+        return self._rows(
+            f"SELECT {THREADS.columns} FROM {THREADS.name} WHERE {where} ORDER BY case_id, connector", params
+        )
 
     def get(self, case_id: str, connector: str) -> CaseThread | PendingRoot | None:
         rows = self._select("case_id = %s AND connector = %s", [case_id, connector])
         return self._thread(rows[0]) if rows else None
 
     def mark_pending(self, case_id: str, connector: str, channels: list[str]) -> None:
-        self._put(case_id, connector, None, None, None, None, channels, _now())
+        self._write(THREADS.replace(), thread_row(PendingRoot(case_id, connector, tuple(channels), _now())))
 
     def map(self, thread: CaseThread) -> None:
-        self._put(thread.case_id, thread.connector, thread.channel, thread.ts, thread.integration,
-                  thread.case_name, None, _now())  # fmt: skip
-
-    def _put(self, *values: Any) -> None:
-        with self.db.connection() as connection:
-            connection.execute(
-                f"""INSERT INTO cxslack_case_threads ({self._COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-                ON CONFLICT (case_id, connector) DO UPDATE SET channel = EXCLUDED.channel, ts = EXCLUDED.ts,
-                    integration = EXCLUDED.integration, case_name = EXCLUDED.case_name,
-                    pending_channels = EXCLUDED.pending_channels, updated = EXCLUDED.updated""",
-                list(values),
-            )
+        self._write(THREADS.replace(), thread_row(replace(thread, updated=_now())))
 
     def _mapped(self, where: str = "TRUE", params: list[Any] | None = None) -> list[CaseThread]:
         rows = self._select(f"pending_channels IS NULL AND ({where})", params or [])
@@ -103,280 +218,163 @@ class PgCaseThreads:
         return found[0] if found else None
 
 
-class PgChannelBook:
+class PgChannelBook(_Book):
     """Learned channel IDs, shared: what one replica's post taught, every replica uses. An ID once
     read is kept for the process (IDs do not change under it), as with files."""
 
     def __init__(self, db: Database):
-        self.db = db
+        super().__init__(db)
         self._known: dict[tuple[str, str], LearnedChannel] = {}
 
     def get(self, integration: str, name: str) -> LearnedChannel | None:
         known = self._known.get((integration, name))
         if known is not None:
             return known
-        with self.db.connection() as connection:
-            row = connection.execute(
-                "SELECT id, error, at FROM cxslack_slack_channels WHERE integration = %s AND name = %s",
-                [integration, name],
-            ).fetchone()
+        row = self._one(f"SELECT id, error, at FROM {CHANNELS.name} WHERE integration = %s AND name = %s",
+                        [integration, name])  # fmt: skip
         found = LearnedChannel.from_json(name, {"id": row[0], "error": row[1], "at": row[2]}) if row else None
         if found is not None and found.id:
             self._known[(integration, name)] = found
         return found
 
-    def _set(self, integration: str, name: str, entry: LearnedChannel) -> None:
-        with self.db.connection() as connection:
-            connection.execute(
-                """INSERT INTO cxslack_slack_channels (integration, name, id, error, at) VALUES (%s, %s, %s, %s, %s)
-                ON CONFLICT (integration, name) DO UPDATE SET id = EXCLUDED.id, error = EXCLUDED.error, at = EXCLUDED.at""",
-                [integration, name, entry.id, entry.error, entry.at],
-            )
-        self._known.pop((integration, name), None)
+    def _set(self, integration: str, entry: LearnedChannel) -> None:
+        self._write(CHANNELS.replace(), channel_row(integration, entry))
+        self._known.pop((integration, entry.name), None)
 
     def learn(self, integration: str, name: str, channel_id: str) -> None:
-        self._set(integration, name, LearnedChannel(name, id=channel_id, at=_now()))
+        self._set(integration, LearnedChannel(name, id=channel_id, at=_now()))
 
     def refused(self, integration: str, name: str, error: str) -> None:
-        self._set(integration, name, LearnedChannel(name, error=error, at=_now()))
+        self._set(integration, LearnedChannel(name, error=error, at=_now()))
 
     def forget(self, integration: str, name: str) -> None:
-        with self.db.connection() as connection:
-            connection.execute(
-                "DELETE FROM cxslack_slack_channels WHERE integration = %s AND name = %s", [integration, name]
-            )
+        self._write(f"DELETE FROM {CHANNELS.name} WHERE integration = %s AND name = %s", [integration, name])
         self._known.pop((integration, name), None)
 
 
-class PgPostsInDoubt:
+class _PgRecords(_Book, Generic[K]):
+    """Records by key in a table of (key, the record's JSON)."""
+
+    def __init__(self, db: Database, table: Table, read: Callable[[str, Any], K | None]):
+        super().__init__(db)
+        self._table = table
+        self._key, self._doc = table.key[0], table.values[0]
+        self._read: Callable[[str, Any], K | None] = read
+
+    def get(self, key: str) -> K | None:
+        row = self._one(f"SELECT {self._doc} FROM {self._table.name} WHERE {self._key} = %s", [key])
+        return self._read(key, row[0]) if row else None
+
+    def record(self, record: K) -> None:
+        self._write(self._table.replace(), keyed_row(record))
+
+    def drop(self, key: str) -> None:
+        self._write(f"DELETE FROM {self._table.name} WHERE {self._key} = %s", [key])
+
+    def all(self) -> list[K]:
+        rows = self._rows(f"SELECT {self._key}, {self._doc} FROM {self._table.name} ORDER BY {self._key}")
+        records = (self._read(key, doc) for key, doc in rows)
+        return [r for r in records if r is not None]
+
+
+class PgPostsInDoubt(_PgRecords[InDoubtPost]):
     """Posts whose outcome is unknown, shared: a replica's rerun settles what another left in doubt."""
 
-    def __init__(self, db: Database):
-        self.db = db
-
-    def get(self, purpose: str) -> InDoubtPost | None:
-        with self.db.connection() as connection:
-            row = connection.execute(
-                "SELECT post FROM cxslack_posts_in_doubt WHERE purpose = %s", [purpose]
-            ).fetchone()
-        return InDoubtPost.from_json(purpose, row[0]) if row else None
-
-    def record(self, post: InDoubtPost) -> None:
-        with self.db.connection() as connection:
-            connection.execute(
-                """INSERT INTO cxslack_posts_in_doubt (purpose, post) VALUES (%s, %s)
-                ON CONFLICT (purpose) DO UPDATE SET post = EXCLUDED.post""",
-                [post.purpose, json.dumps(post.to_json())],
-            )
-
-    def settle(self, purpose: str) -> None:
-        with self.db.connection() as connection:
-            connection.execute("DELETE FROM cxslack_posts_in_doubt WHERE purpose = %s", [purpose])
-
-    def all(self) -> list[InDoubtPost]:
-        with self.db.connection() as connection:
-            rows = connection.execute(
-                "SELECT purpose, post FROM cxslack_posts_in_doubt ORDER BY purpose"
-            ).fetchall()
-        posts = (InDoubtPost.from_json(purpose, post) for purpose, post in rows)
-        return [p for p in posts if p is not None]
+    settle = _PgRecords.drop
 
 
-class PgCaseSettings:
-    def __init__(self, db: Database):
-        self.db = db
+class PgChartBook(_PgRecords[ChartShare]):
+    forget = _PgRecords.drop
 
+
+class PgCaseSettings(_Book):
     def get(self, *refs: str | None) -> CaseSettings:
         wanted = [str(r) for r in refs if r]
         if not wanted:
             return CaseSettings()
-        with self.db.connection() as connection:
-            rows = connection.execute(
-                "SELECT ref, reply_mode, mute_sync, case_actions FROM cxslack_case_settings WHERE ref = ANY(%s)",
-                [wanted],
-            )
-            saved = {ref: CaseSettings(mode, mute, buttons) for ref, mode, mute, buttons in rows}
+        rows = self._rows(f"SELECT {SETTINGS.columns} FROM {SETTINGS.name} WHERE ref = ANY(%s)", [wanted])
+        saved = {ref: CaseSettings(mode, mute, buttons) for ref, mode, mute, buttons in rows}
         merged = CaseSettings()
         for ref in wanted:
             merged = saved.get(ref, CaseSettings()).over(merged)
         return merged
 
     def update(self, ref: str, changes: CaseSettings) -> CaseSettings:
-        with self.db.connection() as connection:
-            mode, mute, buttons = connection.execute(
-                """INSERT INTO cxslack_case_settings AS s (ref, reply_mode, mute_sync, case_actions)
-                VALUES (%s, %s, %s, %s)
-                ON CONFLICT (ref) DO UPDATE SET reply_mode = coalesce(EXCLUDED.reply_mode, s.reply_mode),
-                    mute_sync = coalesce(EXCLUDED.mute_sync, s.mute_sync),
-                    case_actions = coalesce(EXCLUDED.case_actions, s.case_actions)
-                RETURNING reply_mode, mute_sync, case_actions""",
-                [ref, changes.reply_mode, changes.mute_sync, changes.case_actions],
-            ).fetchone()
-        return CaseSettings(mode, mute, buttons)
+        return CaseSettings(*self._one(SETTINGS.merge(), settings_row(ref, changes)))
 
 
-class PgSyncLedger:
-    def __init__(self, db: Database):
-        self.db = db
-
+class PgSyncLedger(_Book):
     @contextmanager
     def claim(self, channel: str, ts: str) -> Iterator[HeldReply]:
-        with self.db.advisory_lock("reply", f"{channel}|{ts}"):
-            yield HeldReply(self, channel, ts)
+        with self.db.advisory_lock("reply", reply_key(channel, ts)):
+            yield HeldReply(
+                self.get(channel, ts), partial(self.put, channel, ts), partial(self.drop, channel, ts)
+            )
 
     def get(self, channel: str, ts: str) -> SyncedReply | None:
-        with self.db.connection() as connection:
-            row = connection.execute(
-                "SELECT reply FROM cxslack_synced_replies WHERE channel = %s AND ts = %s", [channel, ts]
-            ).fetchone()
+        row = self._one(f"SELECT reply FROM {REPLIES.name} WHERE channel = %s AND ts = %s", [channel, ts])
         return SyncedReply.from_json(row[0]) if row else None
 
     def put(self, channel: str, ts: str, reply: SyncedReply) -> None:
-        with self.db.connection() as connection:
-            connection.execute(
-                """INSERT INTO cxslack_synced_replies (channel, ts, reply) VALUES (%s, %s, %s)
-                ON CONFLICT (channel, ts) DO UPDATE SET reply = EXCLUDED.reply""",
-                [channel, ts, json.dumps(reply.to_json())],
-            )
+        self._write(REPLIES.replace(), reply_row(channel, ts, reply))
 
     def drop(self, channel: str, ts: str) -> None:
-        with self.db.connection() as connection:
-            connection.execute(
-                "DELETE FROM cxslack_synced_replies WHERE channel = %s AND ts = %s", [channel, ts]
-            )
+        self._write(f"DELETE FROM {REPLIES.name} WHERE channel = %s AND ts = %s", [channel, ts])
 
     def cursor(self, thread: str) -> str | None:
-        with self.db.connection() as connection:
-            row = connection.execute(
-                "SELECT ts FROM cxslack_sync_cursors WHERE thread = %s", [thread]
-            ).fetchone()
+        row = self._one("SELECT ts FROM cxslack_sync_cursors WHERE thread = %s", [thread])
         return str(row[0]) if row else None
 
     def advance(self, thread: str, ts: str) -> None:
         float(ts)  # a ts that is not a number fails here, as with files, not in the database
         with self.db.connection() as connection:
-            connection.execute(
-                """INSERT INTO cxslack_sync_cursors AS c (thread, ts) VALUES (%s, %s)
-                ON CONFLICT (thread) DO UPDATE SET ts = EXCLUDED.ts WHERE c.ts::numeric < EXCLUDED.ts::numeric""",
-                [thread, ts],
-            )
+            advance_cursor(connection, thread, ts)
 
     def polled(self) -> None:
-        mark(self.db, "last_poll", time.time())
+        with self.db.connection() as connection:
+            set_mark(connection, "last_poll", time.time())
 
     def last_poll(self) -> float | None:
-        return read_mark(self.db, "last_poll")
+        row = self._one("SELECT at FROM cxslack_marks WHERE name = %s", ["last_poll"])
+        return float(row[0]) if row else None
 
 
-def mark(db: Database, name: str, at: float) -> None:
-    with db.connection() as connection:
-        connection.execute(
-            """INSERT INTO cxslack_marks AS m (name, at) VALUES (%s, %s)
-            ON CONFLICT (name) DO UPDATE SET at = greatest(m.at, EXCLUDED.at)""",
-            [name, at],
-        )
-
-
-def read_mark(db: Database, name: str) -> float | None:
-    with db.connection() as connection:
-        row = connection.execute("SELECT at FROM cxslack_marks WHERE name = %s", [name]).fetchone()
-    return float(row[0]) if row else None
-
-
-class _PgActionClaim:
-    def __init__(self, db: Database, click: str):
-        self._db, self._click = db, click
-        with db.connection() as connection:
-            row = connection.execute(
-                "SELECT action FROM cxslack_case_actions WHERE click = %s", [click]
-            ).fetchone()
-        self._taken = TakenAction.from_json(row[0]) if row else None
-
-    @property
-    def taken(self) -> TakenAction | None:
-        return self._taken
-
-    def record(self, action: TakenAction) -> None:
-        action = replace(action, at=time.time())
-        with self._db.connection() as connection:
-            connection.execute(
-                """INSERT INTO cxslack_case_actions (click, action) VALUES (%s, %s)
-                ON CONFLICT (click) DO UPDATE SET action = EXCLUDED.action, at = now()""",
-                [self._click, json.dumps(action.to_json())],
-            )
-        self._taken = action
-
-    def forget(self) -> None:
-        with self._db.connection() as connection:
-            connection.execute("DELETE FROM cxslack_case_actions WHERE click = %s", [self._click])
-        self._taken = None
-
-
-class PgActionLedger:
+class PgActionLedger(_Book):
     """Clicks are kept by the digest of their key, as in the files (so `state copy` carries them)."""
 
-    def __init__(self, db: Database):
-        self.db = db
-
     @contextmanager
-    def claim(self, key: str) -> Iterator[_PgActionClaim]:
-        from cxslack.state.local import click_digest
-
+    def claim(self, key: str) -> Iterator[HeldClick]:
+        click = click_digest(key)
         with self.db.advisory_lock("click", key):
-            yield _PgActionClaim(self.db, click_digest(key))
+            yield HeldClick(self.get(click), partial(self.put, click), partial(self.drop, click))
+
+    def get(self, click: str) -> TakenAction | None:
+        row = self._one(f"SELECT action FROM {ACTIONS.name} WHERE click = %s", [click])
+        return TakenAction.from_json(row[0]) if row else None
+
+    def put(self, click: str, action: TakenAction) -> None:
+        self._write(ACTIONS.replace(), action_row(click, action))
+
+    def drop(self, click: str) -> None:
+        self._write(f"DELETE FROM {ACTIONS.name} WHERE click = %s", [click])
 
 
-class PgPreviewBook:
-    def __init__(self, db: Database):
-        self.db = db
-
+class PgPreviewBook(_Book):
     def of_case(self, case_key: str) -> list[PreviewPlace]:
-        with self.db.connection() as connection:
-            rows = connection.execute(
-                "SELECT place FROM cxslack_previews WHERE case_key = %s ORDER BY placed_at", [case_key]
-            )
-            places = [PreviewPlace.from_json(place) for (place,) in rows]
+        rows = self._rows(
+            f"SELECT place FROM {PREVIEWS.name} WHERE case_key = %s ORDER BY placed_at", [case_key]
+        )
+        places = [PreviewPlace.from_json(place) for (place,) in rows]
         return [p for p in places if p is not None]
 
     def remember(self, case_key: str, place: PreviewPlace) -> None:
-        with self.db.connection() as connection:
-            connection.execute(
-                """INSERT INTO cxslack_previews (case_key, channel, ts, url, place) VALUES (%s, %s, %s, %s, %s)
-                ON CONFLICT (case_key, channel, ts, url)
-                DO UPDATE SET place = EXCLUDED.place, placed_at = clock_timestamp()""",
-                [case_key, *place.key, json.dumps(place.to_json())],
-            )
+        self._write(PREVIEWS.replace(), preview_row(case_key, place))
 
     def shown(self, case_key: str, place: PreviewPlace) -> None:
-        with self.db.connection() as connection:  # not forgotten meanwhile: no row, nothing to update
-            connection.execute(
-                "UPDATE cxslack_previews SET place = %s WHERE case_key = %s AND channel = %s AND ts = %s AND url = %s",
-                [json.dumps(place.to_json()), case_key, *place.key],
-            )
-
-
-class PgChartBook:
-    def __init__(self, db: Database):
-        self.db = db
-
-    def get(self, key: str) -> ChartShare | None:
-        with self.db.connection() as connection:
-            row = connection.execute(
-                "SELECT share FROM cxslack_chart_shares WHERE key = %s", [key]
-            ).fetchone()
-        return ChartShare.from_json(key, row[0]) if row else None
-
-    def record(self, share: ChartShare) -> None:
-        with self.db.connection() as connection:
-            connection.execute(
-                """INSERT INTO cxslack_chart_shares (key, share) VALUES (%s, %s)
-                ON CONFLICT (key) DO UPDATE SET share = EXCLUDED.share, at = now()""",
-                [share.key, json.dumps(share.to_json())],
-            )
-
-    def forget(self, key: str) -> None:
-        with self.db.connection() as connection:
-            connection.execute("DELETE FROM cxslack_chart_shares WHERE key = %s", [key])
+        self._write(  # not forgotten meanwhile: no row, nothing to update
+            f"UPDATE {PREVIEWS.name} SET place = %s WHERE case_key = %s AND channel = %s AND ts = %s AND url = %s",
+            [json.dumps(place.to_json()), case_key, *place.key],
+        )
 
 
 class PgTokens:

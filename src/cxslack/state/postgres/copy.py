@@ -18,24 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cxslack.state.docs import read_json
 from cxslack.state.interface import order_key
+from cxslack.state.postgres import books
 from cxslack.state.postgres.db import Database
-from cxslack.state.records import (
-    CaseSettings,
-    CaseThread,
-    ChartShare,
-    InDoubtPost,
-    LearnedChannel,
-    PendingRoot,
-    PreviewPlace,
-    SyncedReply,
-    TakenAction,
-    split_thread_key,
-)
+from cxslack.state.records import PendingRoot
 
 if TYPE_CHECKING:
     from cxslack.state.inbox import Inbox
+    from cxslack.state.local import FileState
 
 PARTS = ("threads", "pending_roots", "settings", "replies", "cursors", "previews", "actions", "channels",
          "in_doubt", "charts", "events_waiting", "events_done", "dead_letters")  # fmt: skip
@@ -64,20 +54,15 @@ class CopyReport:
 
 def copy_file_state(state_dir: Path, db: Database) -> CopyReport:
     from cxslack.state.inbox import Inbox
+    from cxslack.state.local import FileState
 
     report = CopyReport(state_dir, db.label)
+    files = FileState(state_dir)
     inbox = Inbox(state_dir / "events") if (state_dir / "events").is_dir() else None
     try:
         with db.pinned() as connection, connection.transaction():
             run = _Copy(connection, report)
-            run.threads(_doc(state_dir / "cases" / "threads.json"))
-            run.settings(_doc(state_dir / "cases" / "settings.json"))
-            run.ledger(_doc(state_dir / "sync" / "ledger.json"))
-            run.previews(_doc(state_dir / "cases" / "previews.json"))
-            run.actions(_doc(state_dir / "actions" / "ledger.json"))
-            run.channels(_doc(state_dir / "slack" / "channels.json"))
-            run.in_doubt(_doc(state_dir / "slack" / "in-doubt.json"))
-            run.charts(_doc(state_dir / "cases" / "charts.json"))
+            run.books(files)
             if inbox is not None:
                 run.inbox(inbox)
     finally:
@@ -86,111 +71,43 @@ def copy_file_state(state_dir: Path, db: Database) -> CopyReport:
     return report
 
 
-def _doc(path: Path) -> dict[str, Any]:
-    doc = read_json(path)
-    return doc if isinstance(doc, dict) else {}
-
-
 class _Copy:
     def __init__(self, connection: Any, report: CopyReport):
         self.connection = connection
         self.report = report
 
+    def _add(self, part: str, table: books.Table, row: list[Any]) -> None:
+        """Written as the books write it, unless the database has the row already (it wins)."""
+        self.report.count(part, self.connection.execute(table.add(), row).fetchone() is not None)
+
     def _insert(self, part: str, sql: str, params: list[Any]) -> None:
         inserted = self.connection.execute(sql + " ON CONFLICT DO NOTHING RETURNING 1", params).fetchone()
         self.report.count(part, inserted is not None)
 
-    def threads(self, doc: dict[str, Any]) -> None:
-        sql = """INSERT INTO cxslack_case_threads (case_id, connector, channel, ts, integration, case_name,
-            pending_channels, updated) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"""
-        for key, body in sorted(doc.items()):
-            if not isinstance(body, dict):
-                continue
-            case_id, connector = split_thread_key(key)
-            pending = PendingRoot.from_json(case_id, connector, body)
-            if pending is not None:
-                self._insert("pending_roots", sql, [case_id, connector, None, None, None, None,
-                                                    list(pending.channels), pending.updated])  # fmt: skip
-                continue
-            thread = CaseThread.from_json(case_id, connector, body)
-            if thread is not None:
-                self._insert("threads", sql, [case_id, connector, thread.channel, thread.ts, thread.integration,
-                                              thread.case_name, None, thread.updated])  # fmt: skip
-
-    def settings(self, doc: dict[str, Any]) -> None:
-        for ref, body in sorted(doc.items()):
-            settings = CaseSettings.from_json(body)
-            if settings != CaseSettings():
-                self._insert("settings", "INSERT INTO cxslack_case_settings (ref, reply_mode, mute_sync, case_actions) "
-                             "VALUES (%s, %s, %s, %s)",
-                             [ref, settings.reply_mode, settings.mute_sync, settings.case_actions])  # fmt: skip
-
-    def ledger(self, doc: dict[str, Any]) -> None:
-        messages = doc.get("messages")
-        for key, body in sorted(messages.items() if isinstance(messages, dict) else []):
-            channel, _, ts = key.partition("|")
-            reply = SyncedReply.from_json(body)
-            if reply is not None and channel and ts:
-                self._insert("replies", "INSERT INTO cxslack_synced_replies (channel, ts, reply) VALUES (%s, %s, %s)",
-                             [channel, ts, json.dumps(reply.to_json())])  # fmt: skip
-        cursors = doc.get("checkpoints")
-        for thread, ts in sorted(cursors.items() if isinstance(cursors, dict) else []):
-            try:
-                float(ts)
-            except (TypeError, ValueError):
-                continue
-            moved = self.connection.execute(
-                """INSERT INTO cxslack_sync_cursors AS c (thread, ts) VALUES (%s, %s)
-                ON CONFLICT (thread) DO UPDATE SET ts = EXCLUDED.ts WHERE c.ts::numeric < EXCLUDED.ts::numeric
-                RETURNING 1""",
-                [thread, str(ts)],
-            ).fetchone()
-            self.report.count("cursors", moved is not None)
-        last_poll = doc.get("last_poll")
-        if isinstance(last_poll, int | float) and not isinstance(last_poll, bool) and last_poll:
-            self.connection.execute(
-                """INSERT INTO cxslack_marks AS m (name, at) VALUES ('last_poll', %s)
-                ON CONFLICT (name) DO UPDATE SET at = greatest(m.at, EXCLUDED.at)""",
-                [float(last_poll)],
-            )
-
-    def previews(self, doc: dict[str, Any]) -> None:
-        for case_key, places in sorted(doc.items()):
-            for body in places if isinstance(places, list) else []:
-                place = PreviewPlace.from_json(body)
-                if place is not None:
-                    self._insert("previews", "INSERT INTO cxslack_previews (case_key, channel, ts, url, place) VALUES (%s, %s, %s, %s, %s)",
-                                 [case_key, *place.key, json.dumps(place.to_json())])  # fmt: skip
-
-    def actions(self, doc: dict[str, Any]) -> None:
-        clicks = doc.get("clicks")
-        for click, body in clicks.items() if isinstance(clicks, dict) else []:
-            action = TakenAction.from_json(body)
-            if action is not None:
-                self._insert("actions", """INSERT INTO cxslack_case_actions (click, action, at)
-                    VALUES (%s, %s, to_timestamp(%s))""", [click, json.dumps(action.to_json()), action.at or 0])  # fmt: skip
-
-    def channels(self, doc: dict[str, Any]) -> None:
-        for integration, table in sorted(doc.items()):
-            for name, body in sorted(table.items()) if isinstance(table, dict) else []:
-                learned = LearnedChannel.from_json(name, body)
-                if learned is not None:
-                    self._insert("channels", """INSERT INTO cxslack_slack_channels (integration, name, id, error, at)
-                        VALUES (%s, %s, %s, %s, %s)""", [integration, name, learned.id, learned.error, learned.at])  # fmt: skip
-
-    def in_doubt(self, doc: dict[str, Any]) -> None:
-        for purpose, body in sorted(doc.items()):
-            post = InDoubtPost.from_json(purpose, body)
-            if post is not None:
-                self._insert("in_doubt", "INSERT INTO cxslack_posts_in_doubt (purpose, post) VALUES (%s, %s)",
-                             [purpose, json.dumps(post.to_json())])  # fmt: skip
-
-    def charts(self, doc: dict[str, Any]) -> None:
-        for key, body in sorted(doc.items()):
-            share = ChartShare.from_json(key, body)
-            if share is not None:
-                self._insert("charts", "INSERT INTO cxslack_chart_shares (key, share) VALUES (%s, %s)",
-                             [key, json.dumps(share.to_json())])  # fmt: skip
+    def books(self, files: FileState) -> None:
+        """Everything the file books hold, read by them."""
+        for thread in files.threads.entries():
+            part = "pending_roots" if isinstance(thread, PendingRoot) else "threads"
+            self._add(part, books.THREADS, books.thread_row(thread))
+        for ref, settings in files.settings.entries():
+            self._add("settings", books.SETTINGS, books.settings_row(ref, settings))
+        for channel, ts, reply in files.ledger.replies():
+            self._add("replies", books.REPLIES, books.reply_row(channel, ts, reply))
+        for thread_id, ts in files.ledger.cursors().items():
+            self.report.count("cursors", books.advance_cursor(self.connection, thread_id, ts))
+        last_poll = files.ledger.last_poll()
+        if last_poll:
+            books.set_mark(self.connection, "last_poll", last_poll)
+        for case_key, place in files.previews.entries():
+            self._add("previews", books.PREVIEWS, books.preview_row(case_key, place))
+        for click, action in files.actions.entries():
+            self._add("actions", books.ACTIONS, books.action_row(click, action))
+        for integration, learned in files.channels.entries():
+            self._add("channels", books.CHANNELS, books.channel_row(integration, learned))
+        for post in files.in_doubt.all():
+            self._add("in_doubt", books.IN_DOUBT, books.keyed_row(post))
+        for share in files.charts.all():
+            self._add("charts", books.CHARTS, books.keyed_row(share))
 
     def inbox(self, inbox: Inbox) -> None:
         """Finished ids first (oldest first), then what waits in arrival order, then dead letters."""
