@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
+import secrets
 import sys
 import tempfile
 import threading
@@ -70,12 +72,12 @@ def _listener(ready: Any, stop: Any, handled_out: Any, inbox_dir: str, work_ms: 
 def _replica(ready: Any, stop: Any, handled_out: Any, state_url: str, work_ms: float = 0.0) -> None:
     """One `listen` replica on the shared database (its inbox claims from the same table)."""
     from cxslack.listen import Listener
-    from cxslack.state.postgres import database
-    from cxslack.state.postgres.inbox import PgInbox
+    from cxslack.state.postgres import postgres_state
+    from cxslack.store import Store
 
     handled: list[str] = []
-    listener = Listener(_handler(handled, work_ms), PgInbox(database(state_url)), signing_secret=SECRET,
-                        log=lambda line: None)  # fmt: skip
+    inbox = postgres_state(state_url, Store()).open_inbox()  # sealing with the run's key
+    listener = Listener(_handler(handled, work_ms), inbox, signing_secret=SECRET, log=lambda line: None)
     ready.put(listener.serve_http("127.0.0.1", 0))
     stop.wait()
     listener.stop()
@@ -230,7 +232,7 @@ def warmup(bodies: list[bytes]) -> list[bytes]:
 
 
 def reset(state_url: str) -> None:
-    """A migrated scratch database with an empty event table."""
+    """A migrated scratch database with an empty event table, sealed with this run's key."""
     from cxslack.state.postgres import close, database
     from cxslack.state.postgres.db import Database
     from cxslack.state.postgres.schema import migrate
@@ -241,7 +243,7 @@ def reset(state_url: str) -> None:
     finally:
         scratch.close()
     with database(state_url).connection() as connection:
-        connection.execute("TRUNCATE cxslack_events")
+        connection.execute("TRUNCATE cxslack_events, cxslack_state_key")
     close(state_url)
 
 
@@ -258,6 +260,7 @@ def main() -> None:
     parser.add_argument("--handler-ms", type=float, default=0.0, help="work per event in the handler (ms)")
     parser.add_argument("--threads", type=int, default=1, help="Slack threads the replies are spread over")
     args = parser.parse_args()
+    os.environ.setdefault("CXSLACK_STATE_KEY", secrets.token_urlsafe(32))  # the replicas' key
     bodies = deliveries(args.events, args.retries, args.threads)
     wanted = {f"EvBENCH{n:06d}" for n in range(args.events)}
     ms = 1000

@@ -37,6 +37,15 @@ from tests.conftest import Cli
 from tests.postgres_fixture import PostgresServer
 
 NEVER = lambda: False  # noqa: E731  (head's `interrupted`)
+STATE_KEY = "a-state-key-for-the-tests-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def state_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Tokens and envelopes in the database are sealed: these tests seal with a key of their own
+    (CXSLACK_STATE_KEY); the replica tests derive it from the sandbox app's client secret."""
+    monkeypatch.setenv("CXSLACK_STATE_KEY", STATE_KEY)
+    return STATE_KEY
 
 
 def envelope(n: int, thread: str = "1700000000.000100", channel: str = "C0CASES") -> dict[str, Any]:

@@ -107,15 +107,27 @@ def app_settings(store: Store) -> dict[str, Any]:
     return app if isinstance(app, dict) else {}
 
 
+def client_secret(store: Store) -> tuple[str | None, str]:
+    """The Slack app's client secret (None for a PKCE app, or none configured) and where it is
+    from: CXSLACK_SLACK_CLIENT_SECRET first, then credentials.toml."""
+    secret = os.environ.get(CLIENT_SECRET_ENV)
+    if secret:
+        register_secret(secret)
+        return secret, CLIENT_SECRET_ENV
+    app_secrets = store.read_credentials().get("app", {})
+    stored = app_secrets.get("client_secret") if isinstance(app_secrets, dict) else None
+    register_secret(stored if isinstance(stored, str) else None)
+    return (stored if isinstance(stored, str) and stored else None), str(store.paths.credentials_file)
+
+
+CLIENT_SECRET_ENV = "CXSLACK_SLACK_CLIENT_SECRET"
+
+
 def app_credentials(store: Store, *, need_secret: bool = True) -> AppCredentials:
     """The Slack app's client id and secret: environment first, then cxslack's own store."""
     settings = app_settings(store)
     client_id = os.environ.get("CXSLACK_SLACK_CLIENT_ID") or settings.get("client_id")
-    secret = os.environ.get("CXSLACK_SLACK_CLIENT_SECRET")
-    if not secret:
-        app_secrets = store.read_credentials().get("app", {})
-        secret = app_secrets.get("client_secret") if isinstance(app_secrets, dict) else None
-    register_secret(secret)
+    secret, _ = client_secret(store)
     if not client_id:
         raise UsageError(
             "app_not_configured",

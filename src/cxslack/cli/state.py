@@ -38,26 +38,50 @@ def _required(url: str | None, flag: str) -> str:
 
 
 @app.command("migrate")
-def migrate(state_url: UrlArg = None, output: OutputOpt = OutputFormat.TABLE) -> None:
+def migrate(
+    state_url: UrlArg = None,
+    reset_key: Annotated[
+        bool,
+        typer.Option(
+            "--reset-key",
+            help="The key the database's tokens and events were encrypted with is lost: forget what it "
+            "encrypted (shared rotating tokens: credentials.toml or a reinstall takes over; waiting events: "
+            "dead-lettered) and encrypt with this machine's key from now on.",
+        ),
+    ] = False,
+    output: OutputOpt = OutputFormat.TABLE,
+) -> None:
     """Create or upgrade cxslack's tables in the database (versioned; safe to run again, and from
-    several replicas at once: each migration is applied once)."""
+    several replicas at once: each migration is applied once), and bring the encrypted tokens and
+    events to this machine's key: what is in plain text is encrypted, and what the previous key
+    encrypted (CXSLACK_STATE_PREVIOUS_KEY) is encrypted again with the current one."""
     from cxslack.state.postgres.db import Database
     from cxslack.state.postgres.schema import migrate as run
+    from cxslack.state.postgres.sealing import Keys
+    from cxslack.store import Store
 
     out = Output(output)
     db = Database(_required(state_url, "--state-url"))
     try:
-        result = run(db)
+        result = run(db, Keys.load(Store()), reset_key=reset_key)
     finally:
         db.close()
+    secrets = result.secrets
     doc = {"database": db.label, "before": result.before, "after": result.after,
-           "applied": [{"version": m.version, "name": m.name} for m in result.applied]}  # fmt: skip
+           "applied": [{"version": m.version, "name": m.name} for m in result.applied],
+           "secrets": secrets.to_json() if secrets else None}  # fmt: skip
     out.emit(doc, lambda: None)
+    for m in result.applied:
+        out.success(f"applied migration {m.version}: {m.name}")
+    if secrets and secrets.sealed:
+        out.success(f"encrypted {secrets.sealed} token(s) and event(s) stored in plain text.")
+    if secrets and secrets.resealed:
+        out.success(f"encrypted {secrets.resealed} token(s) and event(s) again, with this machine's key.")
+    if secrets and secrets.forgotten:
+        out.warn(f"forgot {secrets.forgotten} token(s) and event(s) encrypted with the lost key.")
     if result.applied:
-        for m in result.applied:
-            out.success(f"applied migration {m.version}: {m.name}")
         out.success(f"{db.label} is at schema version {result.after} (was {result.before}).")
-    else:
+    elif not (secrets and (secrets.sealed or secrets.resealed or secrets.forgotten)):
         out.success(f"{db.label} is already at schema version {result.after}: nothing to do.")
 
 
@@ -105,9 +129,11 @@ def copy(
         raise UsageError("no_state", f"there is no cxslack state under {paths.state_dir} to copy",
                          "Give the home that `listen`, `sync` and `cases notify` used: --from DIR.")  # fmt: skip
     from cxslack.state.postgres import close
+    from cxslack.state.postgres.sealing import Sealer
 
     try:
-        report = copy_file_state(paths.state_dir, database(url))
+        db = database(url)
+        report = copy_file_state(paths.state_dir, db, Sealer(db, Store()))
     finally:
         close(url)
     doc = report.to_json()

@@ -12,6 +12,7 @@
     cxslack_slack_pacing    per-key Slack pacing and Retry-After holds
     cxslack_slack_channels  channel IDs learned from Slack's answers, per integration
     cxslack_posts_in_doubt  posts whose outcome is unknown, by purpose (settled before a resend)
+    cxslack_state_key       the id of the key tokens and envelopes are sealed with (sealing.py)
     cxslack_schema          the migrations applied (schema.py)
 
 What one machine's commands keep for themselves — the migration journals and access-log
@@ -41,6 +42,7 @@ from cxslack.state.postgres.books import (
 )
 from cxslack.state.postgres.db import Database
 from cxslack.state.postgres.inbox import PgInbox
+from cxslack.state.postgres.sealing import Sealer
 from cxslack.state.records import ChartShare, InDoubtPost
 
 if TYPE_CHECKING:
@@ -60,7 +62,8 @@ class PgState:
         self.previews = PgPreviewBook(db)
         self.actions = PgActionLedger(db)
         self.charts = PgChartBook(db, CHARTS, ChartShare.from_json)
-        self.tokens = PgTokens(db, store)
+        self.sealer = Sealer(db, store)
+        self.tokens = PgTokens(db, store, self.sealer)
         self.pacing = PgPacing(db)
 
     @property
@@ -75,7 +78,7 @@ class PgState:
         return self.files.checkpoint(integration_id, destination)
 
     def open_inbox(self) -> EventInbox:
-        return PgInbox(self.db)
+        return PgInbox(self.db, self.sealer)
 
     def last_event_handled_at(self) -> float | None:
         with self.db.connection() as connection:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cxslack.state.claims import HeldClick, HeldReply
 from cxslack.state.postgres.db import Database
+from cxslack.state.postgres.sealing import ACCESS_TOKEN, REFRESH_TOKEN, SealedColumn, Sealer, SecretUnreadable
 from cxslack.state.records import (
     CaseSettings,
     CaseThread,
@@ -92,6 +93,8 @@ ACTIONS = Table("cxslack_case_actions", ("click",), ("action", "at"))
 CHANNELS = Table("cxslack_slack_channels", ("integration", "name"), ("id", "error", "at"))
 IN_DOUBT = Table("cxslack_posts_in_doubt", ("purpose",), ("post",))
 CHARTS = Table("cxslack_chart_shares", ("key",), ("share",), touch="at = now()")
+TOKENS = Table("cxslack_slack_tokens", ("integration_id", "kind"),
+               ("access_token", "refresh_token", "expires_at", "scopes"), touch="updated_at = now()")  # fmt: skip
 
 
 def thread_row(thread: CaseThread | PendingRoot) -> list[Any]:
@@ -378,14 +381,16 @@ class PgPreviewBook(_Book):
 
 
 class PgTokens:
-    """Rotating tokens live in the database once any process refreshed (or installed) them; each
-    process's credentials.toml is the starting point, and whichever token expires later wins. A
-    refresh holds the rows FOR UPDATE, so the replicas that find a token due wait for the one that
-    refreshes it, then use what it got. Tokens that do not rotate never touch the database."""
+    """Rotating tokens live in the database once any process refreshed (or installed) them, sealed
+    (sealing.py); each process's credentials.toml is the starting point, and whichever token
+    expires later wins. A refresh holds the rows FOR UPDATE, so the replicas that find a token due
+    wait for the one that refreshes it, then use what it got. Tokens that do not rotate never
+    touch the database."""
 
-    def __init__(self, db: Database, store: Store):
+    def __init__(self, db: Database, store: Store, sealer: Sealer):
         self.db = db
         self.store = store
+        self.sealer = sealer
 
     def current(self, integration_id: str) -> IntegrationSecrets:
         from cxslack.credentials import read_secrets
@@ -394,8 +399,7 @@ class PgTokens:
         if not _rotating(secrets):
             return secrets
         with self.db.connection() as connection:
-            rows = list(connection.execute(_SELECT_TOKENS, [integration_id]))
-        return _newest(secrets, rows)
+            return _newest(secrets, self._select(connection, integration_id))
 
     def refresh(
         self, integration_id: str, renew: Callable[[IntegrationSecrets], IntegrationSecrets]
@@ -403,24 +407,50 @@ class PgTokens:
         from cxslack.credentials import read_secrets
 
         local = read_secrets(self.store, integration_id)
+        self.sealer.check()
         with self.db.pinned() as connection, connection.transaction():
             for kind, tokens in _kinds(local):  # rows to lock, even before anyone refreshed
-                connection.execute(
-                    _INSERT_TOKENS + " ON CONFLICT DO NOTHING", _row(integration_id, kind, tokens)
-                )
-            rows = list(connection.execute(_SELECT_TOKENS + " FOR UPDATE", [integration_id]))
-            latest = _newest(local, rows)
+                connection.execute(TOKENS.add(), self._row(integration_id, kind, tokens))
+            latest = _newest(local, self._select(connection, integration_id, lock=True))
             renewed = renew(latest)
             for kind, tokens in _kinds(renewed):
-                connection.execute(_UPSERT_TOKENS, _row(integration_id, kind, tokens))
+                connection.execute(TOKENS.replace(), self._row(integration_id, kind, tokens))
         self._keep_locally(integration_id, renewed)
         return renewed
 
     def installed(self, integration_id: str, secrets: IntegrationSecrets) -> None:
+        rows = [self._row(integration_id, kind, tokens) for kind, tokens in _kinds(secrets)]
         with self.db.connection() as connection:
-            connection.execute("DELETE FROM cxslack_slack_tokens WHERE integration_id = %s", [integration_id])
-            for kind, tokens in _kinds(secrets):
-                connection.execute(_UPSERT_TOKENS, _row(integration_id, kind, tokens))
+            connection.execute(f"DELETE FROM {TOKENS.name} WHERE integration_id = %s", [integration_id])
+            for row in rows:
+                connection.execute(TOKENS.replace(), row)
+
+    def _row(self, integration_id: str, kind: str, tokens: TokenSet) -> list[Any]:
+        refresh = tokens.refresh_token
+        return [integration_id, kind, self.sealer.seal(tokens.access_token, ACCESS_TOKEN, integration_id, kind),
+                self.sealer.seal(refresh, REFRESH_TOKEN, integration_id, kind) if refresh else None,
+                tokens.expires_at, tokens.scopes]  # fmt: skip
+
+    def _select(self, connection: Any, integration_id: str, *, lock: bool = False) -> list[_TokenRow]:
+        rows = connection.execute(
+            f"SELECT kind, access_token, refresh_token, expires_at, scopes FROM {TOKENS.name} "
+            "WHERE integration_id = %s ORDER BY kind" + (" FOR UPDATE" if lock else ""),
+            [integration_id],
+        ).fetchall()
+        return [(kind, self._open(access, ACCESS_TOKEN, integration_id, kind),
+                 self._open(refresh, REFRESH_TOKEN, integration_id, kind) if refresh is not None else None,
+                 expires_at, scopes) for kind, access, refresh, expires_at, scopes in rows]  # fmt: skip
+
+    def _open(self, blob: Any, column: SealedColumn, integration_id: str, kind: str) -> str:
+        try:
+            return self.sealer.open(blob, column, integration_id, kind).decode()
+        except SecretUnreadable as exc:
+            raise SecretUnreadable(
+                exc.code,
+                exc.message,
+                f"It is not used. Install the integration again to replace its tokens everywhere: cxslack "
+                f"integrations authorize {integration_id}",
+            ) from None
 
     def _keep_locally(self, integration_id: str, secrets: IntegrationSecrets) -> None:
         """credentials.toml follows, so this machine's other commands start from the newest."""
@@ -432,16 +462,7 @@ class PgTokens:
             ]))  # fmt: skip
 
 
-_SELECT_TOKENS = """SELECT kind, access_token, refresh_token, expires_at, scopes FROM cxslack_slack_tokens
-    WHERE integration_id = %s ORDER BY kind"""
-_INSERT_TOKENS = """INSERT INTO cxslack_slack_tokens (integration_id, kind, access_token, refresh_token, expires_at,
-    scopes) VALUES (%s, %s, %s, %s, %s, %s)"""
-_UPSERT_TOKENS = (
-    _INSERT_TOKENS
-    + """ ON CONFLICT (integration_id, kind) DO UPDATE SET access_token = EXCLUDED.access_token,
-    refresh_token = EXCLUDED.refresh_token, expires_at = EXCLUDED.expires_at, scopes = EXCLUDED.scopes,
-    updated_at = now()"""
-)
+_TokenRow = tuple[str, str, "str | None", "int | None", "list[str] | None"]
 
 
 def _rotating(secrets: IntegrationSecrets) -> bool:
@@ -455,13 +476,9 @@ def _kinds(secrets: IntegrationSecrets) -> list[tuple[str, TokenSet]]:
     ]
 
 
-def _row(integration_id: str, kind: str, tokens: TokenSet) -> list[Any]:
-    return [integration_id, kind, tokens.access_token, tokens.refresh_token, tokens.expires_at, tokens.scopes]
-
-
-def _newest(secrets: IntegrationSecrets, rows: list[Any]) -> IntegrationSecrets:
-    """`secrets` with each token set of `rows` (the database's) that expires no earlier than the
-    local one: on a tie the database wins, since every refresh is written there first."""
+def _newest(secrets: IntegrationSecrets, rows: list[_TokenRow]) -> IntegrationSecrets:
+    """`secrets` with each token set of `rows` (the database's, opened) that expires no earlier than
+    the local one: on a tie the database wins, since every refresh is written there first."""
     from cxslack.credentials import IntegrationSecrets, TokenSet
 
     merged = IntegrationSecrets(secrets.bot, secrets.user, secrets.webhook_url)

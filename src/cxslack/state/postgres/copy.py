@@ -8,7 +8,9 @@ the replicas), the ids of events finished within the dedupe window (so Slack's r
 them stay duplicates) and the dead letters. What the database has already wins: copying twice,
 or into a database replicas already use, adds only what is missing (a cursor only moves forward).
 The file inbox is held while copying, so a `listen` on files cannot change it underneath; the files
-are left as they were.
+are left as they were. Envelopes are sealed on the way in, as `listen` seals them (sealing.py), so
+when events move this machine needs the replicas' key (their Slack client secret, or
+CXSLACK_STATE_KEY).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from cxslack.state.interface import order_key
 from cxslack.state.postgres import books
 from cxslack.state.postgres.db import Database
+from cxslack.state.postgres.sealing import ENVELOPE, Sealer
 from cxslack.state.records import PendingRoot
 
 if TYPE_CHECKING:
@@ -52,7 +55,7 @@ class CopyReport:
                 "parts": {k: {"found": v.found, "copied": v.copied} for k, v in self.parts.items()}}  # fmt: skip
 
 
-def copy_file_state(state_dir: Path, db: Database) -> CopyReport:
+def copy_file_state(state_dir: Path, db: Database, sealer: Sealer) -> CopyReport:
     from cxslack.state.inbox import Inbox
     from cxslack.state.local import FileState
 
@@ -61,7 +64,7 @@ def copy_file_state(state_dir: Path, db: Database) -> CopyReport:
     inbox = Inbox(state_dir / "events") if (state_dir / "events").is_dir() else None
     try:
         with db.pinned() as connection, connection.transaction():
-            run = _Copy(connection, report)
+            run = _Copy(connection, report, sealer)
             run.books(files)
             if inbox is not None:
                 run.inbox(inbox)
@@ -72,9 +75,10 @@ def copy_file_state(state_dir: Path, db: Database) -> CopyReport:
 
 
 class _Copy:
-    def __init__(self, connection: Any, report: CopyReport):
+    def __init__(self, connection: Any, report: CopyReport, sealer: Sealer):
         self.connection = connection
         self.report = report
+        self.sealer = sealer
 
     def _add(self, part: str, table: books.Table, row: list[Any]) -> None:
         """Written as the books write it, unless the database has the row already (it wins)."""
@@ -109,6 +113,9 @@ class _Copy:
         for share in files.charts.all():
             self._add("charts", books.CHARTS, books.keyed_row(share))
 
+    def _sealed(self, event_id: str, raw: bytes) -> bytes:
+        return self.sealer.seal(raw, ENVELOPE, event_id)
+
     def inbox(self, inbox: Inbox) -> None:
         """Finished ids first (oldest first), then what waits in arrival order, then dead letters."""
         done_sql = """INSERT INTO cxslack_events (event_id, order_key, state, finished_at, finished_by)
@@ -122,7 +129,7 @@ class _Copy:
             except (OSError, ValueError):
                 continue  # unreadable: the file listener would dead-letter it; it stays in the files
             self._insert("events_waiting", """INSERT INTO cxslack_events (event_id, order_key, envelope, received_by)
-                VALUES (%s, %s, %s, 'state copy')""", [pending.event_id, order_key(envelope), raw])  # fmt: skip
+                VALUES (%s, %s, %s, 'state copy')""", [pending.event_id, order_key(envelope), self._sealed(pending.event_id, raw)])  # fmt: skip
         for path in sorted((inbox.root / "dead").glob("*.json")):
             try:
                 doc = json.loads(path.read_bytes())
@@ -133,5 +140,5 @@ class _Copy:
             self._insert("dead_letters", """INSERT INTO cxslack_events (event_id, order_key, state, envelope,
                 finished_at, finished_by, error) VALUES (%s, %s, 'dead-letter', %s, to_timestamp(%s), 'state copy', %s)""",
                 [event_id, order_key(envelope) if isinstance(envelope, dict) else "",
-                 json.dumps(envelope).encode() if envelope is not None else None,
+                 self._sealed(event_id, json.dumps(envelope).encode()) if envelope is not None else None,
                  float(doc.get("failed_at") or 0), str(doc.get("error") or "")])  # fmt: skip

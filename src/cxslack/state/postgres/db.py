@@ -101,6 +101,7 @@ class Database:
         self._pool_errors = (psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed, psycopg.OperationalError,
                              psycopg.InterfaceError)  # fmt: skip
         self._local = threading.local()
+        self.sealing_key: bytes | None = None  # the key id found to be the database's (sealing.py)
         self.pool = psycopg_pool.ConnectionPool(
             url,
             kwargs=connect_options(),

@@ -14,6 +14,9 @@ its session and the next claim by any replica finds the event again. Processing 
 once, as with files; the handlers' own ledgers make it once in effect.
 
 Finished events keep their id (the dedupe record) for 7 days; dead letters keep their envelope.
+Envelopes are sealed (sealing.py: they carry Slack's verification token, a click's response_url,
+what people wrote): an envelope that does not open is dead-lettered like any unreadable event,
+but one sealed with a key this replica lacks is left to a replica that has it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 
 from cxslack.state.interface import Accepted, InboxItem, InvalidEnvelope, Outcome, StateUnavailable, order_key
 from cxslack.state.postgres.db import QUICK_TIMEOUT, Database, lock_id, replica_name
+from cxslack.state.postgres.sealing import ENVELOPE, Sealer, SecretUnreadable, StateKeyError
 
 KEEP_DONE_SECONDS = 7 * 86400
 PRUNE_EVERY = 600.0  # seconds between sweeps of finished events past the dedupe window
@@ -50,9 +54,12 @@ FOR UPDATE SKIP LOCKED"""
 class Claimed:
     seq: int
     event_id: str
-    raw: bytes | None
+    raw: bytes | None  # opened
+    problem: str | None = None  # why it could not be opened
 
     def envelope(self) -> dict[str, Any]:
+        if self.problem is not None:
+            raise ValueError(self.problem)
         if self.raw is None:
             raise ValueError("the stored envelope is missing")
         doc = json.loads(self.raw)
@@ -62,8 +69,10 @@ class Claimed:
 
 
 class PgInbox:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, sealer: Sealer):
         self.db = db
+        self.sealer = sealer
+        sealer.check()  # a replica without the database's key stops here, before it acks anything
         self.replica = replica_name()
         self.duplicates = self.processed = self.dead_lettered = 0
         self.last_done_at: float | None = None
@@ -80,7 +89,7 @@ class PgInbox:
             raise InvalidEnvelope("an event_callback needs an event_id like Ev0123ABCD")
         if self._closed:
             raise OSError("the inbox is closed")
-        body = raw if raw is not None else json.dumps(envelope).encode()
+        body = self.sealer.seal(raw if raw is not None else json.dumps(envelope).encode(), ENVELOPE, event_id)
         with self.db.connection(QUICK_TIMEOUT) as connection:  # an answer well inside Slack's 3 s
             row = connection.execute(
                 """WITH stored AS (
@@ -132,8 +141,23 @@ class PgInbox:
         except StateUnavailable:
             self._drop_connection()
             raise
-        self._claimed = Claimed(int(row[0]), str(row[1]), bytes(row[2]) if row[2] is not None else None)
+        self._claimed = self._open(connection, int(row[0]), str(row[1]), row[2])
         return self._claimed
+
+    def _open(self, connection: Any, seq: int, event_id: str, blob: Any) -> Claimed:
+        try:
+            return Claimed(
+                seq, event_id, self.sealer.open(blob, ENVELOPE, event_id) if blob is not None else None
+            )
+        except SecretUnreadable as exc:
+            return Claimed(seq, event_id, None, exc.message)
+        except (StateKeyError, StateUnavailable) as exc:
+            # The claim goes back with the session: sealed with a key this replica lacks, the event
+            # is not its to judge, and a replica that has the key takes it.
+            self._drop_connection()
+            if isinstance(exc, StateKeyError):
+                raise StateUnavailable(exc.code, exc.message, exc.hint) from None
+            raise
 
     def _wait(self, seconds: float) -> None:
         """Until another replica stores or finishes an event (NOTIFY), `wake()`, or `seconds`."""

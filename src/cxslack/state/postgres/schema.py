@@ -4,6 +4,11 @@ Each migration runs in its own transaction and is recorded in `cxslack_schema`; 
 advisory lock, so two replicas' deploy steps running it at once apply each migration once. A
 database is used only at exactly the version this cxslack knows: older says to migrate, newer
 says this cxslack is older than the database.
+
+Migrating also brings the sealed columns (sealing.py) to this machine's key, every time: the
+migration that introduced sealing encrypts what was stored in plain text before it, in its own
+transaction, and a later `state migrate` re-encrypts what the previous key sealed. Nothing to
+do, nothing written, and no key needed.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any
 
 from cxslack.errors import CxError
 from cxslack.state.postgres.db import Database, lock_id
+from cxslack.state.postgres.sealing import Keys, SealReport, reseal
 
 
 @dataclass(frozen=True)
@@ -20,6 +26,7 @@ class Migration:
     version: int
     name: str
     sql: str
+    seals: bool = False  # its transaction also seals what was stored in plain text before it
 
 
 MIGRATIONS = (
@@ -137,6 +144,16 @@ CREATE TABLE cxslack_chart_shares (
     at    timestamptz NOT NULL DEFAULT now()
 );
 """),
+    Migration(7, "rotating tokens and event envelopes encrypted (AES-256-GCM)", """
+ALTER TABLE cxslack_slack_tokens
+    ALTER COLUMN access_token TYPE bytea USING convert_to(access_token, 'UTF8'),
+    ALTER COLUMN refresh_token TYPE bytea USING convert_to(refresh_token, 'UTF8');
+CREATE TABLE cxslack_state_key (
+    one    boolean PRIMARY KEY DEFAULT true CHECK (one),
+    key_id bytea NOT NULL,
+    since  timestamptz NOT NULL DEFAULT now()
+);
+""", seals=True),
 )  # fmt: skip
 
 LATEST = MIGRATIONS[-1].version
@@ -148,11 +165,15 @@ _SCHEMA_TABLE = """CREATE TABLE IF NOT EXISTS cxslack_schema (
 )"""
 
 
+SEALED_SINCE = next(m.version for m in MIGRATIONS if m.seals)
+
+
 @dataclass(frozen=True)
 class MigrateResult:
     before: int
     after: int
     applied: list[Migration]
+    secrets: SealReport | None = None  # None: the database is not yet at a version that seals
 
 
 def current_version(connection: Any) -> int:
@@ -163,9 +184,14 @@ def current_version(connection: Any) -> int:
     return int(connection.execute("SELECT coalesce(max(version), 0) FROM cxslack_schema").fetchone()[0])
 
 
-def migrate(db: Database) -> MigrateResult:
-    """Apply every migration the database lacks, each in its own transaction, under one lock (held
-    by this connection's session: a migrate that dies mid-way holds nothing)."""
+def migrate(
+    db: Database, keys: Keys | None = None, *, upto: int = LATEST, reset_key: bool = False
+) -> MigrateResult:
+    """Apply every migration the database lacks (up to version `upto`), each in its own
+    transaction, under one lock (held by this connection's session: a migrate that dies mid-way
+    holds nothing); then bring the sealed columns to `keys` (see `sealing.reseal`)."""
+    keys = keys or Keys()
+    secrets = None
     with db.connect() as connection, db.errors():
         connection.execute("SELECT pg_advisory_lock(%s)", [_MIGRATE_LOCK])
         connection.execute(_SCHEMA_TABLE)
@@ -174,16 +200,22 @@ def migrate(db: Database) -> MigrateResult:
             raise newer_than_known(db, before)
         applied = []
         for migration in MIGRATIONS:
-            if migration.version <= before:
+            if migration.version <= before or migration.version > upto:
                 continue
             with connection.transaction():
                 connection.execute(migration.sql)
+                if migration.seals:
+                    secrets = reseal(connection, keys, db.label, reset_key=reset_key)
                 connection.execute(
                     "INSERT INTO cxslack_schema (version, name) VALUES (%s, %s)",
                     [migration.version, migration.name],
                 )
             applied.append(migration)
-    return MigrateResult(before, max(before, LATEST), applied)
+        after = max(before, *(m.version for m in applied)) if applied else before
+        if secrets is None and after >= SEALED_SINCE:
+            with connection.transaction():
+                secrets = reseal(connection, keys, db.label, reset_key=reset_key)
+    return MigrateResult(before, after, applied, secrets)
 
 
 def require_current(db: Database) -> None:
