@@ -5,6 +5,8 @@ free loopback port — as the `postgres` user when the tests run as root, since 
 to run as root — and stops it at the end. Without the binaries (or psycopg) the tests that need
 it skip, saying why; with CXSLACK_TEST_REQUIRE_POSTGRES=1 (CI) they fail instead.
 `pg_url` (per test) is a new empty database on that server, migrated unless the test says not.
+`every_stored_value` / `assert_nowhere` read the raw rows of every table (what a database reader,
+a backup or a replica of it holds) and check that no secret is among them in plain text.
 """
 
 from __future__ import annotations
@@ -124,3 +126,30 @@ def pg_url(postgres: PostgresServer) -> Iterator[str]:
         yield url
     finally:
         close()
+
+
+def every_stored_value(url: str) -> Iterator[tuple[str, bytes]]:
+    """Every text, bytea, JSON and array value of every cxslack_ table, as bytes."""
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        columns = connection.execute(
+            """SELECT table_name, column_name, data_type FROM information_schema.columns
+            WHERE table_schema = current_schema() AND table_name LIKE 'cxslack%'
+              AND data_type IN ('text', 'bytea', 'json', 'jsonb', 'ARRAY', 'character varying')"""
+        ).fetchall()
+        assert {"cxslack_slack_tokens", "cxslack_events"} <= {t for t, _, _ in columns}
+        for table, column, kind in columns:
+            expression = column if kind == "bytea" else f"{column}::text"
+            for (value,) in connection.execute(
+                f"SELECT {expression} FROM {table} WHERE {column} IS NOT NULL"
+            ):
+                yield f"{table}.{column}", bytes(value) if kind == "bytea" else str(value).encode()
+
+
+def assert_nowhere(url: str, *secrets: str) -> None:
+    assert secrets and all(len(s) >= 16 for s in secrets)
+    found = [
+        (where, s[:12]) for where, value in every_stored_value(url) for s in secrets if s.encode() in value
+    ]
+    assert found == [], f"secrets stored in plain text: {found}"

@@ -26,8 +26,10 @@ import httpx
 import pytest
 
 from cxslack.sandbox.events import SIGNING_SECRET, signed_headers
+from cxslack.store import Store
 
 from .conftest import Cli, sandbox_admin, sandbox_messages, tracked_case, wait_for
+from .postgres_fixture import assert_nowhere
 
 pytestmark = pytest.mark.slow
 
@@ -294,6 +296,10 @@ def test_two_replicas_refreshing_a_rotating_token_at_once_refresh_it_once(
         assert refreshes == 1  # one refresh; the other replica used the token it got
         assert all(r.health()["dead_lettered"] == 0 for r in replicas)  # both kept working
         assert sum(1 for r in replicas if r.health()["processed"]) == 2
+        # The database holds the refreshed tokens (and the events' envelopes) only encrypted.
+        tokens = Store().read_credentials()["integrations"]
+        assert_nowhere(pg_url, *(t[k] for i in tokens.values() for t in i.values() if isinstance(t, dict)
+                                 for k in ("access_token", "refresh_token") if t.get(k)))  # fmt: skip
     finally:
         balancer.close()
         for replica in replicas:

@@ -117,11 +117,14 @@ class _Copy:
         return self.sealer.seal(raw, ENVELOPE, event_id)
 
     def inbox(self, inbox: Inbox) -> None:
-        """Finished ids first (oldest first), then what waits in arrival order, then dead letters."""
+        """Finished ids first (oldest first), then what waits in arrival order, then dead letters
+        (with their envelopes: a dead letter's id is not copied as a finished one before it)."""
+        dead = _dead_letters(inbox)
         done_sql = """INSERT INTO cxslack_events (event_id, order_key, state, finished_at, finished_by)
             VALUES (%s, '', 'handled', to_timestamp(%s), 'state copy')"""
         for event_id, at in list(inbox.finished()):
-            self._insert("events_done", done_sql, [event_id, at])
+            if event_id not in dead:
+                self._insert("events_done", done_sql, [event_id, at])
         for pending in inbox.waiting():
             try:
                 raw = pending.path.read_bytes()
@@ -130,15 +133,22 @@ class _Copy:
                 continue  # unreadable: the file listener would dead-letter it; it stays in the files
             self._insert("events_waiting", """INSERT INTO cxslack_events (event_id, order_key, envelope, received_by)
                 VALUES (%s, %s, %s, 'state copy')""", [pending.event_id, order_key(envelope), self._sealed(pending.event_id, raw)])  # fmt: skip
-        for path in sorted((inbox.root / "dead").glob("*.json")):
-            try:
-                doc = json.loads(path.read_bytes())
-                event_id = str(doc["event_id"])
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
+        for event_id, doc in dead.items():
             envelope = doc.get("envelope")
             self._insert("dead_letters", """INSERT INTO cxslack_events (event_id, order_key, state, envelope,
                 finished_at, finished_by, error) VALUES (%s, %s, 'dead-letter', %s, to_timestamp(%s), 'state copy', %s)""",
                 [event_id, order_key(envelope) if isinstance(envelope, dict) else "",
                  self._sealed(event_id, json.dumps(envelope).encode()) if envelope is not None else None,
                  float(doc.get("failed_at") or 0), str(doc.get("error") or "")])  # fmt: skip
+
+
+def _dead_letters(inbox: Inbox) -> dict[str, dict[str, Any]]:
+    """The file inbox's dead letters by event id, oldest first (unreadable files are left out)."""
+    found = {}
+    for path in sorted((inbox.root / "dead").glob("*.json")):
+        try:
+            doc = json.loads(path.read_bytes())
+            found[str(doc["event_id"])] = doc
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return found

@@ -288,7 +288,14 @@ class PgInbox:
                 "latency_ms": round((time.perf_counter() - started) * 1000, 2)}  # fmt: skip
 
     def close(self) -> None:
-        """Stop accepting; an event still claimed goes back (the connection closes, the claim with it)."""
+        """Stop accepting; an event still claimed goes back, and the listening lock is let go, before
+        the connection closes (closing alone has the server release them a moment later)."""
         self._closed = True
         self._woken.set()
+        worker = self._worker
+        if worker is not None and not worker.closed:
+            with suppress(Exception):  # a broken connection: the server ends its claim and lock anyway
+                if worker.info.transaction_status.name != "IDLE":
+                    worker.execute("ROLLBACK")
+                worker.execute("SELECT pg_advisory_unlock_shared(%s)", [LISTENING_LOCK])
         self._drop_connection()

@@ -151,7 +151,7 @@ class Keys:
         else:
             secret, where = client_secret(store)
             if secret:
-                current = derive(secret, f"the Slack app's client secret ({where})")
+                current = derive(secret, f"the Slack app's client secret in {where}")
         previous = os.environ.get(PREVIOUS_KEY_ENV, "")
         register_secret(previous)
         return cls(current, derive(previous, PREVIOUS_KEY_ENV) if previous else None, problem)
@@ -181,10 +181,10 @@ class Keys:
             "state_key_mismatch",
             f"{subject} encrypted with key {sealed_with.hex()}, and this machine's key is {mine.fingerprint} "
             f"(from {mine.source})",
-            "Give this machine the client secret (or CXSLACK_STATE_KEY) the other replicas have. If it "
-            f"changed on purpose, re-encrypt once: set {PREVIOUS_KEY_ENV} to the previous one and run cxslack "
-            f"state migrate --state-url {label}. If the previous one is lost: cxslack state migrate --reset-key "
-            f"--state-url {label} (it forgets the shared tokens and waiting events sealed with it; see the README).",
+            f"Give this machine the client secret (or {KEY_ENV}) the other replicas have. If it changed on "
+            f"purpose, set {PREVIOUS_KEY_ENV} to the previous one and run once: cxslack state migrate --state-url "
+            f"{label} (it encrypts everything again with the new key). If the previous one is lost, add "
+            "--reset-key (it forgets the shared tokens and waiting events the lost key encrypted; see the README).",
         )
 
     def seal(self, value: bytes, column: SealedColumn, row: Sequence[str], label: str) -> bytes:
