@@ -188,7 +188,7 @@ _cxslack() {
         "sandbox serve") opts="--host --port --allow-remote --no-rate-limits --latency --auto-approve --help -h" ;;
         "sandbox demo") opts="--output -o --help -h" ;;
         "state") opts="--help -h" ;;
-        "state migrate") opts="--state-url --output -o --help -h" ;;
+        "state migrate") opts="--state-url --reset-key --output -o --help -h" ;;
         "state copy") opts="--to --from --output -o --help -h" ;;
         "sync") opts="--output -o --state-url --help -h" ;;
         esac

@@ -300,6 +300,7 @@ complete -c cxslack -n 'test (__cxslack_path) = "state"' -a migrate -d 'Create o
 complete -c cxslack -n 'test (__cxslack_path) = "state"' -a copy -d 'Copy the file state of a cxslack home into the database: Case threads, settings, the sync'
 complete -c cxslack -n 'test (__cxslack_path) = "state"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "state migrate"' -l state-url -x -d 'The PostgreSQL database: postgresql://HOST[:PORT]/DATABASE?user=USER (libpq\'s URI form; the password from PGPASSWORD or ~/.pgpass)'
+complete -c cxslack -n 'test (__cxslack_path) = "state migrate"' -l reset-key -d 'The key the database\'s tokens and events were encrypted with is lost: forget what it encrypted (shared rotating tokens: credentials.toml or a reinstall takes over; waiting events: dead-lettered) and encrypt with this machine\'s key from now on'
 complete -c cxslack -n 'test (__cxslack_path) = "state migrate"' -l output -s o -x -a 'table wide json' -d 'Output format: table for people, json for scripts (one document on stdout)'
 complete -c cxslack -n 'test (__cxslack_path) = "state migrate"' -l help -s h -d 'Show help and exit'
 complete -c cxslack -n 'test (__cxslack_path) = "state copy"' -l to -x -d 'The PostgreSQL database to copy into (migrated first with `cxslack state migrate`)'
