@@ -15,8 +15,12 @@ from typing import Any
 
 
 def median_wall(argv: Sequence[str], runs: int, env: dict[str, str] | None = None) -> float:
-    """Median wall time in seconds of running argv `runs` times (after one warm-up run)."""
+    """Median wall time in seconds of running argv `runs` times (after one warm-up run).
+
+    The warm-up writes bytecode even where PYTHONDONTWRITEBYTECODE is set, so cxslack starts as an
+    installed package does (pip compiles it) and as the baseline's own site-packages already do."""
     full_env = {**os.environ, **(env or {})}
+    full_env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run(argv, env=full_env, capture_output=True, check=True)
     samples = []
     for _ in range(runs):
