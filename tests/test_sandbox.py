@@ -273,12 +273,20 @@ def test_unknown_or_missing_token(sandbox: SlackSandbox, token: str | None, erro
     assert api(sandbox, "auth.test", token).json() == {"ok": False, "error": error}
 
 
-def test_token_accepted_as_bearer_form_json_or_query(sandbox: SlackSandbox) -> None:
+def test_token_accepted_as_bearer_or_post_parameter_only(sandbox: SlackSandbox) -> None:
+    """Slack reads the token from the Authorization header or a POST parameter: never from the
+    query string (apps made after 2021-02-24) nor from inside a JSON body."""
     token = lookup_token(sandbox)
     url = sandbox.api_url + "conversations.info"
     assert HTTP.post(url, data={"token": token, "channel": "C0GENERAL"}).json()["ok"] is True
-    assert HTTP.get(url, params={"token": token, "channel": "C0GENERAL"}).json()["ok"] is True
+    multipart = HTTP.post(url, files={"token": (None, token), "channel": (None, "C0GENERAL")})
+    assert multipart.json()["ok"] is True
+    assert HTTP.get(url, params={"token": token, "channel": "C0GENERAL"}).json() == {
+        "ok": False, "error": "not_authed"}  # fmt: skip
+    in_json = HTTP.post(url, json={"token": token, "channel": "C0GENERAL"}).json()
+    assert in_json == {"ok": False, "error": "not_authed"}
     headers = {"Authorization": f"Bearer {token}"}
+    assert HTTP.get(url, params={"channel": "C0GENERAL"}, headers=headers).json()["ok"] is True
     assert (
         HTTP.post(url, json={"channel": "C0GENERAL"}, headers=headers).json()["channel"]["name"] == "general"
     )
@@ -713,7 +721,7 @@ def test_keep_alive_connection_serves_many_requests(sandbox: SlackSandbox) -> No
 
 def test_server_logs_nothing(sandbox: SlackSandbox, capfd: pytest.CaptureFixture[str]) -> None:
     token = bot_token(sandbox)
-    HTTP.get(sandbox.api_url + "auth.test", params={"token": token})
+    HTTP.get(sandbox.api_url + "auth.test", params={"token": token})  # refused: no token in URLs
     HTTP.get(f"{sandbox.url}/nowhere")
     assert capfd.readouterr().err == ""
 

@@ -492,7 +492,7 @@ class EventFeed:
         stopped = self.sandbox.traffic.gate("apps.connections.open")
         if stopped is not None:
             return stopped
-        token = request.bearer_token() or str(request.params().get("token") or "")
+        token = request.bearer_token() or request.body_token() or ""
         if token not in self.app_tokens:
             with self.ws.lock:
                 wrong_kind = token in self.ws.tokens  # a bot or user token

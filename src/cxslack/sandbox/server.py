@@ -155,7 +155,8 @@ class SlackSandbox:
             params = request.params()
         except BadRequest as exc:
             return Response.json(200, {"ok": False, "error": exc.error})
-        token = request.bearer_token() or params.pop("token", None)
+        token = request.bearer_token() or request.body_token()
+        params.pop("token", None)  # read from where Slack reads it (wire.Request.body_token), nowhere else
         credentials = request.basic_auth()
         if credentials:
             params.setdefault("client_id", credentials[0])

@@ -77,6 +77,23 @@ class Request:
             return None
         return value.strip() or None
 
+    def body_token(self) -> str | None:
+        """A token sent as a POST parameter: a form field (url-encoded or multipart), the one
+        alternative to the Authorization header Slack documents ("Tokens should be passed as an
+        HTTP Authorization header or alternatively, as a POST parameter": every method's page).
+        Never from the query string (docs.slack.dev/changelog/2020-11-no-more-tokens-in-
+        querystrings-for-newly-created-apps: apps created after 2021-02-24, as every app cxslack's
+        manifest makes is, "may no longer send tokens as query parameters"), and never from a JSON
+        body (docs.slack.dev/apis/web-api, JSON-encoded bodies: the token goes in the
+        Authorization header; a `token` attribute in the JSON is not read)."""
+        if not self.body or self.content_type == "application/json":
+            return None
+        if self.content_type == "multipart/form-data":
+            fields = _multipart_fields(self.header("Content-Type"), self.body)
+        else:
+            fields = dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
+        return str(fields.get("token") or "") or None
+
     def basic_auth(self) -> tuple[str, str] | None:
         """(client_id, client_secret) from `Authorization: Basic …`, as slack_sdk sends them."""
         scheme, _, value = self.header("Authorization").partition(" ")
