@@ -514,6 +514,26 @@ def test_unfurl_by_unfurl_id_or_channel_and_ts(sandbox: SlackSandbox) -> None:
     assert error["needed"] == "links:write"
 
 
+def test_unfurl_only_what_link_shared_offered_addressed_as_documented(sandbox: SlackSandbox) -> None:
+    """chat.unfurl: URLs no link_shared event offered for that message are cannot_unfurl_url;
+    `source` is composer or conversations_history and comes with unfurl_id."""
+    shared = admin(sandbox, "post", channel="cases", user="U0CAROL", text="see https://cx.example/cases/7")
+    client = web(sandbox, bot_token(sandbox))
+    other = {"https://cx.example/cases/8": {"text": "not in the message"}}
+    for target in ({"channel": "C0CASES", "ts": shared["ts"]},
+                   {"unfurl_id": shared["unfurl_id"], "source": "conversations_history"}):  # fmt: skip
+        assert slack_error(lambda t=target: client.chat_unfurl(unfurls=other, **t))["error"] == "cannot_unfurl_url"
+    mine = {"https://cx.example/cases/7": {"text": "CASE-7"}}
+    bot_post = client.chat_postMessage(channel="C0CASES", text="https://cx.example/cases/7")
+    assert slack_error(lambda: client.chat_unfurl(channel="C0CASES", ts=bot_post["ts"], unfurls=mine))[
+        "error"
+    ] == "cannot_unfurl_url"  # nobody shared it: no link_shared, nothing to unfurl
+    for bad in ({"unfurl_id": shared["unfurl_id"], "source": "history"},
+                {"unfurl_id": shared["unfurl_id"]}, {"source": "composer"}):  # fmt: skip
+        assert slack_error(lambda b=bad: client.chat_unfurl(unfurls=mine, **b))["error"] == "invalid_arguments"
+    assert client.chat_unfurl(unfurl_id=shared["unfurl_id"], source="conversations_history", unfurls=mine)["ok"]
+
+
 # -- users and access logs ----------------------------------------------------------------
 def test_users_info_shows_email_only_with_users_read_email(sandbox: SlackSandbox) -> None:
     with_email = web(sandbox, bot_token(sandbox)).users_info(user="U0ALICE")["user"]

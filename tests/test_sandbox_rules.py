@@ -126,6 +126,8 @@ def test_id_only_methods_refuse_a_name(sandbox: SlackSandbox, method: str) -> No
     rule = RULES[method]
     token = bot(sandbox, *ALL_BOT, "files:write")
     ts = post(sandbox, "alerts")
+    if method == "chat.unfurl":  # only a link a person shared (link_shared) can be unfurled
+        ts = admin(sandbox, "post", channel="alerts", user="U0BOB", text="https://example.com")["ts"]
     for name in ("alerts", "#alerts"):
         answer = call(
             sandbox, method, token, ts=ts, **{rule.channel_param: name}, **args(sandbox, method, token)

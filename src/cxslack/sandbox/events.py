@@ -528,7 +528,7 @@ class EventFeed:
                 raise AdminError(404, "user_not_found", f"no person {user!r}")
             unfurl_id = f"COMPOSER.{secrets.token_hex(16)}"
             event = _composer_link_shared(str(user), unfurl_id, links, self.ws.next_ts())
-            self.ws.shared_links[unfurl_id] = ("COMPOSER", event["message_ts"])
+            self.ws.offer_links(unfurl_id, ("COMPOSER", event["message_ts"]), links)
             transport = self.subscription.transport
             if transport is not None:
                 self._deliver(transport, event)

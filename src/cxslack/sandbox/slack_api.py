@@ -475,8 +475,16 @@ def chat_update(ws: Workspace, params: Params, token: Token, channel: Channel | 
     }
 
 
+UNFURL_SOURCES = ("composer", "conversations_history")  # chat.unfurl's `source`: "one of" these
+
+
 @api_method("chat.unfurl")
 def chat_unfurl(ws: Workspace, params: Params, token: Token, channel: Channel | None) -> dict[str, Any]:
+    """docs.slack.dev/reference/methods/chat.unfurl: "Both channel and ts must be provided together,
+    or unfurl_id and source must be provided together"; `source` is `composer` or
+    `conversations_history`; `unfurls` is a JSON map "with keys set to URLs featured in the
+    message"; `cannot_unfurl_url`: "returned if you haven't acknowledged a link_shared event tied
+    to the same URL" — only the URLs a link_shared event offered for that message can be unfurled."""
     unfurls = _json_param(params, "unfurls", "invalid_unfurls_format")
     if not isinstance(unfurls, dict) or not unfurls:
         raise SlackError("invalid_unfurls_format")
@@ -484,19 +492,23 @@ def chat_unfurl(ws: Workspace, params: Params, token: Token, channel: Channel | 
         blocks = unfurl.get("blocks") if isinstance(unfurl, dict) else None
         if isinstance(blocks, list) and any(isinstance(b, dict) and block_problem(b) for b in blocks):
             raise SlackError("invalid_blocks")
-    if params.get("unfurl_id"):
-        if not params.get("source"):
-            raise SlackError("invalid_arguments", detail="unfurl_id needs source")
+    if params.get("unfurl_id") or params.get("source"):
+        if not (params.get("unfurl_id") and params.get("source")):
+            raise SlackError("invalid_arguments", detail="unfurl_id and source go together")
+        if params["source"] not in UNFURL_SOURCES:
+            raise SlackError("invalid_arguments", detail=f"source must be one of {', '.join(UNFURL_SOURCES)}")
         target = ws.shared_links.get(str(params["unfurl_id"]))
         if target is None:
             raise SlackError("cannot_find_message")
     else:
-        if channel is None:
+        if channel is None or not params.get("ts"):
             raise SlackError("invalid_arguments", detail="channel and ts, or unfurl_id and source")
-        ts = str(params.get("ts") or "")
+        ts = str(params["ts"])
         if ts not in channel.messages:
             raise SlackError("cannot_find_message")
         target = (channel.id, ts)
+    if not set(unfurls) <= ws.offered_links.get(target, set()):
+        raise SlackError("cannot_unfurl_url")
     ws.unfurls[target] = unfurls  # a later unfurl of the same message replaces the preview
     return {}
 

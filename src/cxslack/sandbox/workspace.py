@@ -324,6 +324,8 @@ class Workspace:
             self.codes: dict[str, AuthCode] = {}
             self.unfurls: dict[tuple[str, str], dict[str, Any]] = {}  # (channel id, ts) → unfurls map
             self.shared_links: dict[str, tuple[str, str]] = {}  # unfurl_id → (channel id, ts)
+            # (channel id, ts) → the URLs a link_shared event offered the app for that message
+            self.offered_links: dict[tuple[str, str], set[str]] = {}
             self.ephemeral: list[dict[str, Any]] = []  # messages only one person sees (interactivity.py)
             self.logins: list[AccessLogin] = []
             self.files: dict[str, File] = {}  # by file id
@@ -381,9 +383,14 @@ class Workspace:
         if not links:
             return None, []
         unfurl_id = f"{message.ts}.{secrets.token_hex(8)}"
-        self.shared_links[unfurl_id] = (channel.id, message.ts)
+        self.offer_links(unfurl_id, (channel.id, message.ts), links)
         self.notify("link_shared", channel, message, unfurl_id=unfurl_id, links=links)
         return unfurl_id, links
+
+    def offer_links(self, unfurl_id: str, target: tuple[str, str], links: list[str]) -> None:
+        """Remember what a link_shared event lets the app unfurl, and where."""
+        self.shared_links[unfurl_id] = target
+        self.offered_links.setdefault(target, set()).update(links)
 
     def notify(self, change: str, channel: Channel, message: Message, **detail: Any) -> None:
         """Tell the observers about a change (`message`, `message_changed`, `message_deleted`,
