@@ -340,3 +340,29 @@ def test_the_note_follows_the_cases_reply_mode(cli: Cli, cx: Any, mode: str) -> 
         assert note["thread_ts"] == root["ts"] and note.get("subtype") == "thread_broadcast"
     else:  # a new card in the channel, without buttons (only the root has them)
         assert "thread_ts" not in note and not [b for b in note["blocks"] if b["type"] == "actions"]
+
+
+@pytest.mark.parametrize(("user_team", "outcome"), [("T0SANDBOX", "shown"), ("T0ELSEWHERE", "refused")])
+def test_an_org_wide_install_click_has_no_team_and_is_placed_by_the_users_own(
+    cli: Cli, cx: Any, user_team: str, outcome: str
+) -> None:
+    """block_actions from an org-wide install carry `team: null` and an `enterprise`
+    (docs.slack.dev/reference/interaction-payloads/block_actions-payload): the person's workspace
+    is `user.team_id`, which decides whether they may act, as `team.id` does otherwise."""
+    from cxslack.listen.interactivity import click_envelope
+
+    root = case_root(cli, cx)
+    payload = sandbox_admin(cx, "click", channel=root["channel"], ts=root["ts"],
+                            action_id="cxslack_case_acknowledge", user="U0BOB")["payload"]  # fmt: skip
+    payload.update(team=None, enterprise={"id": "E0SANDBOX", "name": "Sandbox Org"}, is_enterprise_install=True)
+    payload["user"]["team_id"] = user_team
+    envelope = click_envelope(payload)
+    assert envelope is not None
+    result = handle(envelope)
+    assert result.outcome == outcome
+    assert (cx_status(cx) == "CASE_STATUS_ACKNOWLEDGED") is (outcome == "shown")
+
+
+def cx_status(cx: Any) -> str:
+    cases = HTTP.get(f"{cx.url}/_sandbox/coralogix/cases").json()["cases"]
+    return str(next(c for c in cases if c["readableId"] == "CASE-1")["status"])

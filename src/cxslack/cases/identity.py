@@ -63,8 +63,11 @@ class Identities:
         user = _dict(payload.get("user"))
         user_id = str(user.get("id") or "")
         home = integration.workspace.team_id if integration.workspace else None
-        team = _dict(payload.get("team"))
-        if not user_id or home is None or team.get("id") != home or user.get("team_id", home) != home:
+        # `team` is null when the app is installed org-wide (an `enterprise` comes instead:
+        # docs.slack.dev/reference/interaction-payloads/block_actions-payload); the clicking
+        # person's own workspace is then only in `user.team_id`
+        team_id = _dict(payload.get("team")).get("id") or user.get("team_id")
+        if not user_id or home is None or team_id != home or user.get("team_id", home) != home:
             return Refusal(
                 "other_team",
                 "You are in another Slack workspace than the one Coralogix is installed in (Slack "
