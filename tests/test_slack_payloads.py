@@ -206,3 +206,55 @@ def test_a_socket_mode_envelope_reaches_the_inbox_and_is_acked(thread: dict[str,
     transport._on_request(Client(), request)
     assert accepted == [doc["payload"]] and acks == [doc["envelope_id"]]
     assert make_handler()(accepted[0]).action == "comment"
+
+
+# -- the other message subtypes a Case thread may hold (docs.slack.dev/reference/events/message) --
+def reply_with(thread: dict[str, str], event_id: str, **changes: Any) -> dict[str, Any]:
+    """message_reply with its event changed (a key set to None is removed)."""
+    envelope = payload("message_reply", **thread)
+    event = {**envelope["event"], **changes}
+    return {**envelope, "event_id": event_id, "event": {k: v for k, v in event.items() if v is not None}}
+
+
+def test_a_me_message_and_a_file_alone_are_replies_too(cx: Any, thread: dict[str, str]) -> None:
+    handle = make_handler()
+    me = reply_with(thread, "Ev0ME", subtype="me_message", text="is rolling back", blocks=None)
+    assert handle(me).action == "comment"
+    files = [{"id": "F0LOG", "name": "rollback.log", "title": "rollback.log", "mimetype": "text/plain"}]
+    upload = reply_with(thread, "Ev0FILE", subtype="file_share", ts=thread["TS2"], text="", blocks=None,
+                        files=files, upload=False, display_as_bot=False)  # fmt: skip
+    assert handle(upload).action == "comment"
+    texts = [c["unsafeText"] for c in comments(cx)]
+    assert any("is rolling back" in t for t in texts) and any("rollback.log" in t for t in texts)
+
+
+def test_what_slack_or_an_app_says_in_the_thread_is_never_a_comment(cx: Any, thread: dict[str, str]) -> None:
+    handle = make_handler()
+    root, bot = thread["ROOT_TS"], {"bot_id": "B0SANDBOX", "app_id": "A0SANDBOX", "user": "U0SANDBOXBOT"}
+    events = [
+        # a person joined the channel: Slack's notice, no thread of its own
+        reply_with(thread, "Ev0JOIN", subtype="channel_join", text="<@U0ALICE> has joined the channel",
+                   thread_ts=None, blocks=None, client_msg_id=None),
+        # the root got a reply: Slack's notice about the parent
+        reply_with(thread, "Ev0REPLIED", subtype="message_replied", hidden=True, text=None, user=None,
+                   blocks=None, message={"type": "message", "ts": root, "thread_ts": root, "reply_count": 1,
+                   "text": "CASE-1", **bot}),
+        # our app's own reply, posted with a token that left bot_id out, and another app's
+        reply_with(thread, "Ev0OWNAPP", app_id="A0SANDBOX", user="U0INSTALLER"),
+        reply_with(thread, "Ev0OTHERBOT", ts=thread["TS2"], bot_profile={"id": "B0OTHER", "app_id": "A0OTHER"},
+                   user="U0OTHERBOTUSER"),
+        # cxslack updated its root (chat.update), and another bot edited its reply
+        reply_with(thread, "Ev0ROOTEDIT", subtype="message_changed", hidden=True, text=None, user=None,
+                   blocks=None, message={"type": "message", "ts": root, "thread_ts": root, "text": "CASE-1 ack",
+                   "edited": {"user": "U0SANDBOXBOT", "ts": "1800000200.000100"}, **bot},
+                   previous_message={"type": "message", "ts": root, "thread_ts": root, "text": "CASE-1", **bot}),
+        reply_with(thread, "Ev0BOTEDIT", subtype="message_changed", hidden=True, text=None, user=None,
+                   blocks=None, message={"type": "message", "subtype": "bot_message", "bot_id": "B0DEPLOYBOT",
+                   "app_id": "A0DEPLOY", "ts": "1800000000.000900", "thread_ts": root, "text": "deploy 43"},
+                   previous_message={"type": "message", "subtype": "bot_message", "bot_id": "B0DEPLOYBOT",
+                   "ts": "1800000000.000900", "thread_ts": root, "text": "deploy 42"}),
+    ]  # fmt: skip
+    for envelope in events:
+        result = handle(envelope)
+        assert result is None or result.action == "skipped", (envelope["event_id"], result)
+    assert comments(cx) == []

@@ -32,6 +32,10 @@ from cxslack.state.interface import ReplyClaim
 from cxslack.state.records import CaseThread, SyncedReply
 
 CXSLACK_EVENTS = {ROOT_EVENT, UPDATE_EVENT, "cxslack_migration_test"}
+# Message subtypes a person writes (docs.slack.dev/reference/events/message): a plain message, one
+# also sent to the channel, one with files, and a /me message. Everything else (bot_message,
+# channel_join, message_replied, …) is Slack or an app speaking, never a reply to sync.
+HUMAN_SUBTYPES = (None, "thread_broadcast", "file_share", "me_message")
 # How long a comment sent by a process that then died could still land: the Coralogix client's
 # request timeout (15 s), and a margin. Until then the reply waits; after it, it is sent again.
 IN_DOUBT_SECONDS = 20.0
@@ -79,9 +83,12 @@ class ReplySync:
 
     def _skip(self, message: dict[str, Any]) -> str | None:
         meta = message.get("metadata") or {}
-        if message.get("bot_id") or message.get("subtype") == "bot_message":
+        if message.get("bot_id") or message.get("bot_profile") or message.get("subtype") == "bot_message":
             return "a bot's message"
         if message.get("user") and message.get("user") == self.integration.bot_user_id:
+            return "the app's own message"
+        own_app = self.integration.extra.get("app_id")
+        if own_app and message.get("app_id") == own_app:  # posted through this app, whatever the token
             return "the app's own message"
         if meta.get("event_type") in CXSLACK_EVENTS:
             return "posted by cxslack"
@@ -96,7 +103,7 @@ class ReplySync:
             return self._edited(channel, event)
         if subtype == "message_deleted":
             return self._deleted(channel, event)
-        if subtype not in (None, "thread_broadcast", "file_share"):
+        if subtype not in HUMAN_SUBTYPES:
             return SyncResult("skipped", f"subtype {subtype}")
         return self.sync_reply(channel, event)
 
@@ -309,5 +316,12 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _text(message: dict[str, Any]) -> str:
+    """What the reply says; a file shared with it is named (a file alone has no text at all)."""
     text = message.get("text")
-    return text if isinstance(text, str) else ""
+    text = text if isinstance(text, str) else ""
+    files = message.get("files")
+    names = [str(f.get("name") or f.get("title")) for f in files if isinstance(f, dict)
+             and (f.get("name") or f.get("title"))] if isinstance(files, list) else []  # fmt: skip
+    if names:
+        text += ("\n" if text else "") + f"[shared in Slack: {', '.join(names)}]"
+    return text
