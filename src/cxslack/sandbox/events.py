@@ -30,6 +30,7 @@ answer the challenge is refused (400 url_verification_failed), as Slack refuses 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -82,6 +83,9 @@ Outcome = Literal["pending", "delivered", "failed"]
 # interactivity.py) — over Socket Mode the envelope's `type` says which.
 Kind = Literal["events_api", "interactive"]
 # Which installation an event is for: the app's bot in the sandbox's one workspace.
+# The deprecated verification token every Events API request still carries in `token` (apps are
+# to check signatures instead: docs.slack.dev/authentication/verifying-requests-from-slack).
+VERIFICATION_TOKEN = "sandbox-verification-token"
 _AUTHORIZATION = {
     "enterprise_id": None,
     "team_id": TEAM_ID,
@@ -269,7 +273,7 @@ def _verify_request_url(subscription: Subscription) -> None:
 
     assert subscription.url is not None
     challenge = secrets.token_urlsafe(24)
-    doc = {"token": "sandbox-verification-token", "challenge": challenge, "type": "url_verification"}
+    doc = {"token": VERIFICATION_TOKEN, "challenge": challenge, "type": "url_verification"}
     body = json.dumps(doc, separators=(",", ":")).encode()
     headers = signed_headers(subscription.signing_secret, body)
     failed = f"{subscription.url} did not answer Slack's url_verification request with its challenge"
@@ -374,7 +378,12 @@ class EventFeed:
         self._dispatch(delivery, 0, "", True)
 
     def _envelope(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The outer event_callback as docs.slack.dev/apis/events-api shows it: `token`, ids,
+        `authorizations`, `is_ext_shared_channel` and the opaque `event_context`."""
+        context = {"et": event.get("type"), "tid": TEAM_ID, "aid": APP_ID, "cid": event.get("channel")}
+        event_context = "4-" + base64.urlsafe_b64encode(json.dumps(context).encode()).decode().rstrip("=")
         return {
+            "token": VERIFICATION_TOKEN,
             "team_id": TEAM_ID,
             "context_team_id": TEAM_ID,
             "context_enterprise_id": None,
@@ -385,6 +394,7 @@ class EventFeed:
             "event_time": int(self.sandbox.clock.time()),
             "authorizations": [dict(_AUTHORIZATION)],
             "is_ext_shared_channel": False,
+            "event_context": event_context,
         }
 
     def deliver_interaction(self, payload: dict[str, Any]) -> Delivery | None:
