@@ -535,6 +535,23 @@ def test_unfurl_only_what_link_shared_offered_addressed_as_documented(sandbox: S
 
 
 # -- users and access logs ----------------------------------------------------------------
+def test_users_info_gives_the_locale_only_when_asked(sandbox: SlackSandbox) -> None:
+    client = web(sandbox, bot_token(sandbox))
+    assert "locale" not in client.users_info(user="U0ALICE")["user"]
+    assert client.users_info(user="U0ALICE", include_locale=True)["user"]["locale"] == "en-US"
+
+
+def test_metadata_needs_an_event_type_and_an_event_payload(sandbox: SlackSandbox) -> None:
+    client = web(sandbox, bot_token(sandbox))
+    bad = ({"event_type": "cxslack_case"}, {"event_payload": {}}, {"event_type": "", "event_payload": {}},
+           {"event_type": "x", "event_payload": [1]})  # fmt: skip
+    for channel, metadata in zip(("general", "alerts", "cases", "db-cases"), bad, strict=True):  # 1 post/s each
+        error = slack_error(lambda: client.chat_postMessage(channel=channel, text="x", metadata=metadata))
+        assert error["error"] == "invalid_metadata_format", metadata
+    good = {"event_type": "cxslack_case", "event_payload": {"case_id": "CASE-1"}}
+    assert client.chat_postMessage(channel="sample-channel", text="x", metadata=good)["message"]["metadata"] == good
+
+
 def test_users_info_shows_email_only_with_users_read_email(sandbox: SlackSandbox) -> None:
     with_email = web(sandbox, bot_token(sandbox)).users_info(user="U0ALICE")["user"]
     assert with_email["profile"]["email"] == "alice@example.com" and with_email["team_id"] == "T0SANDBOX"

@@ -211,17 +211,20 @@ def _attachments(params: Params) -> list[Any] | None:
 
 
 def _metadata(params: Params) -> dict[str, Any] | None:
-    """Slack message metadata: {event_type, event_payload}."""
+    """Slack message metadata: "Metadata always includes an event_type and an event_payload"
+    (docs.slack.dev/messaging/message-metadata/designing-metadata-event-schema): a string and an
+    object, both present, else `invalid_metadata_format` (chat.postMessage's errors)."""
     metadata = _json_param(params, "metadata", "invalid_metadata_format")
     if metadata is None:
         return None
     if (
         not isinstance(metadata, dict)
         or not isinstance(metadata.get("event_type"), str)
-        or not isinstance(metadata.get("event_payload", {}), dict)
+        or not metadata["event_type"]
+        or not isinstance(metadata.get("event_payload"), dict)
     ):
         raise SlackError("invalid_metadata_format")
-    return {"event_type": metadata["event_type"], "event_payload": metadata.get("event_payload", {})}
+    return {"event_type": metadata["event_type"], "event_payload": metadata["event_payload"]}
 
 
 def _ts_bound(params: Params, name: str, default: Decimal) -> Decimal:
@@ -627,10 +630,14 @@ def _user_doc(user: User, token: Token) -> dict[str, Any]:
 
 @api_method("users.info")
 def users_info(ws: Workspace, params: Params, token: Token, channel: Channel | None) -> dict[str, Any]:
+    """`include_locale`: "Set this to true to receive the locale for this user" (users.info)."""
     user = ws.users.get(str(params.get("user") or ""))
     if user is None:
         raise SlackError("user_not_found")
-    return {"user": _user_doc(user, token)}
+    doc = _user_doc(user, token)
+    if _flag(params, "include_locale"):
+        doc["locale"] = "en-US"
+    return {"user": doc}
 
 
 @api_method("users.lookupByEmail")
