@@ -194,6 +194,19 @@ def test_url_verification_answers_the_challenge(listen: Callable[..., Running]) 
     assert HTTP.post(f"{running.url}/slack/events", json=challenge).status_code == 401
 
 
+def test_app_rate_limited_is_acknowledged_and_told_to_the_operator(listen: Callable[..., Running]) -> None:
+    """Slack's `app_rate_limited` (docs.slack.dev/apis/events-api, "Rate limiting"): a 200, nothing
+    stored, and a log line saying events were dropped and how to catch up."""
+    handler = FakeHandler()
+    running = listen(handler)
+    notice = {"token": "legacy", "type": "app_rate_limited", "team_id": "T0SANDBOX",
+              "minute_rate_limited": 1518467820, "api_app_id": "A0SANDBOX"}  # fmt: skip
+    assert running.post(notice).status_code == 200
+    assert running.health()["rate_limited_notices"] == 1 and running.health()["inbox_depth"] == 0
+    assert any("app_rate_limited" in line and "cxslack sync" in line for line in running.log)
+    assert handler.calls == []
+
+
 def test_routes_other_than_events_and_health(listen: Callable[..., Running]) -> None:
     running = listen(FakeHandler())
     assert HTTP.get(f"{running.url}/slack/events").status_code == 405

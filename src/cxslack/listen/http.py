@@ -65,6 +65,7 @@ class EventsServer(HTTPServer):
         self.accepting = True
         self.retries_received = 0  # requests with X-Slack-Retry-Num: Slack thought an answer was lost
         self.clicks_received = 0
+        self.rate_limited_notices = 0  # app_rate_limited: Slack dropped a minute of this app's events
         self.dropped = 0  # connections that broke off mid-request, or were turned away
         self._in_flight = 0
         self._idle = threading.Condition()
@@ -245,7 +246,16 @@ class _EventsHandler(BaseHTTPRequestHandler):
         if envelope.get("type") == "url_verification":
             self._reply(200, {"challenge": envelope.get("challenge")})
             return
-        if envelope.get("type") != "event_callback":  # app_rate_limited and the like: nothing to do
+        if envelope.get("type") == "app_rate_limited":
+            # Slack stopped delivering this app's events for a minute (over 30,000 per workspace
+            # an hour: docs.slack.dev/apis/events-api, "Rate limiting"): what it dropped is gone,
+            # and the operator should know — `cxslack sync` polls the Case threads for what was missed
+            server.rate_limited_notices += 1
+            when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            team = str(envelope.get("team_id") or "?")[:32]
+            server.log(f"{when} Slack rate-limited this app's events (app_rate_limited, team {team}): "
+                       "events of that minute were not delivered; run `cxslack sync` to catch up replies")  # fmt: skip
+        if envelope.get("type") != "event_callback":  # nothing else is for cxslack; Slack wants a 200
             self._reply(200, None)
             return
         if self.headers.get("X-Slack-Retry-Num"):

@@ -113,6 +113,7 @@ class Listener:
             "duplicates": inbox.duplicates,
             "retries_received": self._http.retries_received if self._http else 0,
             "clicks_received": self._http.clicks_received if self._http else 0,
+            "rate_limited_notices": self._http.rate_limited_notices if self._http else 0,
             "failed_attempts": self.worker.failed_attempts,
             "last_event_at": datetime.fromtimestamp(last, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             if last
