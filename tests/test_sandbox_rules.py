@@ -243,6 +243,32 @@ def test_sharing_a_file_needs_membership_whatever_chat_write_public_allows(sandb
     assert answer == {"ok": False, "error": "not_in_channel"}
 
 
+def test_a_file_can_be_shared_by_channels_too_under_the_same_rules(sandbox: SlackSandbox) -> None:
+    """`channels` ("comma-separated string of channel IDs") is the other documented way to say where."""
+    token = bot(sandbox, *ALL_BOT, "files:write")
+    both = call(sandbox, "files.completeUploadExternal", token, channels="C0GENERAL, C0ALERTS",
+                **args(sandbox, "files.completeUploadExternal", token))  # fmt: skip
+    assert both["ok"] is True
+    for channel in ("C0GENERAL", "C0ALERTS"):
+        history = call(sandbox, "conversations.history", token, channel=channel)["messages"]
+        assert history[0]["files"][0]["id"] == both["files"][0]["id"]
+    root = post(sandbox, "alerts")
+    refused = {
+        "C0GENERAL,C0PAYMENTSALERTS": "not_in_channel",  # the bot is not in the second one
+        "C0GENERAL,alerts": "invalid_arguments",  # a name, not an ID
+    }
+    for channels, error in refused.items():
+        answer = call(sandbox, "files.completeUploadExternal", token, channels=channels,
+                      **args(sandbox, "files.completeUploadExternal", token))  # fmt: skip
+        assert answer["error"] == error, channels
+    two_threads = call(sandbox, "files.completeUploadExternal", token, channels="C0ALERTS,C0GENERAL", thread_ts=root,
+                       **args(sandbox, "files.completeUploadExternal", token))  # fmt: skip
+    assert two_threads["error"] == "invalid_arguments"  # "only one channel when using thread_ts"
+    one = call(sandbox, "files.completeUploadExternal", token, channels="C0ALERTS", thread_ts=root,
+               **args(sandbox, "files.completeUploadExternal", token))  # fmt: skip
+    assert one["ok"] is True
+
+
 # -- the authorize page ------------------------------------------------------------------------
 def authorize_page(sb: SlackSandbox, **params: str) -> httpx.Response:
     return HTTP.get(sb.authorize_url, params={"client_id": CLIENT_ID, "state": "s", **params})

@@ -699,9 +699,12 @@ def files_complete_upload_external(
             raise SlackError("access_denied")
         files.append((file, entry.get("title")))
     thread_ts = str(params.get("thread_ts") or "")
+    targets = [channel] if channel is not None else _share_channels(ws, params, token)
+    if thread_ts and len(targets) > 1:  # "make sure to provide only one channel when using thread_ts"
+        raise SlackError("invalid_arguments", detail="thread_ts takes one channel")
     root = None
     if thread_ts:
-        root = channel.messages.get(thread_ts) if channel is not None else None
+        root = targets[0].messages.get(thread_ts) if targets else None
         if root is None or root.is_reply:  # no channel, no such message, or a reply's ts
             raise SlackError(
                 "invalid_arguments", detail="thread_ts must be a parent message's ts in channel_id"
@@ -709,7 +712,7 @@ def files_complete_upload_external(
     for file, title in files:
         file.completed = True
         file.title = str(title) if title else file.name
-    if channel is not None:
+    for target in targets:
         message = Message(
             ts=ws.next_ts(),
             text=str(params.get("initial_comment") or ""),
@@ -718,12 +721,20 @@ def files_complete_upload_external(
             thread_ts=root.ts if root else None,
             files=[file.to_api() for file, _ in files],
         )
-        ws.add_message(channel, message)
+        ws.add_message(target, message)
         for file, _ in files:
-            file.shares.append(
-                {"channel": channel.id, "ts": message.ts, "thread_ts": message.thread_ts or ""}
-            )
+            file.shares.append({"channel": target.id, "ts": message.ts, "thread_ts": message.thread_ts or ""})
     return {"files": [{"id": file.id, "title": file.title} for file, _ in files]}
+
+
+def _share_channels(ws: Workspace, params: Params, token: Token) -> list[Channel]:
+    """files.completeUploadExternal's other way to say where: `channels`, a "comma-separated string
+    of channel IDs", each held to the same rule as `channel_id` (an ID, visible, the app a member).
+    (Slack also takes user IDs there, sharing into a DM; the sandbox has no DMs.)"""
+    rule = RULES["files.completeUploadExternal"]
+    refs = [ref.strip() for ref in str(params.get("channels") or "").split(",") if ref.strip()]
+    shared = [apply_rule(ws, rule, {rule.channel_param: ref}, token) for ref in refs]
+    return [c for c in shared if c is not None]
 
 
 # -- team ---------------------------------------------------------------------------------
