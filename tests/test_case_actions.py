@@ -354,7 +354,9 @@ def test_an_org_wide_install_click_has_no_team_and_is_placed_by_the_users_own(
     root = case_root(cli, cx)
     payload = sandbox_admin(cx, "click", channel=root["channel"], ts=root["ts"],
                             action_id="cxslack_case_acknowledge", user="U0BOB")["payload"]  # fmt: skip
-    payload.update(team=None, enterprise={"id": "E0SANDBOX", "name": "Sandbox Org"}, is_enterprise_install=True)
+    payload.update(
+        team=None, enterprise={"id": "E0SANDBOX", "name": "Sandbox Org"}, is_enterprise_install=True
+    )
     payload["user"]["team_id"] = user_team
     envelope = click_envelope(payload)
     assert envelope is not None

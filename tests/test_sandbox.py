@@ -522,16 +522,24 @@ def test_unfurl_only_what_link_shared_offered_addressed_as_documented(sandbox: S
     other = {"https://cx.example/cases/8": {"text": "not in the message"}}
     for target in ({"channel": "C0CASES", "ts": shared["ts"]},
                    {"unfurl_id": shared["unfurl_id"], "source": "conversations_history"}):  # fmt: skip
-        assert slack_error(lambda t=target: client.chat_unfurl(unfurls=other, **t))["error"] == "cannot_unfurl_url"
+        assert (
+            slack_error(lambda t=target: client.chat_unfurl(unfurls=other, **t))["error"]
+            == "cannot_unfurl_url"
+        )
     mine = {"https://cx.example/cases/7": {"text": "CASE-7"}}
     bot_post = client.chat_postMessage(channel="C0CASES", text="https://cx.example/cases/7")
-    assert slack_error(lambda: client.chat_unfurl(channel="C0CASES", ts=bot_post["ts"], unfurls=mine))[
-        "error"
-    ] == "cannot_unfurl_url"  # nobody shared it: no link_shared, nothing to unfurl
+    assert (
+        slack_error(lambda: client.chat_unfurl(channel="C0CASES", ts=bot_post["ts"], unfurls=mine))["error"]
+        == "cannot_unfurl_url"
+    )  # nobody shared it: no link_shared, nothing to unfurl
     for bad in ({"unfurl_id": shared["unfurl_id"], "source": "history"},
                 {"unfurl_id": shared["unfurl_id"]}, {"source": "composer"}):  # fmt: skip
-        assert slack_error(lambda b=bad: client.chat_unfurl(unfurls=mine, **b))["error"] == "invalid_arguments"
-    assert client.chat_unfurl(unfurl_id=shared["unfurl_id"], source="conversations_history", unfurls=mine)["ok"]
+        assert (
+            slack_error(lambda b=bad: client.chat_unfurl(unfurls=mine, **b))["error"] == "invalid_arguments"
+        )
+    assert client.chat_unfurl(unfurl_id=shared["unfurl_id"], source="conversations_history", unfurls=mine)[
+        "ok"
+    ]
 
 
 # -- users and access logs ----------------------------------------------------------------
@@ -545,11 +553,17 @@ def test_metadata_needs_an_event_type_and_an_event_payload(sandbox: SlackSandbox
     client = web(sandbox, bot_token(sandbox))
     bad = ({"event_type": "cxslack_case"}, {"event_payload": {}}, {"event_type": "", "event_payload": {}},
            {"event_type": "x", "event_payload": [1]})  # fmt: skip
-    for channel, metadata in zip(("general", "alerts", "cases", "db-cases"), bad, strict=True):  # 1 post/s each
-        error = slack_error(lambda: client.chat_postMessage(channel=channel, text="x", metadata=metadata))
+    channels = ("general", "alerts", "cases", "db-cases")  # one post each: 1 per second per channel
+    for channel, metadata in zip(channels, bad, strict=True):
+        error = slack_error(
+            lambda c=channel, m=metadata: client.chat_postMessage(channel=c, text="x", metadata=m)
+        )
         assert error["error"] == "invalid_metadata_format", metadata
     good = {"event_type": "cxslack_case", "event_payload": {"case_id": "CASE-1"}}
-    assert client.chat_postMessage(channel="sample-channel", text="x", metadata=good)["message"]["metadata"] == good
+    assert (
+        client.chat_postMessage(channel="sample-channel", text="x", metadata=good)["message"]["metadata"]
+        == good
+    )
 
 
 def test_users_info_shows_email_only_with_users_read_email(sandbox: SlackSandbox) -> None:

@@ -141,7 +141,9 @@ def test_http_delivery_is_an_event_callback_signed_like_slack(
     assert envelope["event_id"].startswith("Ev")
     assert (envelope["team_id"], envelope["api_app_id"]) == ("T0SANDBOX", "A0SANDBOX")
     assert isinstance(envelope["event_time"], int)
-    assert {"token", "authorizations", "is_ext_shared_channel", "event_context", "context_team_id"} <= set(envelope)
+    assert {"token", "authorizations", "is_ext_shared_channel", "event_context", "context_team_id"} <= set(
+        envelope
+    )
     assert envelope["authorizations"][0]["is_bot"] is True and envelope["event_context"].startswith("4-")
     event = envelope["event"]
     assert event["type"] == "message" and "subtype" not in event

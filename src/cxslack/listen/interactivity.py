@@ -55,7 +55,8 @@ def click_envelope(payload: dict[str, Any]) -> dict[str, Any] | None:
     action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
     container = _dict(payload.get("container"))
     parts = (
-        _dict(payload.get("team")).get("id") or _dict(payload.get("user")).get("team_id"),  # team: null org-wide
+        _dict(payload.get("team")).get("id")
+        or _dict(payload.get("user")).get("team_id"),  # team: null org-wide
         _dict(payload.get("user")).get("id"),
         _dict(payload.get("channel")).get("id") or container.get("channel_id"),
         container.get("message_ts") or _dict(payload.get("message")).get("ts"),
