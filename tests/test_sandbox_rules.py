@@ -47,6 +47,7 @@ ARGS: dict[str, dict[str, Any]] = {
     "chat.postMessage": {"text": "x"},
     "chat.postEphemeral": {"text": "x", "user": "U0ALICE"},
     "chat.update": {"text": "y"},
+    "chat.getPermalink": {},  # its message_ts is the test's ts: args()
     "chat.unfurl": {"unfurls": '{"https://example.com": {"text": "x"}}'},
     "conversations.join": {},
     "conversations.info": {},
@@ -129,12 +130,25 @@ def test_id_only_methods_refuse_a_name(sandbox: SlackSandbox, method: str) -> No
     if method == "chat.unfurl":  # only a link a person shared (link_shared) can be unfurled
         ts = admin(sandbox, "post", channel="alerts", user="U0BOB", text="https://example.com")["ts"]
     for name in ("alerts", "#alerts"):
-        answer = call(
-            sandbox, method, token, ts=ts, **{rule.channel_param: name}, **args(sandbox, method, token)
-        )
+        answer = call(sandbox, method, token, ts=ts, message_ts=ts, **{rule.channel_param: name},
+                      **args(sandbox, method, token))  # fmt: skip
         assert answer == {"ok": False, "error": rule.name_error}, (method, name)
-    assert call(sandbox, method, token, ts=ts, **{rule.channel_param: "C0ALERTS"},
+    assert call(sandbox, method, token, ts=ts, message_ts=ts, **{rule.channel_param: "C0ALERTS"},
                 **args(sandbox, method, token))["ok"] is True  # fmt: skip
+
+
+def test_a_permalink_is_slacks_format_and_names_the_thread_of_a_reply(sandbox: SlackSandbox) -> None:
+    token = bot(sandbox, "users:read")  # "No scope required": none of chat:*
+    root = post(sandbox, "alerts")
+    reply = call(sandbox, "chat.postMessage", bot(sandbox, *ALL_BOT), channel="C0ALERTS", text="r",
+                 thread_ts=root)["ts"]  # fmt: skip
+    base = "https://sandbox-workspace.slack.com/archives/C0ALERTS/p"
+    assert call(sandbox, "chat.getPermalink", token, channel="C0ALERTS", message_ts=root) == {
+        "ok": True, "channel": "C0ALERTS", "permalink": base + root.replace(".", "")}  # fmt: skip
+    threaded = call(sandbox, "chat.getPermalink", token, channel="C0ALERTS", message_ts=reply)["permalink"]
+    assert threaded == f"{base}{reply.replace('.', '')}?thread_ts={root}&cid=C0ALERTS"
+    missing = call(sandbox, "chat.getPermalink", token, channel="C0ALERTS", message_ts="1.000001")
+    assert missing == {"ok": False, "error": "message_not_found"}
 
 
 def test_post_message_takes_a_name_and_answers_with_the_id(sandbox: SlackSandbox) -> None:

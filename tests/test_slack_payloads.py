@@ -59,7 +59,9 @@ def test_a_plain_reply_becomes_one_comment(cx: Any, thread: dict[str, str]) -> N
     [comment] = comments(cx)
     text = comment["unsafeText"]
     assert "Rolled back the deploy" in text and "alice@example.com" in text
-    assert text.endswith(f"/archives/{thread['CHANNEL']}/p{thread['TS'].replace('.', '')}")
+    # Slack's permalink of a message in a thread (docs.slack.dev/reference/methods/chat.getPermalink)
+    channel, ts, root = thread["CHANNEL"], thread["TS"], thread["ROOT_TS"]
+    assert text.endswith(f"/archives/{channel}/p{ts.replace('.', '')}?thread_ts={root}&cid={channel}")
 
 
 @pytest.mark.parametrize("edit", ["message_changed", "message_changed_no_inner_ts"])
@@ -74,7 +76,7 @@ def test_an_edit_updates_the_comment_it_made(cx: Any, thread: dict[str, str], ed
         and "Rolled back the deploy" not in comment["unsafeText"]
     )
     assert "pNone" not in comment["unsafeText"]
-    assert comment["unsafeText"].endswith(f"/p{thread['TS'].replace('.', '')}")
+    assert f"/p{thread['TS'].replace('.', '')}?thread_ts={thread['ROOT_TS']}&" in comment["unsafeText"]
 
 
 def test_an_edit_of_a_reply_never_seen_syncs_it_once(cx: Any, thread: dict[str, str]) -> None:

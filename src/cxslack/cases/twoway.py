@@ -140,7 +140,8 @@ class ReplySync:
             return SyncResult("skipped", "already synced", thread.case_id)
         ts, text = str(message["ts"]), _text(message)
         author = self.author(str(message.get("user") or ""))
-        comment = self._once(claim, thread.case_id, self._comment_text(author, text, channel, ts))
+        where = (channel, ts, _ts(message.get("thread_ts")))
+        comment = self._once(claim, thread.case_id, self._comment_text(author, text, *where))
         claim.record(SyncedReply(thread.case_id, thread.case_name, _event_id(comment), author.user_id,
                                  edited_text=text))  # fmt: skip
         return SyncResult("comment", case=thread.case_id, comment=comment)
@@ -197,7 +198,7 @@ class ReplySync:
             author = self.author(str(message.get("user") or synced.user or ""))
             try:
                 comment = self.coralogix.update_comment(
-                    synced.comment, self._comment_text(author, text, channel, ts)
+                    synced.comment, self._comment_text(author, text, channel, ts, _ts(message.get("thread_ts")))
                 )
             except NotFoundError:  # the comment was deleted in Coralogix: nothing to keep current
                 claim.record(replace(synced, edited_text=text))
@@ -225,7 +226,8 @@ class ReplySync:
                 comment = None  # already gone
             except (AuthError, UsageError):  # Coralogix refuses: say so in the comment itself
                 author = self.author(str(previous.get("user") or synced.user or ""))
-                marker = f"{author.name} deleted this reply in Slack ({self.permalink(channel, ts)})."
+                link = self.permalink(channel, ts, _ts(previous.get("thread_ts")))
+                marker = f"{author.name} deleted this reply in Slack ({link})."
                 comment = self.coralogix.update_comment(synced.comment, marker)
             claim.record(replace(synced, deleted=True))
             return SyncResult("delete", case=synced.case, comment=comment)
@@ -257,14 +259,21 @@ class ReplySync:
         self._authors[user_id] = author
         return author
 
-    def permalink(self, channel: str, ts: str) -> str:
+    def permalink(self, channel: str, ts: str, thread_ts: str | None = None) -> str:
+        """The message's link in Slack's permalink format (docs.slack.dev/reference/methods/
+        chat.getPermalink): `…/archives/C…/p<ts without the dot>`, and for a message in a thread
+        `?thread_ts=<parent ts>&cid=<channel>` after it, so the link opens the thread. Built from
+        auth.test's workspace URL instead of a chat.getPermalink call per reply."""
         if self._workspace_url is None:
             self._workspace_url = self.access.auth_test().url or "https://slack.com/"
-        return f"{self._workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+        link = f"{self._workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+        if thread_ts and thread_ts != ts:
+            link += f"?thread_ts={thread_ts}&cid={channel}"
+        return link
 
-    def _comment_text(self, author: Author, text: str, channel: str, ts: str) -> str:
+    def _comment_text(self, author: Author, text: str, channel: str, ts: str, thread_ts: str | None) -> str:
         who = f"{author.name} <{author.email}>" if author.email else author.name
-        return f"{who} replied in Slack:\n{text}\n\n{self.permalink(channel, ts)}"
+        return f"{who} replied in Slack:\n{text}\n\n{self.permalink(channel, ts, thread_ts)}"
 
     # -- polling (`cxslack sync`) ------------------------------------------------------------------
     def poll(self, case_filter: set[str] | None = None) -> list[SyncResult]:

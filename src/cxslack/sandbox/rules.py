@@ -73,6 +73,8 @@ RULES: dict[str, MethodRule] = {
             scope="chat:write",
             channel=ChannelArg.ID_OR_NAME,
         ),
+        # "No scope required"; "channel: The ID of the conversation or channel containing the message"
+        MethodRule("chat.getPermalink", DOCS + "chat.getpermalink", channel=ChannelArg.ID),
         # "channel: channel containing the message to be updated" — an ID
         MethodRule("chat.update", DOCS + "chat.update", scope="chat:write", channel=ChannelArg.ID),
         # "channel: channel ID of the message" (the channel+ts form; unfurl_id+source takes none)

@@ -481,6 +481,21 @@ def chat_update(ws: Workspace, params: Params, token: Token, channel: Channel | 
 UNFURL_SOURCES = ("composer", "conversations_history")  # chat.unfurl's `source`: "one of" these
 
 
+@api_method("chat.getPermalink")
+def chat_get_permalink(ws: Workspace, params: Params, token: Token, channel: Channel | None) -> dict[str, Any]:
+    """`…/archives/<channel>/p<ts without the dot>`; "When the provided message_ts is part of a
+    thread, the permalink format changes": `?thread_ts=<parent ts>&cid=<channel>` is added.
+    `message_not_found` for a ts with no message."""
+    assert channel is not None
+    message = channel.messages.get(str(params.get("message_ts") or ""))
+    if message is None:
+        raise SlackError("message_not_found")
+    link = f"https://{TEAM_DOMAIN}.slack.com/archives/{channel.id}/p{message.ts.replace('.', '')}"
+    if message.is_reply:
+        link += f"?thread_ts={message.thread_ts}&cid={channel.id}"
+    return {"channel": channel.id, "permalink": link}
+
+
 @api_method("chat.unfurl")
 def chat_unfurl(ws: Workspace, params: Params, token: Token, channel: Channel | None) -> dict[str, Any]:
     """docs.slack.dev/reference/methods/chat.unfurl: "Both channel and ts must be provided together,
