@@ -260,3 +260,19 @@ def test_what_slack_or_an_app_says_in_the_thread_is_never_a_comment(cx: Any, thr
         result = handle(envelope)
         assert result is None or result.action == "skipped", (envelope["event_id"], result)
     assert comments(cx) == []
+
+
+def test_a_link_shared_in_a_slack_connect_channel_is_placed_by_its_authorization(
+    cx: Any, shared: dict[str, str]
+) -> None:
+    """In a Slack Connect channel (`is_ext_shared_channel`) the envelope's team_id is where the link
+    was posted — another organisation's workspace; `authorizations` names the installation."""
+    event = payload("link_shared", **shared)
+    external = {**event, "team_id": "T0PARTNER", "context_team_id": "T0PARTNER", "is_ext_shared_channel": True,
+                "authorizations": [{"enterprise_id": None, "team_id": "T0SANDBOX", "user_id": "U0SANDBOXBOT",
+                                    "is_bot": True, "is_enterprise_install": False}]}  # fmt: skip
+    external["event"] = {**event["event"], "user": "U0PARTNER"}
+    assert make_handler()(external) == [case_uuid(2)]
+    assert "P2" in unfurled(cx, shared["TS"])
+    elsewhere = {**external, "authorizations": [{**external["authorizations"][0], "team_id": "T0PARTNER"}]}
+    assert make_handler()(elsewhere) is None  # an installation cxslack does not hold: nothing to do

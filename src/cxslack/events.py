@@ -74,7 +74,7 @@ class SlackEventHandler:
             if event.get("type") == "message":
                 return self._message(event)
             if event.get("type") == "link_shared":
-                return self._link_shared(envelope.get("team_id") or event.get("team"), event)
+                return self._link_shared(installation_teams(envelope, event), event)
             return None
         except CxError as exc:
             if exc.code in RETRYABLE_CODES:
@@ -116,21 +116,37 @@ class SlackEventHandler:
         sync.access = access
         return sync.handle_message(event)
 
-    def _link_shared(self, team: Any, event: dict[str, Any]) -> Any:
+    def _link_shared(self, teams: list[str], event: dict[str, Any]) -> Any:
         from cxslack.cases.previews import previews_enabled, unfurl_shared_links
         from cxslack.state import open_state
 
-        for integration in self.registry.view().integrations.values():
-            if (
-                integration.workspace
-                and integration.workspace.team_id == team
-                and previews_enabled(integration)
-            ):
+        installed: dict[str, Integration] = {}
+        for candidate in self.registry.view().integrations.values():
+            if candidate.workspace and previews_enabled(candidate):
+                installed.setdefault(candidate.workspace.team_id, candidate)  # the first, as before
+        for team in teams:
+            integration = installed.get(team)
+            if integration is not None:
                 book = open_state(self.registry.store).previews
                 return unfurl_shared_links(
                     self._access(integration), self.coralogix(), book, integration, event
                 )
         return None
+
+
+def installation_teams(envelope: dict[str, Any], event: dict[str, Any]) -> list[str]:
+    """The workspaces an event may be for, the installation's first: `authorizations[].team_id`
+    names the installation the event was sent to, while the envelope's `team_id` is where it
+    happened — another organisation's workspace in a Slack Connect channel
+    (`is_ext_shared_channel`; docs.slack.dev/apis/events-api, the event envelope)."""
+    authorizations = envelope.get("authorizations")
+    teams = (
+        [a.get("team_id") for a in authorizations if isinstance(a, dict)]
+        if isinstance(authorizations, list)
+        else []
+    )
+    teams += [envelope.get("team_id"), envelope.get("context_team_id"), event.get("team")]
+    return list(dict.fromkeys(t for t in teams if isinstance(t, str) and t))
 
 
 def make_handler(registry: Registry | None = None) -> Callable[[dict[str, Any]], Any]:

@@ -198,7 +198,8 @@ class ReplySync:
             author = self.author(str(message.get("user") or synced.user or ""))
             try:
                 comment = self.coralogix.update_comment(
-                    synced.comment, self._comment_text(author, text, channel, ts, _ts(message.get("thread_ts")))
+                    synced.comment,
+                    self._comment_text(author, text, channel, ts, _ts(message.get("thread_ts"))),
                 )
             except NotFoundError:  # the comment was deleted in Coralogix: nothing to keep current
                 claim.record(replace(synced, edited_text=text))

@@ -482,7 +482,9 @@ UNFURL_SOURCES = ("composer", "conversations_history")  # chat.unfurl's `source`
 
 
 @api_method("chat.getPermalink")
-def chat_get_permalink(ws: Workspace, params: Params, token: Token, channel: Channel | None) -> dict[str, Any]:
+def chat_get_permalink(
+    ws: Workspace, params: Params, token: Token, channel: Channel | None
+) -> dict[str, Any]:
     """`…/archives/<channel>/p<ts without the dot>`; "When the provided message_ts is part of a
     thread, the permalink format changes": `?thread_ts=<parent ts>&cid=<channel>` is added.
     `message_not_found` for a ts with no message."""
