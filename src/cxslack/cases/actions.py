@@ -369,9 +369,12 @@ class ClickHandler:
         key = case_key(case)
         if key not in self._links:
             try:
-                self._links[key] = str(self.coralogix().case_deep_link(key))
+                link = self.coralogix().case_deep_link(key)
             except CxError:
                 return None  # not remembered: the next click tries again
+            if link is None:
+                return None  # Coralogix gave none (CaseDeepLinks.detail is optional)
+            self._links[key] = link
         return self._links[key]
 
     @staticmethod

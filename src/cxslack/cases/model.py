@@ -71,6 +71,14 @@ def case_name(case: dict[str, Any]) -> str:
     return str(case.get("readableId") or case.get("id"))
 
 
+def case_title_line(case: dict[str, Any]) -> str:
+    """`CASE-123 (uuid)`; a Case without its optional readableId is named by its id alone."""
+    readable, ident = case.get("readableId"), case.get("id")
+    if readable and ident and readable != ident:
+        return f"{readable} ({ident})"
+    return str(readable or ident or "-")
+
+
 def case_labels(case: dict[str, Any]) -> dict[str, list[str]]:
     """Case labels as the templates see them (`_context.entityLabels["team"][0]`), whatever the shape:
     a key → list map, [{key, value}] pairs, "key:value" strings, or bare tags (under "tags")."""

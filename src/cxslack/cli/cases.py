@@ -46,7 +46,7 @@ def coralogix() -> Any:
 @app.command("show")
 def show(case_id: CaseArg, output: OutputOpt = OutputFormat.TABLE, state_url: StateUrlOpt = None) -> None:
     """Show a Case: status, priority, assignee, labels and its Coralogix link."""
-    from cxslack.cases.model import case_key, label_text, priority_label, status_label
+    from cxslack.cases.model import case_key, case_title_line, label_text, priority_label, status_label
     from cxslack.cases.people import People
     from cxslack.connectors import channel_label
     from cxslack.state import open_state
@@ -74,13 +74,13 @@ def show(case_id: CaseArg, output: OutputOpt = OutputFormat.TABLE, state_url: St
         doc,
         lambda: out.fields(
             [
-                ("Case", f"{case.get('readableId')} ({case.get('id')})"),
+                ("Case", case_title_line(case)),
                 ("Title", str(case.get("title", ""))),
                 ("Status", status_label(case)),
                 ("Priority", priority_label(case)),
                 ("Assignee", who),
                 ("Labels", label_text(case)),
-                ("Link", link),
+                ("Link", link or "-"),
                 (
                     "In Slack",
                     ", ".join(
@@ -351,7 +351,7 @@ def _on_off(value: bool | None, unset: str) -> str:
 def _deep_link(client: Any, case_id: str) -> str | None:
     """The Case's link for the message; a Case without Coralogix access still posts, unlinked."""
     try:
-        return str(client.case_deep_link(case_id))
+        return client.case_deep_link(case_id)
     except CxError:
         return None
 

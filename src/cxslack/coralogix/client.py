@@ -133,12 +133,14 @@ class CoralogixClient:
         doc = self._cases("GET", f"/{case_id}", _read(case_id, "read"))
         return _expect(doc, "case", dict, f"Case {case_id}")
 
-    def case_deep_link(self, case_id: str) -> str:
-        """The Case's absolute URL in the Coralogix UI (`deepLinks.detail`)."""
+    def case_deep_link(self, case_id: str) -> str | None:
+        """The Case's absolute URL in the Coralogix UI (`deepLinks.detail`); None when Coralogix
+        gives none (CaseDeepLinks.detail is optional in cases.yaml)."""
         case_id = check_case_id(case_id)
         doc = self._cases("GET", f"/{case_id}/deep-links", _read(case_id, "get the link of"))
-        links = _expect(doc, "deepLinks", dict, f"Case {case_id}'s deep links")
-        return _expect(links, "detail", str, f"Case {case_id}'s deep link")
+        links = _expect(doc, "deepLinks", dict, f"Case {case_id}'s deep links", default={})
+        detail = links.get("detail")
+        return detail if isinstance(detail, str) and detail else None
 
     def list_cases(self, page_size: int = 50, page_token: str | None = None) -> CasePage:
         """One page of Cases; pass `next_page_token` back for the next one."""

@@ -74,9 +74,16 @@ def search_members(
                 yield member
         next_token = doc.get("nextPageToken")
         # int64 in the spec; protobuf JSON may carry it as a string. 0 or missing: the last page.
+        # A page the filter left empty is not the end while a token says there is more (MAX_PAGES
+        # bounds a server that never stops); a token that does not move on is the end.
         if isinstance(next_token, str) and next_token.isdigit():
             next_token = int(next_token)
-        if not isinstance(next_token, int) or isinstance(next_token, bool) or not next_token or not users:
+        if (
+            not isinstance(next_token, int)
+            or isinstance(next_token, bool)
+            or not next_token
+            or next_token == token
+        ):
             return
         token = next_token
 
