@@ -376,3 +376,20 @@ def test_people_name_the_assignee_from_the_team(client: CoralogixClient, httpx_m
         json={"users": [{**_user(1), "userId": USER_ID, "firstName": "Ada", "lastName": "Lovelace"}]}
     )
     assert People(client).assignee(FULL_CASE) == Assignee(True, "Ada Lovelace")
+
+
+def test_a_coralogix_name_cannot_mention_a_channel_but_a_slack_mention_stays() -> None:
+    """rbac.v2.User first/last names are free text from Coralogix: escaped like titles and labels."""
+    named = Assignee(True, "<!channel> Eve")
+    text, blocks = case_root_message(FULL_CASE, None, named)
+    update_text, update = case_update_message(FULL_CASE, CaseEvent.ASSIGNEE_CHANGED, named)
+    preview = case_preview(FULL_CASE, "https://x/c", named)
+    for seen in (*shown(blocks), update_text, *shown(update), *shown(preview)):
+        assert "<!channel>" not in seen
+    assert any("&lt;!channel&gt; Eve" in t for t in shown(blocks))
+    mentioned = Assignee(True, "<@U012AB3CD>")
+    assert any("<@U012AB3CD>" in t for t in shown(case_root_message(FULL_CASE, None, mentioned)[1]))
+    assert any(
+        "<@U012AB3CD>" in t
+        for t in shown(case_update_message(FULL_CASE, CaseEvent.ASSIGNEE_CHANGED, mentioned)[1])
+    )

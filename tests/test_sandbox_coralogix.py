@@ -89,6 +89,33 @@ def test_listing_pages_through_every_case(sandbox: SlackSandbox, client: Coralog
     assert [c["readableId"] for c in admin_get(sandbox, "coralogix/cases")["cases"]] == seen
 
 
+def test_listing_takes_the_published_filters_and_int64_pagination(sandbox: SlackSandbox) -> None:
+    """cases.yaml ListCases: CaseFilters narrow the list; pageSize/skip are int64 (number or string)."""
+
+    def listed(body: dict[str, Any]) -> list[str]:
+        answer = HTTP.post(f"{sandbox.url}/mgmt/openapi/5/cases/cases/v1", json=body,
+                           headers={"Authorization": f"Bearer {CORALOGIX_API_KEY}"})  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        return [c["readableId"] for c in answer.json()["cases"]]
+
+    assert listed({"filters": {"statuses": ["CASE_STATUS_ACTIVE", "CASE_STATUS_CLOSED"]}}) == [
+        "CASE-1",
+        "CASE-5",
+    ]
+    assert listed({"filters": {"priorities": ["CASE_PRIORITY_P2"]}}) == ["CASE-2"]
+    assert listed({"filters": {"labels": [{"key": "env", "values": ["prod"]}]}}) == ["CASE-1", "CASE-2"]
+    assert listed({"filters": {"textSearch": "disk"}}) == ["CASE-3"]
+    assert listed({"filters": {"categories": ["CASE_CATEGORY_SECURITY"]}}) == []
+    assert listed({"filters": {"someNewerFilter": True}}) == [f"CASE-{n}" for n in range(1, 6)]
+    assert listed({"pagination": {"pageSize": "2", "skip": "1"}}) == ["CASE-2", "CASE-3"]
+    for bad in ({"filters": {"statuses": ["ACTIVE"]}}, {"filters": {"labels": [{"key": "env"}]}},
+                {"pagination": {"pageSize": 0}}, {"pagination": {"pageSize": "ten"}},
+                {"pagination": {"skip": -1}}):  # fmt: skip
+        answer = HTTP.post(f"{sandbox.url}/mgmt/openapi/5/cases/cases/v1", json=bad,
+                           headers={"Authorization": f"Bearer {CORALOGIX_API_KEY}"})  # fmt: skip
+        assert (answer.status_code, answer.json()["code"]) == (400, 3), bad
+
+
 def test_the_deep_link_is_an_absolute_url_on_the_sandbox(
     sandbox: SlackSandbox, client: CoralogixClient
 ) -> None:

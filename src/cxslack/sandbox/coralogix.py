@@ -156,7 +156,11 @@ RULES: tuple[Rule, ...] = (
     Rule("an event that does not exist: 404 Event not found", f"{CASES_YAML}: GetEvent, UpdateComment, DeleteComment 404"),
     Rule("updating or deleting an event that is not a comment: 400",
          f"{CASES_YAML}: UpdateComment 'modify the content of an existing comment event'"),
-    Rule("pagination.pageSize outside 1..1000 or an unknown pageToken: 400", f"{CASES_YAML}: cases.v1.PaginationRequest"),
+    Rule("pagination.pageSize outside 1..1000, skip outside 0..1000000 (int64: a JSON number or a decimal "
+         "string, as protobuf JSON reads it) or an unknown pageToken: 400", f"{CASES_YAML}: cases.v1.PaginationRequest"),
+    Rule("ListCases filters statuses/priorities/categories (CaseStatus, CasePriority, CaseCategory values: any other "
+         "is a 400), labels ([{key, values}]) and textSearch, each narrowing the list; filters it does not know are "
+         "ignored", f"{CASES_YAML}: ListCases request `filters` (CaseFilters, FilterGroup)"),
 )  # fmt: skip
 
 
@@ -361,12 +365,14 @@ class CoralogixApi:
     def _list(self, request: Request, _: Case | None) -> Response:
         body = request.json_object()
         pagination = body.get("pagination") or {}
-        size, token = pagination.get("pageSize", 50), pagination.get("pageToken") or "0"
-        if not isinstance(size, int) or not 1 <= size <= 1000:
-            raise BadRequest("invalid_argument", "pagination.pageSize must be 1 to 1000")
+        if not isinstance(pagination, dict):
+            raise BadRequest("invalid_argument", "pagination must be an object")
+        size = _int64(pagination.get("pageSize", 50), "pagination.pageSize", 1, 1000)
+        skip = _int64(pagination.get("skip", 0), "pagination.skip", 0, 1_000_000)
+        token = pagination.get("pageToken") or "0"
         if not isinstance(token, str) or not token.isdigit():
             raise BadRequest("invalid_argument", "invalid pagination.pageToken")
-        cases = list(self.cases.values())
+        cases = [c for c in self.cases.values() if _matches(c, body.get("filters") or {})][skip:]
         start = int(token)
         page: dict[str, Any] = {}
         if start + size < len(cases):
@@ -513,6 +519,46 @@ class CoralogixApi:
                     raise AdminError(404, "case_not_found", f"no Case {body['case']!r}")
                 cases = [found]
             return {"comments": [e for c in cases for e in c.events if "comment" in e["eventData"]]}
+
+
+def _int64(value: Any, name: str, low: int, high: int) -> int:
+    """An int64 field of a request: protobuf JSON takes a number or a decimal string."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise BadRequest("invalid_argument", f"{name} must be {low} to {high}")
+    return value
+
+
+CASE_CATEGORIES = ("CASE_CATEGORY_UNSPECIFIED", "CASE_CATEGORY_SECURITY", "CASE_CATEGORY_AVAILABILITY")
+
+
+def _matches(case: Case, filters: Any) -> bool:
+    """Does the Case pass ListCases' CaseFilters? (statuses, priorities, categories, labels, textSearch)"""
+    if not isinstance(filters, dict):
+        raise BadRequest("invalid_argument", "filters must be an object")
+    api = case.to_api()
+    for name, field_, allowed in (("statuses", "status", ("CASE_STATUS_UNSPECIFIED", *CASE_STATUSES)),
+                                  ("priorities", "priority", ("CASE_PRIORITY_UNSPECIFIED", *CASE_PRIORITIES)),
+                                  ("categories", "category", CASE_CATEGORIES)):  # fmt: skip
+        wanted = filters.get(name) or []
+        if not isinstance(wanted, list) or any(v not in allowed for v in wanted):
+            raise BadRequest("invalid_argument", f"filters.{name} are {', '.join(allowed)}")
+        if wanted and api[field_] not in wanted:
+            return False
+    groups = filters.get("labels") or []
+    if not isinstance(groups, list) or not all(
+        isinstance(g, dict) and isinstance(g.get("key"), str) and isinstance(g.get("values"), list)
+        for g in groups
+    ):
+        raise BadRequest("invalid_argument", "filters.labels are [{key, values}] (FilterGroup)")
+    for group in groups:
+        if not any(k == group["key"] and v in group["values"] for k, v in case.labels):
+            return False
+    text = filters.get("textSearch")
+    if text is not None and not isinstance(text, str):
+        raise BadRequest("invalid_argument", "filters.textSearch must be a string")
+    return not text or text.casefold() in case.title.casefold()
 
 
 def _case_fields(body: Body, required: tuple[str, ...]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ answers their clicks); previews and updates carry none.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from cxslack.cases.model import EVENT_TEXT, CaseEvent, case_name, label_text, priority_label, status_label
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from cxslack.model import Integration
 
 Message = tuple[str, list[dict[str, Any]]]
+_MENTION = re.compile(r"<@[UW][A-Z0-9]+>")
 
 
 def build_test_message(connector: Connector, integration: Integration) -> Message:
@@ -60,11 +62,17 @@ def _field(label: str, value: str) -> Any:
     return MarkdownTextObject(text=clip(f"*{label}*\n{value}", SECTION_FIELD_TEXT_MAX))
 
 
+def _person(shown: str) -> str:
+    """An assignee as mrkdwn: a Slack mention as it is; a name from Coralogix (team members' names,
+    a webhook's assignee) escaped like every other Coralogix text."""
+    return shown if _MENTION.fullmatch(shown) else escape(shown)
+
+
 def _assignee_fields(assignee: Assignee) -> list[Any]:
     """The Assignee field: a person, "Unassigned", or nothing when the person is not known."""
     if not assignee.assigned:
         return [_field("Assignee", "Unassigned")]
-    return [_field("Assignee", assignee.shown)] if assignee.shown else []
+    return [_field("Assignee", _person(assignee.shown))] if assignee.shown else []
 
 
 def case_root_message(
@@ -131,7 +139,7 @@ def case_buttons(case: dict[str, Any]) -> dict[str, Any] | None:
 def _assignment(assignee: Assignee) -> str:
     if not assignee.assigned:
         return "unassigned"
-    return f"assigned to *{assignee.shown}*" if assignee.shown else "assigned"
+    return f"assigned to *{_person(assignee.shown)}*" if assignee.shown else "assigned"
 
 
 def case_update_message(
