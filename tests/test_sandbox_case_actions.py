@@ -207,3 +207,27 @@ def test_search_rules(sandbox: SlackSandbox, client: CoralogixClient) -> None:
     assert raw(sandbox, "GET", path, status="ACTIVE").status_code == 400
     active = raw(sandbox, "GET", path, status="USER_STATUS_ACTIVE", page_size=100).json()["users"]
     assert "dave@example.com" not in {u["username"] for u in active}
+
+
+def test_acknowledging_one_case_by_id_takes_no_body(sandbox: SlackSandbox, client: CoralogixClient) -> None:
+    """cases.yaml AcknowledgeCase: PUT /cases/acknowledged/v1/{id}, no request body, case:Acknowledge."""
+    answer = raw(sandbox, "PUT", "/cases/acknowledged/v1/CASE-1")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["case"]["status"] == "CASE_STATUS_ACKNOWLEDGED"
+    assert client.get_case("CASE-1")["status"] == "CASE_STATUS_ACKNOWLEDGED"
+    assert raw(sandbox, "PUT", "/cases/acknowledged/v1").status_code == 404  # the id is part of the path
+    assert raw(sandbox, "PUT", "/cases/acknowledged/v1/CASE-999").status_code == 404
+    admin(sandbox, "permissions", permissions=["case:Read"])
+    assert raw(sandbox, "PUT", "/cases/acknowledged/v1/CASE-3").status_code == 403
+
+
+def test_the_keys_role_governs_reading_and_commenting_too(
+    sandbox: SlackSandbox, client: CoralogixClient
+) -> None:
+    """cases.yaml: GetCase needs case:Read and CreateComment case:Comment, whatever set the role."""
+    admin(sandbox, "permissions", permissions=["case:Read"])
+    assert client.get_case("CASE-1")["readableId"] == "CASE-1"
+    assert raw(sandbox, "POST", "/cases/cases/v1/CASE-1/comments", {"text": "hi"}).status_code == 403
+    admin(sandbox, "permissions", permissions=["case:Comment"])
+    assert raw(sandbox, "GET", "/cases/cases/v1/CASE-1").status_code == 403
+    assert raw(sandbox, "POST", "/cases/cases/v1/CASE-1/comments", {"text": "hi"}).status_code == 200

@@ -210,3 +210,28 @@ def test_latency_and_faults_reach_these_calls(sandbox: SlackSandbox, nc: Notific
     assert nc.list_connectors() == []  # a 503 is retried
     calls = HTTP.get(f"{sandbox.url}/_sandbox/calls").json()["methods"]
     assert calls["coralogix.nc.connectors.list"] == 2
+
+
+def test_list_filters_are_the_published_query_parameters(
+    sandbox: SlackSandbox, nc: NotificationCenter
+) -> None:
+    """notification-center.yaml: ListConnectors `supported_by_entity_type`, ListGlobalRouters `entity_type`."""
+    nc.create_connector(slack())
+    for router in ({"id": "r-alerts", "name": "A", "entityType": "ALERTS", "rules": []},
+                   {"id": "r-cases", "name": "C", "rules": [{"name": "x", "entityType": "ENTITY_TYPE_CASES",
+                                                             "targets": [{"connectorId": "c1"}]}]}):  # fmt: skip
+        HTTP.post(f"{sandbox.url}/_sandbox/coralogix/nc/routers", json={"router": router}).raise_for_status()
+
+    def routers(query: str) -> list[str]:
+        answer = raw(sandbox, "GET", f"/routers{query}")
+        assert answer.status_code == 200, answer.text
+        return [r["id"] for r in answer.json()["routers"]]
+
+    assert routers("") == ["r-alerts", "r-cases"]
+    assert routers("?entity_type=CASES") == routers("?entity_type=ENTITY_TYPE_CASES") == ["r-cases"]
+    assert routers("?entity_type=ALERTS") == ["r-alerts"]
+    answer = raw(sandbox, "GET", "/connectors?connector_type=SLACK&supported_by_entity_type=CASES")
+    assert [c["id"] for c in answer.json()["connectors"]] == ["c1"]
+    for bad in ("/routers?entity_type=INCIDENTS", "/connectors?supported_by_entity_type=INCIDENTS"):
+        answer = raw(sandbox, "GET", bad)
+        assert (answer.status_code, answer.json()["code"]) == (400, 3), bad

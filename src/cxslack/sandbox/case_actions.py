@@ -3,6 +3,7 @@
 What Case buttons in Slack call, in the published v5 shapes (cases.yaml, team-members.yaml):
 
     POST /mgmt/openapi/5/cases/acknowledged/v1          {ids, actor}       case:Acknowledge
+    PUT  /mgmt/openapi/5/cases/acknowledged/v1/{id}     (no body)          case:Acknowledge
     POST /mgmt/openapi/5/cases/assigned/v1/{id}         {assignee}         case:Assign
     PUT  /mgmt/openapi/5/cases/resolved/v1/{id}         {reason?}          case:Close
     POST /mgmt/openapi/5/cases/closed/v1/{id}           (no body)          case:Close
@@ -147,6 +148,7 @@ class CaseActionsApi:
         # (verb, path under /mgmt/openapi/5 without the Case id) → action
         self.actions: dict[tuple[str, str], _Action] = {
             ("POST", "/cases/acknowledged/v1"): _Action("coralogix.cases.acknowledge", "case:Acknowledge", self._acknowledge),
+            ("PUT", "/cases/acknowledged/v1"): _Action("coralogix.cases.acknowledge_one", "case:Acknowledge", self._acknowledge_one),
             ("POST", "/cases/assigned/v1"): _Action("coralogix.cases.assign", "case:Assign", self._assign),
             ("PUT", "/cases/resolved/v1"): _Action("coralogix.cases.resolve", "case:Close", self._resolve),
             ("POST", "/cases/closed/v1"): _Action("coralogix.cases.close", "case:Close", self._close),
@@ -189,7 +191,8 @@ class CaseActionsApi:
         base, _, rest = path.partition("/v1")
         ref = rest.strip("/") or None
         action = self.actions.get((request.verb, base + "/v1"))
-        if action is None or (ref is None) != (base == "/cases/acknowledged"):
+        bulk = (request.verb, base) == ("POST", "/cases/acknowledged")  # the one route without an id
+        if action is None or (ref is None) != bulk:
             return grpc_error(404, NOT_FOUND, f"no such endpoint: {request.verb} {request.path}")
         with self.lock:  # the sandbox key's role is what admin_permissions set
             grants = {
@@ -241,6 +244,14 @@ class CaseActionsApi:
             for case in cases:
                 self.cases.change(case, "status", "CASE_STATUS_ACKNOWLEDGED", {"user": {"id": actor.user_id}})
             return {"cases": [c.to_api() for c in cases]}
+
+    def _acknowledge_one(self, request: Request, ref: str | None) -> dict[str, Any]:
+        """PUT /cases/acknowledged/v1/{id}: no body and no actor, so it is the API key's doing."""
+        assert ref is not None
+        with self.cases.lock:
+            case = self.cases.case(ref)
+            self.cases.change(case, "status", "CASE_STATUS_ACKNOWLEDGED", API_KEY_ACTOR)
+            return {"case": case.to_api()}
 
     def _assign(self, request: Request, ref: str | None) -> dict[str, Any]:
         assert ref is not None

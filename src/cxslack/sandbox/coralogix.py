@@ -147,8 +147,10 @@ class Rule:
 # What the Cases and Case events endpoints refuse, and where Coralogix's published API says so.
 RULES: tuple[Rule, ...] = (
     Rule("a missing or unknown API key: 401 UNAUTHENTICATED", f"{CASES_YAML}: 401 Unauthorized request"),
-    Rule("writing (comments) with a key whose role lacks case:Comment: 403 PERMISSION_DENIED",
-         f"{CASES_YAML}: x-coralogixPermissions case:Comment of CreateComment, UpdateComment, DeleteComment"),
+    Rule("writing (comments) with a key whose role lacks case:Comment, reading without case:Read: 403 "
+         "PERMISSION_DENIED (the role is what /_sandbox/coralogix/permissions set)",
+         f"{CASES_YAML}: x-coralogixPermissions case:Comment of CreateComment, UpdateComment, DeleteComment; "
+         "case:Read of GetCase, ListCases, ListEvents, GetEvent, GetCaseDeepLinks"),
     Rule("a Case id that is neither a UUID nor a readable id, or over 64 characters: 400 INVALID_ARGUMENT",
          f"{CASES_YAML}: the case_id/id pattern ^(uuid|[A-Z]+-[0-9]+)$ and maxLength 64"),
     Rule("a Case that does not exist: 404 NOT_FOUND", f"{CASES_YAML}: 404 Case not found"),
@@ -342,7 +344,17 @@ class CoralogixApi:
 
     # -- the Cases API ----------------------------------------------------------------------
     def _admit(self, request: Request, method: str, write: bool) -> Response | None:
-        return admit(self.sandbox, request, method, "case:Comment" if write else None, KEY_GRANTS)
+        """case:Read to read, case:Comment to write (cases.yaml x-coralogixPermissions), checked
+        against the sandbox key's role as `/_sandbox/coralogix/permissions` last set it."""
+        return admit(self.sandbox, request, method, "case:Comment" if write else "case:Read", self._grants())
+
+    def _grants(self) -> Grants:
+        actions = getattr(self.sandbox, "case_actions", None)  # the role's permissions live there
+        if actions is None:
+            return KEY_GRANTS
+        with actions.lock:
+            role = frozenset(actions.permissions)
+        return {**KEY_GRANTS, CORALOGIX_API_KEY: role}
 
     def _cases_api(self, request: Request) -> Response:
         parts = [p for p in request.path.removeprefix(CASES_PREFIX).split("/") if p]

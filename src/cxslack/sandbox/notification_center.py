@@ -16,6 +16,7 @@ The rules it enforces, each with its source:
 | `createTime`, `updateTime`, `teamId` are the server's: ignored on input, `updateTime` moves on every write | yaml (output fields); reference: "compare updateTime before replacing" |
 | fields outside this excerpt are kept as sent (a newer Coralogix knows fields the excerpt does not) | reference: "newer: OLLY_SCHEDULED_TASKS" |
 | unknown connector or router → 404, an id that exists on POST → 409 | gRPC-gateway NOT_FOUND / ALREADY_EXISTS |
+| `GET /connectors` takes `connector_type` and `supported_by_entity_type`, `GET /routers` takes `entity_type` (a router of that type, or with a rule of it); each an enum value, bare or prefixed, anything else a 400 | yaml ListConnectors / ListGlobalRouters query parameters |
 | `connectors:test` / `:testConfig` answer `{"result": {"success": {"metadata"}}}` or `{"result": {"failure": {"message", "statusCode"}}}`; delivery goes to `channel`, then `fallbackChannel` | yaml TestResult; reference (delivery rule) |
 | the Integrations list names definitions; `…/v1/{id}` lists deployed instances with `integrationStatus.connectionStatus` PENDING/ACTIVE/FAILING/STATUS_UNKNOWN | alerts-integrations.yaml |
 | removing an integration removes its connectors (router rules that targeted them dangle) | product page ("Manage your integrations"); reference ("silently stops every rule") |
@@ -197,8 +198,11 @@ class NotificationCenterApi:
 
     # -- connectors -------------------------------------------------------------------------
     def _list(self, request: Request, _: str | None) -> Response:
-        wanted = request.query_params().get("connector_type")
+        query = request.query_params()
+        wanted = query.get("connector_type")
         kind = _enum(wanted, "CONNECTOR_TYPE_", CONNECTOR_TYPES, "connector_type") if wanted else None
+        if query.get("supported_by_entity_type"):  # every connector type serves every entity type here
+            _enum(query["supported_by_entity_type"], "ENTITY_TYPE_", ENTITY_TYPES, "supported_by_entity_type")
         found = [c for c in self.connectors.values() if kind is None or c["type"] == kind]
         return Response.json(200, {"connectors": found})
 
@@ -359,7 +363,15 @@ class NotificationCenterApi:
 
     # -- routers ----------------------------------------------------------------------------
     def _routers(self, request: Request, _: str | None) -> Response:
-        return Response.json(200, {"routers": list(self.routers.values())})
+        wanted = request.query_params().get("entity_type")
+        kind = _enum(wanted, "ENTITY_TYPE_", ENTITY_TYPES, "entity_type") if wanted else None
+
+        def of_kind(router: dict[str, Any]) -> bool:
+            types = [router.get("entityType"), *(r.get("entityType") for r in router.get("rules") or [])]
+            return any(isinstance(t, str) and t.removeprefix("ENTITY_TYPE_") == kind for t in types)
+
+        found = [r for r in self.routers.values() if kind is None or of_kind(r)]
+        return Response.json(200, {"routers": found})
 
     def _router(self, request: Request, ident: str | None) -> Response:
         found = self.routers.get(ident or "")
