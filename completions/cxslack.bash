@@ -47,6 +47,7 @@ _cxslack() {
         "app manifest:--interactivity-url") COMPREPLY=(); return ;;
         "app manifest:--name") COMPREPLY=(); return ;;
         "app manifest:--format") COMPREPLY=($(compgen -W "json yaml" -- "$cur")); return ;;
+        "app manifest:--output"|"app manifest:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
         "cases show:--output"|"cases show:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
         "cases show:--state-url") COMPREPLY=(); return ;;
         "cases notify:--connector") COMPREPLY=(); return ;;
@@ -149,7 +150,7 @@ _cxslack() {
         "access-logs collect") opts="--since --until --forward --file --follow --interval --application-name --subsystem-name --no-checkpoint --batch-size --output -o --help -h" ;;
         "app") opts="--help -h" ;;
         "app configure") opts="--client-id --client-secret-stdin --redirect-uri --pkce --no-pkce --output -o --help -h" ;;
-        "app manifest") opts="--integration --two-way-sync --link-previews --access-logs --channel-lookup --evaluation-chart --redirect-uri --events-url --interactivity-url --case-actions --no-case-actions --name --format --help -h" ;;
+        "app manifest") opts="--integration --two-way-sync --link-previews --access-logs --channel-lookup --evaluation-chart --redirect-uri --events-url --interactivity-url --case-actions --no-case-actions --name --format --output -o --help -h" ;;
         "cases") opts="--help -h" ;;
         "cases show") opts="--output -o --state-url --help -h" ;;
         "cases notify") opts="--connector --event --case-json --workers --root-link --resend --repost-root --chart --no-chart --output -o --state-url --help -h" ;;

@@ -170,6 +170,8 @@ def test_chart_flags_override_the_integration_per_run(cli: Cli, cx: Any) -> None
     assert notify(cli)["charts"] == []
     [chart] = notify(cli, "CASE-1", "--chart")["charts"]
     assert chart["reason"]["code"] == "missing_scope"  # asked for, and Slack says what is missing
+    assert "cxslack integrations edit Payments --evaluation-chart" in chart["reason"]["hint"]  # its real name
+    assert "NAME" not in chart["reason"]["hint"]
     cli.ok("integrations", "edit", "payments", "--evaluation-chart")
     assert notify(cli, "CASE-2", "--no-chart")["charts"] == []
 

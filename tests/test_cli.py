@@ -54,7 +54,10 @@ def test_interrupt_exits_130(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(registry.Registry, "view", interrupted)
-    assert cli("integrations", "list").exit_code == 130
+    run = cli("integrations", "list")
+    assert run.exit_code == 130 and run.stdout == "" and "Interrupted." in run.stderr
+    run = cli("integrations", "list", "-o", "json")  # a script still gets its one document
+    assert run.exit_code == 130 and run.json()["error"]["code"] == "interrupted"
 
 
 def test_unexpected_error_is_short_and_points_at_debug(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:

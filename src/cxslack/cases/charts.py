@@ -41,12 +41,20 @@ LOST = frozenset(
         "slack_unavailable",
     }
 )
-_SHARE_HINTS = {
-    "not_in_channel": "Slack shares files only where the app is a member: invite it (/invite @Coralogix in the "
-    "channel), or turn on two-way sync, with which it joins public channels itself",
-    "missing_scope": "Grant files:write: cxslack integrations edit NAME --evaluation-chart, then "
-    "cxslack integrations authorize NAME",
-}
+
+
+def _share_hint(code: str, integration: str) -> str | None:
+    """What to do about Slack refusing a share, with the integration's real name."""
+    from cxslack.registry import quote
+
+    if code == "not_in_channel":
+        return ("Slack shares files only where the app is a member: invite it (/invite @Coralogix in the "
+                "channel), or turn on two-way sync, with which it joins public channels itself")  # fmt: skip
+    if code == "missing_scope":
+        name = quote(integration)
+        return (f"Grant files:write: cxslack integrations edit {name} --evaluation-chart, then "
+                f"cxslack integrations authorize {name}")  # fmt: skip
+    return None
 
 
 @dataclass
@@ -138,7 +146,7 @@ class CaseCharts:
         try:
             outcome.file_id = start_upload(access, picture.filename, picture.png, picture.alt_text)
         except SlackError as exc:
-            return _with(_refused(outcome, exc), trigger)
+            return _with(self._refused(outcome, exc), trigger)
         uploading = ChartShare(key, "uploading", outcome.file_id, thread.channel, thread.ts, _now())
         self.book.record(uploading)
         try:
@@ -150,7 +158,7 @@ class CaseCharts:
                 doubt.alert_name = name
                 return _with(doubt, trigger)
             self.book.forget(key)
-            return _with(_refused(outcome, exc), trigger)
+            return _with(self._refused(outcome, exc), trigger)
         self.book.record(ChartShare(key, "shared", outcome.file_id, thread.channel, thread.ts, _now()))
         return _with(outcome, trigger)
 
@@ -164,6 +172,13 @@ class CaseCharts:
                           "cxslack coralogix configure, or set CX_API_KEY and CX_REGION")  # fmt: skip
         data = chart_data(self.coralogix, case, trigger)
         return render(data), data.alert.name
+
+    def _refused(self, outcome: ChartOutcome, exc: CxError) -> ChartOutcome:
+        outcome.status = "skipped"
+        outcome.drawn = None
+        hint = _share_hint(exc.code, self.deliverer.integration.name) or exc.hint
+        outcome.reason = {"code": exc.code, "message": exc.message, "hint": hint}
+        return outcome
 
     def _settle(self, recorded: ChartShare) -> ChartOutcome:
         """An earlier share's answer was lost: find the file in the thread, or complete the same
@@ -191,7 +206,7 @@ class CaseCharts:
                     return _in_doubt(recorded, f"Slack's answers to sharing it were lost ({exc.code})")
                 if found.certain and exc.code != "file_not_found":  # refused, and certainly not in the thread
                     self.book.forget(recorded.key)
-                    return _refused(done, exc)
+                    return self._refused(done, exc)
                 unseen = "; ".join(found.unsearchable) or "it is not in the thread"
                 why = (f"an earlier share's answer was lost, Slack will not complete that upload again "
                        f"({exc.code}), and cxslack cannot tell whether it arrived ({unseen})")  # fmt: skip
@@ -220,13 +235,6 @@ def _in_doubt(share: ChartShare, why: str) -> ChartOutcome:
                 "hint": "Look in the Case's thread. A rerun shares nothing while it cannot tell; if the chart is "
                         "not there, rerun with --resend (a second chart if it was)"},
     )  # fmt: skip
-
-
-def _refused(outcome: ChartOutcome, exc: CxError) -> ChartOutcome:
-    outcome.status = "skipped"
-    outcome.drawn = None
-    outcome.reason = {"code": exc.code, "message": exc.message, "hint": _SHARE_HINTS.get(exc.code, exc.hint)}
-    return outcome
 
 
 def _skipped(code: str, message: str, hint: str | None = None) -> ChartOutcome:

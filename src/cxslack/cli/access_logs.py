@@ -114,6 +114,11 @@ def collect(
     ] = DEFAULT_BATCH,
     max_runs: Annotated[int | None, typer.Option("--max-runs", min=1, hidden=True)] = None,
     fmt: OutputOpt = OutputFormat.TABLE,
+    legacy_fmt: Annotated[
+        OutputFormat | None,
+        # `-o/--format` named the summary's format before --output did (kept for existing scripts)
+        typer.Option("--format", hidden=True, case_sensitive=False, show_default=False),
+    ] = None,
 ) -> None:
     """Read the integration's access logs and deliver each login entry once.
 
@@ -126,7 +131,7 @@ def collect(
     --file writes the same JSON records, one line per login (--output/-o is the summary's format,
     as everywhere; with --file - there is no summary on stdout).
     """
-    out = Output(fmt)
+    out = Output(legacy_fmt or fmt)
     if forward == (output_file is not None):
         raise UsageError(
             "destination_required",

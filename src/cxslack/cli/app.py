@@ -37,6 +37,10 @@ LAZY_COMMANDS: dict[str, str] = {
 }
 
 
+class Interrupted(Exception):
+    """Ctrl-C while a command ran (raised past Typer, which would swallow KeyboardInterrupt)."""
+
+
 class CxGroup(TyperGroup):
     """Runs the command tree and turns every way out into an exit code and a message."""
 
@@ -71,12 +75,21 @@ class CxGroup(TyperGroup):
                 exc.message = f"{exc.message.rstrip('.')}. Did you mean {matches[0]!r}?"
             raise
 
+    def invoke(self, ctx: Any) -> Any:
+        # Typer turns Ctrl-C into a silent exit 130; carry it out to main(), which says so (and
+        # prints the error document that -o json promises)
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise Interrupted from exc
+
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:  # fmt: skip
         argv = list(sys.argv[1:] if args is None else args)
         from cxslack import notices
 
         notices.listen(render.warn)  # domain code's warnings, on stderr
+        render.json_written = False
         try:
             rv = super().main(argv, prog_name or "cxslack", complete_var, False, windows_expand_args, **extra)
             code = rv if isinstance(rv, int) else 0
@@ -89,7 +102,11 @@ class CxGroup(TyperGroup):
             )
         except _click.exceptions.ClickException as exc:
             code = report(CxError("usage_error", exc.format_message(), exit_code=exc.exit_code), argv)
-        except (KeyboardInterrupt, typer.Abort):
+        except (Interrupted, KeyboardInterrupt, typer.Abort):
+            if wants_json(argv) and not render.json_written:  # a script still gets its one document
+                render.write_json(
+                    {"error": CxError("interrupted", "interrupted before it finished").to_dict()}
+                )
             render.say("Interrupted.")
             code = EXIT_INTERRUPTED
         except BrokenPipeError:

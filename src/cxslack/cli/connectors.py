@@ -366,8 +366,8 @@ def export(
     if unlinked:
         say(
             f"! {', '.join(sorted(unlinked))} {'is' if len(unlinked) == 1 else 'are'} not linked to a Coralogix "
-            "integration, so integrationId is cxslack's own id there. Link: cxslack integrations edit NAME "
-            "--coralogix-id ID (ids: cxslack integrations list --remote)"
+            "integration, so integrationId is cxslack's own id there. Link: cxslack integrations edit "
+            f"{quote(sorted(unlinked)[0])} --coralogix-id ID (ids: cxslack integrations list --remote)"
         )
 
 

@@ -212,8 +212,14 @@ def write_yaml(doc: dict[str, Any]) -> None:
     print(redact(to_yaml(doc)))
 
 
+# Whether this process has printed its JSON document (an interruption after it adds none).
+json_written = False
+
+
 def write_json(doc: Any) -> None:
     """Indented on a terminal; one compact line when piped (json's C encoder: large lists stay fast)."""
+    global json_written
+    json_written = True
     indent = 2 if sys.stdout.isatty() else None
     sys.stdout.write(redact(json.dumps(doc, indent=indent, ensure_ascii=False)) + "\n")
 

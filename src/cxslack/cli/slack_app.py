@@ -149,8 +149,12 @@ def manifest(
     ] = None,
     name: Annotated[str, typer.Option("--name", help="App and bot display name.")] = "Coralogix",
     fmt: Annotated[
-        ManifestFormat, typer.Option("--format", help="json or yaml.", case_sensitive=False)
-    ] = ManifestFormat.YAML,
+        ManifestFormat | None,
+        typer.Option(
+            "--format", help="json or yaml (default: yaml; json with -o json).", case_sensitive=False
+        ),
+    ] = None,
+    output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
     """Print a Slack app manifest with the scopes, events and interactivity for the chosen features.
 
@@ -183,6 +187,8 @@ def manifest(
     uri = redirect_uri or store.read_config().get("app", {}).get("redirect_uri") or DEFAULT_REDIRECT_URI
     doc = build_manifest(features, uri, name=name, events_url=events_url, case_actions=buttons,
                          interactivity_url=interactivity_url)  # fmt: skip
+    if fmt is None:  # -o json (or CXSLACK_OUTPUT=json) means one JSON document, as on every command
+        fmt = ManifestFormat.JSON if output is OutputFormat.JSON else ManifestFormat.YAML
     if fmt is ManifestFormat.JSON:
         write_json(doc)
     else:
