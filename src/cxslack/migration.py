@@ -74,6 +74,7 @@ class Plan:
             "failed": [],
             "skipped": [c.id for c in self.already],
             "remaining": [c.id for c in self.to_move],
+            "in_doubt": [],  # the shape of a real run's document: nothing sent, nothing in doubt
         }
 
 
