@@ -276,3 +276,18 @@ def test_a_link_shared_in_a_slack_connect_channel_is_placed_by_its_authorization
     assert "P2" in unfurled(cx, shared["TS"])
     elsewhere = {**external, "authorizations": [{**external["authorizations"][0], "team_id": "T0PARTNER"}]}
     assert make_handler()(elsewhere) is None  # an installation cxslack does not hold: nothing to do
+
+
+@pytest.mark.parametrize("reason", ["warning", "refresh_requested", "link_disabled"])
+def test_a_socket_mode_disconnect_is_explained(reason: str) -> None:
+    """Slack's `disconnect` message (docs.slack.dev/apis/events-api/using-socket-mode): the SDK
+    reconnects; the operator is told why, and what to do when Socket Mode was turned off."""
+    from cxslack.listen.socket_mode import SocketModeTransport
+
+    lines: list[str] = []
+    transport = SocketModeTransport.__new__(SocketModeTransport)
+    transport.log = lines.append  # type: ignore[method-assign]
+    transport._on_raw(json.dumps({"type": "disconnect", "reason": reason, "debug_info": {"host": "h"}}))
+    transport._on_raw(json.dumps({"type": "hello", "num_connections": 1}))
+    [line] = lines
+    assert reason in line and (("cxslack listen --http" in line) is (reason == "link_disabled"))

@@ -26,6 +26,17 @@ from cxslack.state.interface import EventInbox, InvalidEnvelope
 _TOKEN_ERRORS = frozenset({"invalid_auth", "not_authed", "not_allowed_token_type", "token_revoked"})
 
 
+# Why Slack sends `disconnect`, and what it means for the operator.
+DISCONNECT_REASONS = {
+    "warning": "it will close in about 10 seconds; reconnecting",
+    "refresh_requested": "a routine refresh; reconnecting",
+    "link_disabled": (
+        "Socket Mode was turned off in the Slack app's settings, so events now go to its Request "
+        "URL: turn Socket Mode back on, or run `cxslack listen --http` behind that URL"
+    ),
+}
+
+
 class _LogLines(logging.Handler):
     """The SDK's warnings and errors as redacted lines through the listener's log."""
 
@@ -54,6 +65,7 @@ class SocketModeTransport:
         if self.client.proxy and urllib.request.proxy_bypass(host):  # the SDK reads HTTPS_PROXY, not NO_PROXY
             self.client.proxy = None
         self.client.socket_mode_request_listeners.append(self._on_request)
+        self.client.on_message_listeners.append(self._on_raw)  # the SDK acts on `disconnect` itself
 
     def start(self) -> None:
         from slack_sdk.errors import SlackApiError
@@ -97,6 +109,21 @@ class SocketModeTransport:
         client.closed = True
         client.message_queue.put(None)
         client.close()
+
+    def _on_raw(self, message: str) -> None:
+        """Say why Slack closes the connection (docs.slack.dev/apis/events-api/using-socket-mode,
+        "Disconnect events"); slack-sdk reconnects by itself. `link_disabled` means Socket Mode was
+        turned off in the app's settings: reconnecting cannot help, events now go to a Request URL."""
+        import json
+
+        if '"disconnect"' not in message[:64]:
+            return
+        try:
+            reason = str(json.loads(message).get("reason") or "unknown")
+        except (ValueError, AttributeError):
+            return
+        why = DISCONNECT_REASONS.get(reason, "reconnecting")
+        self.log(f"Socket Mode: Slack is closing the connection ({reason[:40]}): {why}")
 
     def _on_request(self, client: Any, request: Any) -> None:
         from slack_sdk.socket_mode.response import SocketModeResponse
