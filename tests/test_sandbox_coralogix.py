@@ -211,6 +211,20 @@ def test_503_twice_then_200_succeeds(sandbox: SlackSandbox, client: CoralogixCli
     assert admin_get(sandbox, "calls")["pending_faults"] == []
 
 
+def test_injected_faults_answer_in_coralogixs_error_shape(sandbox: SlackSandbox) -> None:
+    """A 429 or 5xx on a Coralogix route has the gRPC-gateway body, not Slack's {ok, error}."""
+    url = f"{sandbox.url}/mgmt/openapi/5/cases/cases/v1/CASE-1"
+    key = {"Authorization": f"Bearer {CORALOGIX_API_KEY}"}
+    admin_post(sandbox, "faults", kind="status", method="coralogix.cases.get", status=503)
+    unavailable = HTTP.get(url, headers=key)
+    admin_post(sandbox, "faults", kind="ratelimit", method="coralogix.cases.get", retry_after=3)
+    limited = HTTP.get(url, headers=key)
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "3"
+    assert limited.json() == {"code": 8, "message": "Too Many Requests", "details": []}
+    assert unavailable.status_code == 503 and unavailable.json()["code"] == 14
+    assert set(unavailable.json()) == {"code", "message", "details"}
+
+
 def test_a_wrong_key_is_401_naming_case_read(sandbox: SlackSandbox) -> None:
     with coralogix_client(sandbox, "not-the-secret") as client:
         error = failure(lambda: client.get_case("CASE-1"))

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from cxslack.sandbox.wire import (
@@ -103,6 +104,24 @@ def grpc_error(status: int, code: int, message: str) -> Response:
     return Response.json(status, {"code": code, "message": message, "details": []})
 
 
+# the gRPC code grpc-gateway answers with each HTTP status (its runtime.HTTPStatusFromCode, read backwards)
+_GRPC_OF_HTTP = {400: INVALID_ARGUMENT, 401: UNAUTHENTICATED, 403: PERMISSION_DENIED, 404: NOT_FOUND,
+                 409: 6, 412: 9, 429: 8, 499: 1, 500: 13, 501: 12, 503: 14, 504: 4}  # fmt: skip
+
+
+def as_grpc_error(response: Response) -> Response:
+    """An injected fault on a Coralogix route answered as Coralogix would: the same status and headers
+    (Retry-After), with the gRPC-gateway body `{code, message, details}` instead of Slack's."""
+    if response.drop or response.status < 400:
+        return response
+    try:
+        phrase = HTTPStatus(response.status).phrase
+    except ValueError:
+        phrase = f"HTTP {response.status}"
+    body = {"code": _GRPC_OF_HTTP.get(response.status, 2), "message": phrase, "details": []}
+    return Response.json(response.status, body, response.headers)
+
+
 class Refused(Exception):
     """A Coralogix-side refusal, answered with `response`."""
 
@@ -128,7 +147,7 @@ def admit(sandbox: SlackSandbox, request: Request, method: str, permission: str 
     key will do). Returns the answer that stops the call, if any."""
     stopped = sandbox.traffic.gate(method)
     if stopped is not None:
-        return stopped
+        return as_grpc_error(stopped)
     key = request.bearer_token()
     if key is None or key not in grants:
         return grpc_error(401, UNAUTHENTICATED, "missing or invalid API key")
@@ -147,6 +166,8 @@ class Rule:
 # What the Cases and Case events endpoints refuse, and where Coralogix's published API says so.
 RULES: tuple[Rule, ...] = (
     Rule("a missing or unknown API key: 401 UNAUTHENTICATED", f"{CASES_YAML}: 401 Unauthorized request"),
+    Rule("every error, injected faults (429, 5xx) included, has the gRPC-gateway body {code, message, details}",
+         f"{CASES_YAML}: error responses; Coralogix's REST API is gRPC-gateway (google.rpc.Status)"),
     Rule("writing (comments) with a key whose role lacks case:Comment, reading without case:Read: 403 "
          "PERMISSION_DENIED (the role is what /_sandbox/coralogix/permissions set)",
          f"{CASES_YAML}: x-coralogixPermissions case:Comment of CreateComment, UpdateComment, DeleteComment; "
