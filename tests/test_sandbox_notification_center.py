@@ -235,3 +235,19 @@ def test_list_filters_are_the_published_query_parameters(
     for bad in ("/routers?entity_type=INCIDENTS", "/connectors?supported_by_entity_type=INCIDENTS"):
         answer = raw(sandbox, "GET", bad)
         assert (answer.status_code, answer.json()["code"]) == (400, 3), bad
+
+
+def test_one_deployed_integration_by_id(sandbox: SlackSandbox) -> None:
+    """alerts-integrations.yaml GetDeployedIntegration: {"integration": DeployedIntegrationInformation}."""
+    HTTP.post(f"{sandbox.url}/_sandbox/coralogix/integrations",
+              json={"id": "new", "version": "0.1.0", "status": "FAILING", "messages": ["token revoked"]}).raise_for_status()  # fmt: skip
+    with coralogix_client(sandbox) as client:
+        info = client.management("GET", "/integrations/integrations/v1/deployed/new", _call())["integration"]
+        assert info["id"] == "new" and info["definitionVersion"] == "0.1.0" and info["definitionKey"]
+        assert info["integrationStatus"]["connectionStatus"] == "FAILING"
+        assert info["integrationStatus"]["messages"] == ["token revoked"]
+        assert set(info) <= {"id", "definitionKey", "definitionVersion", "integrationStatus", "parameters"}
+        gone = refused(
+            lambda: client.management("GET", "/integrations/integrations/v1/deployed/nope", _call())
+        )
+        assert gone.exit_code == EXIT_NOT_FOUND

@@ -18,7 +18,7 @@ The rules it enforces, each with its source:
 | unknown connector or router → 404, an id that exists on POST → 409 | gRPC-gateway NOT_FOUND / ALREADY_EXISTS |
 | `GET /connectors` takes `connector_type` and `supported_by_entity_type`, `GET /routers` takes `entity_type` (a router of that type, or with a rule of it); each an enum value, bare or prefixed, anything else a 400 | yaml ListConnectors / ListGlobalRouters query parameters |
 | `connectors:test` / `:testConfig` answer `{"result": {"success": {"metadata"}}}` or `{"result": {"failure": {"message", "statusCode"}}}`; delivery goes to `channel`, then `fallbackChannel` | yaml TestResult; reference (delivery rule) |
-| the Integrations list names definitions; `…/v1/{id}` lists deployed instances with `integrationStatus.connectionStatus` PENDING/ACTIVE/FAILING/STATUS_UNKNOWN | alerts-integrations.yaml |
+| the Integrations list names definitions; `…/v1/{id}` lists deployed instances with `integrationStatus.connectionStatus` PENDING/ACTIVE/FAILING/STATUS_UNKNOWN; `…/v1/deployed/{integration_id}` answers one instance (`{"integration": DeployedIntegrationInformation}`), 404 for an unknown one | alerts-integrations.yaml (GetIntegrations, GetIntegrationDetails, GetDeployedIntegration) |
 | removing an integration removes its connectors (router rules that targeted them dangle) | product page ("Manage your integrations"); reference ("silently stops every rule") |
 | the read-only key has `case:Read` only, the NC read-only key the three `…:ReadConfig` permissions: 403 otherwise | Coralogix permissions (Notification Center → Permissions; product page prerequisites) |
 
@@ -129,6 +129,7 @@ class NotificationCenterApi:
             False: Route("coralogix.integrations.list", INTEGRATIONS_READ, self._definitions),
             True: Route("coralogix.integrations.get", INTEGRATIONS_READ, self._definition),
         }
+        self.deployed_route = Route("coralogix.integrations.deployed", INTEGRATIONS_READ, self._deployed)
         self.reset()
 
     def reset(self) -> None:
@@ -186,9 +187,22 @@ class NotificationCenterApi:
 
     def _integrations(self, request: Request) -> Response:
         ident = request.path.removeprefix(INTEGRATIONS_PREFIX).strip("/")
-        if "/" in ident:
+        deployed = ident.startswith("deployed/")
+        if deployed:
+            ident = ident.removeprefix("deployed/")
+        if "/" in ident or (deployed and not ident):
             return grpc_error(404, NOT_FOUND, f"no such endpoint: {request.verb} {request.path}")
-        return self._serve(self.integration_routes[bool(ident)], request, ident or None)
+        route = self.deployed_route if deployed else self.integration_routes[bool(ident)]
+        return self._serve(route, request, ident or None)
+
+    def _deployed(self, request: Request, ident: str | None) -> Response:
+        """GetDeployedIntegration: one instance as DeployedIntegrationInformation."""
+        found = self.instances.get(ident or "")
+        if found is None:
+            return grpc_error(404, NOT_FOUND, f"deployed integration {ident} not found")
+        info = {"id": found["id"], "definitionKey": SLACK_DEFINITION_ID, "definitionVersion": found["definitionVersion"],
+                "integrationStatus": copy.deepcopy(found["integrationStatus"]), "parameters": list(found["parameters"])}  # fmt: skip
+        return Response.json(200, {"integration": info})
 
     def _stamp(self) -> str:
         """A new updateTime: the sandbox clock, always later than the previous one (ms)."""
