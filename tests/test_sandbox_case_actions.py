@@ -231,3 +231,17 @@ def test_the_keys_role_governs_reading_and_commenting_too(
     admin(sandbox, "permissions", permissions=["case:Comment"])
     assert raw(sandbox, "GET", "/cases/cases/v1/CASE-1").status_code == 403
     assert raw(sandbox, "POST", "/cases/cases/v1/CASE-1/comments", {"text": "hi"}).status_code == 200
+
+
+def test_a_case_carries_its_acknowledge_time_and_resolution_details(client: CoralogixClient) -> None:
+    """cases.yaml Case.acknowledgeTime and ResolutionDetails {resolveTime, reason, resolvedBy: CaseResolver}."""
+    assert "acknowledgeTime" not in client.get_case("CASE-1") and "resolutionDetails" not in client.get_case(
+        "CASE-1"
+    )
+    acknowledged = client.acknowledge_case("CASE-1", ALICE)
+    assert acknowledged["acknowledgeTime"].endswith("Z") and "resolutionDetails" not in acknowledged
+    resolved = client.resolve_case("CASE-1", "db failover")
+    details = resolved["resolutionDetails"]
+    assert details["reason"] == "db failover" and details["resolvedBy"] == {"apiKey": {}}
+    assert details["resolveTime"] >= acknowledged["acknowledgeTime"]
+    assert client.close_case("CASE-1")["resolutionDetails"] == details

@@ -221,7 +221,33 @@ class Case:
             doc["assignee"] = {"userId": member_id(self.assignee)}
         if self.indicators:
             doc["caseIndicators"] = {"alertIndicators": list(self.indicators)}
+        doc.update(self._lifecycle())
         return doc
+
+    def _lifecycle(self) -> dict[str, Any]:
+        """acknowledgeTime and resolutionDetails {resolveTime, reason, resolvedBy}, read off the
+        timeline (Case, ResolutionDetails, CaseResolver in cases.yaml): present once they apply."""
+        out: dict[str, Any] = {}
+        resolved: dict[str, Any] | None = None
+        for event in self.events:
+            data = event["eventData"]
+            new = (data.get("statusChanged") or {}).get("newStatus")
+            if new == "CASE_STATUS_ACKNOWLEDGED":
+                out["acknowledgeTime"] = event["createTime"]
+            elif new == "CASE_STATUS_RESOLVED":
+                # CaseResolver: the variant's key with an empty marker object ({"apiKey": {}}, …)
+                by = next(iter(event.get("actor") or {"system": {}}), "system")
+                resolved = {"resolveTime": event["createTime"],
+                            "resolvedBy": {{"user": "cxUser"}.get(by, by): {}}}  # fmt: skip
+            elif new in ("CASE_STATUS_ACTIVE", "CASE_STATUS_PENDING_ACTIVATION"):
+                resolved = None
+                out.pop("acknowledgeTime", None)
+            reason = (data.get("resolutionReasonChangedEvent") or {}).get("to")
+            if resolved is not None and reason:
+                resolved["reason"] = reason
+        if resolved is not None and self.status in ("CASE_STATUS_RESOLVED", "CASE_STATUS_CLOSED"):
+            out["resolutionDetails"] = resolved
+        return out
 
 
 @dataclass(frozen=True)
