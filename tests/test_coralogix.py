@@ -228,12 +228,13 @@ def test_deep_link_list_comment_and_events(client: CoralogixClient, httpx_mock: 
     assert client.case_deep_link(CASE["id"].upper()) == link
     page = client.list_cases(page_size=10, page_token="p1")
     assert (page.cases, page.next_page_token) == ([CASE], "p2")
-    assert client.add_comment("CASE-123", "on it", [{"name": "graph.png"}]) == event
+    graph = {"file": {"fileId": "f1", "fileName": "graph.png", "isDeleted": False}}  # CommentAttachment
+    assert client.add_comment("CASE-123", "on it", [graph]) == event
     assert client.list_events("CASE-123") == []
 
     _, listed, commented, _ = httpx_mock.get_requests()
     assert json.loads(listed.content) == {"filters": {}, "pagination": {"pageSize": 10, "pageToken": "p1"}}
-    assert json.loads(commented.content) == {"text": "on it", "attachments": [{"name": "graph.png"}]}
+    assert json.loads(commented.content) == {"text": "on it", "attachments": [graph]}
     assert commented.headers["Content-Type"] == "application/json"
 
 

@@ -393,3 +393,34 @@ def test_a_coralogix_name_cannot_mention_a_channel_but_a_slack_mention_stays() -
         "<@U012AB3CD>" in t
         for t in shown(case_update_message(FULL_CASE, CaseEvent.ASSIGNEE_CHANGED, mentioned)[1])
     )
+
+
+@pytest.mark.parametrize(
+    ("status", "priority"),
+    [
+        ("CASE_STATUS_ACTIVE", "CASE_PRIORITY_P1"),
+        ("ACTIVE", "P1"),
+        ("CASE_STATUS_PENDING_ACTIVATION", "CASE_PRIORITY_P4"),
+    ],
+)
+def test_enums_read_the_same_bare_or_prefixed(status: str, priority: str) -> None:
+    from cxslack.cases.actions import offered
+
+    case = {**MINIMAL_CASE, "status": status, "priority": priority}
+    bare = {
+        **MINIMAL_CASE,
+        "status": status.removeprefix("CASE_STATUS_"),
+        "priority": priority.removeprefix("CASE_PRIORITY_"),
+    }
+    assert status_label(case) == status_label(bare) and priority_label(case) == priority_label(bare)
+    assert offered(case) == offered(bare)
+    assert priority_label(case) in {f"P{n}" for n in range(1, 6)}
+
+
+def test_protobuf_json_leaves_default_values_out() -> None:
+    """proto3 JSON omits zero values: a Case may arrive without status, priority, category or its
+    empty lists, even where the excerpt says required."""
+    bare = {"id": CASE_ID, "title": "t", "createTime": "2025-09-22T10:30:00Z"}
+    text, blocks = case_root_message(bare, None, Assignee(False), buttons=True)
+    assert_readable(text, *shown(blocks))
+    assert priority_label(bare) == "-" and label_text(bare) == "-"

@@ -123,11 +123,10 @@ def test_the_deep_link_is_an_absolute_url_on_the_sandbox(
 
 
 def test_a_comment_lands_on_the_timeline(sandbox: SlackSandbox, client: CoralogixClient) -> None:
-    event = client.add_comment("CASE-3", "Restarted db-3", [{"url": "https://example.com/graph.png"}])
+    log = {"log": {"logId": "l1", "logTimestamp": "2025-09-22T10:30:00Z", "logContent": "db-3 restarted"}}
+    event = client.add_comment("CASE-3", "Restarted db-3", [log])
     assert set(event) == {"eventId", "actor", "createTime", "eventTime", "eventData"}  # CaseEvent
-    assert event["eventData"] == {
-        "comment": {"unsafeText": "Restarted db-3", "attachments": [{"url": "https://example.com/graph.png"}]}
-    }
+    assert event["eventData"] == {"comment": {"unsafeText": "Restarted db-3", "attachments": [log]}}
     assert "apiKey" in event["actor"]
     assert client.list_events("CASE-3")[-1] == event
     assert admin_get(sandbox, "coralogix/comments", case="CASE-3")["comments"] == [event]
@@ -168,6 +167,14 @@ def test_comment_event_rules(sandbox: SlackSandbox, client: CoralogixClient) -> 
     assert status("GET", comment, read_only)[0] == 200  # reading needs case:Read only
     assert status("PUT", f"{comment}/comments", attachments=[]) == (400, 3)  # text is required
     assert status("PUT", f"{created}/comments", text="x") == (400, 3)
+    for bad in ([{"url": "https://example.com/x.png"}], [{"file": {"fileId": "f"}}],
+                [{"file": {"fileId": "f", "fileName": "a", "isDeleted": False}, "log": {}}]):  # fmt: skip
+        assert status("PUT", f"{comment}/comments", text="x", attachments=bad) == (400, 3), bad
+        posted = HTTP.post(f"{sandbox.url}/mgmt/openapi/5/cases/cases/v1/CASE-2/comments",
+                           json={"text": "x", "attachments": bad}, headers=key)  # fmt: skip
+        assert posted.status_code == 400, bad
+    good = [{"file": {"fileId": "f", "fileName": "a.png", "isDeleted": False}}]
+    assert status("PUT", f"{comment}/comments", text="x", attachments=good)[0] == 200
     assert status("DELETE", f"{created}/comments") == (400, 3)
     assert status("PUT", "no-such-event/comments", text="x") == (404, 5)
     assert status("GET", "no-such-event") == (404, 5)

@@ -176,6 +176,8 @@ RULES: tuple[Rule, ...] = (
          f"{CASES_YAML}: the case_id/id pattern ^(uuid|[A-Z]+-[0-9]+)$ and maxLength 64"),
     Rule("a Case that does not exist: 404 NOT_FOUND", f"{CASES_YAML}: 404 Case not found"),
     Rule("a comment without `text`: 400", f"{CASES_YAML}: Create/Update comment event request, required: text"),
+    Rule("an attachment that is not exactly one of customWidget/file/log with that variant's required fields: 400",
+         f"{CASES_YAML}: CommentAttachment oneOf (CustomDashboardWidgetAttachment, FileAttachment, LogAttachment)"),
     Rule("an event that does not exist: 404 Event not found", f"{CASES_YAML}: GetEvent, UpdateComment, DeleteComment 404"),
     Rule("updating or deleting an event that is not a comment: 400",
          f"{CASES_YAML}: UpdateComment 'modify the content of an existing comment event'"),
@@ -458,8 +460,7 @@ class CoralogixApi:
         text, attachments = body.get("text"), body.get("attachments", [])
         if not isinstance(text, str) or not text.strip():
             raise BadRequest("invalid_argument", "text must be a non-empty string")
-        if not isinstance(attachments, list):
-            raise BadRequest("invalid_argument", "attachments must be a list")
+        _check_attachments(attachments)
         comment = {"comment": {"unsafeText": text, "attachments": attachments}}
         return Response.json(200, {"event": self.record(case, comment, API_KEY_ACTOR)})
 
@@ -498,6 +499,8 @@ class CoralogixApi:
         text, attachments = body.get("text"), body.get("attachments")
         if not isinstance(text, str) or not text.strip():
             raise BadRequest("invalid_argument", "text must be a non-empty string")
+        if attachments is not None:
+            _check_attachments(attachments)
         comment = event["eventData"]["comment"]
         comment["unsafeText"] = text
         if isinstance(attachments, list):
@@ -578,6 +581,30 @@ class CoralogixApi:
                     raise AdminError(404, "case_not_found", f"no Case {body['case']!r}")
                 cases = [found]
             return {"comments": [e for c in cases for e in c.events if "comment" in e["eventData"]]}
+
+
+# CommentAttachment (cases.yaml): one of these keys, with the object's required fields
+ATTACHMENT_FIELDS = {
+    "customWidget": ("customDashboardId", "widgetId", "widgetScreenshot"),
+    "file": ("fileId", "fileName", "isDeleted"),
+    "log": ("logId", "logTimestamp", "logContent"),
+}
+
+
+def _check_attachments(attachments: Any) -> None:
+    """A comment's attachments are CommentAttachment objects: exactly one of customWidget, file or
+    log, carrying that variant's required fields."""
+    if not isinstance(attachments, list):
+        raise BadRequest("invalid_argument", "attachments must be a list")
+    for i, item in enumerate(attachments, 1):
+        kinds = [k for k in ATTACHMENT_FIELDS if isinstance(item, dict) and k in item]
+        if not isinstance(item, dict) or len(kinds) != 1 or not isinstance(item[kinds[0]], dict):
+            raise BadRequest(
+                "invalid_argument", f"attachment {i} must be one of {{customWidget | file | log}}"
+            )
+        missing = [f for f in ATTACHMENT_FIELDS[kinds[0]] if f not in item[kinds[0]]]
+        if missing:
+            raise BadRequest("invalid_argument", f"attachment {i} ({kinds[0]}) lacks {', '.join(missing)}")
 
 
 def _int64(value: Any, name: str, low: int, high: int) -> int:
