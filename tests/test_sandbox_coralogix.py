@@ -268,8 +268,16 @@ def test_logs_arrive_in_batches_under_the_limit(sandbox: SlackSandbox, client: C
 def test_ingestion_refuses_big_bodies_bad_entries_and_wrong_keys(sandbox: SlackSandbox) -> None:
     auth = {"Authorization": f"Bearer {CORALOGIX_SEND_KEY}"}
     entry = {"applicationName": "a", "subsystemName": "s", "text": "t"}
-    for path in ("/logs/v1/singles", "/logs/v1/bulk"):
-        assert HTTP.post(sandbox.url + path, json=[entry], headers=auth).status_code == 200
+    assert HTTP.post(sandbox.url + "/logs/v1/singles", json=[entry], headers=auth).status_code == 200
+    # /bulk: one object, the names once, `logEntries` each with severity and text (Coralogix REST API /bulk)
+    bulk = {"applicationName": "a", "subsystemName": "s", "logEntries": [{"severity": 3, "text": "t"}]}
+    assert HTTP.post(sandbox.url + "/logs/v1/bulk", json=bulk, headers=auth).status_code == 200
+    for wrong in (
+        [entry],
+        {**bulk, "logEntries": [{"text": "t"}]},
+        {"logEntries": [{"severity": 3, "text": "t"}]},
+    ):
+        assert HTTP.post(sandbox.url + "/logs/v1/bulk", json=wrong, headers=auth).status_code == 400, wrong
     big = json.dumps([{**entry, "text": "x" * MAX_INGEST_BYTES}])
     assert HTTP.post(sandbox.url + "/logs/v1/singles", content=big, headers=auth).status_code == 413
     bad = HTTP.post(sandbox.url + "/logs/v1/singles", json=[{**entry, "severity": 9}], headers=auth)

@@ -50,6 +50,7 @@ CASES_PREFIX = "/mgmt/openapi/5/cases/cases/v1"
 EVENTS_PREFIX = "/mgmt/openapi/5/cases/events/v1"
 CASES_YAML = "coralogix-openapi-v5/cases.yaml"
 CORALOGIX_ADMIN_PREFIX = ADMIN_PREFIX + "coralogix/"
+# Coralogix's REST API /singles (a JSON array of entries) and /bulk (one object with logEntries)
 INGEST_ROUTES = {"/logs/v1/singles": "coralogix.logs.singles", "/logs/v1/bulk": "coralogix.logs.bulk"}
 MAX_INGEST_BYTES = 2_000_000  # Coralogix's "keep a request under 2 MB", read strictly
 
@@ -527,7 +528,10 @@ class CoralogixApi:
             entries = json.loads(request.body)
         except (ValueError, UnicodeDecodeError):
             entries = None
-        problem = _log_problem(entries)
+        if request.path == "/logs/v1/bulk":  # {applicationName, subsystemName, computerName?, logEntries}
+            entries, problem = _bulk_entries(entries)
+        else:  # a JSON array of entries, each with its applicationName and subsystemName
+            problem = _log_problem(entries)
         if problem:
             return grpc_error(400, INVALID_ARGUMENT, problem)
         with self.lock:
@@ -706,6 +710,22 @@ def change_event(name: str, old: Any, new: Any) -> dict[str, Any] | None:
     if name == "assignee":
         return {"unassigned": {"previousAssigneeUserId": member_id(old)}}
     return None
+
+
+def _bulk_entries(doc: Any) -> tuple[Any, str | None]:
+    """A /logs/v1/bulk body as the entries it stands for (each with the shared names), or the
+    problem: Coralogix's REST API /bulk takes one object whose `logEntries` need `severity` and `text`."""
+    if not isinstance(doc, dict):
+        return None, "the body must be a JSON object {applicationName, subsystemName, logEntries}"
+    items = doc.get("logEntries")
+    if not isinstance(items, list) or not items or not all(isinstance(e, dict) for e in items):
+        return None, "logEntries must be a non-empty array of log entries"
+    missing = next((i for i, e in enumerate(items, 1) if "severity" not in e), None)
+    if missing is not None:
+        return None, f"entry {missing}: severity is required"
+    shared = {k: doc[k] for k in ("applicationName", "subsystemName", "computerName") if k in doc}
+    entries = [{**shared, **entry} for entry in items]
+    return entries, _log_problem(entries)
 
 
 def _log_problem(entries: Any) -> str | None:
