@@ -167,6 +167,10 @@ def test_cxslack_sync_polls_replies_once(cli: Cli, cx: Any) -> None:
         reply(cx, root, text=f"reply {n}")
     first = cli.ok("sync", "-o", "json").json()
     assert first["counts"]["comment"] == 3
+    case_id = cli.ok("cases", "show", "CASE-1", "-o", "json").json()["case"]["id"]
+    assert {(s["case"], s["case_name"], s["action"]) for s in first["synced"]} == {
+        (case_id, "CASE-1", "comment")
+    }
     assert cli.ok("sync", "CASE-1", "-o", "json").json()["counts"]["comment"] == 0
     event = reply(cx, root, text="one more")
     assert cli.ok("sync", "-o", "json").json()["counts"]["comment"] == 1

@@ -54,6 +54,7 @@ class SyncResult:
     reason: str = ""
     case: str | None = None
     comment: dict[str, Any] | None = field(default=None, repr=False)
+    case_name: str | None = None  # the Case's readable id (CASE-1), as `cases notify` names it
 
 
 class ReplySync:
@@ -144,7 +145,7 @@ class ReplySync:
         comment = self._once(claim, thread.case_id, self._comment_text(author, text, *where))
         claim.record(SyncedReply(thread.case_id, thread.case_name, _event_id(comment), author.user_id,
                                  edited_text=text))  # fmt: skip
-        return SyncResult("comment", case=thread.case_id, comment=comment)
+        return SyncResult("comment", case=thread.case_id, comment=comment, case_name=thread.case_name)
 
     def _once(self, claim: ReplyClaim, case_id: str, text: str) -> Any:
         """Add the comment once, even across a crash: its text is recorded as `posting` before it is
@@ -205,7 +206,7 @@ class ReplySync:
                 claim.record(replace(synced, edited_text=text))
                 return SyncResult("skipped", "the comment no longer exists", synced.case)
             claim.record(replace(synced, edited_text=text))
-            return SyncResult("edit", case=synced.case, comment=comment)
+            return SyncResult("edit", case=synced.case, comment=comment, case_name=synced.readable)
 
     def _deleted(self, channel: str, event: dict[str, Any]) -> SyncResult:
         """message_deleted: the comment the reply became is deleted (or, when Coralogix refuses,
@@ -231,7 +232,7 @@ class ReplySync:
                 marker = f"{author.name} deleted this reply in Slack ({link})."
                 comment = self.coralogix.update_comment(synced.comment, marker)
             claim.record(replace(synced, deleted=True))
-            return SyncResult("delete", case=synced.case, comment=comment)
+            return SyncResult("delete", case=synced.case, comment=comment, case_name=synced.readable)
 
     def _muted(self, case_id: str, readable: str | None = None) -> bool:
         """Muted under either of the Case's ids (settings may be saved by readable id or UUID)."""

@@ -44,7 +44,9 @@ def sync(
             ):
                 counts[result.action] += 1
                 if result.action != "skipped":
-                    synced.append({"case": result.case, "action": result.action})
+                    synced.append(
+                        {"case": result.case, "case_name": result.case_name, "action": result.action}
+                    )
     out.emit({"synced": synced, "counts": counts}, lambda: None)
     out.success(
         f"{counts['comment']} new comment(s) synced into Cases ({counts['skipped']} replies already synced or skipped)."
