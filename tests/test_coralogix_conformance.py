@@ -424,3 +424,32 @@ def test_protobuf_json_leaves_default_values_out() -> None:
     text, blocks = case_root_message(bare, None, Assignee(False), buttons=True)
     assert_readable(text, *shown(blocks))
     assert priority_label(bare) == "-" and label_text(bare) == "-"
+
+
+# -- alert definitions (alerts-integrations.yaml, alerts v3) --------------------------------
+def _alert(props: dict[str, Any]) -> dict[str, Any]:
+    return {"alertDef": {"id": "f56645c5-9cd4-4b9f-961f-4f852d8835a0", "alertVersionId": "v1",
+                         "alertDefProperties": {"name": "Errors", **props}}}  # fmt: skip
+
+
+def test_a_threshold_of_zero_that_protobuf_json_left_out_is_zero() -> None:
+    """LogsThresholdCondition / MetricThresholdCondition.threshold is a double: proto3 JSON omits 0,
+    so "more than 0 errors" arrives without `threshold` and is still drawn at 0."""
+    from cxslack.charts.model import alert_query
+
+    logs = _alert({"type": "ALERT_DEF_TYPE_LOGS_THRESHOLD", "logsThreshold": {
+        "logsFilter": {"simpleFilter": {"luceneQuery": "level:error"}},
+        "rules": [{"condition": {"timeWindow": {"logsTimeWindowSpecificValue": "LOGS_TIME_WINDOW_VALUE_MINUTES_10"}}}]}})  # fmt: skip
+    assert alert_query(logs["alertDef"]).threshold == 0.0
+    metric = _alert({"type": "ALERT_DEF_TYPE_METRIC_THRESHOLD", "metricThreshold": {
+        "metricFilter": {"promql": "sum(rate(errors_total[5m]))"}, "rules": [{"condition": {}}]}})  # fmt: skip
+    assert alert_query(metric["alertDef"]).threshold == 0.0
+    compared = _alert(
+        {"metricThreshold": {"metricFilter": {"promql": "cpu > 90"}, "rules": [{"condition": {}}]}}
+    )
+    query = alert_query(compared["alertDef"])
+    assert (query.threshold, query.operator) == (90.0, ">")  # the PromQL's own comparison
+    given = _alert({"metricThreshold": {"metricFilter": {"promql": "cpu"}, "rules": [{"condition": {
+        "threshold": 75.5, "conditionType": "METRIC_THRESHOLD_CONDITION_TYPE_LESS_THAN"}}]}})  # fmt: skip
+    query = alert_query(given["alertDef"])
+    assert (query.threshold, query.operator) == (75.5, "<")

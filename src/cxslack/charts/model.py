@@ -109,7 +109,9 @@ def alert_query(alert_def: dict[str, Any]) -> AlertQuery:
         if not promql:
             raise ChartUnavailable("unsupported_alert", f"alert {name!r} has no PromQL to evaluate")
         split = split_comparison(promql)
-        threshold = _number(condition.get("threshold"))
+        threshold = _threshold(condition)
+        if threshold == 0.0 and "threshold" not in condition and split.value is not None:
+            threshold = None  # nothing said: the PromQL's own comparison is the threshold
         operator = _operator(condition.get("conditionType")) if threshold is not None else split.operator
         return AlertQuery(alert_id, name, kind or "METRIC_THRESHOLD", "metric", split.expression,
                           _metric_window(condition.get("ofTheLast")),
@@ -126,7 +128,7 @@ def alert_query(alert_def: dict[str, Any]) -> AlertQuery:
             else {}
         )
         return AlertQuery(alert_id, name, kind or "LOGS_THRESHOLD", "logs", log_count_query(simple, window),
-                          window, _number(condition.get("threshold")), _operator(condition.get("conditionType")))  # fmt: skip
+                          window, _threshold(condition), _operator(condition.get("conditionType")))  # fmt: skip
     shown = kind.replace("_", " ").lower() or "this kind of"
     raise ChartUnavailable(
         "unsupported_alert_type",
@@ -140,9 +142,11 @@ def _obj(value: Any) -> dict[str, Any]:
 
 
 def _first_condition(rules: list[Any]) -> dict[str, Any]:
+    """The first rule's condition; `_present` marks one that was there, even with every field at
+    its default (protobuf JSON then sends `{}`)."""
     for rule in rules:
         if isinstance(rule, dict) and isinstance(rule.get("condition"), dict):
-            return dict(rule["condition"])
+            return {**rule["condition"], "_present": True}
     return {}
 
 
@@ -154,6 +158,14 @@ def _number(value: Any) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) else None
+
+
+def _threshold(condition: dict[str, Any]) -> float | None:
+    """A condition's `threshold` (a double). protobuf JSON leaves a zero out, so a condition without
+    one is "more than 0" (the usual "any error" alert), not a condition without a threshold."""
+    if condition.get("_present") and "threshold" not in condition:
+        return 0.0
+    return _number(condition.get("threshold"))
 
 
 def _operator(condition_type: Any) -> str:
