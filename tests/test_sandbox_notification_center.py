@@ -251,3 +251,16 @@ def test_one_deployed_integration_by_id(sandbox: SlackSandbox) -> None:
             lambda: client.management("GET", "/integrations/integrations/v1/deployed/nope", _call())
         )
         assert gone.exit_code == EXIT_NOT_FOUND
+
+
+def test_batch_get_takes_repeated_connector_ids(sandbox: SlackSandbox, nc: NotificationCenter) -> None:
+    """notification-center.yaml BatchGetConnectors: `connector_ids` is an array in the query (repeated)."""
+    nc.create_connector(slack("c1"))
+    nc.create_connector(slack("c2", name="Second"))
+    answer = HTTP.get(f"{sandbox.url}{NC_PREFIX}/connectors/all/list",
+                      params=[("connector_ids", "c2"), ("connector_ids", "nope"), ("connector_ids", "c1")],
+                      headers={"Authorization": f"Bearer {CORALOGIX_API_KEY}"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    doc = answer.json()
+    assert sorted(doc["connectors"]) == ["c1", "c2"] and doc["connectors"]["c2"]["name"] == "Second"
+    assert doc["notFoundIds"] == ["nope"]

@@ -16,6 +16,7 @@ The rules it enforces, each with its source:
 | `createTime`, `updateTime`, `teamId` are the server's: ignored on input, `updateTime` moves on every write | yaml (output fields); reference: "compare updateTime before replacing" |
 | fields outside this excerpt are kept as sent (a newer Coralogix knows fields the excerpt does not) | reference: "newer: OLLY_SCHEDULED_TASKS" |
 | unknown connector or router → 404, an id that exists on POST → 409 | gRPC-gateway NOT_FOUND / ALREADY_EXISTS |
+| `GET /connectors/all/list` takes `connector_ids` repeated in the query and answers `{"connectors": {id: Connector}, "notFoundIds": […]}` | yaml BatchGetConnectors |
 | `GET /connectors` takes `connector_type` and `supported_by_entity_type`, `GET /routers` takes `entity_type` (a router of that type, or with a rule of it); each an enum value, bare or prefixed, anything else a 400 | yaml ListConnectors / ListGlobalRouters query parameters |
 | `connectors:test` / `:testConfig` answer `{"result": {"success": {"metadata"}}}` or `{"result": {"failure": {"message", "statusCode"}}}`; delivery goes to `channel`, then `fallbackChannel` | yaml TestResult; reference (delivery rule) |
 | the Integrations list names definitions; `…/v1/{id}` lists deployed instances with `integrationStatus.connectionStatus` PENDING/ACTIVE/FAILING/STATUS_UNKNOWN; `…/v1/deployed/{integration_id}` answers one instance (`{"integration": DeployedIntegrationInformation}`), 404 for an unknown one | alerts-integrations.yaml (GetIntegrations, GetIntegrationDetails, GetDeployedIntegration) |
@@ -129,6 +130,7 @@ class NotificationCenterApi:
             False: Route("coralogix.integrations.list", INTEGRATIONS_READ, self._definitions),
             True: Route("coralogix.integrations.get", INTEGRATIONS_READ, self._definition),
         }
+        self.batch_route = Route("coralogix.nc.connectors.batch_get", CONNECTORS_READ, self._batch_get)
         self.deployed_route = Route("coralogix.integrations.deployed", INTEGRATIONS_READ, self._deployed)
         self.reset()
 
@@ -179,6 +181,8 @@ class NotificationCenterApi:
 
     def _nc(self, request: Request) -> Response:
         rest = request.path.removeprefix(NC_PREFIX).strip("/")
+        if (request.verb, rest) == ("GET", "connectors/all/list"):
+            return self._serve(self.batch_route, request, None)
         resource, _, ident = rest.partition("/")
         route = self.nc_routes.get((request.verb, resource, bool(ident)))
         if route is None or "/" in ident:
@@ -219,6 +223,14 @@ class NotificationCenterApi:
             _enum(query["supported_by_entity_type"], "ENTITY_TYPE_", ENTITY_TYPES, "supported_by_entity_type")
         found = [c for c in self.connectors.values() if kind is None or c["type"] == kind]
         return Response.json(200, {"connectors": found})
+
+    def _batch_get(self, request: Request, _: str | None) -> Response:
+        """BatchGetConnectors: `connector_ids` repeated in the query → {connectors: {id: Connector},
+        notFoundIds}."""
+        wanted = request.query_list("connector_ids")
+        found = {i: self.connectors[i] for i in wanted if i in self.connectors}
+        missing = list(dict.fromkeys(i for i in wanted if i not in self.connectors))
+        return Response.json(200, {"connectors": found, "notFoundIds": missing})
 
     def _get(self, request: Request, ident: str | None) -> Response:
         found = self.connectors.get(ident or "")

@@ -46,6 +46,10 @@ class Request:
     def query_params(self) -> dict[str, str]:
         return dict(parse_qsl(self.query, keep_blank_values=True))
 
+    def query_list(self, name: str) -> list[str]:
+        """Every value of a repeated query parameter (`?ids=a&ids=b`), in order."""
+        return [value for key, value in parse_qsl(self.query, keep_blank_values=True) if key == name]
+
     def params(self) -> dict[str, Any]:
         """Query parameters overlaid with the body: form-encoded, multipart (slack_sdk) or JSON."""
         params: dict[str, Any] = self.query_params()
