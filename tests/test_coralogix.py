@@ -80,7 +80,7 @@ def assert_safe(exc: CxError, client: CoralogixClient) -> None:
         ("us1", "https://api.coralogix.us", "https://ingress.coralogix.us"),
         ("us2", "https://api.cx498.coralogix.com", "https://ingress.cx498.coralogix.com"),
         ("us3", "https://api.us3.coralogix.com", "https://ingress.us3.coralogix.com"),
-        ("ap1", "https://api.app.coralogix.in", "https://ingress.coralogix.in"),
+        ("ap1", "https://api.coralogix.in", "https://ingress.coralogix.in"),
         ("ap2", "https://api.coralogixsg.com", "https://ingress.coralogixsg.com"),
         ("ap3", "https://api.ap3.coralogix.com", "https://ingress.ap3.coralogix.com"),
     ],

@@ -29,15 +29,17 @@ class Hosts(NamedTuple):
     ingress_url: str
 
 
-# The management API hosts are the reference's table. Ingress hosts are `ingress.<domain>`; the
-# reference lists no US3 host, so US3 follows the same rule as its API host.
+# The management API hosts are the `servers` of Coralogix's published OpenAPI v5 (cases.yaml,
+# notification-center.yaml, alerts-integrations.yaml and team-members.yaml all list the same seven;
+# AP1 is `api.coralogix.in` there, where older docs said `api.app.coralogix.in`). The spec lists no
+# US3 server; US3 is the reference's `api.us3.coralogix.com`. Ingress hosts are `ingress.<domain>`.
 REGIONS: dict[str, Hosts] = {
     "eu1": Hosts("https://api.coralogix.com", "https://ingress.coralogix.com"),
     "eu2": Hosts("https://api.eu2.coralogix.com", "https://ingress.eu2.coralogix.com"),
     "us1": Hosts("https://api.coralogix.us", "https://ingress.coralogix.us"),
     "us2": Hosts("https://api.cx498.coralogix.com", "https://ingress.cx498.coralogix.com"),
     "us3": Hosts("https://api.us3.coralogix.com", "https://ingress.us3.coralogix.com"),
-    "ap1": Hosts("https://api.app.coralogix.in", "https://ingress.coralogix.in"),
+    "ap1": Hosts("https://api.coralogix.in", "https://ingress.coralogix.in"),
     "ap2": Hosts("https://api.coralogixsg.com", "https://ingress.coralogixsg.com"),
     "ap3": Hosts("https://api.ap3.coralogix.com", "https://ingress.ap3.coralogix.com"),
 }
