@@ -134,6 +134,7 @@ _cxslack() {
         "sandbox serve:--host") COMPREPLY=(); return ;;
         "sandbox serve:--port") COMPREPLY=(); return ;;
         "sandbox serve:--latency") COMPREPLY=(); return ;;
+        "sandbox serve:--redirect-url") COMPREPLY=(); return ;;
         "sandbox demo:--output"|"sandbox demo:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
         "state migrate:--state-url") COMPREPLY=(); return ;;
         "state migrate:--output"|"state migrate:-o") COMPREPLY=($(compgen -W "table wide json" -- "$cur")); return ;;
@@ -186,7 +187,7 @@ _cxslack() {
         "integrations remove") opts="--yes -y --output -o --help -h" ;;
         "listen") opts="--http --socket-mode --once --signing-secret-stdin --state-url --help -h" ;;
         "sandbox") opts="--help -h" ;;
-        "sandbox serve") opts="--host --port --allow-remote --no-rate-limits --latency --auto-approve --help -h" ;;
+        "sandbox serve") opts="--host --port --allow-remote --no-rate-limits --latency --auto-approve --redirect-url --pkce --help -h" ;;
         "sandbox demo") opts="--output -o --help -h" ;;
         "state") opts="--help -h" ;;
         "state migrate") opts="--state-url --reset-key --output -o --help -h" ;;

@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 
-from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SlackSandbox
-from cxslack.sandbox.authorize import press
+from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SlackSandbox, authorize
+from tests.sandbox_fixture import register_redirect
 
-__all__ = ["follow_callback", "press", "sandbox_env", "start"]
+__all__ = ["follow_callback", "loopback_certificate", "press", "sandbox_env", "start"]
 
 
 def sandbox_env(sandbox: SlackSandbox) -> dict[str, str]:
@@ -67,10 +67,28 @@ def start(args: list[str], env: dict[str, str], stdin: Any = subprocess.DEVNULL)
     raise AssertionError(f"no authorize URL announced\nstdout: {out}\nstderr: {head}{err}")
 
 
+def press(authorize_url: str, decision: str = "allow", *, register: bool = True) -> str:
+    """The browser at the authorize page: press Allow (or Deny), return the redirect's Location.
+    With `register` the callback URL is first registered in the sandbox app's Redirect URLs
+    (tests/sandbox_fixture.py); without it, the URL must have been registered already."""
+    if register:
+        register_redirect(authorize_url)
+    return authorize.press(authorize_url, decision)
+
+
+def loopback_certificate() -> Path:
+    """cxslack's own certificate for https://localhost callbacks, in the test's CXSLACK_HOME."""
+    from cxslack.oauth.tls import CERT_FILE
+    from cxslack.store import Store
+
+    return Store().paths.state_dir / "tls" / CERT_FILE
+
+
 def follow_callback(location: str, cert: Path | None = None) -> httpx.Response:
+    """Land on the callback; an https one is trusted through `cert` (default: cxslack's own)."""
     import ssl
 
     verify: Any = True
-    if cert is not None:
-        verify = ssl.create_default_context(cafile=str(cert))
-    return httpx.get(location, verify=verify)
+    if location.startswith("https://"):
+        verify = ssl.create_default_context(cafile=str(cert or loopback_certificate()))
+    return httpx.get(location, verify=verify, timeout=30)

@@ -16,15 +16,13 @@ from .conftest import Cli, add_integration
 from .oauth_browser import follow_callback, press, sandbox_env, start
 from .test_oauth_loopback import STATE, callback_url, get, needs_ipv6, response, run_browser
 
-HTTP_REDIRECT = "http://127.0.0.1:0/slack/oauth/callback"
+REDIRECT = "https://localhost:0/slack/oauth/callback"  # an ordinary (confidential) app: https only
 
 
 def test_the_page_says_connected_only_after_the_exchange_succeeded(cli: Cli, sandbox: SlackSandbox) -> None:
     add_integration(cli, "Payments")
     env = {**sandbox_env(sandbox), "CXSLACK_SLACK_CLIENT_SECRET": "not-the-secret"}
-    flow = start(
-        ["integrations", "authorize", "Payments", "--redirect-uri", HTTP_REDIRECT, "--no-browser"], env
-    )
+    flow = start(["integrations", "authorize", "Payments", "--redirect-uri", REDIRECT, "--no-browser"], env)
     page = follow_callback(press(flow.url))  # the code is good; the exchange then fails
     code, _, _ = flow.finish()
     assert code == 4
@@ -32,7 +30,7 @@ def test_the_page_says_connected_only_after_the_exchange_succeeded(cli: Cli, san
     assert page.status_code >= 400 and "Slack could not be connected" in page.text
     assert "Slack refused the client secret" in page.text
 
-    flow = start(["integrations", "authorize", "Payments", "--redirect-uri", HTTP_REDIRECT, "--no-browser"],
+    flow = start(["integrations", "authorize", "Payments", "--redirect-uri", REDIRECT, "--no-browser"],
                  sandbox_env(sandbox))  # fmt: skip
     page = follow_callback(press(flow.url))
     assert flow.finish()[0] == 0

@@ -19,7 +19,8 @@ from cxslack.store import Store
 from .conftest import Cli, add_integration
 from .oauth_browser import follow_callback, press, sandbox_env, start
 
-HTTP_REDIRECT = "http://127.0.0.1:0/slack/oauth/callback"
+REDIRECT = "https://localhost:0/slack/oauth/callback"  # an ordinary (confidential) app: https only
+PKCE_REDIRECT = "http://127.0.0.1:0/slack/oauth/callback"
 TOKEN = re.compile(r"xox[a-z](?:\.xox[a-z])?-(?!\*\*\*\*)[A-Za-z0-9-]+")
 
 
@@ -42,7 +43,7 @@ def authorize(
             "authorize",
             name,
             "--redirect-uri",
-            HTTP_REDIRECT,
+            REDIRECT,
             "--no-browser",
             *extra,
             "-o",
@@ -75,7 +76,7 @@ def test_allow_installs_the_app_and_makes_the_integration_active(cli: Cli, sandb
 def test_authorize_url_carries_bot_and_user_scopes_and_state(cli: Cli, sandbox: SlackSandbox) -> None:
     add_integration(cli, "Payments", "--access-logs")
     flow = start(
-        ["integrations", "authorize", "Payments", "--redirect-uri", HTTP_REDIRECT, "--no-browser"],
+        ["integrations", "authorize", "Payments", "--redirect-uri", REDIRECT, "--no-browser"],
         sandbox_env(sandbox),
     )
     query = httpx.URL(flow.url).params
@@ -123,12 +124,12 @@ def test_deny_exits_4_and_stays_pending(cli: Cli, sandbox: SlackSandbox) -> None
 def test_forged_state_is_refused_and_stores_no_token(cli: Cli, sandbox: SlackSandbox) -> None:
     add_integration(cli, "Payments")
     flow = start(
-        ["integrations", "authorize", "Payments", "--redirect-uri", HTTP_REDIRECT, "--no-browser"],
+        ["integrations", "authorize", "Payments", "--redirect-uri", REDIRECT, "--no-browser"],
         sandbox_env(sandbox),
     )
     location = press(flow.url)
     forged = re.sub(r"state=[^&]+", "state=forged-by-an-attacker", location)
-    page = httpx.get(forged)
+    page = follow_callback(forged)
     assert page.status_code == 400
     code, _, err = flow.finish()
     assert code == 4
@@ -140,14 +141,14 @@ def test_forged_state_is_refused_and_stores_no_token(cli: Cli, sandbox: SlackSan
 def test_replaying_the_callback_is_refused(cli: Cli, sandbox: SlackSandbox) -> None:
     add_integration(cli, "Payments")
     flow = start(
-        ["integrations", "authorize", "Payments", "--redirect-uri", HTTP_REDIRECT, "--no-browser"],
+        ["integrations", "authorize", "Payments", "--redirect-uri", REDIRECT, "--no-browser"],
         sandbox_env(sandbox),
     )
     location = press(flow.url)
-    assert httpx.get(location).status_code == 200
+    assert follow_callback(location).status_code == 200
     assert flow.finish()[0] == 0
     with pytest.raises(httpx.ConnectError):
-        httpx.get(location)  # the one-shot listener is gone
+        follow_callback(location)  # the one-shot listener is gone
 
 
 def test_timeout_exits_4_with_a_hint(cli: Cli, sandbox: SlackSandbox) -> None:
@@ -158,7 +159,7 @@ def test_timeout_exits_4_with_a_hint(cli: Cli, sandbox: SlackSandbox) -> None:
             "authorize",
             "Payments",
             "--redirect-uri",
-            HTTP_REDIRECT,
+            REDIRECT,
             "--no-browser",
             "--timeout",
             "0.5",
@@ -205,9 +206,7 @@ def test_paste_mode_for_a_browser_on_another_machine(cli: Cli, sandbox: SlackSan
             "integrations",
             "authorize",
             "Payments",
-            "--redirect-uri",
-            "http://127.0.0.1:8976/slack/oauth/callback",
-            "--paste",
+            "--paste",  # the default redirect URI, which the sandbox app has registered, as Slack apps set up for cxslack do
         ],
         sandbox_env(sandbox),
         stdin=subprocess.PIPE,
@@ -239,8 +238,8 @@ def test_pkce_public_client_needs_no_secret(cli: Cli, sandbox: SlackSandbox) -> 
     add_integration(cli, "Logs", "--no-notifications", "--access-logs")
     httpx.post(f"{sandbox.url}/_sandbox/settings", json={"pkce_enabled": True}).raise_for_status()
     env = {**sandbox_env(sandbox), "CXSLACK_SLACK_CLIENT_SECRET": ""}
-    flow = start(
-        ["integrations", "authorize", "Logs", "--redirect-uri", HTTP_REDIRECT, "--no-browser", "--pkce"], env
+    flow = start(  # a PKCE app may register a plain-http loopback redirect
+        ["integrations", "authorize", "Logs", "--redirect-uri", PKCE_REDIRECT, "--no-browser", "--pkce"], env
     )
     query = httpx.URL(flow.url).params
     assert (
@@ -287,9 +286,7 @@ def test_pkce_against_an_app_without_pkce_is_refused(cli: Cli, sandbox: SlackSan
 def test_wrong_client_secret_exits_4_with_a_hint(cli: Cli, sandbox: SlackSandbox) -> None:
     add_integration(cli, "Payments")
     env = {**sandbox_env(sandbox), "CXSLACK_SLACK_CLIENT_SECRET": "not-the-secret"}
-    flow = start(
-        ["integrations", "authorize", "Payments", "--redirect-uri", HTTP_REDIRECT, "--no-browser"], env
-    )
+    flow = start(["integrations", "authorize", "Payments", "--redirect-uri", REDIRECT, "--no-browser"], env)
     follow_callback(press(flow.url))
     code, _, err = flow.finish()
     assert code == 4
@@ -330,7 +327,7 @@ def test_add_with_authorize_installs_in_one_go(cli: Cli, sandbox: SlackSandbox) 
             "--consent-us-data-transfer",
             "--authorize",
             "--redirect-uri",
-            HTTP_REDIRECT,
+            REDIRECT,
             "--no-browser",
             "-o",
             "json",

@@ -28,7 +28,7 @@ from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SlackSandbox
 from cxslack.sandbox.server import DEFAULT_BOT_SCOPES
 from cxslack.sandbox.traffic import IN_FLIGHT
 
-REDIRECT = "http://127.0.0.1:53682/slack/callback"
+REDIRECT = "https://localhost:53682/slack/callback"  # registered by the `sandbox` fixture below
 HTTP = httpx.Client(timeout=10)  # one client: building one per call costs more than the call
 PRODUCT_SCOPES = (
     "chat:write,chat:write.customize,chat:write.public,users:read,users:read.email,links:read,links:write"
@@ -36,6 +36,13 @@ PRODUCT_SCOPES = (
 
 
 # -- helpers ------------------------------------------------------------------------------
+@pytest.fixture
+def sandbox(sandbox: SlackSandbox) -> SlackSandbox:
+    """The shared fixture's sandbox, with this module's callback URL in its app's Redirect URLs."""
+    sandbox.register_redirect_url(REDIRECT)
+    return sandbox
+
+
 def admin(sb: SlackSandbox, path: str, **body: Any) -> dict[str, Any]:
     response = HTTP.post(f"{sb.url}/_sandbox/{path}", json=body)
     assert response.status_code == 200, response.text
@@ -142,7 +149,7 @@ def test_code_is_single_use(sandbox: SlackSandbox) -> None:
 @pytest.mark.parametrize(
     ("override", "error"),
     [
-        ({"redirect_uri": "http://127.0.0.1:53682/other"}, "bad_redirect_uri"),
+        ({"redirect_uri": "https://localhost:53682/other"}, "bad_redirect_uri"),
         ({"client_secret": "wrong"}, "bad_client_secret"),
         ({"client_id": "someone-else"}, "invalid_client_id"),
         ({"code": "1.nope"}, "invalid_code"),
@@ -183,8 +190,11 @@ def test_pkce_exchange_needs_pkce_enabled_app(sandbox: SlackSandbox) -> None:
     code = click(sandbox, scope="", user_scope="admin", code_challenge=s256(verifier),
                  code_challenge_method="S256")["code"]  # fmt: skip
     assert exchange(sandbox, code, code_verifier=verifier).json()["error"] == "pkce_not_allowed"
-    # a confidential client may still use PKCE on top of its secret
-    assert exchange(sandbox, code, code_verifier=verifier, client_secret=CLIENT_SECRET).json()["ok"] is True
+    # not even on top of the secret: PKCE arguments are for apps with PKCE enabled
+    # (docs.slack.dev/authentication/using-pkce: "Once the PKCE setting is enabled, your app may use the
+    # PKCE arguments"), so a confidential app's code_verifier is refused as well
+    with_secret = exchange(sandbox, code, code_verifier=verifier, client_secret=CLIENT_SECRET).json()
+    assert with_secret["error"] == "pkce_not_allowed"
 
 
 def test_token_rotation_and_refresh(sandbox: SlackSandbox) -> None:
@@ -230,15 +240,13 @@ def test_declined_scopes_are_not_granted(sandbox: SlackSandbox) -> None:
 
 def test_authorize_page_escapes_everything_it_echoes(sandbox: SlackSandbox) -> None:
     evil = '"><script>alert(1)</script>'
-    page = HTTP.get(
-        sandbox.authorize_url,
-        params={
-            "client_id": CLIENT_ID,
-            "scope": f"chat:write,{evil}",
-            "redirect_uri": f"{REDIRECT}?x={evil}",
-            "state": evil,
-        },
-    )
+    params = {"client_id": CLIENT_ID, "scope": f"chat:write,{evil}", "redirect_uri": f"{REDIRECT}?x={evil}",
+              "state": evil}  # fmt: skip
+    refused = HTTP.get(sandbox.authorize_url, params=params)  # unregistered: the error page echoes it
+    assert refused.status_code == 400 and "<script>" not in refused.text
+    assert html.escape(evil) in refused.text
+    sandbox.register_redirect_url(f"{REDIRECT}?x={evil}")
+    page = HTTP.get(sandbox.authorize_url, params=params)
     assert page.status_code == 200
     assert "<script>" not in page.text
     assert html.escape(evil) in page.text

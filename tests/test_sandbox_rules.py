@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cxslack.oauth.redirect import DEFAULT_REDIRECT_URI
 from cxslack.sandbox import CLIENT_ID, SlackSandbox, slack_api
 from cxslack.sandbox.rules import DOCS, RULES, ChannelArg
 
@@ -291,20 +292,23 @@ def authorize_page(sb: SlackSandbox, **params: str) -> httpx.Response:
 @pytest.mark.parametrize("scope", ["openid", "email", "profile"])
 def test_sign_in_with_slack_scopes_are_not_part_of_the_v2_install(sandbox: SlackSandbox, scope: str) -> None:
     page = authorize_page(sandbox, scope="chat:write", user_scope=f"admin,{scope}",
-                          redirect_uri="https://localhost:8976/cb")  # fmt: skip
+                          redirect_uri=DEFAULT_REDIRECT_URI)  # fmt: skip
     assert page.status_code == 400 and "Sign in with Slack" in page.text
     assert authorize_page(sandbox, scope="chat:write", user_scope="admin",
-                          redirect_uri="https://localhost:8976/cb").status_code == 200  # fmt: skip
+                          redirect_uri=DEFAULT_REDIRECT_URI).status_code == 200  # fmt: skip
 
 
-@pytest.mark.parametrize("redirect", ["http://127.0.0.1:8976/cb", "https://localhost:8976/cb"])
+@pytest.mark.parametrize("redirect", ["http://127.0.0.1:8976/cb", DEFAULT_REDIRECT_URI])
 def test_pkce_desktop_redirects_cannot_request_bot_scopes(sandbox: SlackSandbox, redirect: str) -> None:
     pkce = {"code_challenge": "x" * 43, "code_challenge_method": "S256", "redirect_uri": redirect}
+    if redirect.startswith("http://"):  # only a PKCE app may register a plain-http loopback redirect
+        HTTP.post(f"{sandbox.url}/_sandbox/redirect-urls", json={"add": redirect, "pkce_enabled": True})
     refused = authorize_page(sandbox, scope="chat:write", **pkce)
     assert refused.status_code == 400 and "cannot request bot scopes" in refused.text
     assert authorize_page(sandbox, user_scope="admin", **pkce).status_code == 200
-    # the same redirect without PKCE (a confidential client with its secret) may
-    assert (
-        authorize_page(sandbox, scope="chat:write", redirect_uri="https://localhost:8976/cb").status_code
-        == 200
+    # an https redirect of an app without PKCE (a confidential client with its secret) may
+    HTTP.post(
+        f"{sandbox.url}/_sandbox/settings",
+        json={"pkce_enabled": False, "redirect_urls": [DEFAULT_REDIRECT_URI]},
     )
+    assert authorize_page(sandbox, scope="chat:write", redirect_uri=DEFAULT_REDIRECT_URI).status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ import httpx
 from cxslack.sandbox import CLIENT_ID, SlackSandbox
 
 from .conftest import Cli, add_integration
-from .oauth_browser import start
+from .oauth_browser import loopback_certificate, start
+from .sandbox_fixture import register_redirect
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,8 +37,10 @@ def test_auto_approve_completes_oauth_by_following_the_url(cli: Cli) -> None:
         assert "auto-approve" in banner
         add_integration(cli, "Payments")
         flow = start(["integrations", "authorize", "Payments", "--redirect-uri",
-                      "http://127.0.0.1:0/slack/oauth/callback", "--no-browser"], exports)  # fmt: skip
-        page = httpx.get(flow.url, follow_redirects=True, timeout=30)  # what `curl -sL URL` does
+                      "https://localhost:0/slack/oauth/callback", "--no-browser"], exports)  # fmt: skip
+        register_redirect(flow.url)  # an ephemeral port: registered once known, as a Slack app's admin would
+        trust = ssl.create_default_context(cafile=str(loopback_certificate()))
+        page = httpx.get(flow.url, follow_redirects=True, timeout=30, verify=trust)  # `curl -sL URL`
         code, _, err = flow.finish()
         assert code == 0, err
         assert "Slack is connected" in page.text
@@ -63,10 +67,10 @@ def test_admin_api_is_listed_and_documented(cli: Cli, sandbox: SlackSandbox) -> 
 
 
 def test_auto_approve_is_a_setting_that_survives_reset() -> None:
-    with SlackSandbox(auto_approve=True) as sb:
+    with SlackSandbox(auto_approve=True, redirect_urls=["https://localhost:9/cb"]) as sb:
         httpx.post(f"{sb.url}/_sandbox/reset")
         query = {"client_id": CLIENT_ID, "scope": "chat:write", "state": "s",
-                 "redirect_uri": "http://127.0.0.1:9/cb"}  # fmt: skip
+                 "redirect_uri": "https://localhost:9/cb"}  # fmt: skip
         answer = httpx.get(sb.authorize_url, params=query)
         assert answer.status_code == 302 and "code=" in answer.headers["location"]
         httpx.post(f"{sb.url}/_sandbox/settings", json={"auto_approve": False})

@@ -35,7 +35,8 @@ RedirectUriOpt = Annotated[
     typer.Option(
         "--redirect-uri",
         help="OAuth redirect URI: https:// on localhost, 127.0.0.1 or [::1] (default "
-        "https://localhost:8976/slack/oauth/callback), or http://127.0.0.1:PORT/... for PKCE apps and the sandbox.",
+        "https://localhost:8976/slack/oauth/callback), or http://127.0.0.1:PORT/... for PKCE apps. Slack "
+        "requires it to be registered exactly as a Redirect URL in the app's OAuth settings.",
     ),
 ]
 NoBrowserOpt = Annotated[

@@ -50,13 +50,36 @@ def serve(
             "(or follow the URL with curl: see below).",
         ),
     ] = False,
+    redirect_urls: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--redirect-url",
+            metavar="URL",
+            help="A Redirect URL registered in the sandbox app's OAuth settings (repeatable; replaces the "
+            "default: https://localhost:8976/slack/oauth/callback and the configured `app.redirect_uri`). "
+            "Authorize sends codes only to these, exactly. https:// only, unless --pkce.",
+        ),
+    ] = None,
+    pkce: Annotated[
+        bool,
+        typer.Option(
+            "--pkce",
+            help="The sandbox app has PKCE enabled (a public client): http://localhost and 127.0.0.1 "
+            "redirect URLs are allowed, but such installs cannot get bot scopes.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the sandbox until Ctrl-C or SIGTERM, printing the environment that points cxslack at it.
 
-    Completing OAuth: with --auto-approve, `cxslack integrations authorize NAME --redirect-uri
-    http://127.0.0.1:8976/slack/oauth/callback --no-browser` waits for the callback, and opening
-    the printed URL anywhere (a browser, or `curl -sL URL`) finishes the install. Without it, the
-    authorize page shows the scopes and Allow/Deny buttons, as Slack does.
+    The sandbox app has Redirect URLs like a real Slack app's: by default cxslack's default
+    redirect URI (https://localhost:8976/slack/oauth/callback) and the configured `app.redirect_uri`;
+    --redirect-url (repeatable) or POST /_sandbox/redirect-urls changes them. An unregistered
+    redirect_uri gets Slack's error page, not a code.
+
+    Completing OAuth: with --auto-approve, `cxslack integrations authorize NAME --no-browser` waits
+    for the callback, and opening the printed URL anywhere (a browser, or `curl -skL URL`: -k for
+    cxslack's self-signed localhost certificate) finishes the install. Without it, the authorize
+    page shows the scopes and Allow/Deny buttons, as Slack does.
 
     The admin API (JSON in and out, not part of Slack; `GET /_sandbox/` lists it):
 
@@ -75,7 +98,9 @@ def serve(
          (kind: status, ratelimit, latency, drop, late, lost;
          {"clear": true} clears)
     GET|POST /_sandbox/settings          app and traffic settings: token_rotation,
-         pkce_enabled, decline_scopes, paid, auto_approve, rate_limits, ...
+         pkce_enabled, redirect_urls, decline_scopes, paid, auto_approve, rate_limits, ...
+    GET|POST /_sandbox/redirect-urls {redirect_urls | add, pkce_enabled?}   the
+         app's Redirect URLs: replace the list or add one
     POST /_sandbox/tokens {scopes,user_scopes}   install without the browser
     POST /_sandbox/access-logs {count,...}       add team.accessLogs logins
     POST /_sandbox/clock {advance}       move the clock (token expiry)
@@ -111,6 +136,7 @@ def serve(
          API key may read: alerts, metrics, logs
     """
     from cxslack.hosts import is_loopback, is_valid_host
+    from cxslack.oauth.redirect import DEFAULT_REDIRECT_URI
     from cxslack.sandbox import CLIENT_ID, CLIENT_SECRET, SIGNING_SECRET, SlackSandbox
     from cxslack.sandbox.case_actions import CORALOGIX_TEAM_ID
     from cxslack.sandbox.coralogix import CORALOGIX_API_KEY, CORALOGIX_SEND_KEY
@@ -124,10 +150,18 @@ def serve(
             f"refusing to serve the sandbox on {host}: it has no real authentication",
             "Use --host 127.0.0.1 or ::1, or pass --allow-remote to expose it on purpose.",
         )
+    registered = redirect_urls or _default_redirect_urls(pkce)
     try:
-        sandbox = SlackSandbox(
-            host, port, rate_limits=not no_rate_limits, latency=latency, auto_approve=auto_approve
-        ).start()
+        sandbox = SlackSandbox(host, port, rate_limits=not no_rate_limits, latency=latency,
+                               auto_approve=auto_approve, redirect_urls=registered, pkce=pkce)  # fmt: skip
+    except ValueError as exc:
+        raise UsageError(
+            "invalid_redirect_url",
+            f"Slack's app settings would refuse this Redirect URL: {exc}",
+            "Use https://localhost:PORT/PATH, or add --pkce for an http://127.0.0.1 (PKCE) app.",
+        ) from None
+    try:
+        sandbox.start()
     except OSError as exc:
         raise CxError(
             "sandbox_bind_failed",
@@ -144,6 +178,9 @@ def serve(
             + ("  (auto-approve: Allow is pressed for you)" if auto_approve else "")
         )
         say(f"  Admin API:  {sandbox.url}/_sandbox/ (lists its routes; see `cxslack sandbox serve --help`)")
+        say(
+            f"  Redirect URLs registered in the app{' (PKCE enabled)' if pkce else ''}: {', '.join(registered)}"
+        )
         say("Point cxslack at it:")
         say(f"export CXSLACK_SLACK_API_URL={sandbox.api_url}")
         say(f"export CXSLACK_SLACK_AUTHORIZE_URL={sandbox.authorize_url}")
@@ -167,13 +204,15 @@ def serve(
         say(
             f"export CXSLACK_SLACK_APP_TOKEN=$(curl -s -X POST {sandbox.url}/_sandbox/app-token | {read_token})"
         )
-        callback = "http://127.0.0.1:8976/slack/oauth/callback"
+        flag = "" if registered[0] == DEFAULT_REDIRECT_URI else f" --redirect-uri {registered[0]}"
         if auto_approve:
             say("Install the app: every authorize request is approved at once; open the URL that")
-            say(f"`cxslack integrations authorize NAME --redirect-uri {callback} --no-browser` prints")
-            say("in any browser, or fetch it with `curl -sL URL`.")
+            say(f"`cxslack integrations authorize NAME{flag} --no-browser` prints")
+            say(
+                "in any browser, or fetch it with `curl -skL URL` (-k: cxslack's self-signed localhost certificate)."
+            )
         else:
-            say(f"Install the app: `cxslack integrations authorize NAME --redirect-uri {callback}`, then")
+            say(f"Install the app: `cxslack integrations authorize NAME{flag}`, then")
             say("press Allow on the page it opens (or restart with --auto-approve for no click).")
         say("Press Ctrl-C to stop.")
         stop.wait()
@@ -182,6 +221,27 @@ def serve(
             signal.signal(sig, handler)
         sandbox.stop()
     say("Sandbox stopped.")
+
+
+def _default_redirect_urls(pkce: bool) -> list[str]:
+    """What a Slack app set up for cxslack has registered: the default redirect URI and the one
+    `cxslack app configure --redirect-uri` stored (when Slack's settings would take it)."""
+    from cxslack.oauth.redirect import DEFAULT_REDIRECT_URI
+    from cxslack.sandbox.redirects import registration_problem
+    from cxslack.store import Store
+
+    urls = [DEFAULT_REDIRECT_URI]
+    try:
+        configured = Store().read_config().get("app", {}).get("redirect_uri")
+    except CxError:  # an unreadable config is `cxslack config`'s business, not the sandbox's
+        configured = None
+    if isinstance(configured, str) and configured not in urls:
+        if registration_problem(configured, pkce=pkce) is None:
+            urls.append(configured)
+        else:
+            say(f"Not registering the configured app.redirect_uri {configured}: Slack would refuse it "
+                f"for an app {'with' if pkce else 'without'} PKCE.")  # fmt: skip
+    return urls
 
 
 @app.command("demo")

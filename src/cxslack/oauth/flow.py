@@ -207,11 +207,12 @@ def _oauth_call(app: AppCredentials, integration: str | None = None, **params: A
         body, _ = access.call("oauth.v2.access", auth=auth, **params)
     except SlackError as exc:
         if exc.code == "bad_redirect_uri":
+            from cxslack.oauth.loopback import unregistered_redirect_hint
+
             raise AuthError(
                 "bad_redirect_uri",
                 f"Slack refused the redirect URI {params.get('redirect_uri')}",
-                f"Register exactly {params.get('redirect_uri')} under OAuth & Permissions → Redirect URLs in the "
-                "Slack app, or pass the registered one with --redirect-uri.",
+                unregistered_redirect_hint(str(params.get("redirect_uri"))),
             ) from None
         message, hint = OAUTH_ERROR_HINTS.get(exc.code, (exc.message, exc.hint))
         hint = hint and hint.replace("{integration}", quote(integration) if integration else "NAME")

@@ -168,7 +168,8 @@ class LoopbackCallback:
             "callback_timeout",
             f"no OAuth callback arrived on {self.redirect_uri} within {timeout:g} s",
             "Finish in the browser sooner or allow more time with --timeout; on a machine whose browser "
-            "cannot reach this one, use --paste and paste the final URL from the browser's address bar.",
+            "cannot reach this one, use --paste and paste the final URL from the browser's address bar. "
+            + unregistered_redirect_hint(self.redirect_uri),
         )
 
     def finish(self, error: CxError | None) -> None:
@@ -194,6 +195,16 @@ class LoopbackCallback:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def unregistered_redirect_hint(redirect_uri: str) -> str:
+    """What to do when Slack refused the redirect URI (it then shows its own error page and never
+    comes back): Slack sends codes only to a Redirect URL registered in the app, matched exactly."""
+    return (
+        f"If Slack said the redirect_uri did not match any configured URIs, register {redirect_uri} "
+        "exactly (scheme, port and path) as a Redirect URL in your Slack app's OAuth & Permissions "
+        "settings, or pass a registered one with --redirect-uri."
+    )
 
 
 def _bind_error(target: RedirectTarget, exc: OSError) -> CxError:

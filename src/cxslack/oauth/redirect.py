@@ -24,7 +24,7 @@ DEFAULT_REDIRECT_URI = f"https://localhost:{DEFAULT_CALLBACK_PORT}{DEFAULT_CALLB
 # host as written in the URI → the IP literal to bind; never a name lookup, never a wildcard
 _HINT = (
     f"Use https://localhost:PORT/PATH (the default is {DEFAULT_REDIRECT_URI}), or http://127.0.0.1:PORT/PATH "
-    "for PKCE apps and sandboxes, and register the same URL under Redirect URLs in the Slack app."
+    "for PKCE apps, and register the same URL under Redirect URLs in the Slack app's OAuth settings."
 )
 
 
@@ -74,7 +74,7 @@ def parse_redirect_uri(uri: str, *, pkce: bool) -> RedirectTarget:
         raise invalid("it is not a valid URL (bad host or port)") from None
     scheme, host = parts.scheme, parts.hostname or ""
     if scheme not in ("https", "http"):
-        raise invalid("the scheme must be https (or http for PKCE apps and sandboxes)")
+        raise invalid("the scheme must be https (or http for PKCE apps)")
     if "@" in parts.netloc:
         raise invalid("it cannot carry a user name or password")
     if "#" in uri:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, fields, replace
 from typing import TYPE_CHECKING, Any
 
+from cxslack.sandbox import redirects
 from cxslack.sandbox.traffic import Fault, TrafficSettings
 from cxslack.sandbox.wire import ADMIN_PREFIX, AdminError, Body, Router, json_route, text_field
 from cxslack.sandbox.workspace import AccessLogin, AppSettings, Channel, Message, User, channel_id_for
@@ -40,6 +41,8 @@ class AdminApi:
             ("POST", "faults", self.faults),
             ("GET", "settings", lambda body: {"settings": self.current_settings()}),
             ("POST", "settings", self.settings),
+            ("GET", "redirect-urls", lambda body: self.app_oauth_settings()),
+            ("POST", "redirect-urls", self.redirect_urls),
             ("POST", "access-logs", self.access_logs),
             ("GET", "calls", lambda body: self.sandbox.traffic.snapshot()),
             ("POST", "tokens", self.tokens),
@@ -175,7 +178,7 @@ class AdminApi:
         return {**asdict(self.ws.settings), **asdict(self.sandbox.traffic.settings)}
 
     def settings(self, body: Body) -> Body:
-        """Change app settings (rotation, PKCE, declined scopes, plan) and traffic settings at once."""
+        """Change app settings (rotation, PKCE, Redirect URLs, declined scopes, plan) and traffic settings at once."""
         app_keys = {f.name for f in fields(AppSettings)}
         traffic_keys = {f.name for f in fields(TrafficSettings)}
         unknown = set(body) - app_keys - traffic_keys
@@ -191,6 +194,9 @@ class AdminApi:
         )
         if app.expires_in < 1:
             raise AdminError(400, "invalid_setting", "expires_in must be at least 1 second")
+        problem = redirects.registration_error(app.redirect_urls, pkce=app.pkce_enabled)
+        if problem:
+            raise AdminError(400, "invalid_redirect_url", problem)
         try:
             self.sandbox.traffic.configure(traffic)
         except ValueError as exc:
@@ -198,6 +204,35 @@ class AdminApi:
         with self.ws.lock:
             self.ws.settings = app
         return {"settings": self.current_settings()}
+
+    def app_oauth_settings(self) -> Body:
+        with self.ws.lock:
+            return {
+                "redirect_urls": list(self.ws.settings.redirect_urls),
+                "pkce_enabled": self.ws.settings.pkce_enabled,
+            }
+
+    def redirect_urls(self, body: Body) -> Body:
+        """The app's Redirect URLs, as OAuth & Permissions holds them: `{"redirect_urls": [...]}`
+        replaces the list, `{"add": URL}` adds one; `pkce_enabled` may change along with them.
+        Refused as Slack's settings page refuses them (redirects.py)."""
+        unknown = set(body) - {"redirect_urls", "add", "pkce_enabled"}
+        if unknown or not body:
+            raise AdminError(
+                400, "invalid_arguments", "send redirect_urls [URL…] or add URL (and pkce_enabled)"
+            )
+        pkce = body.get("pkce_enabled", self.ws.settings.pkce_enabled)
+        if not isinstance(pkce, bool):
+            raise AdminError(400, "invalid_arguments", "pkce_enabled must be a boolean")
+        with self.ws.lock:
+            urls = body.get("redirect_urls", list(self.ws.settings.redirect_urls))
+            if "add" in body:
+                urls = [*urls, body["add"]] if isinstance(urls, list) and body["add"] not in urls else urls
+            problem = redirects.registration_error(urls, pkce=pkce)
+            if problem:
+                raise AdminError(400, "invalid_redirect_url", problem)
+            self.ws.settings = replace(self.ws.settings, redirect_urls=list(urls), pkce_enabled=pkce)
+        return self.app_oauth_settings()
 
     def tokens(self, body: Body) -> Body:
         """The test shortcut around the browser: an oauth.v2.access answer for these scopes."""

@@ -5,14 +5,17 @@ GET shows the requested scopes and a form; POST with `decision=allow` redirects 
 With the app setting `auto_approve` (`sandbox serve --auto-approve`) the GET itself answers as if
 Allow had been pressed, so a browser (or `curl -I`) lands on the callback at once.
 Every value echoed into the page is HTML-escaped: the query string is attacker-controlled.
+The `redirect_uri` must be one of the app's registered Redirect URLs, exactly (redirects.py holds
+those rules and their sources); an unregistered one gets an error page, never a redirect.
 """
 
 from __future__ import annotations
 
 import re
 from html import escape
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
+from cxslack.sandbox import redirects
 from cxslack.sandbox.wire import Request, Response
 from cxslack.sandbox.workspace import APP_NAME, CLIENT_ID, TEAM_NAME, Workspace
 
@@ -40,26 +43,21 @@ _HEADERS = {
 # exchanged through openid.connect.token, not part of the v2 install flow
 # (docs.slack.dev/authentication/sign-in-with-slack).
 OIDC_SCOPES = frozenset({"openid", "email", "profile"})
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def scope_list(value: str) -> list[str]:
     return [s for s in re.split(r"[,\s]+", value) if s]
 
 
-def is_desktop_redirect(uri: str) -> bool:
-    """A localhost or custom-scheme redirect: what Slack calls a desktop redirect."""
-    parts = urlsplit(uri)
-    return parts.scheme not in ("http", "https") or (parts.hostname or "") in LOOPBACK_HOSTS
-
-
-def _problem(params: dict[str, str]) -> str | None:
+def _problem(ws: Workspace, params: dict[str, str]) -> str | None:
     """Why this authorize request cannot be shown or granted, if it cannot."""
     if params.get("client_id") != CLIENT_ID:
         return "Unknown client_id: no app with this id is installed in the sandbox."
-    redirect = urlsplit(params.get("redirect_uri", ""))
-    if redirect.scheme not in ("http", "https") or not redirect.netloc:
-        return "redirect_uri must be an absolute http(s) URL."
+    with ws.lock:
+        registered, pkce_enabled = list(ws.settings.redirect_urls), ws.settings.pkce_enabled
+    target, problem = redirects.resolve(params.get("redirect_uri"), registered)
+    if problem or target is None:
+        return problem or redirects.UNREGISTERED
     bot, user = scope_list(params.get("scope", "")), scope_list(params.get("user_scope", ""))
     if not bot and not user:
         return "No scopes were requested (scope or user_scope)."
@@ -71,11 +69,19 @@ def _problem(params: dict[str, str]) -> str | None:
         )
     if params.get("code_challenge") and params.get("code_challenge_method") != "S256":
         return "code_challenge_method must be S256."
-    if params.get("code_challenge") and bot and is_desktop_redirect(redirect.geturl()):
+    if bot and redirects.is_desktop_redirect(target) and (params.get("code_challenge") or pkce_enabled):
         # docs.slack.dev/authentication/using-pkce: "Desktop redirects are not allowed to request
-        # bot scopes" (custom URI schemes and localhost redirects of PKCE flows)
+        # bot scopes" (custom URI schemes and localhost redirects of PKCE flows and PKCE apps)
         return "Desktop redirects (localhost or a custom URI scheme) cannot request bot scopes with PKCE."
     return None
+
+
+def _redirect_target(ws: Workspace, params: dict[str, str]) -> str:
+    """Where the browser goes back to: the redirect_uri sent, or the app's configured one."""
+    with ws.lock:
+        target, _ = redirects.resolve(params.get("redirect_uri"), list(ws.settings.redirect_urls))
+    assert target is not None  # _problem() said it resolves
+    return target
 
 
 def _page(title: str, body: str) -> str:
@@ -96,7 +102,7 @@ def _scope_items(scopes: list[str]) -> str:
 
 def show(ws: Workspace, request: Request) -> Response:
     params = request.query_params()
-    problem = _problem(params)
+    problem = _problem(ws, params)
     if problem:
         return _error_page(problem)
     with ws.lock:
@@ -112,7 +118,7 @@ def show(ws: Workspace, request: Request) -> Response:
         f"<h1>{escape(APP_NAME)} is requesting permission to access the {escape(TEAM_NAME)} Slack workspace</h1>\n"
         f"<h2>Bot scopes</h2>\n<ul>{_scope_items(scope_list(params.get('scope', '')))}</ul>\n"
         f"<h2>User scopes</h2>\n<ul>{_scope_items(scope_list(params.get('user_scope', '')))}</ul>\n"
-        f"<p>After you decide, the browser returns to <code>{escape(params['redirect_uri'])}</code>.</p>\n"
+        f"<p>After you decide, the browser returns to <code>{escape(_redirect_target(ws, params))}</code>.</p>\n"
         f"<form method=post action={PATH}>\n{hidden}\n"
         "<button type=submit name=decision value=allow id=allow>Allow</button>\n"
         "<button type=submit name=decision value=deny id=deny>Deny</button>\n"
@@ -124,20 +130,22 @@ def show(ws: Workspace, request: Request) -> Response:
 def decide(ws: Workspace, request: Request) -> Response:
     """The person's click: a one-time code for Allow, access_denied for Deny."""
     params = {k: str(v) for k, v in request.params().items()}
-    problem = _problem(params)
+    problem = _problem(ws, params)
     if problem:
         return _error_page(problem)
     return _grant(ws, params, params.get("decision"))
 
 
 def _grant(ws: Workspace, params: dict[str, str], decision: str | None) -> Response:
+    redirect_uri = _redirect_target(ws, params)
     if decision == "allow":
         with ws.lock:
             code = ws.create_code(
                 scope_list(params.get("scope", "")),
                 scope_list(params.get("user_scope", "")),
-                params["redirect_uri"],
+                redirect_uri,
                 params.get("code_challenge") or None,
+                sent_redirect_uri=bool(params.get("redirect_uri")),
             )
         outcome = {"code": code}
     elif decision == "deny":
@@ -146,7 +154,6 @@ def _grant(ws: Workspace, params: dict[str, str], decision: str | None) -> Respo
         return _error_page("decision must be allow or deny.")
     if "state" in params:
         outcome["state"] = params["state"]
-    redirect_uri = params["redirect_uri"]
     return Response.redirect(redirect_uri + ("&" if "?" in redirect_uri else "?") + urlencode(outcome))
 
 

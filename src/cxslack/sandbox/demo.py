@@ -21,7 +21,9 @@ from typing import Any
 from cxslack.sandbox.case_actions import CORALOGIX_TEAM_ID
 from cxslack.sandbox.server import SlackSandbox
 
-REDIRECT = "http://127.0.0.1:0/slack/oauth/callback"
+# cxslack's https loopback callback on a free port (the Slack app is a confidential client, so
+# http would be refused); the scripted browser registers it in the app's Redirect URLs once known.
+REDIRECT = "https://localhost:0/slack/oauth/callback"
 CASES_OVERRIDE = 'cases={% if _context.entityLabels["team"][0] == "db" %}db-cases{% else %}cases{% endif %}'
 
 
@@ -190,21 +192,35 @@ def steps() -> list[Step]:
     ]  # fmt: skip
 
 
-def _browser(proc: subprocess.Popen[str], transcript: list[str]) -> None:
-    """Read the command's output; when it shows the authorize URL, press Allow and land on the callback."""
-    import httpx
+def _browser(sandbox: SlackSandbox, home: Path) -> Callable[[subprocess.Popen[str], list[str]], None]:
+    """Read the command's output; when it shows the authorize URL, register its callback (a free
+    port, known only now) as a Redirect URL of the sandbox's app, as its admin would, then press
+    Allow and land on the callback, trusting cxslack's own localhost certificate."""
 
-    from cxslack.sandbox.authorize import press
+    def drive(proc: subprocess.Popen[str], transcript: list[str]) -> None:
+        import ssl
 
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        transcript.append(line)
-        if line.startswith(("http://", "https://")):
-            transcript.append("  [browser] opened the authorize page and selected Allow\n")
-            try:
-                httpx.get(press(line.strip()), timeout=30)
-            except (httpx.HTTPError, RuntimeError) as exc:
-                transcript.append(f"  [browser] failed: {exc}\n")
+        import httpx
+
+        from cxslack.oauth.tls import CERT_FILE
+        from cxslack.sandbox.authorize import press
+
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            transcript.append(line)
+            if line.startswith(("http://", "https://")):
+                url = line.strip()
+                callback = httpx.URL(url).params.get("redirect_uri", "")
+                transcript.append(f"  [slack app settings] {callback} added to the app's Redirect URLs\n")
+                transcript.append("  [browser] opened the authorize page and selected Allow\n")
+                try:
+                    sandbox.register_redirect_url(callback)
+                    trust = ssl.create_default_context(cafile=str(home / "state" / "tls" / CERT_FILE))
+                    httpx.get(press(url), timeout=30, verify=trust)
+                except (httpx.HTTPError, RuntimeError, ValueError, OSError) as exc:
+                    transcript.append(f"  [browser] failed: {exc}\n")
+
+    return drive
 
 
 def _clicker(sandbox: SlackSandbox, action_id: str) -> Callable[[subprocess.Popen[str], list[str]], None]:
@@ -249,7 +265,13 @@ def _run(step: Step, env: dict[str, str], sandbox: SlackSandbox) -> tuple[int, s
     order it was written (a piped stdout would otherwise be flushed after stderr)."""
     command = [sys.executable, "-m", "cxslack", *step.args]
     env = {**env, "PYTHONUNBUFFERED": "1"}
-    driver = _clicker(sandbox, step.click) if step.click else _browser if step.approve else None
+    driver = (
+        _clicker(sandbox, step.click)
+        if step.click
+        else _browser(sandbox, Path(env["CXSLACK_HOME"]))
+        if step.approve
+        else None
+    )
     if driver is None:
         done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               timeout=300)  # fmt: skip

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from cxslack.redact import redact
-from cxslack.sandbox import authorize, slack_api
+from cxslack.sandbox import authorize, redirects, slack_api
 from cxslack.sandbox.admin import AdminApi
 from cxslack.sandbox.alerts import AlertsApi
 from cxslack.sandbox.case_actions import CaseActionsApi
@@ -44,11 +44,20 @@ class SlackSandbox:
     """The emulator: a Workspace, its Web API, the authorize page and the admin API on one port."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, rate_limits: bool = True,
-                 latency: float = 0.0, auto_approve: bool = False):  # fmt: skip
+                 latency: float = 0.0, auto_approve: bool = False, redirect_urls: list[str] | None = None,
+                 pkce: bool = False):  # fmt: skip
+        """`redirect_urls`: the app's registered Redirect URLs (default: cxslack's default redirect
+        URI); `pkce`: the app is a PKCE public client. ValueError when Slack would refuse them."""
         self.host = host.strip("[]")
         self.port = port
         self.clock = Clock()
-        self.workspace = Workspace(self.clock, AppSettings(auto_approve=auto_approve))
+        app = AppSettings(auto_approve=auto_approve, pkce_enabled=pkce)
+        if redirect_urls is not None:
+            app.redirect_urls = list(redirect_urls)
+        problem = redirects.registration_error(app.redirect_urls, pkce=pkce)
+        if problem:
+            raise ValueError(problem)
+        self.workspace = Workspace(self.clock, app)
         self._default_traffic = TrafficSettings(rate_limits=rate_limits, latency=latency)
         self.traffic = Traffic(self.clock, replace(self._default_traffic))
         self.router = Router()
@@ -147,6 +156,16 @@ class SlackSandbox:
         with self.workspace.lock:
             installation = self.workspace.install(bot, tuple(user_scopes or ()))
             return slack_api.installation_response(self.workspace, installation)
+
+    def register_redirect_url(self, url: str) -> None:
+        """Add a Redirect URL to the app's settings, as its admin would (`POST /_sandbox/redirect-urls`)."""
+        with self.workspace.lock:
+            settings = self.workspace.settings
+            problem = redirects.registration_problem(url, pkce=settings.pkce_enabled)
+            if problem:
+                raise ValueError(problem)
+            if url not in settings.redirect_urls:
+                settings.redirect_urls = [*settings.redirect_urls, url]
 
     # -- the Web API route ------------------------------------------------------------------
     def _api(self, request: Request) -> Response:

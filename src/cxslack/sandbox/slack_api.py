@@ -327,13 +327,15 @@ def _check_client(ws: Workspace, params: Params) -> bool:
     """Authenticate the app; True for a public (PKCE, secret-less) client."""
     if params.get("client_id") != CLIENT_ID:
         raise SlackError("invalid_client_id")
+    if params.get("code_verifier") and not ws.settings.pkce_enabled:
+        raise SlackError("pkce_not_allowed")  # PKCE arguments to an app without PKCE (redirects.py)
     secret = params.get("client_secret")
     if secret:
         if not hmac.compare_digest(str(secret), CLIENT_SECRET):
             raise SlackError("bad_client_secret")
         return False
     if not ws.settings.pkce_enabled:
-        raise SlackError("pkce_not_allowed" if params.get("code_verifier") else "bad_client_secret")
+        raise SlackError("bad_client_secret")
     return True
 
 
@@ -391,7 +393,9 @@ def oauth_v2_access(ws: Workspace, params: Params) -> dict[str, Any]:
         raise SlackError("invalid_code")
     if code.used:
         raise SlackError("code_already_used")
-    if params.get("redirect_uri") != code.redirect_uri:
+    # "must match the originally submitted URI (if one was sent)" (redirects.py)
+    sent = params.get("redirect_uri")
+    if (sent or code.sent_redirect_uri) and sent != code.redirect_uri:
         raise SlackError("bad_redirect_uri")
     if code.code_challenge or public_client:
         verifier = str(params.get("code_verifier") or "")

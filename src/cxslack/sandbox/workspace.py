@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from cxslack.sandbox.redirects import DEFAULT_REDIRECT_URLS
+
 TEAM_ID = "T0SANDBOX"
 TEAM_NAME = "Sandbox Workspace"
 TEAM_DOMAIN = "sandbox-workspace"
@@ -217,7 +219,8 @@ class RefreshGrant:
 class AuthCode:
     scopes: tuple[str, ...]
     user_scopes: tuple[str, ...]
-    redirect_uri: str
+    redirect_uri: str  # where the browser was sent with this code
+    sent_redirect_uri: bool  # whether authorize was sent it (oauth.v2.access must then repeat it)
     code_challenge: str | None
     issued_at: float
     used: bool = False
@@ -237,7 +240,9 @@ class AppSettings:
     token_rotation: bool = False
     expires_in: int = DEFAULT_EXPIRES_IN
     decline_scopes: list[str] = field(default_factory=list)  # granted to nobody, whatever is requested
-    pkce_enabled: bool = False
+    pkce_enabled: bool = False  # a public client (redirects.py: what that allows and forbids)
+    # OAuth & Permissions → Redirect URLs: authorize sends a code only to one of these (redirects.py)
+    redirect_urls: list[str] = field(default_factory=lambda: list(DEFAULT_REDIRECT_URLS))
     paid: bool = True  # team.accessLogs needs a paid plan
     # The person at the authorize page always presses Allow: the page redirects at once with a code
     # (`sandbox serve --auto-approve`), so `integrations authorize` completes without a browser click.
@@ -312,7 +317,9 @@ class Workspace:
     def reset(self) -> None:
         with self.lock:
             self.settings = replace(
-                self.default_settings, decline_scopes=list(self.default_settings.decline_scopes)
+                self.default_settings,
+                decline_scopes=list(self.default_settings.decline_scopes),
+                redirect_urls=list(self.default_settings.redirect_urls),
             )
             self.users: dict[str, User] = {u.id: replace(u) for u in _SEED_USERS}
             self.channels: dict[str, Channel] = {}
@@ -468,7 +475,13 @@ class Workspace:
 
     # -- OAuth codes ------------------------------------------------------------------------
     def create_code(
-        self, scopes: list[str], user_scopes: list[str], redirect_uri: str, code_challenge: str | None
+        self,
+        scopes: list[str],
+        user_scopes: list[str],
+        redirect_uri: str,
+        code_challenge: str | None,
+        *,
+        sent_redirect_uri: bool = True,
     ) -> str:
         declined = set(self.settings.decline_scopes)
         code = f"{int(self.clock.time())}.{secrets.token_hex(16)}"
@@ -476,6 +489,7 @@ class Workspace:
             scopes=tuple(s for s in scopes if s not in declined),
             user_scopes=tuple(s for s in user_scopes if s not in declined),
             redirect_uri=redirect_uri,
+            sent_redirect_uri=sent_redirect_uri,
             code_challenge=code_challenge,
             issued_at=self.clock.time(),
         )
