@@ -98,7 +98,8 @@ def serve(
          (kind: status, ratelimit, latency, drop, late, lost;
          {"clear": true} clears)
     GET|POST /_sandbox/settings          app and traffic settings: token_rotation,
-         pkce_enabled, redirect_urls, decline_scopes, paid, auto_approve, rate_limits, ...
+         pkce_enabled, redirect_urls, decline_scopes, paid, auto_approve,
+         rate_limits, ...
     GET|POST /_sandbox/redirect-urls {redirect_urls | add, pkce_enabled?}   the
          app's Redirect URLs: replace the list or add one
     POST /_sandbox/tokens {scopes,user_scopes}   install without the browser
