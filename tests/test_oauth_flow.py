@@ -199,6 +199,24 @@ def test_non_loopback_redirect_is_a_usage_error(cli: Cli, sandbox: SlackSandbox,
     assert run.json()["error"]["code"] == "invalid_redirect_uri"
 
 
+def test_plain_http_redirect_without_pkce_is_refused_before_anything(cli: Cli, sandbox: SlackSandbox) -> None:
+    # Slack registers a plain http Redirect URL only for PKCE apps: the browser could never come back.
+    add_integration(cli, "Payments")
+    uri = "http://127.0.0.1:8976/cb"
+    run = cli(
+        "integrations", "authorize", "Payments", "--redirect-uri", uri, "--no-browser", "-o", "json",
+        env=sandbox_env(sandbox),
+    )  # fmt: skip
+    assert run.exit_code == 2
+    error = run.json()["error"]
+    assert error["code"] == "invalid_redirect_uri" and "PKCE" in error["message"]
+    assert "--pkce" in error["hint"] and "oauth/v2/authorize" not in run.stderr
+    configured = cli(
+        "app", "configure", "--client-id", "1.2", "--redirect-uri", uri, env=sandbox_env(sandbox)
+    )
+    assert configured.exit_code == 2 and "PKCE" in configured.stderr
+
+
 def test_paste_mode_for_a_browser_on_another_machine(cli: Cli, sandbox: SlackSandbox) -> None:
     add_integration(cli, "Payments")
     flow = start(
@@ -303,7 +321,7 @@ def test_port_in_use_exits_1_naming_port_and_flag(cli: Cli, sandbox: SlackSandbo
         busy.listen()
         port = busy.getsockname()[1]
         run = cli(
-            "integrations", "authorize", "Payments", "--redirect-uri", f"http://127.0.0.1:{port}/cb", "--no-browser",
+            "integrations", "authorize", "Payments", "--redirect-uri", f"https://127.0.0.1:{port}/cb", "--no-browser",
             env=sandbox_env(sandbox),
         )  # fmt: skip
     assert run.exit_code == 1

@@ -47,7 +47,7 @@ needs_ipv6 = pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopba
 
 
 def http_listener(path: str = CALLBACK) -> LoopbackCallback:
-    return LoopbackCallback(parse_redirect_uri(f"http://127.0.0.1:0{path}", pkce=False), expected_state=STATE)
+    return LoopbackCallback(parse_redirect_uri(f"http://127.0.0.1:0{path}", pkce=True), expected_state=STATE)
 
 
 def callback_url(listener: LoopbackCallback, **params: str) -> str:
@@ -257,7 +257,7 @@ def test_ctrl_c_while_waiting_closes_the_socket() -> None:
 
 def test_a_busy_port_is_reported_with_the_flag_to_change_it() -> None:
     with http_listener() as first:
-        target = parse_redirect_uri(f"http://127.0.0.1:{first.port}{CALLBACK}", pkce=False)
+        target = parse_redirect_uri(f"http://127.0.0.1:{first.port}{CALLBACK}", pkce=True)
         with pytest.raises(CxError) as caught:
             LoopbackCallback(target, expected_state=STATE)
     assert caught.value.code == "port_in_use"
@@ -343,7 +343,7 @@ def test_pasted_url_gets_the_same_checks_as_the_listener(query: str, code: str) 
         ("https://127.0.0.1:9000/cb", False, "https", "127.0.0.1", 9000, "/cb"),
         ("https://[::1]:9000/cb", False, "https", "::1", 9000, "/cb"),
         ("https://LocalHost:9000", False, "https", "127.0.0.1", 9000, "/"),
-        ("http://127.0.0.1:8976/cb", False, "http", "127.0.0.1", 8976, "/cb"),
+        ("http://127.0.0.1:8976/cb", True, "http", "127.0.0.1", 8976, "/cb"),
         ("http://[::1]:8976/cb", True, "http", "::1", 8976, "/cb"),
         ("http://localhost:8976/cb", True, "http", "127.0.0.1", 8976, "/cb"),
     ],
@@ -372,6 +372,8 @@ def test_loopback_redirect_uris_are_accepted(
         ("https://localhost.evil.example:8976/cb", False, "host must be"),
         ("http://example.com:8976/cb", True, "host must be"),
         ("http://localhost:8976/cb", False, "PKCE"),
+        ("http://127.0.0.1:8976/cb", False, "PKCE"),
+        ("http://[::1]:8976/cb", False, "PKCE"),
         ("ftp://localhost:8976/cb", False, "scheme"),
         ("localhost:8976/cb", False, "scheme"),
         ("https://user:hunter2@localhost:8976/cb", False, "user name or password"),

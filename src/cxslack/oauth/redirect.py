@@ -24,7 +24,7 @@ DEFAULT_REDIRECT_URI = f"https://localhost:{DEFAULT_CALLBACK_PORT}{DEFAULT_CALLB
 # host as written in the URI → the IP literal to bind; never a name lookup, never a wildcard
 _HINT = (
     f"Use https://localhost:PORT/PATH (the default is {DEFAULT_REDIRECT_URI}), or http://127.0.0.1:PORT/PATH "
-    "for PKCE apps, and register the same URL under Redirect URLs in the Slack app's OAuth settings."
+    "with --pkce for PKCE apps, and register the same URL under Redirect URLs in the Slack app's OAuth settings."
 )
 
 
@@ -81,8 +81,11 @@ def parse_redirect_uri(uri: str, *, pkce: bool) -> RedirectTarget:
         raise invalid("it cannot have a #fragment")
     if host not in LOOPBACK_BIND:
         raise invalid("the host must be localhost, 127.0.0.1 or [::1]: cxslack listens on this machine only")
-    if scheme == "http" and host == "localhost" and not pkce:
-        raise invalid("plain http on localhost is for PKCE apps (--pkce); use http://127.0.0.1:PORT/…")
+    if scheme == "http" and not pkce:
+        # Slack's app settings refuse a plain http Redirect URL unless the app has PKCE turned on
+        # (a public client), so the browser could never come back to it (reference: slack-api.md,
+        # "Redirect URL rules"; docs.slack.dev/authentication/using-pkce).
+        raise invalid("Slack accepts a plain http redirect URL only for PKCE apps (--pkce); use https")
     if port is None:
         raise invalid("the port must be explicit: Slack matches the registered redirect URL exactly")
     return RedirectTarget(
