@@ -39,7 +39,7 @@ def test_without_a_terminal_it_behaves_as_no_browser_and_says_so(
     opened = f"{tmp_path}/browser-opened"
     env = {**sandbox_env(sandbox), "CI": "", "BROWSER": f"touch {opened} %s"}
     run = run_process("integrations", "authorize", "Payments", "--redirect-uri",
-                      "http://127.0.0.1:0/slack/oauth/callback", "--timeout", "0.5", env=env)  # fmt: skip
+                      "https://127.0.0.1:0/slack/oauth/callback", "--timeout", "0.5", env=env)  # fmt: skip
     assert run.exit_code == 4  # the callback timeout, after saying how it runs
     assert "No terminal: not opening a browser (as with --no-browser)" in run.stderr
     assert not os.path.exists(opened)
