@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +21,12 @@ from typer.testing import CliRunner
 from cxslack.cli.app import app
 from tests.postgres_fixture import pg_url, postgres  # noqa: F401  (a throwaway PostgreSQL, for every module)
 from tests.sandbox_fixture import sandbox  # noqa: F401  (the `sandbox` fixture, for every test module)
+
+# A suite started as a background job of a non-interactive shell (`bash -c '… &'`, some CI runners)
+# inherits SIGINT ignored, and so would every cxslack the tests start: the Ctrl-C tests could never
+# pass. Take Python's default back, as an interactive terminal has it (exec gives children SIG_DFL).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ENV_TO_CLEAR = (
     "CXSLACK_OUTPUT", "CXSLACK_SLACK_API_URL", "CXSLACK_SLACK_AUTHORIZE_URL", "CXSLACK_SLACK_CLIENT_ID",
