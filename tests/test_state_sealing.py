@@ -24,8 +24,8 @@ NEVER = lambda: False  # noqa: E731  (head's `interrupted`)
 KEY_A = "state-key-A-0123456789abcdefghijklmnop"
 KEY_B = "state-key-B-0123456789abcdefghijklmnop"
 KEY_C = "state-key-C-0123456789abcdefghijklmnop"
-BOT = "xoxe.xoxb-1-SEALEDBOTTOKEN0123456789"
-BOT_REFRESH = "xoxe-1-SEALEDREFRESH0123456789abcdef"
+BOT = "xoxe.xoxb-sealed-bot-token-0123456789"
+BOT_REFRESH = "xoxe-sealed-refresh-0123456789abcdef"
 VERIFICATION = "legacy-verification-token-QwErTy"
 RESPONSE_URL = "https://hooks.slack.com/actions/T0SEAL/1234567890/rEsPoNsEuRlSeCrEt"
 TRIGGER = "1234567890.111.triggerSEALED"
@@ -81,7 +81,7 @@ def keep_locally(integration_id: str, secrets: Any) -> None:
         write_secrets(docs, integration_id, secrets)
 
 
-LOCAL = ("xoxe.xoxb-1-LOCALTOKEN00000000000", "xoxe-1-LOCALREFRESH000000000")
+LOCAL = ("xoxe.xoxb-local-token-00000000000", "xoxe-local-refresh-000000000")
 
 
 def sealed_with(key: str, monkeypatch: pytest.MonkeyPatch, url: str, *clicks: int) -> None:
@@ -120,7 +120,7 @@ def test_tokens_envelopes_and_dead_letters_are_stored_encrypted(
 ) -> None:
     monkeypatch.setenv("CXSLACK_STATE_KEY", KEY_A)
     keep_locally(
-        "int-1", rotating("xoxe.xoxb-1-OLDERLOCALTOKEN000000", "xoxe-1-OLDERLOCALREFRESH00000", 3000)
+        "int-1", rotating("xoxe.xoxb-older-local-token-000000", "xoxe-older-local-refresh-00000", 3000)
     )
     with use_state_url(pg_url):
         state = open_state(Store())
