@@ -24,12 +24,12 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from cxslack.hosts import LOOPBACK_BIND
 from cxslack.oauth.redirect import DEFAULT_REDIRECT_URI
 
 # What a new sandbox app has registered: cxslack's own documented default redirect, so
 # `cxslack integrations authorize NAME` works against `cxslack sandbox serve` out of the box.
 DEFAULT_REDIRECT_URLS = (DEFAULT_REDIRECT_URI,)
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 UNREGISTERED = "redirect_uri did not match any configured URIs."
 
 
@@ -54,7 +54,7 @@ def registration_problem(url: object, *, pkce: bool) -> str | None:
             "(a confidential client); use https://localhost:PORT/PATH, or enable PKCE"
         )
     if parts.scheme == "http":
-        if (parts.hostname or "") not in LOOPBACK_HOSTS:
+        if (parts.hostname or "") not in LOOPBACK_BIND:
             return f"{url}: plain http is only for localhost, 127.0.0.1 or [::1] redirects, even with PKCE"
         return None
     return None  # a custom URI scheme (myapp://auth): PKCE apps may use one
@@ -63,7 +63,7 @@ def registration_problem(url: object, *, pkce: bool) -> str | None:
 def is_desktop_redirect(uri: str) -> bool:
     """A localhost or custom-scheme redirect: what Slack calls a desktop redirect."""
     parts = urlsplit(uri)
-    return parts.scheme not in ("http", "https") or (parts.hostname or "") in LOOPBACK_HOSTS
+    return parts.scheme not in ("http", "https") or (parts.hostname or "") in LOOPBACK_BIND
 
 
 def registration_error(urls: object, *, pkce: bool) -> str | None:
